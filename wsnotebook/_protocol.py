@@ -1,0 +1,485 @@
+"""Sans-I/O core of the wire protocol: messages, batching, backoff, resume, rate and latency.
+
+Nothing here touches a socket or reads the clock by itself: clocks and random number generators
+are injected, so every policy is unit-tested exhaustively and fast.  The server and the client are
+thin asyncio shells around these classes.  The wire protocol is documented in
+``docs/protocol.md``.
+
+Message types (server -> client): ``initial``, ``event``, ``batch``, ``heartbeat``, ``gap``,
+``error``.  Client -> server: ``publish``, ``heartbeat``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError, ProtocolError
+from .events import Event, decode_json, encode_json, json_type, validate_event
+
+Clock = Callable[[], float]
+
+# --------------------------------------------------------------------------- message encoding
+
+MESSAGE_TYPES_FROM_SERVER = ("initial", "event", "batch", "heartbeat", "gap", "error")
+MESSAGE_TYPES_FROM_CLIENT = ("publish", "heartbeat")
+
+#: Close codes used by the server (documented in docs/protocol.md).
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008  # bad token / origin, or a client that keeps sending invalid messages
+CLOSE_TOO_BIG = 1009  # message larger than max_message_bytes
+CLOSE_INTERNAL = 1011
+CLOSE_RESTART = 1012
+CLOSE_TRY_AGAIN = 1013  # slow consumer: its send queue overflowed; resume with ?since=
+RETRYABLE_CLOSE_CODES = frozenset({1001, 1006, 1011, 1012, 1013})
+
+
+def encode_event(event: Event) -> bytes:
+    """Encode one stored event once; the result is reused for every client."""
+    return encode_json(event)
+
+
+def event_message(encoded_event: bytes) -> bytes:
+    """``{"type":"event","data":<event>}`` from an already-encoded event (no re-encoding)."""
+    return b'{"type":"event","data":' + encoded_event + b"}"
+
+
+def batch_message(encoded_events: Sequence[bytes]) -> bytes:
+    """``{"type":"batch","data":[...]}`` from already-encoded events."""
+    return b'{"type":"batch","data":[' + b",".join(encoded_events) + b"]}"
+
+
+def initial_message(
+    encoded_events: Sequence[bytes],
+    *,
+    seq: int | None = None,
+    epoch: str | None = None,
+    reset: bool = False,
+    extended: bool = False,
+) -> bytes:
+    """The ``initial`` snapshot.  Seed clients get exactly ``{"type","data"}``; clients that
+    used an extension (``extended``) also get ``seq`` (last id), ``epoch`` and ``reset``."""
+    head = b'{"type":"initial","data":[' + b",".join(encoded_events) + b"]"
+    if extended:
+        extra = {"seq": seq if seq is not None else 0, "epoch": epoch, "reset": reset}
+        head += b"," + encode_json(extra)[1:-1]
+    return head + b"}"
+
+
+def heartbeat_message(timestamp_ms: float) -> bytes:
+    return encode_json({"type": "heartbeat", "timestamp": int(timestamp_ms)})
+
+
+def gap_message(from_id: int, to_id: int, reason: str, *, epoch: str | None = None) -> bytes:
+    """Events ``from_id..to_id`` (inclusive) cannot be replayed (evicted or new epoch)."""
+    return encode_json(
+        {"type": "gap", "data": {"from_id": from_id, "to_id": to_id, "reason": reason, "epoch": epoch}}
+    )
+
+
+def error_message(message: str, code: str) -> bytes:
+    return encode_json({"type": "error", "data": {"message": message, "code": code}})
+
+
+@dataclass(slots=True)
+class ClientMessage:
+    """A decoded client -> server message."""
+
+    type: str
+    data: Any = None
+
+
+def parse_client_message(raw: bytes | str) -> ClientMessage:
+    """Decode a client message; raise :class:`ProtocolError` with a precise reason."""
+    obj = decode_json(raw)
+    if not isinstance(obj, dict):
+        raise ProtocolError(f"message: expected object, got {json_type(obj)}")
+    kind = obj.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError(f"type: expected string, got {json_type(kind)}")
+    if kind not in MESSAGE_TYPES_FROM_CLIENT:
+        raise ProtocolError(f"type: unknown message type {kind!r} (expected publish or heartbeat)")
+    if kind == "publish" and "data" not in obj:
+        raise ProtocolError("data: missing required field")
+    return ClientMessage(kind, obj.get("data"))
+
+
+@dataclass(slots=True)
+class ServerMessage:
+    """A decoded server -> client message (client side)."""
+
+    type: str
+    events: list[Event] = field(default_factory=list)
+    seq: int | None = None
+    epoch: str | None = None
+    reset: bool = False
+    data: Any = None
+    invalid: int = 0  # events dropped because they failed validation
+
+
+def parse_server_message(raw: bytes | str) -> ServerMessage:
+    """Decode a server message for the client.
+
+    Unknown message types are returned with ``type`` set and no events (the caller counts and
+    ignores them).  Events failing validation are dropped and counted in ``invalid``; they never
+    raise.  Only undecodable JSON or a non-object message raises :class:`ProtocolError`.
+    """
+    obj = decode_json(raw)
+    if not isinstance(obj, dict):
+        raise ProtocolError(f"message: expected object, got {json_type(obj)}")
+    kind = obj.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError(f"type: expected string, got {json_type(kind)}")
+    msg = ServerMessage(kind, data=obj.get("data"))
+    if kind in ("initial", "batch", "event"):
+        data = obj.get("data")
+        items = [data] if kind == "event" else data
+        if not isinstance(items, list):
+            raise ProtocolError(f"data: expected array, got {json_type(items)}")
+        good = []
+        for ev in items:
+            try:
+                good.append(validate_event(ev, require_id=True))
+            except ValueError:
+                msg.invalid += 1
+        msg.events = good
+        if kind == "initial":
+            seq = obj.get("seq")
+            msg.seq = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+            epoch = obj.get("epoch")
+            msg.epoch = epoch if isinstance(epoch, str) else None
+            msg.reset = obj.get("reset") is True
+    return msg
+
+
+# --------------------------------------------------------------------------- batching
+
+
+class Batcher:
+    """Collects items and flushes on size or age.
+
+    ``add(item)`` returns a full batch (a list) when ``max_size`` is reached, else ``None``.
+    ``poll()`` returns the pending batch when its oldest item is ``max_interval`` seconds old.
+    ``deadline()`` says when ``poll`` will next flush (``None`` when empty).  ``max_interval=0``
+    means flush on every poll.  Bounds: ``1 <= max_size <= 100_000``; ``0 <= max_interval <= 60``.
+    """
+
+    __slots__ = ("max_size", "max_interval", "_clock", "_items", "_first")
+
+    def __init__(self, max_size: int, max_interval: float = 0.05, *, clock: Clock) -> None:
+        if not 1 <= max_size <= 100_000:
+            raise ConfigError(f"batch size must be in 1..100000, got {max_size}")
+        if not 0 <= max_interval <= 60:
+            raise ConfigError(f"batch interval must be in 0..60 s, got {max_interval}")
+        self.max_size = max_size
+        self.max_interval = max_interval
+        self._clock = clock
+        self._items: list[Any] = []
+        self._first = 0.0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, item: Any) -> list[Any] | None:
+        if not self._items:
+            self._first = self._clock()
+        self._items.append(item)
+        if len(self._items) >= self.max_size:
+            return self.flush()
+        return None
+
+    def deadline(self) -> float | None:
+        return self._first + self.max_interval if self._items else None
+
+    def poll(self) -> list[Any] | None:
+        if self._items and self._clock() >= self._first + self.max_interval:
+            return self.flush()
+        return None
+
+    def flush(self) -> list[Any]:
+        items, self._items = self._items, []
+        return items
+
+
+# --------------------------------------------------------------------------- backoff
+
+
+class Backoff:
+    """Exponential backoff with full jitter (AWS architecture blog's "full jitter").
+
+    Delay for attempt ``n`` (0-based) is ``uniform(0, min(cap, base * factor**n))``, never below
+    ``min_delay``.  ``max_attempts=None`` retries forever.  After a connection stayed up
+    ``stable_after`` seconds, :meth:`connected`/:meth:`maybe_reset` resets the attempt count.
+
+    Defaults: base 0.1 s, factor 2, cap 10 s, min_delay 0.01 s, forever, stable after 5 s.
+    """
+
+    def __init__(
+        self,
+        *,
+        base: float = 0.1,
+        factor: float = 2.0,
+        cap: float = 10.0,
+        min_delay: float = 0.01,
+        max_attempts: int | None = None,
+        stable_after: float = 5.0,
+        rng: random.Random | None = None,
+        clock: Clock,
+    ) -> None:
+        if base <= 0 or factor < 1 or cap < base or min_delay < 0:
+            raise ConfigError("backoff: need base > 0, factor >= 1, cap >= base, min_delay >= 0")
+        if max_attempts is not None and max_attempts < 0:
+            raise ConfigError("backoff: max_attempts must be >= 0 or None")
+        self.base, self.factor, self.cap, self.min_delay = base, factor, cap, min_delay
+        self.max_attempts = max_attempts
+        self.stable_after = stable_after
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self.attempts = 0
+        self._connected_at: float | None = None
+
+    def exhausted(self) -> bool:
+        return self.max_attempts is not None and self.attempts >= self.max_attempts
+
+    def ceiling(self, attempt: int) -> float:
+        """Upper bound of the delay before retry number ``attempt`` (0-based)."""
+        # math.pow overflows for huge attempt counts; the cap bounds it anyway.
+        exp = min(attempt, 1000)
+        try:
+            raw = self.base * math.pow(self.factor, exp)
+        except OverflowError:
+            raw = self.cap
+        return min(self.cap, raw)
+
+    def next_delay(self) -> float:
+        """Delay before the next attempt; increments the attempt count."""
+        top = self.ceiling(self.attempts)
+        self.attempts += 1
+        return max(self.min_delay, self._rng.uniform(0, top))
+
+    def connected(self) -> None:
+        """Record that a connection opened (reset happens once it has been stable)."""
+        self._connected_at = self._clock()
+
+    def disconnected(self) -> None:
+        """Record a drop: reset the attempt count if the connection had been stable."""
+        if self._connected_at is not None and self._clock() - self._connected_at >= self.stable_after:
+            self.attempts = 0
+        self._connected_at = None
+
+    def reset(self) -> None:
+        self.attempts = 0
+
+
+# --------------------------------------------------------------------------- resume / sequencing
+
+
+@dataclass(slots=True)
+class Gap:
+    """A recorded loss: events ``from_id..to_id`` inclusive will never arrive."""
+
+    from_id: int
+    to_id: int
+    reason: str
+
+
+class ResumeState:
+    """Client-side resume bookkeeping: ``(epoch, last id)`` and gap detection.
+
+    ``since()`` is the value for ``?since=`` (``None`` before the first event).
+    ``on_initial(msg)`` returns the gaps the initial snapshot reveals:
+
+    * a different ``epoch`` than before (server restarted with a fresh in-memory store): the
+      events after our last id in the old epoch are lost -> ``Gap(last+1, -1, "new epoch")``
+      (``to_id == -1`` means "unknown end"), and tracking restarts in the new epoch;
+    * ``reset: true`` (events we asked for were evicted): ``Gap(last+1, first_replayed-1,
+      "evicted")``.
+
+    ``on_events(events)`` advances the last id.  Against a seed-style server (no ``seq``/
+    ``epoch``), nothing is reported and the frame's id dedupe does the rest.
+    """
+
+    def __init__(self) -> None:
+        self.epoch: str | None = None
+        self.last_id: int | None = None
+
+    def since(self) -> int | None:
+        return self.last_id
+
+    def on_initial(self, msg: ServerMessage) -> list[Gap]:
+        gaps: list[Gap] = []
+        if msg.epoch is not None and self.epoch is not None and msg.epoch != self.epoch:
+            if self.last_id is not None:
+                gaps.append(Gap(self.last_id + 1, -1, "new epoch"))
+            self.last_id = None
+        elif msg.reset and self.last_id is not None:
+            first = min((e["id"] for e in msg.events), default=None)
+            upper = first - 1 if first is not None else (msg.seq if msg.seq is not None else -1)
+            if upper >= self.last_id + 1 or upper == -1:
+                gaps.append(Gap(self.last_id + 1, upper, "evicted"))
+        if msg.epoch is not None:
+            self.epoch = msg.epoch
+        self.on_events(msg.events)
+        return gaps
+
+    def on_gap(self, from_id: int, to_id: int) -> None:
+        if self.last_id is None or to_id > self.last_id:
+            self.last_id = to_id
+
+    def on_events(self, events: Sequence[Event]) -> None:
+        if events:
+            top = max(e["id"] for e in events)
+            if self.last_id is None or top > self.last_id:
+                self.last_id = top
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+class RateMeter:
+    """Events per second over a sliding window of whole-second buckets (injected clock).
+
+    Memory is O(window) buckets; ``add`` is O(1) amortised.  ``rate()`` divides the count in the
+    last ``window`` seconds by the covered time (at least one second).
+    """
+
+    def __init__(self, *, window: float = 10.0, clock: Clock) -> None:
+        if window < 1:
+            raise ConfigError("rate window must be >= 1 s")
+        self.window = window
+        self._clock = clock
+        self._buckets: deque[list[float]] = deque()  # [second, count]
+        self._start = clock()
+        self.total = 0
+
+    def add(self, n: int = 1) -> None:
+        sec = math.floor(self._clock())
+        self.total += n
+        if self._buckets and self._buckets[-1][0] == sec:
+            self._buckets[-1][1] += n
+        else:
+            self._buckets.append([sec, n])
+            self._trim(sec)
+
+    def _trim(self, now_sec: float) -> None:
+        limit = now_sec - self.window
+        while self._buckets and self._buckets[0][0] <= limit:
+            self._buckets.popleft()
+
+    def rate(self) -> float:
+        now = self._clock()
+        self._trim(math.floor(now))
+        count = sum(c for _, c in self._buckets)
+        span = min(self.window, max(1.0, now - self._start))
+        return count / span
+
+
+class LatencyStats:
+    """Percentiles over the most recent ``size`` samples (a ring; default 10,000)."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        if size < 1:
+            raise ConfigError("latency sample size must be >= 1")
+        self._samples: deque[float] = deque(maxlen=size)
+        self.count = 0
+
+    def add(self, value: float) -> None:
+        self._samples.append(value)
+        self.count += 1
+
+    def extend(self, values: Sequence[float]) -> None:
+        self._samples.extend(values)
+        self.count += len(values)
+
+    def percentile(self, q: float) -> float | None:
+        """Nearest-rank percentile, ``q`` in [0, 1]; ``None`` without samples."""
+        if not self._samples:
+            return None
+        ordered = sorted(self._samples)
+        idx = min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))
+        return ordered[idx]
+
+    def summary(self, qs: Sequence[float] = (0.5, 0.9, 0.99)) -> dict[str, float | None]:
+        if not self._samples:
+            return {f"p{_pname(q)}": None for q in qs}
+        ordered = sorted(self._samples)
+        out: dict[str, float | None] = {}
+        for q in qs:
+            idx = min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))
+            out[f"p{_pname(q)}"] = ordered[idx]
+        return out
+
+
+def _pname(q: float) -> str:
+    text = f"{q * 100:.3f}".rstrip("0").rstrip(".")
+    return text
+
+
+class IdSet:
+    """Membership of integer ids as sorted disjoint inclusive intervals.
+
+    A contiguous stream of increasing ids costs one interval whatever its length, so dedupe over
+    millions of events takes O(gaps) memory instead of a Python set's ~60 bytes per id.
+    ``add`` returns False when the id was already present.
+    """
+
+    __slots__ = ("_lo", "_hi")
+
+    def __init__(self) -> None:
+        self._lo: list[int] = []
+        self._hi: list[int] = []
+
+    def __len__(self) -> int:
+        return sum(h - lo + 1 for lo, h in zip(self._lo, self._hi))
+
+    @property
+    def intervals(self) -> list[tuple[int, int]]:
+        return list(zip(self._lo, self._hi))
+
+    def max(self) -> int | None:
+        return self._hi[-1] if self._hi else None
+
+    def __contains__(self, ident: int) -> bool:
+        i = bisect.bisect_right(self._lo, ident) - 1
+        return i >= 0 and ident <= self._hi[i]
+
+    def add(self, ident: int) -> bool:
+        lo, hi = self._lo, self._hi
+        if hi and ident == hi[-1] + 1:  # the common case: the next id
+            hi[-1] = ident
+            return True
+        if not hi or ident > hi[-1] + 1:
+            lo.append(ident)
+            hi.append(ident)
+            return True
+        i = bisect.bisect_right(lo, ident) - 1
+        if i >= 0 and ident <= hi[i]:
+            return False
+        # ident lies after interval i (or before all) and before interval i+1
+        joins_left = i >= 0 and hi[i] + 1 == ident
+        joins_right = i + 1 < len(lo) and lo[i + 1] - 1 == ident
+        if joins_left and joins_right:
+            hi[i] = hi[i + 1]
+            del lo[i + 1], hi[i + 1]
+        elif joins_left:
+            hi[i] = ident
+        elif joins_right:
+            lo[i + 1] = ident
+        else:
+            lo.insert(i + 1, ident)
+            hi.insert(i + 1, ident)
+        return True
+
+    def add_run(self, first: int, last: int) -> None:
+        """Add the contiguous run ``first..last`` known to lie entirely above ``max()``."""
+        if self._hi and first == self._hi[-1] + 1:
+            self._hi[-1] = last
+        else:
+            self._lo.append(first)
+            self._hi.append(last)

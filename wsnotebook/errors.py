@@ -1,0 +1,87 @@
+"""The one exception hierarchy of wsnotebook.
+
+Every error the package raises derives from :class:`WsnError`, so ``except wsnotebook.WsnError``
+catches all of them.  Background tasks (server handlers, client loops, widget ticks) never raise
+into the kernel: they log on the ``wsnotebook`` logger, count the error in ``metrics()``, and close
+connections with a documented code instead.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "WsnError",
+    "EventValidationError",
+    "LimitExceeded",
+    "ProtocolError",
+    "ServerError",
+    "PortInUseError",
+    "StoreError",
+    "ConfigError",
+    "ClientError",
+    "ConnectionClosedError",
+    "AuthError",
+]
+
+
+class WsnError(Exception):
+    """Base class of every wsnotebook error."""
+
+
+class EventValidationError(WsnError, ValueError):
+    """An event failed validation.
+
+    The message names the field and what was wrong, e.g.
+    ``"payload: expected object, got string"``.  ``field`` holds the field name (``""`` when the
+    whole event is wrong, e.g. not a JSON object).
+    """
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class LimitExceeded(WsnError, ValueError):
+    """A size or count limit was exceeded (event bytes, events per batch, message bytes...)."""
+
+    def __init__(self, message: str, *, limit: str = "", value: int = 0, bound: int = 0) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.value = value
+        self.bound = bound
+
+
+class ProtocolError(WsnError, ValueError):
+    """A wire message could not be decoded or is not a valid protocol message."""
+
+
+class ConfigError(WsnError, ValueError):
+    """An option given to ``serve()``/``connect()``/``monitor()`` is invalid or conflicts."""
+
+
+class ServerError(WsnError):
+    """The server could not start or stop."""
+
+
+class PortInUseError(ServerError, OSError):
+    """The requested port is already bound by another process (or another server)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(f"port {port} on {host} is already in use; choose another port or stop the other server")
+        self.host = host
+        self.port = port
+
+
+class StoreError(ServerError):
+    """The event store failed (unwritable path, corrupted database, disk full...)."""
+
+
+class ClientError(WsnError):
+    """The client stopped for a reason that retrying cannot fix (bad URL, 401/403, close 1008)."""
+
+
+class ConnectionClosedError(ClientError):
+    """The client is closed; the operation needs an open client."""
+
+
+class AuthError(ClientError):
+    """The server refused the credentials (HTTP 401/403 or close code 1008)."""

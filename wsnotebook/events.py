@@ -1,0 +1,218 @@
+"""The event model: seed-compatible hook events, validated with precise errors.
+
+An event is a plain ``dict`` (JSON object).  Required fields (the seed dashboard's contract):
+
+============== =========================================================
+field           type
+============== =========================================================
+source_app      string, non-empty
+session_id      string, non-empty
+hook_event_type string, non-empty
+payload         object
+============== =========================================================
+
+Optional fields: ``timestamp`` (epoch **milliseconds**, number), ``chat`` (array or null),
+``summary`` (string or null), ``model_name`` (string or null).  Fields the server adds: ``id``
+(integer, increasing) and ``server_received`` (epoch ms, float).  The client adds
+``client_received``.  **Unknown top-level fields are kept**, never dropped.
+
+JSON goes through :mod:`orjson`: it decodes hook events ~3x faster than the standard library here,
+is well kept, rejects NaN/Infinity and integers beyond 64 bits (so hostile input fails loudly
+instead of producing values other systems cannot read), and limits nesting depth.  We decode to
+``dict`` rather than typed ``msgspec`` structs because unknown fields must survive untouched.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from .errors import EventValidationError, LimitExceeded, ProtocolError
+
+__all__ = [
+    "REQUIRED_FIELDS",
+    "OPTIONAL_FIELDS",
+    "DEFAULT_MAX_EVENT_BYTES",
+    "DEFAULT_MAX_BATCH_EVENTS",
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "Event",
+    "validate_event",
+    "validate_events",
+    "decode_json",
+    "encode_json",
+    "decode_events",
+    "json_type",
+    "now_ms",
+]
+
+Event = dict[str, Any]
+
+REQUIRED_FIELDS: tuple[str, ...] = ("source_app", "session_id", "hook_event_type", "payload")
+OPTIONAL_FIELDS: tuple[str, ...] = ("timestamp", "chat", "summary", "model_name")
+
+#: Largest accepted single event (a ``POST /events`` body holding one event), in bytes: 1 MiB.
+DEFAULT_MAX_EVENT_BYTES = 1 << 20
+#: Most events accepted in one batch (a JSON array body or one ``publish`` message).
+DEFAULT_MAX_BATCH_EVENTS = 10_000
+#: Largest accepted message of any kind (batch bodies, WebSocket frames), in bytes: 16 MiB.
+DEFAULT_MAX_MESSAGE_BYTES = 16 << 20
+
+_STR_FIELDS = ("source_app", "session_id", "hook_event_type")
+_NULLABLE_STR_FIELDS = ("summary", "model_name")
+
+
+def now_ms() -> float:
+    """Wall-clock time in epoch milliseconds (float, sub-millisecond resolution)."""
+    return time.time() * 1000.0
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a Python value's type (for error messages)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    return type(value).__name__
+
+
+def _fail(prefix: str, field: str, message: str) -> EventValidationError:
+    return EventValidationError(f"{prefix}{field}: {message}", field=field)
+
+
+def validate_event(event: Any, *, where: str = "", require_id: bool = False) -> Event:
+    """Check one event and return it (the same object, not a copy).
+
+    Raises :class:`~wsnotebook.errors.EventValidationError` whose message names the field and the
+    problem, e.g. ``"payload: expected object, got string"``.  ``where`` prefixes the message
+    (``"events[3]."``) when the event sits inside a batch.  ``require_id`` demands an integer
+    ``id`` (events coming *from* a server).
+    """
+    if not isinstance(event, dict):
+        raise EventValidationError(
+            f"{where.rstrip('.') or 'event'}: expected object, got {json_type(event)}", field=""
+        )
+    for field in _STR_FIELDS:
+        if field not in event:
+            raise _fail(where, field, "missing required field")
+        value = event[field]
+        if not isinstance(value, str):
+            raise _fail(where, field, f"expected string, got {json_type(value)}")
+        if not value:
+            raise _fail(where, field, "must not be empty")
+    if "payload" not in event:
+        raise _fail(where, "payload", "missing required field")
+    if not isinstance(event["payload"], dict):
+        raise _fail(where, "payload", f"expected object, got {json_type(event['payload'])}")
+    ts = event.get("timestamp")
+    if ts is not None:
+        if isinstance(ts, bool) or not isinstance(ts, (int, float)):
+            raise _fail(where, "timestamp", f"expected number (epoch ms), got {json_type(ts)}")
+        if not math.isfinite(ts) or ts < 0:
+            raise _fail(where, "timestamp", f"expected a non-negative epoch in ms, got {ts!r}")
+    for field in _NULLABLE_STR_FIELDS:
+        value = event.get(field)
+        if value is not None and not isinstance(value, str):
+            raise _fail(where, field, f"expected string or null, got {json_type(value)}")
+    chat = event.get("chat")
+    if chat is not None and not isinstance(chat, list):
+        raise _fail(where, "chat", f"expected array or null, got {json_type(chat)}")
+    if require_id or "id" in event:
+        ident = event.get("id")
+        if isinstance(ident, bool) or not isinstance(ident, int):
+            raise _fail(where, "id", f"expected integer, got {json_type(ident)}")
+    return event
+
+
+def validate_events(
+    obj: Any, *, max_batch: int = DEFAULT_MAX_BATCH_EVENTS, require_id: bool = False
+) -> list[Event]:
+    """Validate one event (an object) or a batch (an array of objects); return a list.
+
+    A batch larger than ``max_batch`` raises :class:`~wsnotebook.errors.LimitExceeded`; an
+    empty batch raises :class:`~wsnotebook.errors.EventValidationError`.  Validation is
+    all-or-nothing: one bad event rejects the batch, and the message says which index.
+    """
+    if isinstance(obj, dict):
+        return [validate_event(obj, require_id=require_id)]
+    if isinstance(obj, list):
+        if not obj:
+            raise EventValidationError("events: empty batch", field="")
+        if len(obj) > max_batch:
+            raise LimitExceeded(
+                f"events: batch of {len(obj)} events exceeds the limit of {max_batch}",
+                limit="max_batch_events",
+                value=len(obj),
+                bound=max_batch,
+            )
+        for i, ev in enumerate(obj):
+            validate_event(ev, where=f"events[{i}].", require_id=require_id)
+        return obj
+    raise EventValidationError(
+        f"event: expected object or array of objects, got {json_type(obj)}", field=""
+    )
+
+
+def decode_json(data: bytes | bytearray | memoryview | str) -> Any:
+    """Decode JSON text; raise :class:`~wsnotebook.errors.ProtocolError` naming the problem."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(f"invalid JSON: {exc}") from None
+
+
+def encode_json(obj: Any) -> bytes:
+    """Encode to compact UTF-8 JSON bytes (orjson; non-string dict keys are stringified)."""
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError as exc:
+        raise ProtocolError(f"cannot encode as JSON: {exc}") from None
+
+
+def decode_events(
+    data: bytes | bytearray | memoryview | str,
+    *,
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    max_batch: int = DEFAULT_MAX_BATCH_EVENTS,
+) -> list[Event]:
+    """Decode and validate a body holding one event (object) or a batch (array).
+
+    Limits: a single-event body may be at most ``max_event_bytes``; any body at most
+    ``max_message_bytes``; a batch at most ``max_batch`` events.  Violations raise
+    :class:`~wsnotebook.errors.LimitExceeded`; bad JSON :class:`~wsnotebook.errors.ProtocolError`;
+    bad events :class:`~wsnotebook.errors.EventValidationError`.
+    """
+    size = len(data.encode() if isinstance(data, str) else data)
+    if size > max_message_bytes:
+        raise LimitExceeded(
+            f"body: {size} bytes exceeds the limit of {max_message_bytes}",
+            limit="max_message_bytes",
+            value=size,
+            bound=max_message_bytes,
+        )
+    obj = decode_json(data)
+    if isinstance(obj, dict) and size > max_event_bytes:
+        raise LimitExceeded(
+            f"event: {size} bytes exceeds the limit of {max_event_bytes}",
+            limit="max_event_bytes",
+            value=size,
+            bound=max_event_bytes,
+        )
+    return validate_events(obj, max_batch=max_batch)
+
+
+def iter_ids(events: Iterable[Event]) -> list[int]:
+    """The integer ids of events that have one (helper for replay and dedupe checks)."""
+    return [e["id"] for e in events if isinstance(e.get("id"), int)]
