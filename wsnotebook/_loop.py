@@ -16,8 +16,11 @@ import atexit
 import concurrent.futures
 import logging
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
+
+from ._protocol import CpuBudget
 
 log = logging.getLogger("wsnotebook")
 
@@ -39,10 +42,52 @@ def _exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any])
     log.error("background task error: %s", context.get("message", ""), exc_info=exc)
 
 
+#: Share of one core the background loop may use inside a Jupyter kernel.  Outside a kernel
+#: (CLI server, scripts, benchmarks) nothing competes for the GIL, so the default is no budget.
+KERNEL_CPU_BUDGET = 0.5
+
+#: The background loop's CPU budget (see :class:`~wsnotebook._protocol.CpuBudget`).  Change it
+#: with :func:`set_cpu_budget`; ``fraction=1.0`` turns throttling off.
+budget = CpuBudget(fraction=1.0)
+_budget_set_by_user = False
+
+
+def _in_kernel() -> bool:
+    import sys
+
+    return "ipykernel" in sys.modules and sys.modules["ipykernel"] is not None
+
+
+def _govern(loop: asyncio.AbstractEventLoop) -> None:
+    """Periodic governor: sleep the loop thread (releasing the GIL) when over budget."""
+    pause = budget.observe(time.monotonic(), time.thread_time())
+    if pause:
+        time.sleep(pause)  # deliberate: blocks only the background loop, frees the GIL
+        budget.resumed(time.monotonic(), time.thread_time())
+    loop.call_later(budget.period, _govern, loop)
+
+
+def set_cpu_budget(fraction: float = 0.5, *, period: float = 0.02, max_pause: float = 0.05) -> None:
+    """Set the share of one core wsnotebook's background work may use (0.05..1.0)."""
+    global budget, _budget_set_by_user
+    budget = CpuBudget(fraction=fraction, period=period, max_pause=max_pause)
+    _budget_set_by_user = True
+
+
+def budget_stats() -> dict[str, float]:
+    """Throttling counters: pauses taken and seconds spent paused, and the configured fraction."""
+    return {
+        "cpu_budget": budget.fraction,
+        "throttle_pauses": budget.pauses,
+        "throttled_s": round(budget.paused_seconds, 3),
+    }
+
+
 def _run_loop(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
     asyncio.set_event_loop(loop)
     loop.set_exception_handler(_exception_handler)
     loop.call_soon(ready.set)
+    loop.call_soon(_govern, loop)
     try:
         loop.run_forever()
     finally:
@@ -54,10 +99,12 @@ def _run_loop(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
 
 def get_loop() -> asyncio.AbstractEventLoop:
     """Return the background loop, starting its daemon thread on first use."""
-    global _loop, _thread
+    global _loop, _thread, budget
     with _lock:
         if _loop is not None and _thread is not None and _thread.is_alive():
             return _loop
+        if not _budget_set_by_user and _in_kernel():
+            budget = CpuBudget(fraction=KERNEL_CPU_BUDGET)
         loop = asyncio.new_event_loop()
         ready = threading.Event()
         thread = threading.Thread(

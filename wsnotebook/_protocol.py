@@ -79,7 +79,10 @@ def heartbeat_message(timestamp_ms: float) -> bytes:
 def gap_message(from_id: int, to_id: int, reason: str, *, epoch: str | None = None) -> bytes:
     """Events ``from_id..to_id`` (inclusive) cannot be replayed (evicted or new epoch)."""
     return encode_json(
-        {"type": "gap", "data": {"from_id": from_id, "to_id": to_id, "reason": reason, "epoch": epoch}}
+        {
+            "type": "gap",
+            "data": {"from_id": from_id, "to_id": to_id, "reason": reason, "epoch": epoch},
+        }
     )
 
 
@@ -269,7 +272,10 @@ class Backoff:
 
     def disconnected(self) -> None:
         """Record a drop: reset the attempt count if the connection had been stable."""
-        if self._connected_at is not None and self._clock() - self._connected_at >= self.stable_after:
+        if (
+            self._connected_at is not None
+            and self._clock() - self._connected_at >= self.stable_after
+        ):
             self.attempts = 0
         self._connected_at = None
 
@@ -483,3 +489,64 @@ class IdSet:
         else:
             self._lo.append(first)
             self._hi.append(last)
+
+
+class CpuBudget:
+    """Sans-I/O CPU budget for the background loop (keeps the kernel responsive under a flood).
+
+    Python threads share one GIL: a background thread running flat out pushed a kernel's
+    execute round-trip p99 from 5.5 ms to 274 ms here.  The governor samples the loop thread's
+    CPU time every ``period`` seconds; when the loop used more than ``fraction`` of a core over
+    the last window, :meth:`observe` returns a pause (seconds) during which the loop thread
+    sleeps -- releasing the GIL to the kernel's threads.  While the loop sleeps, sockets are not
+    read, so TCP backpressure slows producers and queued events coalesce into batches: nothing is
+    dropped, delivery is only deferred.  Pauses are capped at ``max_pause`` so heartbeats and
+    pings keep flowing.
+
+    Bounds: ``0.05 <= fraction <= 1.0`` (1.0 disables throttling), ``0.001 <= period <= 1``,
+    ``max_pause <= 1``.  Defaults: half a core, 20 ms period, 50 ms max pause.
+    """
+
+    def __init__(
+        self, *, fraction: float = 0.5, period: float = 0.02, max_pause: float = 0.05
+    ) -> None:
+        if not 0.05 <= fraction <= 1.0:
+            raise ConfigError(f"cpu budget fraction must be in 0.05..1.0, got {fraction}")
+        if not 0.001 <= period <= 1.0:
+            raise ConfigError(f"cpu budget period must be in 0.001..1 s, got {period}")
+        if not 0 < max_pause <= 1.0:
+            raise ConfigError(f"cpu budget max_pause must be in (0, 1] s, got {max_pause}")
+        self.fraction = fraction
+        self.period = period
+        self.max_pause = max_pause
+        self._last_wall: float | None = None
+        self._last_cpu = 0.0
+        self.pauses = 0
+        self.paused_seconds = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.fraction < 1.0
+
+    def observe(self, wall: float, cpu: float) -> float:
+        """Feed the current wall clock and loop-thread CPU time; return seconds to pause."""
+        if self._last_wall is None or not self.enabled:
+            self._last_wall, self._last_cpu = wall, cpu
+            return 0.0
+        dwall = wall - self._last_wall
+        dcpu = cpu - self._last_cpu
+        if dwall <= 0:
+            return 0.0
+        self._last_wall, self._last_cpu = wall, cpu
+        # Pause long enough that dcpu / (dwall + pause) == fraction.
+        pause = dcpu / self.fraction - dwall
+        if pause <= 0.0005:
+            return 0.0
+        pause = min(pause, self.max_pause)
+        self.pauses += 1
+        self.paused_seconds += pause
+        return pause
+
+    def resumed(self, wall: float, cpu: float) -> None:
+        """Call after a pause so the pause itself counts as idle wall time."""
+        self._last_wall, self._last_cpu = wall, cpu

@@ -66,7 +66,9 @@ class PortInUseError(ServerError, OSError):
     """The requested port is already bound by another process (or another server)."""
 
     def __init__(self, host: str, port: int) -> None:
-        super().__init__(f"port {port} on {host} is already in use; choose another port or stop the other server")
+        super().__init__(
+            f"port {port} on {host} is already in use; choose another port or stop the other server"
+        )
         self.host = host
         self.port = port
 
