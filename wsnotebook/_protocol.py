@@ -332,6 +332,10 @@ class ResumeState:
         if msg.epoch is not None:
             self.epoch = msg.epoch
         self.on_events(msg.events)
+        if self.last_id is None and msg.seq == 0:
+            # Subscribed to an empty store: we are in sync at 0, so a reconnect must ask for
+            # ?since=0 (everything) rather than the latest 300, or earlier events vanish unseen.
+            self.last_id = 0
         return gaps
 
     def on_gap(self, from_id: int, to_id: int) -> None:

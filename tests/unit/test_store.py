@@ -1,0 +1,173 @@
+"""Stores: stamping, ids, eviction, resume reads, facets, SQLite durability and errors."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from typing import Any
+
+import orjson
+import pytest
+
+from wsnotebook._store import MemoryStore, SQLiteStore, open_store, parse_store_url, stamp
+from wsnotebook.errors import ConfigError, StoreError
+
+
+def ev(**fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "source_app": "app",
+        "session_id": "s1",
+        "hook_event_type": "PreToolUse",
+        "payload": {},
+    }
+    base.update(fields)
+    return base
+
+
+def ids(stored: list[Any]) -> list[int]:
+    return [s.id for s in stored]
+
+
+def test_stamp_sets_id_fills_timestamp_and_keeps_unknown_fields() -> None:
+    original = ev(extra={"a": 1}, id=99)
+    s = stamp(original, 7, 1000.5)
+    assert s.id == 7 and s.event["id"] == 7
+    assert s.event["timestamp"] == 1000 and s.event["server_received"] == 1000.5
+    assert s.event["extra"] == {"a": 1}
+    assert orjson.loads(s.encoded) == s.event
+    assert original["id"] == 99  # the input is not mutated
+    assert stamp(ev(timestamp=5), 1, 2.0).event["timestamp"] == 5
+
+
+def test_memory_store_assigns_increasing_ids_and_evicts_oldest() -> None:
+    async def main() -> None:
+        store = MemoryStore(retain=5)
+        assert (store.last_id, store.first_id, len(store)) == (0, None, 0)
+        assert ids(await store.append([ev() for _ in range(3)])) == [1, 2, 3]
+        assert ids(await store.append([ev() for _ in range(4)])) == [4, 5, 6, 7]
+        assert (store.last_id, store.first_id, len(store)) == (7, 3, 5)
+        assert ids(await store.recent(2)) == [6, 7]
+        assert ids(await store.recent(100)) == [3, 4, 5, 6, 7]
+        assert ids(await store.since(4, 10)) == [5, 6, 7]
+        assert ids(await store.since(0, 2)) == [3, 4]
+        assert ids(await store.since(7, 10)) == []
+
+    asyncio.run(main())
+
+
+def test_memory_store_facets_follow_eviction() -> None:
+    async def main() -> None:
+        store = MemoryStore(retain=2)
+        await store.append([ev(source_app="old", session_id="x")])
+        await store.append([ev(source_app="b"), ev(source_app="a", hook_event_type="Stop")])
+        assert await store.filter_options() == {
+            "source_apps": ["a", "b"],
+            "session_ids": ["s1"],
+            "hook_event_types": ["PreToolUse", "Stop"],
+        }
+
+    asyncio.run(main())
+
+
+def test_memory_stores_have_distinct_epochs() -> None:
+    assert MemoryStore().epoch != MemoryStore().epoch
+
+
+def test_store_urls_and_bounds() -> None:
+    assert parse_store_url("memory") == ("memory", "")
+    assert parse_store_url("sqlite:///rel.db") == ("sqlite", "rel.db")
+    assert parse_store_url("sqlite:////abs/e.db") == ("sqlite", "/abs/e.db")
+    for bad in ("sqlite:///", "redis://x", "", "sqlite://x.db"):
+        with pytest.raises(ConfigError):
+            parse_store_url(bad)
+    with pytest.raises(ConfigError, match="retain"):
+        MemoryStore(retain=0)
+    custom = MemoryStore(retain=3)
+    assert open_store(custom, retain=10) is custom
+
+
+def test_sqlite_store_persists_events_epoch_and_sequence(tmp_path: Any) -> None:
+    path = tmp_path / "e.db"
+
+    async def first() -> str:
+        store = SQLiteStore(path)
+        await store.open()
+        out = await asyncio.gather(*(store.append([ev(n=i)]) for i in range(20)))
+        assert sorted(s.id for batch in out for s in batch) == list(range(1, 21))
+        assert store.commits < 20  # concurrent appends were group-committed
+        await store.close()
+        return store.epoch
+
+    epoch = asyncio.run(first())
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 20
+
+    async def second() -> None:
+        store = SQLiteStore(path)
+        await store.open()
+        assert store.epoch == epoch and store.last_id == 20 and store.first_id == 1
+        assert ids(await store.since(17, 10)) == [18, 19, 20]
+        assert ids(await store.append([ev()])) == [21]
+        assert ids(await store.recent(2)) == [20, 21]
+        assert (await store.recent(2))[0].event["n"] == 19
+        await store.close()
+
+    asyncio.run(second())
+
+
+def test_sqlite_store_prunes_to_retain_and_reads_old_rows_from_disk(tmp_path: Any) -> None:
+    async def main() -> None:
+        store = SQLiteStore(tmp_path / "e.db", retain=50)
+        await store.open()
+        for _ in range(10):
+            await store.append([ev() for _ in range(10)])
+        assert store.last_id == 100
+        first = store.first_id
+        assert first is not None and 45 <= first <= 51
+        assert len(store) == 100 - first + 1
+        replay = await store.since(0, 1000)
+        assert ids(replay) == list(range(first, 101))
+        await store.close()
+
+    asyncio.run(main())
+
+
+def test_sqlite_store_reads_beyond_its_cache_from_the_database(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    import wsnotebook._store as mod
+
+    monkeypatch.setattr(mod, "SQLITE_CACHE_EVENTS", 5)
+
+    async def main() -> None:
+        store = SQLiteStore(tmp_path / "e.db")
+        await store.open()
+        await store.append([ev(n=i) for i in range(12)])
+        assert len(store._cache) == 5
+        assert ids(await store.since(2, 4)) == [3, 4, 5, 6]
+        assert [s.event["n"] for s in await store.recent(8)] == list(range(4, 12))
+        await store.close()
+
+    asyncio.run(main())
+
+
+def test_sqlite_store_errors_are_store_errors(tmp_path: Any) -> None:
+    async def open_(path: Any) -> None:
+        store = SQLiteStore(path)
+        await store.open()
+        await store.close()
+
+    corrupt = tmp_path / "bad.db"
+    corrupt.write_bytes(b"\x00garbage" * 512)
+    with pytest.raises(StoreError, match=r"bad\.db"):
+        asyncio.run(open_(corrupt))
+    with pytest.raises(StoreError, match="does not exist"):
+        asyncio.run(open_(tmp_path / "nope" / "e.db"))
+
+    async def closed() -> None:
+        store = SQLiteStore(tmp_path / "ok.db")
+        await store.append([ev()])
+
+    with pytest.raises(StoreError, match="not open"):
+        asyncio.run(closed())

@@ -1,0 +1,1081 @@
+"""The reconnecting WebSocket client: subscribes to a wsnotebook (or seed-style) ``/stream``
+and feeds an :class:`~wsnotebook.frame.EventFrame`.
+
+Built on the ``websockets`` library (asyncio implementation): its handshake, keepalive
+ping/pong with timeout (``ping_interval``/``ping_timeout``, RTT in ``.latency``), open timeout,
+permessage-deflate and exception classification are used as they are.  Our own loop adds what it
+does not do: exponential backoff with full jitter from the sans-I/O :class:`~wsnotebook._protocol.
+Backoff` (injectable RNG and clock), lossless resume with ``?since=&epoch=`` through
+:class:`~wsnotebook._protocol.ResumeState`, gap accounting, traffic log and metrics.
+
+Everything runs on the shared background loop (:mod:`wsnotebook._loop`); :func:`connect`
+returns at once.  Semantics (reconnection, resume, gaps) are documented in ``docs/client.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import random
+import ssl as ssl_module
+import threading
+import time
+import urllib.parse
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Literal, cast
+
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidMessage,
+    InvalidStatus,
+    InvalidURI,
+)
+from websockets.extensions.permessage_deflate import (
+    ClientPerMessageDeflateFactory,
+    PerMessageDeflate,
+)
+from websockets.frames import CTRL_OPCODES, Frame
+from websockets.uri import parse_uri
+
+from . import _loop
+from ._protocol import (
+    CLOSE_POLICY,
+    CLOSE_TOO_BIG,
+    RETRYABLE_CLOSE_CODES,
+    Backoff,
+    Gap,
+    LatencyStats,
+    RateMeter,
+    ResumeState,
+    ServerMessage,
+    parse_server_message,
+)
+from ._traffic import TrafficLog
+from .errors import AuthError, ClientError, ConfigError, ConnectionClosedError, WsnError
+from .events import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    Event,
+    decode_json,
+    encode_json,
+    now_ms,
+    validate_events,
+)
+from .frame import EventFrame
+
+__all__ = [
+    "Client",
+    "close_all",
+    "connect",
+    "connect_async",
+    "running_clients",
+]
+
+log = logging.getLogger("wsnotebook")
+
+State = Literal["connecting", "open", "reconnecting", "closed"]
+STATES = ("connecting", "open", "reconnecting", "closed")
+
+#: Live events queued at most before they are appended to the frame in one go.
+_FLUSH_EVENTS = 1000
+
+#: HTTP statuses of a refused handshake that are worth retrying (server or proxy trouble).
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+_registry: set[Client] = set()  # strong refs: a running client lives until closed
+_registry_lock = threading.Lock()
+
+
+# --------------------------------------------------------------------------- classification
+
+
+class _Verdict:
+    """How to react to a failed attempt or a dropped connection."""
+
+    __slots__ = ("kind", "retry", "error")
+
+    def __init__(self, kind: str, retry: bool, error: WsnError | None = None) -> None:
+        self.kind = kind
+        self.retry = retry
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"_Verdict({self.kind!r}, retry={self.retry}, error={self.error!r})"
+
+
+def classify_exception(exc: BaseException) -> _Verdict:
+    """Classify an exception raised while opening or reading a connection.
+
+    Retryable: refused / reset / other network errors, timeouts, EOF during the handshake,
+    HTTP 5xx (and 408/425/429), closes 1000/1001/1006/1011/1012/1013 and keepalive ping
+    timeouts.  Fatal: HTTP 401/403 (:class:`AuthError`), other HTTP statuses, close 1008
+    (:class:`AuthError`), close 1009 and other close codes, invalid URLs, TLS certificate
+    failures and handshakes that are not WebSocket at all (:class:`ClientError`).
+    """
+    if isinstance(exc, InvalidStatus):
+        status = exc.response.status_code
+        if status in (401, 403):
+            return _Verdict(
+                "auth",
+                False,
+                AuthError(f"server refused the WebSocket handshake with HTTP {status}"),
+            )
+        if status in RETRYABLE_STATUS or 500 <= status < 600:
+            return _Verdict("http_5xx" if status >= 500 else f"http_{status}", True)
+        return _Verdict(
+            f"http_{status}",
+            False,
+            ClientError(
+                f"server answered the WebSocket handshake with HTTP {status} "
+                "(is this a wsnotebook /stream URL?)"
+            ),
+        )
+    if isinstance(exc, InvalidURI):
+        return _Verdict("bad_url", False, ClientError(f"invalid URL: {exc}"))
+    if isinstance(exc, ConnectionClosed):
+        return classify_close(exc)
+    if isinstance(exc, InvalidMessage):
+        # EOF or garbage instead of an HTTP response: EOF is a network error, retry.
+        if isinstance(exc.__cause__, EOFError):
+            return _Verdict("handshake_eof", True)
+        return _Verdict("handshake", False, ClientError(f"invalid handshake response: {exc}"))
+    if isinstance(exc, InvalidHandshake):
+        return _Verdict("handshake", False, ClientError(f"WebSocket handshake failed: {exc}"))
+    if isinstance(exc, ssl_module.SSLCertVerificationError):
+        return _Verdict("tls", False, ClientError(f"TLS certificate verification failed: {exc}"))
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return _Verdict("timeout", True)
+    if isinstance(exc, ConnectionRefusedError):
+        return _Verdict("refused", True)
+    if isinstance(exc, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
+        return _Verdict("reset", True)
+    if isinstance(exc, OSError):
+        return _Verdict("network", True)
+    return _Verdict(
+        "internal", False, ClientError(f"unexpected error: {type(exc).__name__}: {exc}")
+    )
+
+
+def classify_close(exc: ConnectionClosed) -> _Verdict:
+    """Classify a dropped connection by its close frames (see :func:`classify_exception`)."""
+    rcvd, sent = exc.rcvd, exc.sent
+    if rcvd is None:
+        if sent is not None and sent.code == 1011 and "ping" in sent.reason:
+            return _Verdict("ping_timeout", True)
+        if sent is not None and sent.code == CLOSE_TOO_BIG:
+            return _Verdict(
+                "too_big",
+                False,
+                ClientError(f"server sent a message larger than max_message_bytes ({sent.reason})"),
+            )
+        return _Verdict("closed_abnormally", True)  # 1006: TCP dropped without a close frame
+    code = rcvd.code
+    if code == CLOSE_POLICY:
+        return _Verdict(
+            "policy", False, AuthError(f"server closed the connection with 1008: {rcvd.reason}")
+        )
+    if code == 1000 or code in RETRYABLE_CLOSE_CODES:
+        return _Verdict(f"close_{code}", True)
+    return _Verdict(
+        f"close_{code}",
+        False,
+        ClientError(f"server closed the connection with code {code}: {rcvd.reason}"),
+    )
+
+
+# --------------------------------------------------------------------------- wire metering
+
+
+class _Meter:
+    """Per-connection byte counters filled from inside ``websockets``.
+
+    ``in_sizes``/``out_sizes`` get one entry per data message: the sum of its frames' payload
+    sizes on the wire (compressed when permessage-deflate is on).  ``tcp_in``/``tcp_out`` count
+    every byte the TCP transport carried (handshake, frame headers and control frames included).
+    """
+
+    __slots__ = ("_acc_in", "_acc_out", "deflate", "in_sizes", "out_sizes", "tcp_in", "tcp_out")
+
+    def __init__(self) -> None:
+        self.deflate = False  # permessage-deflate negotiated
+        self.in_sizes: deque[int] = deque()
+        self.out_sizes: deque[int] = deque()
+        self.tcp_in = 0
+        self.tcp_out = 0
+        self._acc_in = 0
+        self._acc_out = 0
+
+    def frame_in(self, frame: Frame) -> None:
+        if frame.opcode in CTRL_OPCODES:
+            return
+        self._acc_in += len(frame.data)
+        if frame.fin:
+            self.in_sizes.append(self._acc_in)
+            self._acc_in = 0
+
+    def frame_out(self, frame: Frame) -> None:
+        if frame.opcode in CTRL_OPCODES:
+            return
+        self._acc_out += len(frame.data)
+        if frame.fin:
+            self.out_sizes.append(self._acc_out)
+            self._acc_out = 0
+
+
+class _MeteredDeflate(PerMessageDeflate):
+    """permessage-deflate that reports compressed frame sizes to a :class:`_Meter`."""
+
+    meter: _Meter
+
+    def decode(self, frame: Frame, *, max_size: int | None = None) -> Frame:
+        self.meter.frame_in(frame)
+        return super().decode(frame, max_size=max_size)
+
+    def encode(self, frame: Frame) -> Frame:
+        out = super().encode(frame)
+        self.meter.frame_out(out)
+        return out
+
+
+class _MeteredDeflateFactory(ClientPerMessageDeflateFactory):
+    def __init__(self, meter: _Meter) -> None:
+        # websockets' default client settings (enable_client_permessage_deflate).
+        super().__init__(client_max_window_bits=True, compress_settings={"memLevel": 5})
+        self.meter = meter
+
+    def process_response_params(self, params: Any, accepted_extensions: Any) -> PerMessageDeflate:
+        ext = super().process_response_params(params, accepted_extensions)
+        ext.__class__ = _MeteredDeflate
+        cast(_MeteredDeflate, ext).meter = self.meter
+        self.meter.deflate = True
+        return ext
+
+
+def _metered_connection(meter: _Meter) -> Callable[..., ClientConnection]:
+    class MeteredConnection(ClientConnection):
+        def __init__(self, protocol: Any, **kwargs: Any) -> None:
+            super().__init__(protocol, **kwargs)
+            original = protocol.data_to_send
+
+            def data_to_send() -> list[bytes]:
+                chunks: list[bytes] = original()
+                for chunk in chunks:
+                    meter.tcp_out += len(chunk)
+                return chunks
+
+            protocol.data_to_send = data_to_send
+
+        def data_received(self, data: bytes) -> None:
+            meter.tcp_in += len(data)
+            super().data_received(data)
+
+    return MeteredConnection
+
+
+# --------------------------------------------------------------------------- URL helpers
+
+
+def normalize_url(url: Any) -> str:
+    """Accept ``ws(s)://``, ``http(s)://`` (mapped to ``ws(s)://``) or an object with ``.url``
+    (a server); a bare ``host:port`` or a URL without path gets ``/stream``."""
+    if not isinstance(url, str):
+        inner = getattr(url, "url", None)
+        if not isinstance(inner, str):
+            raise ClientError(f"invalid URL: expected a string, got {type(url).__name__}")
+        url = inner
+    text = url.strip()
+    if "://" not in text:
+        text = "ws://" + text
+    parts = urllib.parse.urlsplit(text)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme.lower(), parts.scheme.lower())
+    path = parts.path if parts.path not in ("", "/") else "/stream"
+    text = urllib.parse.urlunsplit((scheme, parts.netloc, path, parts.query, ""))
+    try:
+        parse_uri(text)
+    except InvalidURI as exc:
+        raise ClientError(f"invalid URL {url!r}: {exc}") from None
+    return text
+
+
+def _with_query(url: str, params: dict[str, str]) -> str:
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    query = [(k, v) for k, v in query if k not in params] + list(params.items())
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
+
+def _redact(url: str) -> str:
+    """The URL without a ``token=`` query value (never logged)."""
+    parts = urllib.parse.urlsplit(url)
+    if "token=" not in parts.query:
+        return url
+    query = [
+        (k, "***" if k == "token" else v)
+        for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
+
+# --------------------------------------------------------------------------- the client
+
+
+class Client:
+    """A reconnecting subscriber; create it with :func:`connect`.
+
+    Attributes: ``url``, ``frame`` (:class:`EventFrame`), ``state``, ``traffic``
+    (:class:`~wsnotebook._traffic.TrafficLog`), ``error`` (the terminal error once it stopped
+    for a non-retryable reason, else ``None``).  Thread-safe; all I/O runs on the shared
+    background loop.
+    """
+
+    def __init__(
+        self,
+        url: Any,
+        *,
+        frame: EventFrame | None = None,
+        max_rows: int = 1_000_000,
+        token: str | None = None,
+        batch: int | str | None = "auto",
+        interval_ms: float | None = None,
+        compression: bool = True,
+        since: int | None = None,
+        backoff_base: float = 0.1,
+        backoff_factor: float = 2.0,
+        backoff_cap: float = 10.0,
+        max_attempts: int | None = None,
+        stable_after: float = 5.0,
+        ping_interval: float | None = 5.0,
+        ping_timeout: float | None = 10.0,
+        open_timeout: float = 10.0,
+        close_timeout: float = 2.0,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        traffic_size: int = 100_000,
+        ssl: ssl_module.SSLContext | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.url = normalize_url(url)
+        _check_options(
+            batch=batch,
+            interval_ms=interval_ms,
+            since=since,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            open_timeout=open_timeout,
+            close_timeout=close_timeout,
+            max_message_bytes=max_message_bytes,
+        )
+        if frame is not None and not isinstance(frame, EventFrame):
+            raise ConfigError(f"frame must be an EventFrame, got {type(frame).__name__}")
+        self.frame: EventFrame = frame if frame is not None else EventFrame(max_rows=max_rows)
+        self.traffic = TrafficLog(size=traffic_size)
+        self._token = token
+        self._batch = batch
+        self._interval_ms = interval_ms
+        self._compression = compression
+        self._ping_interval = ping_interval
+        self._ping_timeout = ping_timeout
+        self._open_timeout = open_timeout
+        self._close_timeout = close_timeout
+        self._max_message_bytes = max_message_bytes
+        self._ssl = ssl
+        self._backoff = Backoff(
+            base=backoff_base,
+            factor=backoff_factor,
+            cap=max(backoff_cap, backoff_base),
+            max_attempts=max_attempts,
+            stable_after=stable_after,
+            rng=rng,
+            clock=time.monotonic,
+        )
+        self._resume = ResumeState()
+        self._resume.last_id = since
+        self._server_seq: int | None = None  # last seq the server announced in this epoch
+        self._pending: list[Event] = []  # live events received but not yet in the frame
+        self._flush_scheduled = False
+
+        self._state: State = "connecting"
+        self.error: WsnError | None = None
+        self._cond = threading.Condition()
+        self._closing = False
+        self._ws: ClientConnection | None = None
+        self._meter: _Meter | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._future: concurrent.futures.Future[None] | None = None
+
+        # metrics (written on the loop thread only)
+        self.connects = 0
+        self.attempts = 0
+        self.errors: dict[str, int] = {}  # failures by kind (see classify_exception)
+        self._errors_lock = threading.Lock()
+        self.events = 0
+        self.messages = 0
+        self.decode_failures = 0
+        self.invalid_events = 0
+        self.unknown_messages = 0
+        self.server_errors = 0
+        self.duplicates_skipped = 0
+        self.gaps = 0
+        self.last_rtt_ms: float | None = None
+        self.last_disconnect: str | None = None
+        #: The most recent backoff delays (seconds), newest last (at most 100).
+        self.delays: deque[float] = deque(maxlen=100)
+        self._tcp_in = 0
+        self._tcp_out = 0
+        self._started = time.monotonic()
+        self._opened_at: float | None = None
+        self._rate = RateMeter(window=10.0, clock=time.monotonic)
+        self._latency = LatencyStats(10_000)  # producer -> client ms, live events only
+        self._reconnect_rate = RateMeter(window=60.0, clock=time.monotonic)
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def state(self) -> State:
+        """``"connecting"`` (first attempt), ``"open"``, ``"reconnecting"`` or ``"closed"``."""
+        return self._state
+
+    @property
+    def reconnects(self) -> int:
+        """Successful connections after the first one."""
+        return max(0, self.connects - 1)
+
+    @property
+    def closed(self) -> bool:
+        return self._state == "closed"
+
+    def wait_for(self, n: int, timeout: float | None = 10.0) -> bool:
+        """Block the calling thread until ``frame.total`` (rows ever added) reaches ``n``.
+
+        Returns True when reached, False when the client closed first (see ``.error``); raises
+        :class:`TimeoutError` after ``timeout`` seconds (``None``: no limit).  Must not be called
+        from the background loop thread (raises RuntimeError).
+        """
+        return self._wait(lambda: self.frame.total >= n, timeout, f"{n} events")
+
+    def wait_state(self, state: str, timeout: float | None = 10.0) -> bool:
+        """Block until ``state`` is reached.  True when reached; False when the client closed
+        instead; :class:`TimeoutError` after ``timeout`` seconds."""
+        if state not in STATES:
+            raise ConfigError(f"state must be one of {STATES}, got {state!r}")
+        return self._wait(lambda: self._state == state, timeout, f"state {state!r}")
+
+    def _wait(self, pred: Callable[[], bool], timeout: float | None, what: str) -> bool:
+        if _loop.in_loop_thread():
+            raise RuntimeError("wsnotebook: blocking wait called from the background loop thread")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if pred():
+                    return True
+                if self._state == "closed":
+                    return False
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(
+                        f"wsnotebook client: {what} not reached within {timeout} s "
+                        f"(state {self._state}, {self.frame.total} events)"
+                    )
+                # Wake up at least every 0.25 s: the frame may be fed by others too.
+                self._cond.wait(0.25 if remaining is None else min(remaining, 0.25))
+
+    async def wait_for_async(self, n: int, timeout: float | None = 10.0) -> bool:
+        """:meth:`wait_for` for async code (waits in a worker thread)."""
+        return await asyncio.to_thread(self.wait_for, n, timeout)
+
+    def publish(self, events: Event | list[Event], timeout: float = 10.0) -> None:
+        """Send ``{"type":"publish","data":...}`` (the server ingests it like ``POST /events``).
+
+        Validates locally first (:class:`~wsnotebook.errors.EventValidationError`); raises
+        :class:`~wsnotebook.errors.ConnectionClosedError` when not open.  Rejections by the
+        server arrive asynchronously as ``error`` messages (counted in ``metrics()``).
+        """
+        validate_events(events)
+        data = encode_json({"type": "publish", "data": events})
+        if _loop.in_loop_thread():
+            raise RuntimeError("use 'await client.publish_async(...)' on the background loop")
+        _loop.run(self._send(data, len(events) if isinstance(events, list) else 1), timeout)
+
+    async def publish_async(self, events: Event | list[Event]) -> None:
+        validate_events(events)
+        data = encode_json({"type": "publish", "data": events})
+        n = len(events) if isinstance(events, list) else 1
+        loop = _loop.get_loop()
+        if asyncio.get_running_loop() is loop:
+            await self._send(data, n)
+        else:
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._send(data, n), loop))
+
+    async def _send(self, data: bytes, n_events: int) -> None:
+        ws = self._ws
+        if ws is None or self._state != "open":
+            raise ConnectionClosedError(f"client is {self._state}; cannot publish")
+        meter = self._meter
+        await ws.send(data, text=True)
+        wire = meter.out_sizes.popleft() if meter is not None and meter.out_sizes else len(data)
+        self.traffic.record("out", "publish", wire, decoded_bytes=len(data), n_events=n_events)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop reconnecting, close the connection (code 1000) and wait up to ``timeout`` s.
+
+        Idempotent; safe from any thread (from the loop thread it does not wait).
+        """
+        self._closing = True
+        task = self._task
+        loop = _loop.get_loop()
+        if task is not None and not task.done():
+            loop.call_soon_threadsafe(task.cancel)
+        fut = self._future
+        if fut is not None and not _loop.in_loop_thread():
+            try:
+                fut.result(timeout)
+            except (concurrent.futures.CancelledError, concurrent.futures.TimeoutError):
+                pass
+            except Exception:  # the run loop never raises, but never let close() fail
+                log.debug("client run ended with an error", exc_info=True)
+        if fut is None or fut.done():
+            self._set_state("closed")
+        _unregister(self)
+
+    async def aclose(self) -> None:
+        """:meth:`close` for async code."""
+        self._closing = True
+        task = self._task
+        if task is None:
+            self._set_state("closed")
+            return
+        loop = _loop.get_loop()
+        if asyncio.get_running_loop() is loop:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            _unregister(self)
+        else:
+            await asyncio.to_thread(self.close)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def metrics(self) -> dict[str, Any]:
+        """A snapshot of counters and gauges (see ``docs/client.md`` for each key)."""
+        meter = self._meter
+        tcp_in = self._tcp_in + (meter.tcp_in if meter is not None else 0)
+        tcp_out = self._tcp_out + (meter.tcp_out if meter is not None else 0)
+        traffic = self.traffic.stats()
+        with self._errors_lock:
+            errors = dict(self.errors)
+        tin, tout = traffic["in"], traffic["out"]
+        now = time.monotonic()
+        return {
+            "url": _redact(self.url),
+            "state": self._state,
+            "connects": self.connects,
+            "reconnects": self.reconnects,
+            "reconnects_per_min": self._reconnect_rate.rate() * 60.0,
+            "failed_attempts": self.attempts,
+            "backoff_attempts": self._backoff.attempts,
+            "last_delay_s": self.delays[-1] if self.delays else None,
+            "events": self.events,
+            "events_per_s": self._rate.rate(),
+            "messages": self.messages,
+            "errors": errors,
+            "errors_total": sum(errors.values()),
+            "decode_failures": self.decode_failures,
+            "invalid_events": self.invalid_events,
+            "unknown_messages": self.unknown_messages,
+            "server_errors": self.server_errors,
+            "duplicates_skipped": self.duplicates_skipped,
+            "gaps": self.gaps,
+            "epoch": self._resume.epoch,
+            "last_id": self._resume.last_id,
+            "server_seq": self._server_seq,
+            "last_rtt_ms": self.last_rtt_ms,
+            "latency_ms": self._latency.summary((0.5, 0.9, 0.99)),
+            "bytes_in_wire": tin["bytes"],
+            "bytes_in_decoded": tin["decoded_bytes"],
+            "bytes_out_wire": tout["bytes"],
+            "compression_ratio": tin["compression_ratio"],
+            "deflate": meter.deflate if meter is not None else None,
+            "tcp_bytes_in": tcp_in,
+            "tcp_bytes_out": tcp_out,
+            "frame_rows": len(self.frame),
+            "uptime_s": now - self._started,
+            "connected_for_s": now - self._opened_at if self._opened_at is not None else None,
+            "last_disconnect": self.last_disconnect,
+            "error": repr(self.error) if self.error is not None else None,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"<wsnotebook.Client {_redact(self.url)} state={self._state} "
+            f"events={self.events} reconnects={self.reconnects}>"
+        )
+
+    # ------------------------------------------------------------------ lifecycle (loop thread)
+
+    def _start_on_loop(self) -> None:
+        """Create the run task; must be called on the background loop."""
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"wsn-client {self}")
+
+    def _set_state(self, state: State) -> None:
+        with self._cond:
+            if self._state == "closed":
+                return
+            self._state = state
+            self._cond.notify_all()
+
+    def _count(self, kind: str, n: int = 1) -> None:
+        with self._errors_lock:
+            self.errors[kind] = self.errors.get(kind, 0) + n
+
+    def _stop(self, error: WsnError | None) -> None:
+        if error is not None and self.error is None:
+            self.error = error
+            log.error("wsnotebook client %s stopped: %s", _redact(self.url), error)
+        self._set_state("closed")
+
+    def _query(self) -> dict[str, str]:
+        params = {"ext": "1"}
+        since = self._resume.since()
+        if since is not None:
+            params["since"] = str(since)
+            if self._resume.epoch is not None:
+                params["epoch"] = self._resume.epoch
+        if self._batch not in (None, 0):
+            params["batch"] = str(self._batch)
+        if self._interval_ms is not None:
+            params["interval_ms"] = f"{self._interval_ms:g}"
+        return params
+
+    async def _run(self) -> None:
+        try:
+            while not self._closing:
+                verdict = await self._attempt()
+                if self._closing:
+                    break
+                if verdict.kind != "ok":
+                    self._count(verdict.kind)
+                if not verdict.retry:
+                    self._stop(verdict.error)
+                    return
+                if self._backoff.exhausted():
+                    self._stop(
+                        ClientError(
+                            f"gave up after {self._backoff.attempts} retries; "
+                            f"last failure: {verdict.kind}"
+                        )
+                    )
+                    return
+                delay = self._backoff.next_delay()
+                self.delays.append(delay)
+                self._set_state("reconnecting")
+                log.info(
+                    "wsnotebook client %s: %s; reconnecting in %.3f s",
+                    _redact(self.url),
+                    verdict.kind,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:  # never raise into the loop / kernel
+            log.exception("wsnotebook client %s: unexpected error", _redact(self.url))
+            self._count("internal")
+            self._stop(ClientError(f"internal error: {type(exc).__name__}: {exc}"))
+        finally:
+            self._flush()
+            ws = self._ws
+            if ws is not None:
+                self._ws = None
+                try:
+                    await asyncio.wait_for(ws.close(), self._close_timeout + 0.5)
+                except BaseException:
+                    pass
+            self._retire_meter()
+            self._set_state("closed")
+            _unregister(self)
+
+    def _retire_meter(self) -> None:
+        meter = self._meter
+        if meter is not None:
+            self._tcp_in += meter.tcp_in
+            self._tcp_out += meter.tcp_out
+            self._meter = None
+
+    async def _attempt(self) -> _Verdict:
+        """One connection: open, consume until it drops.  Returns what happened."""
+        meter = _Meter()
+        headers = {"User-Agent": "wsnotebook-client/0.1"}
+        if self._token is not None:
+            headers["Authorization"] = f"Bearer {self._token}"
+        url = _with_query(self.url, self._query())
+        try:
+            ws = await ws_connect(
+                url,
+                additional_headers=headers,
+                user_agent_header=None,
+                compression=None,
+                extensions=[_MeteredDeflateFactory(meter)] if self._compression else None,
+                open_timeout=self._open_timeout,
+                ping_interval=self._ping_interval,
+                ping_timeout=self._ping_timeout,
+                close_timeout=self._close_timeout,
+                max_size=self._max_message_bytes,
+                max_queue=64,
+                create_connection=cast(Any, _metered_connection(meter)),
+                ssl=self._ssl,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.attempts += 1
+            self._tcp_in += meter.tcp_in
+            self._tcp_out += meter.tcp_out
+            verdict = classify_exception(exc)
+            self.last_disconnect = f"{verdict.kind}: {exc}"
+            log.debug("connect to %s failed: %r", _redact(self.url), exc)
+            return verdict
+        self._ws, self._meter = ws, meter
+        self.connects += 1
+        if self.connects > 1:
+            self._reconnect_rate.add()
+        self._backoff.connected()
+        self._opened_at = time.monotonic()
+        self._set_state("open")
+        log.info("wsnotebook client connected to %s", _redact(self.url))
+        try:
+            await self._consume(ws, meter)
+            verdict = _Verdict("closed_abnormally", True)  # not reached: recv raises
+        except ConnectionClosed as exc:
+            verdict = classify_close(exc)
+            self.last_disconnect = f"{verdict.kind}: {exc}"
+        finally:
+            self._flush()
+            self._backoff.disconnected()
+            self._opened_at = None
+            if self._ws is ws:
+                self._ws = None
+            self._retire_meter()
+        return verdict
+
+    async def _consume(self, ws: ClientConnection, meter: _Meter) -> None:
+        while True:
+            raw = await ws.recv(decode=False)
+            if ws.latency:
+                self.last_rtt_ms = ws.latency * 1000.0
+            wire = meter.in_sizes.popleft() if meter.in_sizes else len(raw)
+            try:
+                self._handle(raw, wire)
+            except Exception:  # a bug or a frame error must not kill the connection
+                self._count("internal")
+                log.exception("wsnotebook client: error while handling a message")
+
+    # ------------------------------------------------------------------ message handling
+
+    def _handle(self, raw: bytes, wire: int) -> None:
+        received = now_ms()
+        self.messages += 1
+        try:
+            msg = parse_server_message(raw)
+        except WsnError as exc:
+            self.decode_failures += 1
+            self._count("decode")
+            self.traffic.record("in", "invalid", wire, decoded_bytes=len(raw))
+            log.warning("wsnotebook client: undecodable message dropped: %s", exc)
+            return
+        n_events = len(msg.events)
+        self.traffic.record(
+            "in", msg.type, wire, decoded_bytes=len(raw), n_events=n_events + msg.invalid
+        )
+        if msg.invalid:
+            self.invalid_events += msg.invalid
+            self._count("invalid_event", msg.invalid)
+            log.warning("wsnotebook client: %d invalid event(s) dropped", msg.invalid)
+        kind = msg.type
+        if kind == "initial":
+            self._on_initial(msg, received)
+        elif kind in ("event", "batch"):
+            self._append(msg.events, received)
+        elif kind == "heartbeat":
+            self._on_heartbeat(raw)
+        elif kind == "gap":
+            self._on_gap(msg.data)
+        elif kind == "error":
+            self.server_errors += 1
+            self._count("server_error")
+            log.warning("wsnotebook client: server reported an error: %s", msg.data)
+        else:
+            self.unknown_messages += 1
+            self._count("unknown_type")
+            log.debug("wsnotebook client: unknown message type %r ignored", kind)
+
+    def _append(self, events: list[Event], received: float) -> None:
+        """Stamp and queue live events; they reach the frame in one ``extend`` per burst.
+
+        Messages already queued in the connection are handled without yielding to the loop, so
+        the flush scheduled with ``call_soon`` runs once the burst is drained (one frame append
+        instead of one per message), or at once after ``_FLUSH_EVENTS`` events.
+        """
+        if not events:
+            return
+        lat = self._latency
+        for ev in events:
+            ev["client_received"] = received
+            ts = ev.get("timestamp")
+            if isinstance(ts, (int, float)):
+                lat.add(received - ts)
+        self._resume.on_events(events)
+        self._pending.extend(events)
+        if len(self._pending) >= _FLUSH_EVENTS:
+            self._flush()
+            return
+        if not self._flush_scheduled:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # called outside the loop (unit tests): append now
+                self._flush()
+                return
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Move queued events into the frame (also called before gaps, resets and drops)."""
+        self._flush_scheduled = False
+        if not self._pending:
+            return
+        events, self._pending = self._pending, []
+        try:
+            added = self.frame.extend(events)
+        except Exception:
+            self._count("internal")
+            log.exception("wsnotebook client: frame.extend failed; %d events lost", len(events))
+            return
+        dups = len(events) - added
+        if dups:
+            self.duplicates_skipped += dups
+        self.events += added
+        self._rate.add(added)
+        with self._cond:
+            self._cond.notify_all()
+
+    def _mark_gap(self, gap: Gap) -> None:
+        self._flush()
+        self.gaps += 1
+        log.warning(
+            "wsnotebook client: events %d..%s lost (%s)",
+            gap.from_id,
+            gap.to_id if gap.to_id >= 0 else "?",
+            gap.reason,
+        )
+        self.frame.mark_gap(gap.from_id, gap.to_id, gap.reason)
+
+    def _on_initial(self, msg: ServerMessage, received: float) -> None:
+        self._flush()
+        resume = self._resume
+        old_epoch, old_last, old_seq = resume.epoch, resume.last_id, self._server_seq
+        ids = [e["id"] for e in msg.events]
+        if msg.epoch is None:
+            # Seed-style server: no epoch.  Ids going backwards means it restarted empty.
+            if old_last is not None and (not ids or max(ids) < old_last):
+                self._mark_gap(Gap(old_last + 1, -1, "server restarted (ids went back)"))
+                self.frame.reset_ids()
+                resume.last_id = None
+            elif old_last is not None and ids and min(ids) > old_last + 1:
+                self._mark_gap(Gap(old_last + 1, min(ids) - 1, "not replayed by the server"))
+            resume.on_initial(msg)
+        else:
+            new_epoch = old_epoch is not None and msg.epoch != old_epoch
+            gaps = resume.on_initial(msg)
+            if new_epoch:
+                self.frame.reset_ids()
+            for gap in gaps:
+                if gap.to_id == -1 and gap.reason == "new epoch":
+                    # Events old_last+1..old_seq were accepted by the old server but never
+                    # reached us: size the gap precisely when the server told us its seq.
+                    if old_seq is not None and old_last is not None and old_seq > old_last:
+                        gap = Gap(gap.from_id, old_seq, f"new epoch {msg.epoch}")
+                    else:
+                        gap = Gap(gap.from_id, -1, f"new epoch {msg.epoch} (end unknown)")
+                self._mark_gap(gap)
+            self._server_seq = msg.seq
+        if msg.events:
+            for ev in msg.events:
+                ev["client_received"] = received
+            added = self.frame.extend(msg.events)
+            self.duplicates_skipped += len(msg.events) - added
+            self.events += added
+            self._rate.add(added)
+        with self._cond:
+            self._cond.notify_all()
+
+    def _on_heartbeat(self, raw: bytes) -> None:
+        try:
+            obj = decode_json(raw)
+        except WsnError:  # pragma: no cover - parse_server_message decoded it already
+            return
+        seq, epoch = obj.get("seq"), obj.get("epoch")
+        if (
+            isinstance(seq, int)
+            and not isinstance(seq, bool)
+            and (epoch is None or epoch == self._resume.epoch)
+            and (self._server_seq is None or seq > self._server_seq)
+        ):
+            self._server_seq = seq
+
+    def _on_gap(self, data: Any) -> None:
+        if not isinstance(data, dict):
+            self.decode_failures += 1
+            self._count("decode")
+            return
+        a, b = data.get("from_id"), data.get("to_id")
+        if not (isinstance(a, int) and isinstance(b, int)) or isinstance(a, bool):
+            self.decode_failures += 1
+            self._count("decode")
+            log.warning("wsnotebook client: malformed gap message ignored: %r", data)
+            return
+        epoch = data.get("epoch")
+        if epoch is not None and self._resume.epoch is not None and epoch != self._resume.epoch:
+            log.debug("wsnotebook client: gap for another epoch ignored")
+            return
+        self._mark_gap(Gap(a, b, str(data.get("reason") or "server gap")))
+        self._resume.on_gap(a, b)
+
+
+def _check_options(
+    *,
+    batch: Any,
+    interval_ms: Any,
+    since: Any,
+    ping_interval: Any,
+    ping_timeout: Any,
+    open_timeout: Any,
+    close_timeout: Any,
+    max_message_bytes: Any,
+) -> None:
+    if not (
+        batch is None
+        or batch == "auto"
+        or (isinstance(batch, int) and not isinstance(batch, bool) and 0 <= batch <= 100_000)
+    ):
+        raise ConfigError(f"batch must be None, 'auto' or an int in 0..100000, got {batch!r}")
+    if interval_ms is not None and not 0 <= interval_ms <= 60_000:
+        raise ConfigError(f"interval_ms must be in 0..60000, got {interval_ms!r}")
+    if since is not None and (not isinstance(since, int) or isinstance(since, bool) or since < 0):
+        raise ConfigError(f"since must be a non-negative int or None, got {since!r}")
+    for name, value in (("ping_interval", ping_interval), ("ping_timeout", ping_timeout)):
+        if value is not None and not 0 < value <= 3600:
+            raise ConfigError(f"{name} must be in (0, 3600] s or None, got {value!r}")
+    if not 0 < open_timeout <= 3600:
+        raise ConfigError(f"open_timeout must be in (0, 3600] s, got {open_timeout!r}")
+    if not 0 < close_timeout <= 60:
+        raise ConfigError(f"close_timeout must be in (0, 60] s, got {close_timeout!r}")
+    if not 1024 <= max_message_bytes <= 1 << 30:
+        raise ConfigError(f"max_message_bytes must be in 1 KiB..1 GiB, got {max_message_bytes!r}")
+
+
+def _register(client: Client) -> None:
+    with _registry_lock:
+        _registry.add(client)
+
+
+def _unregister(client: Client) -> None:
+    with _registry_lock:
+        _registry.discard(client)
+
+
+def connect(url: Any, **options: Any) -> Client:
+    """Subscribe to a wsnotebook (or seed-style) ``/stream`` and return a :class:`Client` at once.
+
+    ``url``: ``ws://host:port/stream`` (``http://`` is mapped to ``ws://``; a URL without a path
+    gets ``/stream``; a server object with ``.url`` works too).  Keyword-only options
+    (defaults, bounds):
+
+    * ``frame=None``: the :class:`EventFrame` to feed (default: a new one with ``max_rows``).
+    * ``max_rows=1_000_000``: rows kept by the new frame (oldest dropped).
+    * ``token=None``: sent as ``Authorization: Bearer <token>``; never logged.
+    * ``batch="auto"``: ``"auto"`` (server coalesces when we lag), ``None``/``0`` (one message
+      per event) or an int ``1..100000`` (fixed batches); ``interval_ms=None`` (server default
+      50 ms; ``0..60000``) bounds a fixed batch's age.
+    * ``compression=True``: negotiate permessage-deflate (``False``: plain frames).
+    * ``since=None``: resume after this id on the first connection (``None``: the server's
+      initial snapshot of recent events).
+    * ``backoff_base=0.1``, ``backoff_factor=2.0``, ``backoff_cap=10.0`` (s): the delay before
+      retry ``n`` is uniform in ``[0, min(cap, base*factor**n)]`` (full jitter); the count resets
+      after a connection stayed open ``stable_after=5.0`` s.  ``max_attempts=None``: retry
+      forever; an int stops after that many consecutive retries (``ClientError``).
+    * ``ping_interval=5.0``, ``ping_timeout=10.0`` (s, ``None`` disables): WebSocket keepalive;
+      an unanswered ping drops the connection (half-open peer) and reconnects.
+    * ``open_timeout=10.0`` (s): TCP + TLS + handshake; ``close_timeout=2.0`` (s).
+    * ``max_message_bytes=16 MiB``: larger messages close the connection (fatal, 1009).
+    * ``traffic_size=100_000``: entries kept by ``client.traffic`` (``1..10_000_000``).
+    * ``ssl=None``: an :class:`ssl.SSLContext` for ``wss://``; ``rng=None``: the backoff's
+      :class:`random.Random` (seed it for reproducible delays).
+
+    Raises :class:`~wsnotebook.errors.ClientError` for a malformed URL and
+    :class:`~wsnotebook.errors.ConfigError` for an invalid option; every later failure is
+    handled in the background (see ``client.state``, ``client.error``, ``client.metrics()``).
+    """
+    client = Client(url, **options)
+    loop = _loop.get_loop()
+    if _loop.in_loop_thread():
+        client._start_on_loop()
+    else:
+        ready = concurrent.futures.Future[None]()
+
+        def start() -> None:
+            try:
+                client._start_on_loop()
+                ready.set_result(None)
+            except BaseException as exc:  # pragma: no cover - defensive
+                ready.set_exception(exc)
+
+        loop.call_soon_threadsafe(start)
+        ready.result(10)
+    task = client._task
+    assert task is not None
+    client._future = _task_future(task)
+    _register(client)
+    return client
+
+
+def _task_future(task: asyncio.Task[None]) -> concurrent.futures.Future[None]:
+    """A concurrent future completed when the loop task ends (for close() from other threads)."""
+    fut: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    def done(t: asyncio.Task[None]) -> None:
+        if t.cancelled():
+            fut.set_result(None)
+        elif t.exception() is not None:
+            fut.set_exception(cast(BaseException, t.exception()))
+        else:
+            fut.set_result(None)
+
+    task.get_loop().call_soon_threadsafe(task.add_done_callback, done)
+    return fut
+
+
+async def connect_async(url: Any, **options: Any) -> Client:
+    """:func:`connect` for async code: same options; the client still runs on the shared
+    background loop (never on the caller's loop), so it survives the caller's loop."""
+    if _loop.in_loop_thread():
+        return connect(url, **options)
+    return await asyncio.to_thread(connect, url, **options)
+
+
+def running_clients() -> list[Client]:
+    """Clients started by :func:`connect` that are not closed yet."""
+    with _registry_lock:
+        return [c for c in list(_registry) if c.state != "closed"]
+
+
+def close_all(timeout: float = 5.0) -> int:
+    """Close every running client; returns how many were closed."""
+    clients = running_clients()
+    for c in clients:
+        c.close(timeout)
+    return len(clients)

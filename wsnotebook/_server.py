@@ -1,0 +1,1232 @@
+"""The kernel-side server: HTTP ingest + WebSocket stream on one port (aiohttp).
+
+``serve()`` starts a :class:`Server` on the shared background loop (:mod:`wsnotebook._loop`) and
+returns as soon as the port is bound.  The wire protocol is documented in ``docs/protocol.md``.
+
+Design notes:
+
+* **Encode once.**  Each stored event is JSON-encoded once by the store; the ``event`` message
+  around it is built once per broadcast and the same bytes go to every client.
+* **Backpressure.**  Every client has a bounded send queue (``queue_size`` messages and
+  ``max_queue_bytes`` bytes) drained by its own writer task.  While a client keeps up and its
+  socket buffer is below 64 KiB, a broadcast writes its frame directly (no task switch); when the
+  socket backs up, messages queue; when the queue overflows, the client is dropped with close code
+  1013 (it may resume with ``?since=``) and counted in ``metrics()["dropped_slow_clients"]``.
+  A slow client never stalls the others and never grows memory past its bound.
+* **No tracebacks into the kernel.**  Handler and task errors are logged on the ``wsnotebook``
+  logger and counted in ``metrics()["errors"]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hmac
+import ipaddress
+import logging
+import math
+import secrets
+import socket
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import WSMsgType, web
+
+from . import _loop
+from ._protocol import (
+    CLOSE_GOING_AWAY,
+    CLOSE_INTERNAL,
+    CLOSE_POLICY,
+    CLOSE_TRY_AGAIN,
+    Batcher,
+    RateMeter,
+    batch_message,
+    error_message,
+    event_message,
+    gap_message,
+)
+from ._store import Store, StoredEvent, open_store
+from .errors import (
+    ConfigError,
+    EventValidationError,
+    LimitExceeded,
+    PortInUseError,
+    ProtocolError,
+    ServerError,
+    StoreError,
+    WsnError,
+)
+from .events import (
+    DEFAULT_MAX_BATCH_EVENTS,
+    DEFAULT_MAX_EVENT_BYTES,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    Event,
+    decode_events,
+    decode_json,
+    encode_json,
+    json_type,
+    now_ms,
+    validate_events,
+)
+
+__all__ = ["Server", "running_servers", "serve", "stop_all"]
+
+log = logging.getLogger("wsnotebook")
+
+DEFAULT_QUEUE_SIZE = 4096
+DEFAULT_MAX_QUEUE_BYTES = 64 << 20
+#: Events per replay page (``initial`` and each following ``batch``) and per ``auto`` batch.
+REPLAY_PAGE = 1000
+AUTO_BATCH_MAX = 1000
+#: Consecutive rejected client messages before the server closes with 1008.
+MAX_CONSECUTIVE_ERRORS = 10
+#: Socket write-buffer size below which a broadcast writes a frame directly.
+FAST_WRITE_LIMIT = 64 * 1024
+#: Seconds a closing handshake may take before the transport is aborted.
+CLOSE_TIMEOUT = 5.0
+
+_EVENT_PREFIX = b'{"type":"event","data":'
+_KIND_EVENT, _KIND_BATCH, _KIND_CONTROL = 0, 1, 2
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+_JSON = "application/json"
+
+_registry: dict[tuple[str, int], Server] = {}
+_registry_lock = threading.Lock()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _is_loopback(host: str) -> bool:
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _default_origin_ok(origin: str) -> bool:
+    try:
+        parts = urlsplit(origin)
+        host = parts.hostname
+        _ = parts.port  # raises ValueError on a bad port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and host in _LOOPBACK_NAMES
+
+
+def _bounded_int(name: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name}: expected integer, got {type(value).__name__}")
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be in {lo}..{hi}, got {value}")
+    return value
+
+
+def _json_error(status: int, message: str, **headers: str) -> web.Response:
+    return web.Response(
+        status=status,
+        body=encode_json({"error": message}),
+        content_type=_JSON,
+        headers=headers or None,
+    )
+
+
+def _initial(
+    encoded: Sequence[bytes], *, extended: bool, seq: int, epoch: str, reset: bool, more: bool
+) -> bytes:
+    head = b'{"type":"initial","data":[' + b",".join(encoded) + b"]"
+    if extended:
+        extra = {"seq": seq, "epoch": epoch, "reset": reset, "more": more}
+        head += b"," + encode_json(extra)[1:-1]
+    return head + b"}"
+
+
+class _Counter(dict[str, int]):
+    def bump(self, key: str, n: int = 1) -> None:
+        self[key] = self.get(key, 0) + n
+
+
+# --------------------------------------------------------------------------- one client
+
+
+class _Client:
+    """One WebSocket subscriber: bounded send queue, writer task, optional batcher."""
+
+    def __init__(
+        self,
+        server: Server,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport | None,
+        *,
+        extended: bool,
+        batch: int | str,
+        interval: float,
+        since: int | None,
+        epoch: str | None,
+        peer: str,
+    ) -> None:
+        self.server = server
+        self.ws = ws
+        self.transport = transport
+        self.extended = extended
+        self.auto = batch == "auto"
+        self.peer = peer
+        loop = asyncio.get_running_loop()
+        self.loop = loop
+        self.batcher = (
+            Batcher(batch, interval, clock=loop.time) if isinstance(batch, int) and batch else None
+        )
+        self.since = since
+        self.req_epoch = epoch
+        self.queue: deque[tuple[bytes, int, int]] = deque()  # (message, n events, kind)
+        self.qbytes = 0
+        self.pending: deque[bytes] = deque()  # live event messages held during replay
+        self.replaying = True
+        self.replay_to = 0
+        self.busy = False
+        self.closing = False
+        self.wake = asyncio.Event()
+        self.timer: asyncio.TimerHandle | None = None
+        self.writer_task: asyncio.Task[None] | None = None
+        self.close_task: asyncio.Task[None] | None = None
+        self.bad_messages = 0
+        self.events_out = 0
+        writer = getattr(ws, "_writer", None)
+        fast = getattr(writer, "_write_websocket_frame", None)
+        # Direct frame writes (no task switch) when aiohttp exposes its frame writer and the
+        # connection is uncompressed; otherwise every message goes through the writer task.
+        self._fast: Callable[[bytes, int, int], None] | None = (
+            fast if callable(fast) and transport is not None and not ws.compress else None
+        )
+
+    # ---------------------------------------------------------------- enqueueing (loop thread)
+    def push_event(self, encoded: bytes, emsg: bytes) -> None:
+        if self.closing:
+            return
+        if self.replaying:
+            if (
+                len(self.pending) >= self.server.queue_size
+                or self.qbytes + len(emsg) > self.server.max_queue_bytes
+            ):
+                self.overflow()
+                return
+            self.pending.append(emsg)
+            self.qbytes += len(emsg)
+            return
+        batcher = self.batcher
+        if batcher is not None:
+            full = batcher.add(encoded)
+            if full is not None:
+                self._cancel_timer()
+                self.enqueue(batch_message(full), len(full), _KIND_BATCH)
+            elif self.timer is None:
+                deadline = batcher.deadline()
+                assert deadline is not None
+                self.timer = self.loop.call_at(deadline, self._flush_batch)
+            return
+        if not self.queue and not self.busy and self._try_fast(emsg):
+            self.events_out += 1
+            return
+        self.enqueue(emsg, 1, _KIND_EVENT)
+
+    def _try_fast(self, msg: bytes) -> bool:
+        fast, transport = self._fast, self.transport
+        if fast is None or transport is None or transport.is_closing():
+            return False
+        if transport.get_write_buffer_size() >= FAST_WRITE_LIMIT:
+            return False
+        try:
+            fast(msg, 0x1, 0)
+        except Exception:  # transport went away: let the writer path notice and clean up
+            return False
+        self.server._note_sent(len(msg))
+        return True
+
+    def send_control(self, msg: bytes) -> None:
+        if self.closing or self.replaying:
+            return
+        if not self.queue and not self.busy and self._try_fast(msg):
+            return
+        self.enqueue(msg, 0, _KIND_CONTROL)
+
+    def enqueue(self, msg: bytes, n: int, kind: int) -> None:
+        if self.closing:
+            return
+        if (
+            len(self.queue) >= self.server.queue_size
+            or self.qbytes + len(msg) > self.server.max_queue_bytes
+        ):
+            self.overflow()
+            return
+        self.queue.append((msg, n, kind))
+        self.qbytes += len(msg)
+        depth = len(self.queue)
+        if depth > self.server._queue_max:
+            self.server._queue_max = depth
+        self.wake.set()
+
+    def _flush_batch(self) -> None:
+        self.timer = None
+        if self.batcher is None or self.closing:
+            return
+        items = self.batcher.flush()
+        if items:
+            self.enqueue(batch_message(items), len(items), _KIND_BATCH)
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def overflow(self) -> None:
+        """The send queue is full: drop this client with 1013 (memory stays bounded)."""
+        self.server._dropped_slow += 1
+        log.warning(
+            "wsnotebook: dropping slow client %s (send queue full: %d messages, %d bytes)",
+            self.peer,
+            len(self.queue) + len(self.pending),
+            self.qbytes,
+        )
+        self.start_close(CLOSE_TRY_AGAIN, b"slow consumer: send queue overflow")
+
+    def start_close(self, code: int, reason: bytes) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        self.queue.clear()
+        self.pending.clear()
+        self.qbytes = 0
+        self._cancel_timer()
+        self.wake.set()
+        self.close_task = asyncio.ensure_future(self._close(code, reason))
+
+    async def _close(self, code: int, reason: bytes) -> None:
+        task = self.writer_task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
+            # aiohttp's BaseProtocol._drain_helper awaits ONE shared future, unshielded: the
+            # writer blocked in drain cancelled it, and our close frame's drain would raise
+            # CancelledError at once -> abort -> the client saw 1006 instead of 1013.
+            proto = self.transport.get_protocol() if self.transport is not None else None
+            waiter = getattr(proto, "_drain_waiter", None)
+            if waiter is not None and waiter.cancelled():
+                proto._drain_waiter = None  # type: ignore[union-attr]
+        try:
+            await asyncio.wait_for(self.ws.close(code=code, message=reason), CLOSE_TIMEOUT)
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            if self.transport is not None:
+                self.transport.abort()
+        except Exception:
+            if self.transport is not None:
+                self.transport.abort()
+
+    # ---------------------------------------------------------------- writer task
+    async def _send(self, msg: bytes) -> None:
+        await self.ws.send_frame(msg, WSMsgType.TEXT)
+        self.server._note_sent(len(msg))
+
+    async def run_writer(self) -> None:
+        try:
+            await self._replay()
+            while not self.closing:
+                if not self.queue:
+                    self.wake.clear()
+                    await self.wake.wait()
+                    continue
+                msg, n = self._next_message()
+                self.busy = True
+                try:
+                    await self._send(msg)
+                finally:
+                    self.busy = False
+                self.events_out += n
+        except asyncio.CancelledError:
+            raise
+        except (ConnectionError, RuntimeError) as exc:
+            if not self.closing:
+                log.debug("wsnotebook: client %s went away: %s", self.peer, exc)
+                self.start_close(CLOSE_GOING_AWAY, b"")
+        except Exception as exc:
+            self.server._errors.bump("writer")
+            log.error("wsnotebook: writer for %s failed: %r", self.peer, exc)
+            self.start_close(CLOSE_INTERNAL, b"internal error")
+
+    def _next_message(self) -> tuple[bytes, int]:
+        msg, n, kind = self.queue.popleft()
+        self.qbytes -= len(msg)
+        if not (
+            self.auto and kind == _KIND_EVENT and self.queue and self.queue[0][2] == _KIND_EVENT
+        ):
+            return msg, n
+        parts = [msg[len(_EVENT_PREFIX) : -1]]
+        while self.queue and len(parts) < AUTO_BATCH_MAX and self.queue[0][2] == _KIND_EVENT:
+            nxt, _, _ = self.queue.popleft()
+            self.qbytes -= len(nxt)
+            parts.append(nxt[len(_EVENT_PREFIX) : -1])
+        return batch_message(parts), len(parts)
+
+    async def _replay(self) -> None:
+        server, store = self.server, self.server.store
+        replay_to = self.replay_to
+        reset = False
+        more = False
+        if self.since is None:
+            page = await store.recent(server.initial_limit)
+            page = [s for s in page if s.id <= replay_to]
+            after = replay_to
+        else:
+            first = store.first_id
+            since = self.since
+            new_epoch = self.req_epoch is not None and self.req_epoch != store.epoch
+            evicted = first is not None and since + 1 < first
+            reset = new_epoch or evicted or since > replay_to
+            after = (first - 1 if first is not None else 0) if reset else since
+            page = [s for s in await store.since(after, REPLAY_PAGE) if s.id <= replay_to]
+            if page and page[0].id > after + 1 and not reset:
+                # evicted between the check and the read: treat as reset
+                reset = True
+            after = page[-1].id if page else after
+            more = after < replay_to and len(page) >= REPLAY_PAGE
+        msg = _initial(
+            [s.encoded for s in page],
+            extended=self.extended,
+            seq=replay_to,
+            epoch=store.epoch,
+            reset=reset,
+            more=more,
+        )
+        await self._send(msg)
+        self.events_out += len(page)
+        while more and not self.closing:
+            page = [s for s in await store.since(after, REPLAY_PAGE) if s.id <= replay_to]
+            if not page:
+                break
+            if page[0].id > after + 1:
+                await self._send(
+                    gap_message(after + 1, page[0].id - 1, "evicted", epoch=store.epoch)
+                )
+            await self._send(batch_message([s.encoded for s in page]))
+            self.events_out += len(page)
+            after = page[-1].id
+            more = after < replay_to
+        # go live: move what arrived meanwhile to the normal path, in order
+        self.replaying = False
+        pending, self.pending = self.pending, deque()
+        self.qbytes -= sum(len(m) for m in pending)
+        for emsg in pending:
+            if self.closing:
+                break
+            self.push_event(emsg[len(_EVENT_PREFIX) : -1], emsg)
+
+
+# --------------------------------------------------------------------------- the server
+
+
+class Server:
+    """A running (or stopped) wsnotebook server.  Create it with :func:`serve`.
+
+    Attributes: ``url`` (``ws://host:port/stream``, ``wss://`` with TLS), ``http_url``,
+    ``host``, ``port``, ``token`` (``None`` when open), ``epoch`` (the store's), ``running``,
+    ``store``.  Methods: :meth:`publish`, :meth:`metrics`, :meth:`stop` (and async variants).
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        store: str | Store,
+        token: str | None,
+        allowed_origins: Iterable[str] | None,
+        initial_limit: int,
+        retain: int,
+        max_event_bytes: int,
+        max_message_bytes: int,
+        max_batch_events: int,
+        max_connections: int,
+        queue_size: int,
+        max_queue_bytes: int,
+        heartbeat_interval: float,
+        ssl_context: ssl.SSLContext | None,
+        certfile: str | None,
+        keyfile: str | None,
+        compression: bool = True,
+    ) -> None:
+        self.host = host
+        self.compression = compression
+        self.port = port
+        self.token = token
+        self.initial_limit = initial_limit
+        self.max_event_bytes = max_event_bytes
+        self.max_message_bytes = max_message_bytes
+        self.max_batch_events = max_batch_events
+        self.max_connections = max_connections
+        self.queue_size = queue_size
+        self.max_queue_bytes = max_queue_bytes
+        self.heartbeat_interval = heartbeat_interval
+        origins = None if allowed_origins is None else list(allowed_origins)
+        self._any_origin = origins is not None and "*" in origins
+        self._origins = frozenset(o.rstrip("/").lower() for o in origins or ())
+        self._default_origins = origins is None
+        if ssl_context is None and certfile:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            try:
+                ctx.load_cert_chain(certfile, keyfile)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(f"certfile/keyfile: cannot load: {exc}") from None
+            ssl_context = ctx
+        self.ssl_context = ssl_context
+        self.store: Store = open_store(store, retain=retain)
+        self.running = False
+        self._clients: set[_Client] = set()
+        self._runner: web.AppRunner | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._started = 0.0
+        self._options: dict[str, Any] = {}
+        # metrics
+        self._events_in = 0
+        self._bytes_out = 0
+        self._messages_out = 0
+        self._connections_total = 0
+        self._dropped_slow = 0
+        self._closed_events_out = 0
+        self._queue_max = 0
+        self._errors = _Counter()
+        self._rejected = _Counter()
+        self._rate = RateMeter(window=10.0, clock=time.monotonic)
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def epoch(self) -> str:
+        return self.store.epoch
+
+    @property
+    def url(self) -> str:
+        scheme = "wss" if self.ssl_context else "ws"
+        return f"{scheme}://{self._netloc()}/stream"
+
+    @property
+    def http_url(self) -> str:
+        scheme = "https" if self.ssl_context else "http"
+        return f"{scheme}://{self._netloc()}"
+
+    def _netloc(self) -> str:
+        host = self.host
+        if host in ("0.0.0.0", "", "::"):
+            host = "127.0.0.1"
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"{host}:{self.port}"
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<wsnotebook.Server {self.url} {state} store={self.store.kind}>"
+
+    # ---------------------------------------------------------------- lifecycle
+    async def start_async(self) -> None:
+        """Bind the port and start serving (on the running loop).  Raises PortInUseError,
+        StoreError, ServerError."""
+        self._loop = asyncio.get_running_loop()
+        sock = self._bind()
+        try:
+            await self.store.open()
+        except BaseException:
+            sock.close()
+            raise
+        try:
+            app = web.Application(
+                client_max_size=self.max_message_bytes,
+                middlewares=[self._middleware],
+            )
+            app.router.add_post("/events", self._post_events)
+            app.router.add_get("/events/recent", self._get_recent)
+            app.router.add_get("/events/filter-options", self._get_filter_options)
+            app.router.add_get("/stream", self._stream)
+            app.router.add_get("/health", self._get_health)
+            app.router.add_get("/metrics", self._get_metrics)
+            app.on_shutdown.append(self._on_shutdown)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+            await runner.setup()
+            site = web.SockSite(runner, sock, ssl_context=self.ssl_context)
+            await site.start()
+        except BaseException:
+            sock.close()
+            await self.store.close()
+            raise
+        self._runner = runner
+        self.running = True
+        self._started = time.monotonic()
+        if self.heartbeat_interval > 0:
+            self._heartbeat_task = asyncio.ensure_future(self._heartbeats())
+
+    def _bind(self) -> socket.socket:
+        try:
+            infos = socket.getaddrinfo(
+                self.host or None, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )
+        except socket.gaierror as exc:
+            raise ConfigError(f"host: cannot resolve {self.host!r}: {exc}") from None
+        family, _, _, _, addr = infos[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(addr)
+            sock.listen(1024)
+            sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                raise PortInUseError(self.host, self.port) from None
+            raise ServerError(f"cannot bind {self.host}:{self.port}: {exc}") from None
+        self.port = sock.getsockname()[1]
+        return sock
+
+    async def stop_async(self) -> None:
+        """Close every connection (1001), free the port, close the store.  Idempotent."""
+        if not self.running:
+            return
+        self.running = False
+        with _registry_lock:
+            if _registry.get((self.host, self.port)) is self:
+                del _registry[(self.host, self.port)]
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._heartbeat_task
+            self._heartbeat_task = None
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            try:
+                await runner.cleanup()
+            except Exception as exc:  # pragma: no cover - best effort
+                log.warning("wsnotebook: error while stopping %s: %r", self.url, exc)
+        try:
+            await self.store.close()
+        except Exception as exc:  # pragma: no cover
+            log.warning("wsnotebook: error while closing the store: %r", exc)
+
+    async def _on_shutdown(self, app: web.Application) -> None:
+        clients = list(self._clients)
+        for c in clients:
+            c.start_close(CLOSE_GOING_AWAY, b"server stopping")
+        tasks = [c.close_task for c in clients if c.close_task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server; the port is free when this returns.  Safe to call twice."""
+        if not self.running:
+            return
+        if _loop.in_loop_thread():
+            raise RuntimeError("Server.stop() called from the loop thread; use stop_async()")
+        _loop.run(self.stop_async(), timeout=timeout)
+
+    # ---------------------------------------------------------------- ingest
+    async def publish_async(self, events: Event | list[Event]) -> list[Event]:
+        """Validate and ingest on the loop; returns the stored events."""
+        batch = validate_events(events, max_batch=self.max_batch_events)
+        stored = await self._ingest(batch)
+        return [s.event for s in stored]
+
+    def publish(self, events: Event | list[Event]) -> list[Event]:
+        """Ingest one event (dict) or a list from any thread, exactly like ``POST /events``.
+
+        Returns the stored events (with ``id``, ``timestamp``, ``server_received``; treat them as
+        read-only).  Raises EventValidationError / LimitExceeded / StoreError / ServerError.
+        """
+        if not self.running:
+            raise ServerError(f"server {self.url} is stopped")
+        if _loop.in_loop_thread():
+            raise RuntimeError("Server.publish() called from the loop thread; use publish_async()")
+        return _loop.run(self.publish_async(events))
+
+    async def _ingest(self, events: list[Event]) -> list[StoredEvent]:
+        stored = await self.store.append(events)
+        n = len(stored)
+        self._events_in += n
+        self._rate.add(n)
+        self._broadcast(stored)
+        return stored
+
+    def _broadcast(self, stored: list[StoredEvent]) -> None:
+        clients = self._clients
+        if not clients:
+            return
+        for s in stored:
+            enc = s.encoded
+            emsg = event_message(enc)
+            for c in clients:
+                c.push_event(enc, emsg)
+
+    def _note_sent(self, nbytes: int) -> None:
+        self._messages_out += 1
+        self._bytes_out += nbytes
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            try:
+                msg = encode_json(
+                    {
+                        "type": "heartbeat",
+                        "timestamp": int(now_ms()),
+                        "seq": self.store.last_id,
+                        "epoch": self.store.epoch,
+                    }
+                )
+                for c in list(self._clients):
+                    if c.extended:
+                        c.send_control(msg)
+            except Exception as exc:  # pragma: no cover - defensive
+                self._errors.bump("heartbeat")
+                log.error("wsnotebook: heartbeat failed: %r", exc)
+
+    # ---------------------------------------------------------------- HTTP plumbing
+    def _origin_ok(self, origin: str) -> bool:
+        if self._any_origin:
+            return True
+        if self._default_origins:
+            return _default_origin_ok(origin)
+        return origin.rstrip("/").lower() in self._origins
+
+    def _token_ok(self, request: web.Request) -> bool:
+        if not self.token:
+            return True
+        given = ""
+        auth = request.headers.get("Authorization", "")
+        if auth[:7].lower() == "bearer ":
+            given = auth[7:].strip()
+        if not given:
+            given = request.query.get("token", "")
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+    @web.middleware
+    async def _middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin is not None and not self._origin_ok(origin):
+            return self._reject(403, "origin not allowed")
+        if request.method == "OPTIONS":
+            missing = request.match_info.http_exception
+            if missing is not None and missing.status == 404:
+                return self._reject(404, "not found")
+            return self._preflight(origin)
+        if not self._token_ok(request):
+            return self._reject(401, "unauthorized", **{"WWW-Authenticate": "Bearer"})
+        try:
+            resp = await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            message = exc.reason.lower() if exc.reason else "error"
+            if exc.status == 413:
+                message = f"body: exceeds the limit of {self.max_message_bytes} bytes"
+            resp = self._reject(exc.status, message)
+        except asyncio.CancelledError:
+            raise
+        except StoreError as exc:
+            self._errors.bump("store")
+            log.error("wsnotebook: store error: %s", exc)
+            resp = self._reject(503, str(exc))
+        except Exception as exc:
+            self._errors.bump("handler")
+            log.exception("wsnotebook: handler error on %s %s", request.method, request.path)
+            resp = self._reject(500, f"internal error: {type(exc).__name__}")
+        if origin is not None and not resp.prepared:
+            resp.headers["Access-Control-Allow-Origin"] = origin
+            resp.headers["Vary"] = "Origin"
+        return resp
+
+    def _reject(self, status: int, message: str, **headers: str) -> web.Response:
+        self._rejected.bump(str(status))
+        return _json_error(status, message, **headers)
+
+    def _preflight(self, origin: str | None) -> web.Response:
+        """CORS preflight (no token needed: browsers never send credentials on it)."""
+        if origin is None:
+            return web.Response(status=204, headers={"Allow": "GET, POST, OPTIONS"})
+        return web.Response(
+            status=204,
+            headers={
+                "Access-Control-Allow-Origin": origin,
+                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                "Access-Control-Allow-Headers": "Content-Type, Authorization",
+                "Access-Control-Max-Age": "600",
+                "Vary": "Origin",
+            },
+        )
+
+    # ---------------------------------------------------------------- HTTP endpoints
+    async def _post_events(self, request: web.Request) -> web.StreamResponse:
+        if request.content_type != _JSON:
+            return self._reject(
+                415, f"Content-Type: expected application/json, got {request.content_type}"
+            )
+        length = request.content_length
+        if length is not None and length > self.max_message_bytes:
+            return self._reject(
+                413, f"body: {length} bytes exceeds the limit of {self.max_message_bytes}"
+            )
+        body = await request.read()
+        try:
+            events = decode_events(
+                body,
+                max_event_bytes=self.max_event_bytes,
+                max_message_bytes=self.max_message_bytes,
+                max_batch=self.max_batch_events,
+            )
+        except LimitExceeded as exc:
+            return self._reject(413, str(exc))
+        except (ProtocolError, EventValidationError) as exc:
+            return self._reject(400, str(exc))
+        stored = await self._ingest(events)
+        if body.lstrip()[:1] == b"[":
+            out = b"[" + b",".join(s.encoded for s in stored) + b"]"
+        else:
+            out = stored[0].encoded
+        return web.Response(body=out, content_type=_JSON)
+
+    def _int_param(self, request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+        raw = request.query.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"{name}: expected integer, got {raw!r}") from None
+        if not lo <= value <= hi:
+            raise ValueError(f"{name}: must be in {lo}..{hi}, got {value}")
+        return value
+
+    async def _get_recent(self, request: web.Request) -> web.StreamResponse:
+        try:
+            limit = self._int_param(request, "limit", self.initial_limit, 0, 100_000)
+        except ValueError as exc:
+            return self._reject(400, str(exc))
+        stored = await self.store.recent(limit) if limit else []
+        return web.Response(
+            body=b"[" + b",".join(s.encoded for s in stored) + b"]", content_type=_JSON
+        )
+
+    async def _get_filter_options(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(body=encode_json(await self.store.filter_options()), content_type=_JSON)
+
+    async def _get_health(self, request: web.Request) -> web.StreamResponse:
+        body = {
+            "status": "ok",
+            "epoch": self.store.epoch,
+            "seq": self.store.last_id,
+            "store": self.store.kind,
+            "connections": len(self._clients),
+            "uptime_s": round(time.monotonic() - self._started, 3),
+        }
+        return web.Response(body=encode_json(body), content_type=_JSON)
+
+    async def _get_metrics(self, request: web.Request) -> web.StreamResponse:
+        metrics = self.metrics_now()
+        if request.query.get("format") == "prometheus":
+            return web.Response(text=_prometheus(metrics), content_type="text/plain")
+        return web.Response(body=encode_json(metrics), content_type=_JSON)
+
+    # ---------------------------------------------------------------- WebSocket
+    def _stream_params(self, request: web.Request) -> dict[str, Any]:
+        q = request.query
+        extended = any(k in q for k in ("since", "epoch", "batch")) or q.get("ext") == "1"
+        since: int | None = None
+        if q.get("since", "") != "":
+            since = self._int_param(request, "since", 0, 0, 2**63 - 1)
+        batch: int | str = 0
+        raw = q.get("batch", "")
+        if raw == "auto":
+            batch = "auto"
+        elif raw != "":
+            batch = self._int_param(request, "batch", 0, 0, 100_000)
+        interval_ms = self._int_param(request, "interval_ms", 50, 0, 60_000)
+        epoch = q.get("epoch") or None
+        return {
+            "extended": extended,
+            "since": since,
+            "batch": batch,
+            "interval": interval_ms / 1000.0,
+            "epoch": epoch,
+        }
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        try:
+            params = self._stream_params(request)
+        except ValueError as exc:
+            return self._reject(400, str(exc))
+        if len(self._clients) >= self.max_connections:
+            return self._reject(503, f"too many connections (limit {self.max_connections})")
+        if not self.running:
+            return self._reject(503, "server stopping")
+        hb = max(2.0 * self.heartbeat_interval, 2.0) if self.heartbeat_interval > 0 else None
+        ws = web.WebSocketResponse(
+            # Deflate only when the client offers it and compression is on: each compressed
+            # client costs a zlib pass per message (the fast direct-write path is for plain ones).
+            compress=self.compression,
+            max_msg_size=self.max_message_bytes,
+            heartbeat=hb,
+            timeout=CLOSE_TIMEOUT,
+        )
+        if not ws.can_prepare(request).ok:
+            return self._reject(400, "expected a WebSocket upgrade request")
+        await ws.prepare(request)
+        transport = request.transport
+        peer = str(request.remote)
+        client = _Client(
+            self,
+            ws,
+            transport if isinstance(transport, asyncio.Transport) else None,
+            peer=peer,
+            **params,
+        )
+        # register and fix the replay end atomically (no await in between): every event with
+        # id <= replay_to comes from the store, every later one through the live path.
+        client.replay_to = self.store.last_id
+        self._clients.add(client)
+        self._connections_total += 1
+        client.writer_task = asyncio.ensure_future(client.run_writer())
+        try:
+            async for msg in ws:
+                if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    await self._client_message(client, msg.data)
+                elif msg.type == WSMsgType.ERROR:
+                    self._errors.bump("ws_receive")
+                    log.debug("wsnotebook: receive error from %s: %r", peer, ws.exception())
+                    break
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._errors.bump("ws_handler")
+            log.error("wsnotebook: stream handler error for %s: %r", peer, exc)
+        finally:
+            self._clients.discard(client)
+            if not client.closing:
+                client.closing = True
+                client._cancel_timer()
+                client.wake.set()
+            if client.close_task is not None:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await client.close_task
+            if client.writer_task is not None and not client.writer_task.done():
+                client.writer_task.cancel()
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await client.writer_task
+            self._queue_drop(client)
+            self._closed_events_out += client.events_out
+        return ws
+
+    def _queue_drop(self, client: _Client) -> None:
+        client.queue.clear()
+        client.pending.clear()
+        client.qbytes = 0
+
+    async def _client_message(self, client: _Client, data: str | bytes) -> None:
+        code, message = "", ""
+        raw = data if isinstance(data, bytes) else data.encode()
+        try:
+            obj = decode_json(raw)
+        except ProtocolError as exc:
+            code, message = "invalid_json", str(exc)
+        else:
+            kind = obj.get("type") if isinstance(obj, dict) else None
+            if not isinstance(obj, dict):
+                code, message = "unknown_type", f"message: expected object, got {json_type(obj)}"
+            elif kind == "heartbeat":
+                client.bad_messages = 0
+                return
+            elif kind != "publish":
+                code = "unknown_type"
+                message = f"type: unknown message type {kind!r} (expected publish or heartbeat)"
+            elif "data" not in obj:
+                code, message = "invalid_event", "data: missing required field"
+            else:
+                payload = obj["data"]
+                try:
+                    if isinstance(payload, dict) and len(raw) > self.max_event_bytes:
+                        raise LimitExceeded(
+                            f"event: {len(raw)} bytes exceeds the limit of {self.max_event_bytes}",
+                            limit="max_event_bytes",
+                        )
+                    events = validate_events(payload, max_batch=self.max_batch_events)
+                except LimitExceeded as exc:
+                    code = "batch_too_large" if exc.limit == "max_batch_events" else "too_large"
+                    message = str(exc)
+                except EventValidationError as exc:
+                    code, message = "invalid_event", str(exc)
+                else:
+                    try:
+                        await self._ingest(events)
+                    except StoreError as exc:
+                        self._errors.bump("store")
+                        client.send_control(error_message(str(exc), "store_error"))
+                        return
+                    client.bad_messages = 0
+                    return
+        client.bad_messages += 1
+        self._errors.bump(f"client_{code}")
+        client.send_control(error_message(message, code))
+        if client.bad_messages >= MAX_CONSECUTIVE_ERRORS:
+            client.start_close(CLOSE_POLICY, b"too many invalid messages")
+
+    # ---------------------------------------------------------------- metrics
+    def metrics_now(self) -> dict[str, Any]:
+        """Metrics snapshot (call on the loop thread; :meth:`metrics` is the thread-safe one)."""
+        clients = list(self._clients)
+        depths = [len(c.queue) + len(c.pending) for c in clients]
+        return {
+            "url": self.url,
+            "running": self.running,
+            "connections": len(clients),
+            "connections_total": self._connections_total,
+            "events_in": self._events_in,
+            "events_out": sum(c.events_out for c in clients) + self._events_out_closed(),
+            "events_per_s": round(self._rate.rate(), 3),
+            "messages_out": self._messages_out,
+            "bytes_out": self._bytes_out,
+            "errors": dict(self._errors),
+            "dropped_slow_clients": self._dropped_slow,
+            "queue_depth_max": self._queue_max,
+            "queue_depth_current_max": max(depths, default=0),
+            "queue_depth_total": sum(depths),
+            "rejected": dict(self._rejected),
+            "uptime_s": round(time.monotonic() - self._started, 3) if self._started else 0.0,
+            "store": self.store.stats(),
+        }
+
+    def _events_out_closed(self) -> int:
+        return self._closed_events_out
+
+    def metrics(self) -> dict[str, Any]:
+        """Thread-safe metrics dict: connections, events_in, events_out (events delivered,
+        summed over clients), events_per_s (ingest rate, 10 s window), bytes_out, messages_out,
+        errors by kind, dropped_slow_clients, queue depths, rejected requests by status, uptime,
+        store stats."""
+        if _loop.in_loop_thread() or not self.running or self._loop is None:
+            return self.metrics_now()
+        fut = asyncio.run_coroutine_threadsafe(self._metrics_async(), self._loop)
+        return fut.result(10)
+
+    async def _metrics_async(self) -> dict[str, Any]:
+        return self.metrics_now()
+
+
+def _prometheus(metrics: dict[str, Any]) -> str:
+    lines: list[str] = []
+    for key in (
+        "connections",
+        "connections_total",
+        "events_in",
+        "events_out",
+        "events_per_s",
+        "messages_out",
+        "bytes_out",
+        "dropped_slow_clients",
+        "queue_depth_max",
+        "queue_depth_total",
+        "uptime_s",
+    ):
+        value = metrics[key]
+        kind = "gauge" if key in ("connections", "events_per_s", "queue_depth_total") else "counter"
+        lines.append(f"# TYPE wsnotebook_{key} {kind}")
+        lines.append(f"wsnotebook_{key} {value}")
+    lines.append("# TYPE wsnotebook_errors counter")
+    for kind, n in sorted(metrics["errors"].items()):
+        lines.append(f'wsnotebook_errors{{kind="{kind}"}} {n}')
+    lines.append("# TYPE wsnotebook_rejected counter")
+    for status, n in sorted(metrics["rejected"].items()):
+        lines.append(f'wsnotebook_rejected{{status="{status}"}} {n}')
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- serve()
+
+
+def _options(**kwargs: Any) -> dict[str, Any]:
+    out = dict(kwargs)
+    if out.get("allowed_origins") is not None:
+        out["allowed_origins"] = tuple(out["allowed_origins"])
+    return out
+
+
+def serve(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 4000,
+    store: str | Store = "memory",
+    token: str | None = None,
+    allowed_origins: Iterable[str] | None = None,
+    initial_limit: int = 300,
+    retain: int = 100_000,
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    max_batch_events: int = DEFAULT_MAX_BATCH_EVENTS,
+    max_connections: int = 1000,
+    queue_size: int = DEFAULT_QUEUE_SIZE,
+    max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
+    heartbeat_interval: float = 5.0,
+    compression: bool = True,
+    ssl_context: ssl.SSLContext | None = None,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+    restart: bool = False,
+) -> Server:
+    """Start (or return) a background HTTP + WebSocket event server; returns once bound.
+
+    Options (keyword-only; defaults and bounds):
+
+    * ``host="127.0.0.1"``: bind address.  Any non-loopback host requires a token: when
+      ``token`` is ``None`` one is generated and printed once to stdout (never logged);
+      ``token=""`` on a non-loopback host raises ConfigError.
+    * ``port=4000`` (0..65535; ``0`` picks a free port).  Taken by someone else: PortInUseError.
+    * ``store="memory"`` (ring of ``retain`` events) or ``"sqlite:///path.db"`` (durable WAL).
+    * ``token=None``: when set, required on every HTTP request and the WebSocket handshake
+      (``Authorization: Bearer T`` or ``?token=T``).
+    * ``allowed_origins=None``: browser ``Origin`` allow-list; default http(s)://localhost,
+      127.0.0.1, [::1] on any port.  ``["*"]`` allows any origin.  Requests without an Origin
+      header (scripts, hooks, Python clients) are always allowed.
+    * ``initial_limit=300`` (0..100,000): events in the ``initial`` snapshot.
+    * ``retain=100_000`` (1..100,000,000): events the store keeps (oldest evicted first).
+    * ``max_event_bytes=1 MiB``, ``max_message_bytes=16 MiB`` (1 KiB..1 GiB): body/frame limits
+      (413 / close 1009); ``max_batch_events=10_000`` (1..1,000,000) events per batch.
+    * ``max_connections=1000`` (1..100,000) WebSocket clients (more: HTTP 503).
+    * ``queue_size=4096`` (1..1,000,000) messages and ``max_queue_bytes=64 MiB`` per client send
+      queue; overflow drops that client with close 1013 (counted).
+    * ``heartbeat_interval=5.0`` s (0 disables; 0..3600): heartbeat messages to extended clients
+      and WebSocket pings (a peer silent for 3x the interval is disconnected).
+    * ``compression=True``: negotiate permessage-deflate with clients that offer it (browsers and
+      ``websockets`` do by default).  Plain clients keep the zero-copy fast path; compressed ones
+      cost one zlib pass per message each.  ``False`` never compresses.
+    * ``ssl_context`` or ``certfile``/``keyfile``: serve HTTPS/WSS.
+    * ``restart=False``: a second ``serve()`` on the same host/port with the same options returns
+      the running server; with different options it raises ConfigError unless ``restart=True``
+      (then the old server stops first).
+    """
+    _bounded_int("port", port, 0, 65535)
+    _bounded_int("initial_limit", initial_limit, 0, 100_000)
+    _bounded_int("max_event_bytes", max_event_bytes, 1024, 1 << 30)
+    _bounded_int("max_message_bytes", max_message_bytes, 1024, 1 << 30)
+    _bounded_int("max_batch_events", max_batch_events, 1, 1_000_000)
+    _bounded_int("max_connections", max_connections, 1, 100_000)
+    _bounded_int("queue_size", queue_size, 1, 1_000_000)
+    _bounded_int("max_queue_bytes", max_queue_bytes, 1024, 1 << 34)
+    if isinstance(heartbeat_interval, bool) or not isinstance(heartbeat_interval, (int, float)):
+        raise ConfigError("heartbeat_interval: expected a number of seconds")
+    if not (math.isfinite(heartbeat_interval) and 0 <= heartbeat_interval <= 3600):
+        raise ConfigError(f"heartbeat_interval must be in 0..3600 s, got {heartbeat_interval}")
+    if not isinstance(host, str):
+        raise ConfigError(f"host: expected string, got {type(host).__name__}")
+    if token is not None and not isinstance(token, str):
+        raise ConfigError(f"token: expected string or None, got {type(token).__name__}")
+    if (certfile is None) != (keyfile is None) and certfile is None:
+        raise ConfigError("keyfile given without certfile")
+    options = _options(
+        host=host,
+        port=port,
+        store=store,
+        token=token,
+        allowed_origins=allowed_origins,
+        initial_limit=initial_limit,
+        retain=retain,
+        max_event_bytes=max_event_bytes,
+        max_message_bytes=max_message_bytes,
+        max_batch_events=max_batch_events,
+        max_connections=max_connections,
+        queue_size=queue_size,
+        max_queue_bytes=max_queue_bytes,
+        heartbeat_interval=heartbeat_interval,
+        compression=bool(compression),
+        ssl_context=ssl_context,
+        certfile=certfile,
+        keyfile=keyfile,
+    )
+    if port:
+        with _registry_lock:
+            existing = _registry.get((host, port))
+        if existing is not None and existing.running:
+            if existing._options == options:
+                return existing
+            if not restart:
+                changed = sorted(k for k in options if options[k] != existing._options.get(k))
+                raise ConfigError(
+                    f"a server is already running on {host}:{port} with different options "
+                    f"({', '.join(changed)}); pass restart=True to replace it or stop() it first"
+                )
+            existing.stop()
+    effective_token = token
+    generated = False
+    if not _is_loopback(host):
+        if token == "":
+            raise ConfigError(
+                f"token='' on non-loopback host {host!r}: refusing to run open to the network"
+            )
+        if token is None:
+            effective_token = secrets.token_urlsafe(24)
+            generated = True
+    server = Server(
+        host=host,
+        port=port,
+        store=store,
+        token=effective_token or None,
+        allowed_origins=allowed_origins,
+        initial_limit=initial_limit,
+        retain=retain,
+        max_event_bytes=max_event_bytes,
+        max_message_bytes=max_message_bytes,
+        max_batch_events=max_batch_events,
+        max_connections=max_connections,
+        queue_size=queue_size,
+        max_queue_bytes=max_queue_bytes,
+        heartbeat_interval=float(heartbeat_interval),
+        compression=bool(compression),
+        ssl_context=ssl_context,
+        certfile=certfile,
+        keyfile=keyfile,
+    )
+    server._options = options
+    if _loop.in_loop_thread():
+        raise RuntimeError("serve() called from the loop thread; use Server.start_async()")
+    try:
+        _loop.run(server.start_async(), timeout=60)
+    except WsnError:
+        raise
+    except OSError as exc:
+        raise ServerError(f"cannot start server on {host}:{port}: {exc}") from None
+    with _registry_lock:
+        _registry[(host, server.port)] = server
+    if generated:
+        print(
+            f"wsnotebook: serving on {server.http_url} (bound to {host}); "
+            f"token (send as 'Authorization: Bearer <token>'): {effective_token}"
+        )
+    return server
+
+
+def running_servers() -> list[Server]:
+    """The servers started by :func:`serve` in this process and still running."""
+    with _registry_lock:
+        return [s for s in _registry.values() if s.running]
+
+
+def stop_all(timeout: float = 10.0) -> None:
+    """Stop every running server (also run at interpreter exit)."""
+    for server in running_servers():
+        try:
+            server.stop(timeout=timeout)
+        except Exception as exc:  # never raise at exit
+            log.warning("wsnotebook: could not stop %s: %r", server.url, exc)
+
+
+_loop.add_shutdown_hook(stop_all)

@@ -1,0 +1,555 @@
+"""Where the server keeps events: one small interface, two backends.
+
+* :class:`MemoryStore` (``store="memory"``, the default): a bounded ring of the latest
+  ``retain`` events.  Its ``epoch`` is random per instance, so a restarted kernel is a new epoch
+  and resuming clients are told (``reset``/gap) instead of silently missing events.
+* :class:`SQLiteStore` (``store="sqlite:///path/to/events.db"``): SQLite in WAL mode.  The epoch
+  and the id sequence are persisted in the database, so a restart keeps both and clients resume
+  seamlessly.  Writes never block the event loop: a dedicated writer thread commits with **group
+  commit** (every append waiting while a commit runs is committed together in the next
+  transaction).  ``append`` returns only **after the commit**, so an HTTP 200 means the event is
+  in the database (``synchronous=NORMAL`` in WAL mode: it survives a process or kernel crash; a
+  power cut may lose the last transactions).  The latest events (up to 10,000) are also cached in
+  memory so ``initial`` snapshots and short resumes never touch the disk; older replays read the
+  database from a worker thread.  ``retain`` bounds the table too: older rows are pruned in the
+  writer thread.
+
+Both stamp events the same way (:func:`stamp`): ``id`` (increasing from 1 in a fresh store),
+``timestamp`` (epoch ms int) when absent, ``server_received`` (epoch ms float).  Each stored event
+is encoded to JSON **once**; the bytes are reused by every reply, replay and broadcast.
+
+A later backend (e.g. Redis Streams) implements :class:`Store`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import queue
+import secrets
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from ._protocol import encode_event
+from .errors import ConfigError, StoreError
+from .events import Event, decode_json, now_ms
+
+__all__ = [
+    "FACET_FIELDS",
+    "MemoryStore",
+    "SQLiteStore",
+    "Store",
+    "StoredEvent",
+    "open_store",
+    "stamp",
+]
+
+log = logging.getLogger("wsnotebook")
+
+#: Fields reported by ``GET /events/filter-options`` (and their reply keys).
+FACET_FIELDS: tuple[tuple[str, str], ...] = (
+    ("source_app", "source_apps"),
+    ("session_id", "session_ids"),
+    ("hook_event_type", "hook_event_types"),
+)
+
+#: Bounds of the ``retain`` option (events kept by a store).
+MIN_RETAIN = 1
+MAX_RETAIN = 100_000_000
+
+
+class StoredEvent:
+    """One stored event: its ``id``, the stamped ``event`` dict (treat as read-only) and its
+    JSON ``encoded`` once."""
+
+    __slots__ = ("encoded", "event", "id")
+
+    def __init__(self, ident: int, event: Event, encoded: bytes) -> None:
+        self.id = ident
+        self.event = event
+        self.encoded = encoded
+
+    def __repr__(self) -> str:
+        return f"StoredEvent(id={self.id})"
+
+
+def stamp(event: Event, ident: int, received_ms: float) -> StoredEvent:
+    """Return the stored form of a validated ``event``: a new dict with ``id`` set, ``timestamp``
+    filled (int epoch ms) when absent or null, ``server_received`` set; unknown fields kept."""
+    out = dict(event)
+    out["id"] = ident
+    if out.get("timestamp") is None:
+        out["timestamp"] = int(received_ms)
+    out["server_received"] = received_ms
+    return StoredEvent(ident, out, encode_event(out))
+
+
+class Store(ABC):
+    """The store interface the server uses (all methods run on the server's event loop).
+
+    Ids are assigned by the store, increasing; ``last_id`` is the id of the newest durable event
+    (0 when empty) and ``first_id`` the oldest retained one (``None`` when empty).
+    """
+
+    kind: str = "abstract"
+    epoch: str = ""
+    retain: int = 0
+
+    @property
+    @abstractmethod
+    def last_id(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def first_id(self) -> int | None: ...
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Open resources (raise :class:`StoreError` when unusable)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources; pending appends complete first."""
+
+    @abstractmethod
+    async def append(self, events: Sequence[Event]) -> list[StoredEvent]:
+        """Stamp and store validated events; return them once stored (durably, when the
+        backend is durable).  Raises :class:`StoreError` on failure."""
+
+    @abstractmethod
+    async def recent(self, limit: int) -> list[StoredEvent]:
+        """The latest ``limit`` events, oldest first."""
+
+    @abstractmethod
+    async def since(self, after_id: int, limit: int) -> list[StoredEvent]:
+        """Up to ``limit`` retained events with ``id > after_id``, in id order."""
+
+    @abstractmethod
+    async def filter_options(self) -> dict[str, list[str]]:
+        """Distinct values of ``source_app``, ``session_id``, ``hook_event_type`` (sorted)."""
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "epoch": self.epoch,
+            "retained": len(self),
+            "first_id": self.first_id,
+            "last_id": self.last_id,
+            "retain": self.retain,
+        }
+
+
+def _check_retain(retain: int) -> int:
+    if isinstance(retain, bool) or not isinstance(retain, int):
+        raise ConfigError(f"retain: expected integer, got {type(retain).__name__}")
+    if not MIN_RETAIN <= retain <= MAX_RETAIN:
+        raise ConfigError(f"retain must be in {MIN_RETAIN}..{MAX_RETAIN}, got {retain}")
+    return retain
+
+
+class _Ring:
+    """Bounded ring of :class:`StoredEvent` with contiguous-id lookup and facet counts."""
+
+    def __init__(self, size: int, *, facets: bool) -> None:
+        self.size = size
+        self.items: deque[StoredEvent] = deque()
+        self._facets: dict[str, dict[str, int]] | None = (
+            {name: {} for name, _ in FACET_FIELDS} if facets else None
+        )
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def add(self, stored: Sequence[StoredEvent]) -> None:
+        items, facets = self.items, self._facets
+        for s in stored:
+            items.append(s)
+            if facets is not None:
+                ev = s.event
+                for name, counts in facets.items():
+                    value = ev[name]
+                    counts[value] = counts.get(value, 0) + 1
+        while len(items) > self.size:
+            old = items.popleft()
+            if facets is not None:
+                for name, counts in facets.items():
+                    value = old.event[name]
+                    left = counts[value] - 1
+                    if left:
+                        counts[value] = left
+                    else:
+                        del counts[value]
+
+    def recent(self, limit: int) -> list[StoredEvent]:
+        n = len(self.items)
+        if limit >= n:
+            return list(self.items)
+        return list(itertools.islice(self.items, n - max(limit, 0), n))
+
+    def covers(self, after_id: int) -> bool:
+        """True when every retained event with ``id > after_id`` that exists is in the ring."""
+        return bool(self.items) and after_id + 1 >= self.items[0].id
+
+    def since(self, after_id: int, limit: int) -> list[StoredEvent]:
+        items = self.items
+        if not items or after_id >= items[-1].id:
+            return []
+        first = items[0].id
+        # ids in a ring are increasing; they are contiguous unless a commit failed (SQLite),
+        # so start from the contiguous guess and correct forwards/backwards.
+        start = max(0, min(len(items) - 1, after_id + 1 - first))
+        while start > 0 and items[start - 1].id > after_id:
+            start -= 1
+        while start < len(items) and items[start].id <= after_id:
+            start += 1
+        return list(itertools.islice(items, start, start + limit))
+
+    def facet_values(self) -> dict[str, list[str]]:
+        assert self._facets is not None
+        return {key: sorted(self._facets[name]) for name, key in FACET_FIELDS}
+
+
+class MemoryStore(Store):
+    """Bounded in-memory ring of the latest ``retain`` events (default 100,000; bounds
+    1..100,000,000).  Oldest events are evicted first.  Epoch: random per instance."""
+
+    kind = "memory"
+
+    def __init__(self, *, retain: int = 100_000) -> None:
+        self.retain = _check_retain(retain)
+        self.epoch = secrets.token_hex(8)
+        self._ring = _Ring(self.retain, facets=True)
+        self._last = 0
+
+    @property
+    def last_id(self) -> int:
+        return self._last
+
+    @property
+    def first_id(self) -> int | None:
+        return self._ring.items[0].id if self._ring.items else None
+
+    def __len__(self) -> int:
+        return len(self._ring)
+
+    def append_now(self, events: Sequence[Event]) -> list[StoredEvent]:
+        """Synchronous append (the memory store never waits)."""
+        received = now_ms()
+        first = self._last + 1
+        stored = [stamp(ev, first + i, received) for i, ev in enumerate(events)]
+        self._last += len(stored)
+        self._ring.add(stored)
+        return stored
+
+    async def append(self, events: Sequence[Event]) -> list[StoredEvent]:
+        return self.append_now(events)
+
+    async def recent(self, limit: int) -> list[StoredEvent]:
+        return self._ring.recent(limit)
+
+    async def since(self, after_id: int, limit: int) -> list[StoredEvent]:
+        return self._ring.since(after_id, limit)
+
+    async def filter_options(self) -> dict[str, list[str]]:
+        return self._ring.facet_values()
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    source_app TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    hook_event_type TEXT NOT NULL,
+    data BLOB NOT NULL
+);
+"""
+_SCHEMA_VERSION = "1"
+#: Most events kept in the SQLite store's in-memory cache of recent events.
+SQLITE_CACHE_EVENTS = 10_000
+#: Most appends (requests) committed in one group-commit transaction.
+SQLITE_GROUP_MAX = 1_000
+
+_STOP = object()
+
+
+def parse_store_url(store: str) -> tuple[str, str]:
+    """``"memory"`` -> ``("memory", "")``; ``"sqlite:///rel.db"`` -> ``("sqlite", "rel.db")``;
+    ``"sqlite:////abs.db"`` -> ``("sqlite", "/abs.db")``.  Anything else: ConfigError."""
+    if store == "memory":
+        return "memory", ""
+    if isinstance(store, str) and store.startswith("sqlite:///"):
+        path = store[len("sqlite:///") :]
+        if not path:
+            raise ConfigError("store: sqlite URL needs a path, e.g. sqlite:///events.db")
+        return "sqlite", path
+    raise ConfigError(f"store: expected 'memory' or 'sqlite:///path/to/file.db', got {store!r}")
+
+
+def open_store(store: str | Store, *, retain: int) -> Store:
+    """Build a store from a ``serve(store=...)`` value (a URL string or a :class:`Store`)."""
+    if isinstance(store, Store):
+        return store
+    kind, path = parse_store_url(store)
+    if kind == "memory":
+        return MemoryStore(retain=retain)
+    return SQLiteStore(path, retain=retain)
+
+
+class SQLiteStore(Store):
+    """SQLite (WAL) store with a writer thread doing group commit; see the module docstring.
+
+    ``retain`` (default 100,000; 1..100,000,000) bounds the table: the writer thread prunes rows
+    older than the newest ``retain`` ones.  Epoch and id sequence persist across restarts.
+    """
+
+    kind = "sqlite"
+
+    def __init__(self, path: str | os.PathLike[str], *, retain: int = 100_000) -> None:
+        self.path = os.fspath(path)
+        self.retain = _check_retain(retain)
+        self.epoch = ""
+        self._cache = _Ring(min(self.retain, SQLITE_CACHE_EVENTS), facets=False)
+        self._facets: dict[str, set[str]] = {name: set() for name, _ in FACET_FIELDS}
+        self._next = 1  # next id to assign
+        self._last = 0  # newest committed id
+        self._first: int | None = None
+        self._count = 0
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._read_conn: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.commits = 0
+        self.commit_errors = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def last_id(self) -> int:
+        return self._last
+
+    @property
+    def first_id(self) -> int | None:
+        return self._first
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout=5000")
+        return conn
+
+    def _open_sync(self) -> list[StoredEvent]:
+        try:
+            directory = os.path.dirname(os.path.abspath(self.path))
+            if not os.path.isdir(directory):
+                raise StoreError(f"sqlite store {self.path}: directory {directory} does not exist")
+            conn = self._connect()
+            try:
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise StoreError(f"sqlite store {self.path}: cannot enable WAL mode ({mode})")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.executescript(_SCHEMA)
+                row = conn.execute("SELECT value FROM meta WHERE key='epoch'").fetchone()
+                if row is None:
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.execute(
+                        "INSERT OR IGNORE INTO meta VALUES ('epoch', ?), ('schema', ?)",
+                        (secrets.token_hex(8), _SCHEMA_VERSION),
+                    )
+                    conn.execute("COMMIT")
+                    row = conn.execute("SELECT value FROM meta WHERE key='epoch'").fetchone()
+                self.epoch = str(row[0])
+                lo, hi, count = conn.execute(
+                    "SELECT MIN(id), MAX(id), COUNT(*) FROM events"
+                ).fetchone()
+                seq = conn.execute("SELECT value FROM meta WHERE key='last_id'").fetchone()
+                self._last = max(int(hi or 0), int(seq[0]) if seq else 0)
+                self._next = self._last + 1
+                self._first = int(lo) if lo is not None else None
+                self._count = int(count)
+                for name, _ in FACET_FIELDS:
+                    self._facets[name] = {
+                        r[0] for r in conn.execute(f"SELECT DISTINCT {name} FROM events")
+                    }
+                rows = conn.execute(
+                    "SELECT id, data FROM events ORDER BY id DESC LIMIT ?", (self._cache.size,)
+                ).fetchall()
+            except BaseException:
+                conn.close()
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite store {self.path}: {exc}") from None
+        self._write_conn = conn
+        self._read_conn = self._connect()
+        return [StoredEvent(int(i), decode_json(d), bytes(d)) for i, d in reversed(rows)]
+
+    async def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        cached = await asyncio.to_thread(self._open_sync)
+        self._cache.add(cached)
+        self._thread = threading.Thread(
+            target=self._writer,
+            name=f"wsnotebook-sqlite-{os.path.basename(self.path)}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    async def close(self) -> None:
+        thread = self._thread
+        if thread is not None:
+            self._queue.put(_STOP)
+            await asyncio.to_thread(thread.join, 30)
+            self._thread = None
+        if self._read_conn is not None:
+            with self._read_lock:
+                self._read_conn.close()
+            self._read_conn = None
+
+    # ------------------------------------------------------------------ writing
+    def _writer(self) -> None:
+        conn = self._write_conn
+        stop = False
+        try:
+            while not stop:
+                item = self._queue.get()
+                if item is _STOP:
+                    break
+                group = [item]
+                while len(group) < SQLITE_GROUP_MAX:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is _STOP:
+                        stop = True
+                        break
+                    group.append(nxt)
+                self._commit(conn, group)
+        finally:
+            conn.close()
+
+    def _commit(self, conn: sqlite3.Connection, group: list[Any]) -> None:
+        rows = [
+            (
+                s.id,
+                s.event["source_app"],
+                s.event["session_id"],
+                s.event["hook_event_type"],
+                s.encoded,
+            )
+            for stored, _ in group
+            for s in stored
+        ]
+        top = max(s.id for stored, _ in group for s in stored)
+        error: BaseException | None = None
+        pruned_first: int | None = None
+        try:
+            conn.execute("BEGIN")
+            conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", rows)
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('last_id', ?)", (str(top),))
+            if self._count + len(rows) > self.retain + max(1, self.retain // 10):
+                conn.execute("DELETE FROM events WHERE id <= ?", (top - self.retain,))
+                pruned_first = conn.execute("SELECT MIN(id) FROM events").fetchone()[0]
+            conn.execute("COMMIT")
+            self.commits += 1
+        except BaseException as exc:  # report to every waiter, keep the thread alive
+            error = exc
+            self.commit_errors += 1
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            log.error("sqlite store %s: commit failed: %s", self.path, exc)
+        loop = self._loop
+        assert loop is not None
+        try:
+            loop.call_soon_threadsafe(self._committed, group, error, len(rows), pruned_first)
+        except RuntimeError:  # loop closed at interpreter exit
+            pass
+
+    def _committed(
+        self, group: list[Any], error: BaseException | None, n: int, pruned_first: int | None
+    ) -> None:
+        if error is None:
+            for stored, _ in group:
+                self._cache.add(stored)
+                ev_last = stored[-1].id
+                if ev_last > self._last:
+                    self._last = ev_last
+                if self._first is None:
+                    self._first = stored[0].id
+                for s in stored:
+                    for name, values in self._facets.items():
+                        values.add(s.event[name])
+            self._count += n
+            if pruned_first is not None:
+                self._count = self._last - int(pruned_first) + 1 if self._last else 0
+                self._first = int(pruned_first)
+        for _, fut in group:
+            if fut.done():
+                continue
+            if error is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(StoreError(f"sqlite store {self.path}: {error}"))
+
+    async def append(self, events: Sequence[Event]) -> list[StoredEvent]:
+        if self._thread is None:
+            raise StoreError(f"sqlite store {self.path}: not open")
+        received = now_ms()
+        first = self._next
+        stored = [stamp(ev, first + i, received) for i, ev in enumerate(events)]
+        self._next += len(stored)
+        assert self._loop is not None
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._queue.put((stored, fut))
+        await fut
+        return stored
+
+    # ------------------------------------------------------------------ reading
+    def _read(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
+        with self._read_lock:
+            if self._read_conn is None:
+                raise StoreError(f"sqlite store {self.path}: closed")
+            try:
+                return self._read_conn.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"sqlite store {self.path}: {exc}") from None
+
+    async def recent(self, limit: int) -> list[StoredEvent]:
+        if limit <= len(self._cache) or len(self._cache) >= self._count:
+            return self._cache.recent(limit)
+        rows = await asyncio.to_thread(
+            self._read,
+            "SELECT id, data FROM events WHERE id <= ? ORDER BY id DESC LIMIT ?",
+            (self._last, limit),
+        )
+        return [StoredEvent(int(i), decode_json(d), bytes(d)) for i, d in reversed(rows)]
+
+    async def since(self, after_id: int, limit: int) -> list[StoredEvent]:
+        if self._cache.covers(after_id):
+            return self._cache.since(after_id, limit)
+        rows = await asyncio.to_thread(
+            self._read,
+            "SELECT id, data FROM events WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+            (after_id, self._last, limit),
+        )
+        return [StoredEvent(int(i), decode_json(d), bytes(d)) for i, d in rows]
+
+    async def filter_options(self) -> dict[str, list[str]]:
+        return {key: sorted(self._facets[name]) for name, key in FACET_FIELDS}
+
+    def stats(self) -> dict[str, Any]:
+        out = super().stats()
+        out.update(path=self.path, commits=self.commits, commit_errors=self.commit_errors)
+        return out

@@ -1,0 +1,191 @@
+"""The client's traffic log: one bounded ring entry per WebSocket message in or out.
+
+Each entry is ``(time, direction, type, bytes, decoded_bytes, n_events)``:
+
+* ``time``: wall-clock seconds (epoch) when the message was received or sent;
+* ``direction``: ``"in"`` (server -> client) or ``"out"`` (client -> server);
+* ``type``: the protocol message type (``initial``, ``event``, ``batch``, ``heartbeat``, ``gap``,
+  ``error``, ``publish``...), ``"invalid"`` for a message that was not valid JSON, or the unknown
+  type's name as sent;
+* ``bytes``: **wire payload bytes** of the message: the sum of its WebSocket frames' payload sizes
+  as they crossed the socket, i.e. *after* permessage-deflate compression when it was
+  negotiated (frame headers, masking keys and control frames such as ping/pong are not counted);
+* ``decoded_bytes``: the size of the message's JSON text after decompression;
+* ``n_events``: events carried (0 for control-like messages).
+
+The ring holds the last ``size`` entries (default 100,000, bounds 1..10,000,000): when full the
+oldest entry is dropped and counted in :attr:`TrafficLog.dropped`.  Lifetime totals (messages and
+bytes each way) are kept as counters and are never dropped.  Recording is O(1) and thread-safe
+(the client records from the background loop thread while the kernel thread reads ``df`` or
+``stats()``).  Nothing here does I/O; the clock is injectable for tests.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from .errors import ConfigError
+
+__all__ = ["TrafficEntry", "TrafficLog"]
+
+DIRECTIONS = ("in", "out")
+
+
+class TrafficEntry(NamedTuple):
+    time: float
+    direction: str
+    type: str
+    bytes: int
+    decoded_bytes: int
+    n_events: int
+
+
+class _Totals:
+    __slots__ = ("messages", "bytes", "decoded_bytes", "events")
+
+    def __init__(self) -> None:
+        self.messages = 0
+        self.bytes = 0
+        self.decoded_bytes = 0
+        self.events = 0
+
+
+class TrafficLog:
+    """Bounded ring of per-message traffic entries plus lifetime totals.
+
+    ``size``: entries kept (1..10,000,000; default 100,000; the oldest are dropped first).
+    ``clock``: returns epoch seconds (default :func:`time.time`).
+    """
+
+    def __init__(self, *, size: int = 100_000, clock: Callable[[], float] = time.time) -> None:
+        if not 1 <= size <= 10_000_000:
+            raise ConfigError(f"traffic_size must be in 1..10000000, got {size}")
+        self.size = size
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._ring: deque[TrafficEntry] = deque(maxlen=size)
+        self._totals = {d: _Totals() for d in DIRECTIONS}
+        self.dropped = 0
+        self.started = clock()
+
+    # ------------------------------------------------------------------ recording
+
+    def record(
+        self,
+        direction: str,
+        type: str,
+        nbytes: int,
+        *,
+        decoded_bytes: int | None = None,
+        n_events: int = 0,
+        at: float | None = None,
+    ) -> None:
+        """Add one entry.  ``nbytes`` is the wire payload size; ``decoded_bytes`` defaults to it."""
+        if direction not in self._totals:
+            raise ValueError(f"direction must be 'in' or 'out', got {direction!r}")
+        decoded = nbytes if decoded_bytes is None else decoded_bytes
+        entry = TrafficEntry(
+            self._clock() if at is None else at, direction, type, nbytes, decoded, n_events
+        )
+        with self._lock:
+            if len(self._ring) == self.size:
+                self.dropped += 1
+            self._ring.append(entry)
+            tot = self._totals[direction]
+            tot.messages += 1
+            tot.bytes += nbytes
+            tot.decoded_bytes += decoded
+            tot.events += n_events
+
+    # ------------------------------------------------------------------ reading
+
+    def __len__(self) -> int:
+        return len(self._ring)
+
+    @property
+    def total(self) -> int:
+        """Messages ever recorded (both directions; monotonic)."""
+        with self._lock:
+            return sum(t.messages for t in self._totals.values())
+
+    def entries(self, last: int | None = None) -> list[TrafficEntry]:
+        """A copy of the retained entries, oldest first (only the newest ``last`` if given)."""
+        with self._lock:
+            if last is None or last >= len(self._ring):
+                return list(self._ring)
+            if last <= 0:
+                return []
+            return list(self._ring)[-last:]
+
+    @property
+    def df(self) -> Any:
+        """A pandas DataFrame snapshot: ``time`` (datetime64 UTC), ``direction`` and ``type``
+        (category), ``bytes``, ``decoded_bytes``, ``n_events`` (int64)."""
+        import pandas as pd
+
+        rows = self.entries()
+        columns = list(TrafficEntry._fields)
+        frame = pd.DataFrame.from_records(rows, columns=columns)
+        frame["time"] = pd.to_datetime(frame["time"].astype("float64"), unit="s", utc=True)
+        for col in ("direction", "type"):
+            frame[col] = frame[col].astype("category")
+        for col in ("bytes", "decoded_bytes", "n_events"):
+            frame[col] = frame[col].astype("int64")
+        return frame
+
+    def stats(self, *, window: float = 10.0) -> dict[str, Any]:
+        """Totals and rates, per direction (``"in"``/``"out"``).
+
+        For each direction: lifetime ``messages``, ``bytes`` (wire), ``decoded_bytes``,
+        ``events``, ``avg_bytes`` (wire bytes per message), ``compression_ratio``
+        (wire / decoded bytes; 1.0 without compression, ``None`` before any message), and
+        ``messages_per_s`` / ``bytes_per_s`` / ``events_per_s`` over the last ``window``
+        seconds of retained entries (divided by ``min(window, time since the log started)``,
+        at least 1 ms).  Also ``window_s``, ``entries`` (retained) and ``dropped``.
+        """
+        if window <= 0:
+            raise ConfigError(f"window must be > 0 s, got {window}")
+        now = self._clock()
+        with self._lock:
+            totals = {
+                d: (t.messages, t.bytes, t.decoded_bytes, t.events) for d, t in self._totals.items()
+            }
+            recent = {d: [0, 0, 0] for d in DIRECTIONS}
+            cutoff = now - window
+            for entry in reversed(self._ring):
+                if entry.time < cutoff:
+                    break
+                acc = recent[entry.direction]
+                acc[0] += 1
+                acc[1] += entry.bytes
+                acc[2] += entry.n_events
+            entries, dropped = len(self._ring), self.dropped
+        span = max(1e-3, min(window, now - self.started))
+        out: dict[str, Any] = {"window_s": span, "entries": entries, "dropped": dropped}
+        for d in DIRECTIONS:
+            messages, nbytes, decoded, events = totals[d]
+            msgs_w, bytes_w, events_w = recent[d]
+            out[d] = {
+                "messages": messages,
+                "bytes": nbytes,
+                "decoded_bytes": decoded,
+                "events": events,
+                "avg_bytes": nbytes / messages if messages else None,
+                "compression_ratio": nbytes / decoded if decoded else None,
+                "messages_per_s": msgs_w / span,
+                "bytes_per_s": bytes_w / span,
+                "events_per_s": events_w / span,
+            }
+        return out
+
+    def clear(self) -> None:
+        """Forget the retained entries (lifetime totals are kept)."""
+        with self._lock:
+            self._ring.clear()
+
+    def __repr__(self) -> str:
+        return f"<TrafficLog entries={len(self)} size={self.size} dropped={self.dropped}>"
