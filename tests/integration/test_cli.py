@@ -1,0 +1,307 @@
+"""The command line (``python -m wsnotebook ...``) over real loopback sockets."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wsnotebook import _cli
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def run_cli(*args: str, stdin: str = "", timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wsnotebook", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=ENV,
+    )
+
+
+# --------------------------------------------------------------------------- help / parsing
+
+
+@pytest.mark.parametrize("command", ["demo", "serve", "send", "bench"])
+def test_every_subcommand_has_help(command: str) -> None:
+    proc = run_cli(command, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert f"usage: wsnotebook {command}" in proc.stdout
+
+
+def test_top_level_help_lists_the_commands() -> None:
+    proc = run_cli("--help")
+    assert proc.returncode == 0
+    for command in ("demo", "serve", "send", "bench"):
+        assert command in proc.stdout
+
+
+def test_missing_command_is_a_usage_error() -> None:
+    proc = run_cli()
+    assert proc.returncode == 2
+    assert "required" in proc.stderr
+
+
+def test_summary_line_shows_every_figure() -> None:
+    line = _cli.summary_line(
+        events=12345, rate=49.9, clients=2, p50=1.234, p99=250.0, reconnects=1, sent=12400,
+        elapsed=3.0,
+    )  # fmt: skip
+    assert "12,345" in line and "49.9 ev/s" in line and "clients   2" in line
+    assert "p50   1.2ms" in line and "p99   250ms" in line and "reconnects 1" in line
+    assert "\n" not in line
+    empty = _cli.summary_line(
+        events=0, rate=0, clients=0, p50=None, p99=float("nan"), reconnects=0, sent=0, elapsed=0
+    )
+    assert "p50       - p99       -" in empty
+
+
+# --------------------------------------------------------------------------- send (stub server)
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    status = 200
+    reply: bytes = b"{}"
+    requests: list[dict[str, Any]] = []  # noqa: RUF012 - per-test class, see stub_server
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", 0))
+        body = self.rfile.read(length)
+        self.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+        self.send_response(self.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.reply)))
+        self.end_headers()
+        self.wfile.write(self.reply)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def stub_server() -> Iterator[tuple[str, type[_Recorder]]]:
+    handler = type("Handler", (_Recorder,), {"requests": []})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", handler
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_send_posts_stdin_json_and_prints_the_stored_event(
+    stub_server: tuple[str, type[_Recorder]],
+) -> None:
+    url, handler = stub_server
+    stored = {"id": 7, "source_app": "a", "session_id": "s", "hook_event_type": "Stop",
+              "payload": {}, "timestamp": 1}  # fmt: skip
+    handler.reply = json.dumps(stored).encode()
+    event = {"source_app": "a", "session_id": "s", "hook_event_type": "Stop", "payload": {}}
+    proc = run_cli("send", "--url", url, "--token", "tok", stdin=json.dumps(event))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == stored
+    (req,) = handler.requests
+    assert req["path"] == "/events"
+    assert json.loads(req["body"]) == event
+    assert req["headers"]["Content-Type"] == "application/json"
+    assert req["headers"]["Authorization"] == "Bearer tok"
+
+
+def test_send_builds_the_event_from_flags(stub_server: tuple[str, type[_Recorder]]) -> None:
+    url, handler = stub_server
+    proc = run_cli(
+        "send", "--url", url.replace("http", "ws") + "/stream", "--source-app", "app",
+        "--session-id", "s1", "--type", "PreToolUse", "--payload", '{"tool_name": "Bash"}',
+        "--summary", "hi",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(handler.requests[0]["body"]) == {
+        "source_app": "app",
+        "session_id": "s1",
+        "hook_event_type": "PreToolUse",
+        "payload": {"tool_name": "Bash"},
+        "summary": "hi",
+    }
+
+
+def test_send_exits_nonzero_with_the_servers_error_on_4xx(
+    stub_server: tuple[str, type[_Recorder]],
+) -> None:
+    url, handler = stub_server
+    handler.status = 400
+    handler.reply = b'{"error": "payload: expected object, got string"}'
+    proc = run_cli("send", "--url", url, stdin='{"source_app": "a"}')
+    assert proc.returncode == 1
+    assert "HTTP 400: payload: expected object, got string" in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_send_reports_an_unreachable_server() -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = run_cli("send", "--url", f"http://127.0.0.1:{port}", stdin='{"a": 1}', timeout=60)
+    assert proc.returncode == 3
+    assert "cannot reach" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        ((), "", "no event"),
+        ((), "{not json", "Expecting property name"),
+        (("--type", "Stop"), "", "missing --source-app, --session-id"),
+        (("--source-app", "a", "--session-id", "s", "--type", "T", "--payload", "[1"), "", ""),
+    ],
+)
+def test_send_usage_errors_exit_2(args: tuple[str, ...], stdin: str, message: str) -> None:
+    ns = _cli.build_parser().parse_args(["send", "--url", "http://127.0.0.1:9", *args])
+    err = io.StringIO()
+    old = sys.stderr
+    sys.stderr = err
+    try:
+        code = _cli.cmd_send(ns, out=io.StringIO(), stdin=io.StringIO(stdin))
+    finally:
+        sys.stderr = old
+    assert code == 2
+    assert message in err.getvalue()
+
+
+# --------------------------------------------------------------------------- bench
+
+
+def test_bench_runs_run_all_with_quick_passthrough(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bench = tmp_path / "benchmarks"
+    bench.mkdir()
+    (bench / "run_all.py").write_text(
+        "import sys, pathlib\n"
+        "pathlib.Path('args.json').write_text(__import__('json').dumps(sys.argv[1:]))\n"
+        "sys.exit(5)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    code = _cli.main(["bench", "--quick", "--", "--only", "x"])
+    assert code == 5
+    assert json.loads((tmp_path / "args.json").read_text()) == ["--quick", "--only", "x"]
+
+
+def test_bench_without_a_suite_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(_cli, "find_bench_script", lambda start=None: None)
+    assert _cli.main(["bench"]) == 2
+    assert "run_all.py not found" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- serve / demo
+
+
+def _wait_for_line(proc: subprocess.Popen[str], pattern: str, timeout: float) -> re.Match[str]:
+    """Read proc's stdout until a line matches (a reader thread keeps it bounded in time)."""
+    found: list[re.Match[str]] = []
+    seen: list[str] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line)
+            m = re.search(pattern, line)
+            if m:
+                found.append(m)
+                break
+        done.set()
+
+    threading.Thread(target=reader, daemon=True).start()
+    assert done.wait(timeout), f"no line matching {pattern!r} in {timeout}s; got {seen!r}"
+    assert found, f"process ended without {pattern!r}; output {seen!r}"
+    return found[0]
+
+
+def test_serve_accepts_events_from_send_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wsnotebook", "serve", "--port", "0", "--db", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=ENV,
+    )
+    try:
+        m = _wait_for_line(proc, r"listening on (http://127\.0\.0\.1:(\d+))", timeout=60)
+        url, port = m.group(1), int(m.group(2))
+        event = {"source_app": "cli", "session_id": "s", "hook_event_type": "Stop", "payload": {}}
+        sent = run_cli("send", "--url", url, "--compact", stdin=json.dumps(event))
+        assert sent.returncode == 0, sent.stderr
+        stored = json.loads(sent.stdout)
+        assert isinstance(stored["id"], int) and stored["source_app"] == "cli"
+        assert isinstance(stored["timestamp"], (int, float))
+        bad = run_cli("send", "--url", url, stdin='{"source_app": "cli"}')
+        assert bad.returncode == 1 and "HTTP 400" in bad.stderr
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert db.exists()
+        with socket.socket() as s:  # nobody listens on the port any more
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
+            s.bind(("127.0.0.1", port))
+            s.listen()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_demo_runs_for_a_duration_and_reports_received_events() -> None:
+    proc = run_cli("demo", "--duration", "3", "--rate", "200", "--refresh", "0.5", timeout=90)
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stdout.splitlines() if "ev/s" in ln]
+    assert len(lines) >= 3  # refreshed, one line per tick when not a terminal
+    last = re.search(r"events\s+([\d,]+)", lines[-1])
+    assert last and int(last.group(1).replace(",", "")) > 100
+    assert re.search(r"clients\s+1\b", lines[-1])
+    lat = re.search(r"p50\s+([\d.]+)ms p99\s+([\d.]+)ms", lines[-1])
+    assert lat and float(lat.group(1)) <= float(lat.group(2)) < 60_000
+    done = re.search(r"produced ([\d,]+) events, client received ([\d,]+)", proc.stdout)
+    assert done and int(done.group(2).replace(",", "")) > 100
+
+
+def test_demo_stops_cleanly_on_ctrl_c() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wsnotebook", "demo", "--refresh", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=ENV,
+    )
+    try:
+        _wait_for_line(proc, r"events\s+[1-9]", timeout=60)
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=30)
+        assert code == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

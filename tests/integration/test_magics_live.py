@@ -1,0 +1,109 @@
+"""%ws serve / demo / connect / monitor / stats / stop against a real loopback server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+import wsnotebook._widgets as W
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def wait_until(pred: Callable[[], bool], timeout: float = 20.0) -> bool:
+    cond = threading.Condition()
+    deadline = time.monotonic() + timeout
+    with cond:
+        while not pred():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            cond.wait(min(0.05, left))
+    return True
+
+
+@pytest.fixture
+def shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
+    import ipywidgets.comm
+
+    class _Comm:
+        kernel = None
+
+        def __init__(self, **kw: Any) -> None:
+            self.comm_id = kw.get("comm_id") or f"c{id(self)}"
+
+        def send(self, *a: Any, **k: Any) -> None: ...
+        def close(self, *a: Any, **k: Any) -> None: ...
+        def on_msg(self, cb: Any) -> None: ...
+        def on_close(self, cb: Any) -> None: ...
+
+    monkeypatch.setattr(ipywidgets.comm, "create_comm", lambda **kw: _Comm(**kw))
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "wsnotebook")
+    try:
+        yield ip
+    finally:
+        ip.run_line_magic("unload_ext", "wsnotebook")
+        InteractiveShell.clear_instance()
+
+
+def test_serve_demo_monitor_stats_stop_in_a_shell(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture
+):
+    from wsnotebook import _client, _demo, _server
+
+    server = shell.run_line_magic("ws", "serve --port 0")
+    assert server.running and shell.user_ns["ws_server"] is server
+    assert shell.run_line_magic("ws", "serve --port 0") is server  # re-run: same server
+
+    producer = shell.run_line_magic("ws", "demo --rate 200")
+    assert shell.user_ns["ws_demo"] is producer
+
+    mon = shell.run_line_magic("ws", "monitor")  # no client yet: monitors the server
+    assert isinstance(mon, W.Monitor) and mon.server is server
+    assert wait_until(lambda: "wsn-state-open" in mon.status.value)
+    assert wait_until(lambda: mon.frame.total >= 20)
+    assert wait_until(lambda: "<tr><td>" in mon.table.value)
+    assert wait_until(lambda: "clients</span> <span class='wsn-v'>1<" in mon.status.value)
+
+    client = shell.run_line_magic("ws", "connect")
+    assert shell.user_ns["ws_client"] is client and client.url.startswith(server.url[:-7])
+    assert shell.run_line_magic("ws", "connect") is client  # re-run: same client
+    assert client.wait_for(10, timeout=20)
+    mon2 = shell.run_line_magic("ws", "monitor")  # now the client
+    assert mon2.client is client and mon.running  # a different target: both live
+
+    capsys.readouterr()
+    stats = shell.run_line_magic("ws", "stats")
+    assert stats["ws_server"]["events_in"] > 0 and "ws_client" in stats
+    assert "ws_server:" in capsys.readouterr().out
+
+    own_client = mon.client
+    stopped = shell.run_line_magic("ws", "stop")
+    assert stopped >= 5
+    assert not server.running and client.state == "closed" and not producer.running
+    assert not mon.running and not mon2.running and own_client.state == "closed"
+    assert server not in _server.running_servers()
+    assert client not in _client.running_clients()
+    assert producer not in _demo.active_producers()
+
+
+def test_stop_all_stops_objects_started_outside_the_extension(shell: InteractiveShell):
+    import wsnotebook as wsn
+    from wsnotebook import _server
+
+    server = wsn.serve(port=0)
+    client = wsn.connect(server.url)
+    try:
+        assert client.wait_state("open", timeout=20)
+        shell.run_line_magic("ws", "stop all")
+        assert not server.running and client.state == "closed"
+        assert server not in _server.running_servers()
+    finally:
+        client.close()
+        server.stop()

@@ -1,0 +1,169 @@
+"""Every notebook in notebooks/ runs top to bottom on a fresh kernel, cleanly, with real results.
+
+Each notebook prints marker lines (``BATCHING_PACED_ROWS 4`` ...) from the cells that compute its
+key results; the checks below read them from the executed outputs, so a notebook that runs but
+produces an empty table fails.  Notebooks execute in a temporary directory (nothing is written
+into the repository) with a bounded time per cell and per notebook.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import strip_notebooks  # noqa: E402
+
+CELL_TIMEOUT = 120  # s, any single cell
+NOTEBOOK_BUDGET = 60  # s, a notebook on a quiet machine (the spec); checked with 2.5x slack
+
+# marker regex -> check on the captured groups, per notebook
+EXPECTED: dict[str, list[tuple[str, Any]]] = {
+    "01_quickstart.ipynb": [
+        (r"QUICKSTART_COUNTS (\d+) hook types, (\d+) apps", lambda g: int(g[0]) >= 5),
+        (
+            r"QUICKSTART_RATE median events/s over full seconds: ([\d.]+)",
+            lambda g: 100 <= float(g[0]) <= 300,
+        ),
+        (r"QUICKSTART_SESSIONS (\d+)", lambda g: int(g[0]) >= 3),
+    ],
+    "02_batching.ipynb": [
+        (r"BATCHING_PACED_ROWS (\d+)", lambda g: int(g[0]) == 4),
+        (r"BATCHING_FLAT_ROWS (\d+)", lambda g: int(g[0]) == 4),
+        (r"BATCHING_SPEEDUP .*: ([\d.]+)x", lambda g: float(g[0]) > 0),
+    ],
+    "03_compression.ipynb": [
+        (r"COMPRESSION_ROWS (\d+)", lambda g: int(g[0]) == 8),
+        (
+            r"COMPRESSION_RATIO batched: small events ([\d.]+)x, large outputs ([\d.]+)x",
+            lambda g: float(g[0]) > 1.5 and float(g[1]) > 1.5,
+        ),
+    ],
+    "04_latency.ipynb": [
+        (r"LATENCY_RATES (\d+)", lambda g: int(g[0]) == 3),
+        (r"SLOW_CONSUMER dropped_slow_clients = (\d+)", lambda g: int(g[0]) >= 1),
+    ],
+    "05_debugging_traffic.ipynb": [
+        (
+            r"DEBUG_MEMORY reconnects = (\d+) \| gaps = (\d+)",
+            lambda g: int(g[0]) >= 1 and int(g[1]) >= 1,
+        ),
+        (
+            r"DEBUG_SQLITE reconnects = (\d+) \| gaps = (\d+) .*ids contiguous: True",
+            lambda g: int(g[0]) >= 1 and int(g[1]) == 0,
+        ),
+        (
+            r"DEBUG_REPLAY replayed (\d+) events, ids (\d+) \.\. (\d+) \| first expected (\d+)",
+            lambda g: int(g[0]) == 300 and g[1] == g[3],
+        ),
+    ],
+    "06_observability_hooks.ipynb": [
+        (r"HOOK_STATUS (\d+)", lambda g: int(g[0]) == 200),
+        (r"HOOK_CAPTURED (\d+) events", lambda g: int(g[0]) >= 1501),
+        (r"HOOK_TOOLS (\d+)", lambda g: int(g[0]) >= 3),
+        (r"User-Agent: Claude-Code-Hook/1.0", None),
+    ],
+}
+
+
+def _text_outputs(nb: Any) -> str:
+    parts: list[str] = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                parts.append(out.get("text", ""))
+            elif out.get("output_type") in ("execute_result", "display_data"):
+                parts.append(out.get("data", {}).get("text/plain", ""))
+    return "\n".join(parts)
+
+
+def _errors(nb: Any) -> list[str]:
+    found = []
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                found.append(f"cell {i}: {out.get('ename')}: {out.get('evalue')}")
+            elif out.get("output_type") == "stream" and out.get("name") == "stderr":
+                text = out.get("text", "")
+                if "Traceback" in text or "Error" in text:
+                    found.append(f"cell {i} stderr: {text[:500]}")
+    return found
+
+
+def execute(path: Path, workdir: Path, *, kernel_name: str = "python3") -> tuple[Any, float]:
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT,
+        kernel_name=kernel_name,
+        resources={"metadata": {"path": str(workdir)}},
+        allow_errors=True,  # collect every error, report them together
+    )
+    start = time.monotonic()
+    client.execute()
+    return nb, time.monotonic() - start
+
+
+def test_every_expected_notebook_exists_and_is_numbered() -> None:
+    names = [p.name for p in NOTEBOOKS]
+    assert names == sorted(EXPECTED)
+    assert all(re.match(r"\d\d_[a-z_]+\.ipynb$", n) for n in names)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_committed_notebook_has_no_outputs(path: Path) -> None:
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    assert not strip_notebooks.has_outputs(nb), f"{path.name}: run scripts/strip_notebooks.py"
+    assert "widgets" not in nb.get("metadata", {})
+    assert nb["cells"][0]["cell_type"] == "markdown", "each notebook opens with an explanation"
+
+
+def test_strip_notebooks_removes_outputs_and_counts(tmp_path: Path) -> None:
+    nb = {
+        "cells": [
+            {"cell_type": "code", "source": "1", "metadata": {"execution": {"x": 1}},
+             "execution_count": 3, "outputs": [{"output_type": "stream", "text": "1"}]},
+            {"cell_type": "markdown", "source": "# t", "metadata": {}},
+        ],
+        "metadata": {"widgets": {"state": {}}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }  # fmt: skip
+    path = tmp_path / "x.ipynb"
+    path.write_text(json.dumps(nb))
+    assert strip_notebooks.main(["--check", str(path)]) == 1
+    assert strip_notebooks.main([str(path)]) == 0
+    cleaned = json.loads(path.read_text())
+    assert not strip_notebooks.has_outputs(cleaned)
+    assert cleaned["cells"][0]["metadata"] == {}
+    assert "widgets" not in cleaned["metadata"]
+    assert strip_notebooks.main(["--check", str(path)]) == 0
+
+
+@pytest.mark.notebooks
+@pytest.mark.timeout(CELL_TIMEOUT * 3)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_clean_on_a_fresh_kernel(path: Path, tmp_path: Path) -> None:
+    nb, elapsed = execute(path, tmp_path)
+    errors = _errors(nb)
+    assert not errors, f"{path.name}:\n" + "\n".join(errors)
+    text = _text_outputs(nb)
+    for pattern, check in EXPECTED[path.name]:
+        m = re.search(pattern, text)
+        assert m, f"{path.name}: no output matching {pattern!r}"
+        if check is not None:
+            assert check(m.groups()), f"{path.name}: {m.group(0)!r} fails its check"
+    assert list(tmp_path.iterdir()) == [] or all(p.suffix != ".ipynb" for p in tmp_path.iterdir())
+    assert elapsed < NOTEBOOK_BUDGET * 2.5, f"{path.name} took {elapsed:.0f}s"

@@ -1,0 +1,157 @@
+"""The %ws magics through a real IPython InteractiveShell (no sockets: see
+tests/integration/test_magics_live.py for serve/connect/demo)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+import wsnotebook._widgets as W
+from wsnotebook.frame import EventFrame
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
+    import ipywidgets.comm
+
+    class _Comm:
+        kernel = None  # no front end: widgets send nothing
+        comm_id = "c"
+
+        def __init__(self, **kw: Any) -> None:
+            self.comm_id = kw.get("comm_id") or f"c{id(self)}"
+
+        def send(self, *a: Any, **k: Any) -> None: ...
+        def close(self, *a: Any, **k: Any) -> None: ...
+        def on_msg(self, cb: Any) -> None: ...
+        def on_close(self, cb: Any) -> None: ...
+
+    monkeypatch.setattr(ipywidgets.comm, "create_comm", lambda **kw: _Comm(**kw))
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "wsnotebook")
+    try:
+        yield ip
+    finally:
+        ip.run_line_magic("unload_ext", "wsnotebook")
+        W.stop_all()
+        InteractiveShell.clear_instance()
+
+
+def run_cell_error(ip: InteractiveShell, source: str, capsys: pytest.CaptureFixture) -> str:
+    """Run a cell; return what it printed on stderr (where IPython shows a UsageError)."""
+    result = ip.run_cell(source)
+    err = capsys.readouterr()
+    assert isinstance(result.error_in_exec, UsageError), result.error_in_exec
+    return err.err + err.out
+
+
+def test_bare_ws_prints_help(shell: InteractiveShell, capsys: pytest.CaptureFixture):
+    assert shell.run_line_magic("ws", "") is None
+    out = capsys.readouterr().out
+    for command in ("serve", "connect", "monitor", "demo", "stats", "stop"):
+        assert f"%ws {command}" in out
+
+
+def test_loading_the_extension_twice_is_harmless(shell: InteractiveShell):
+    before = shell.magics_manager.registry["WsMagics"]
+    shell.run_line_magic("load_ext", "wsnotebook")
+    shell.run_line_magic("reload_ext", "wsnotebook")
+    assert "ws" in shell.magics_manager.magics["line"]
+    assert isinstance(shell.magics_manager.registry["WsMagics"], type(before))
+
+
+def test_unknown_command_prints_a_usage_line_not_a_traceback(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture
+):
+    text = run_cell_error(shell, "%ws frobnicate", capsys)
+    assert "unknown command 'frobnicate'" in text
+    assert "Traceback" not in text
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("serve --port nope", "not a port number"),
+        ("serve --port 70000", "port must be in 0..65535"),
+        ("serve --bogus", "unrecognized arguments: --bogus"),
+        ("demo --rate -3", "must be > 0"),
+        ("monitor --window 2h", "invalid choice"),
+        ("stop everything", "invalid choice"),
+        ("connect 'unclosed", "No closing quotation"),
+    ],
+)
+def test_wrong_arguments_print_a_clear_usage_line(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture, line: str, expected: str
+):
+    text = run_cell_error(shell, f"%ws {line}", capsys)
+    assert expected in text
+    assert "Traceback" not in text
+    if not line.startswith("connect"):
+        assert "usage: %ws" in text
+
+
+def test_monitor_of_a_namespace_frame_returns_the_widget(shell: InteractiveShell):
+    frame = EventFrame()
+    frame.extend(
+        [
+            {
+                "id": 1,
+                "source_app": "a",
+                "session_id": "s",
+                "hook_event_type": "Stop",
+                "payload": {},
+                "timestamp": 1.7e12,
+            },
+        ]
+    )
+    shell.user_ns["my_frame"] = frame
+    mon = shell.run_line_magic("ws", "monitor my_frame --rows 5 --window 5m --by-type")
+    assert isinstance(mon, W.Monitor)
+    assert shell.user_ns["ws_monitor"] is mon
+    assert mon.rows.value == 5 and mon.window.value == "5m" and mon.split.value is True
+    assert mon.running
+    # re-running the cell replaces the tick instead of adding one
+    again = shell.run_line_magic("ws", "monitor my_frame")
+    assert not mon.running and again.running
+    assert W.running_monitors() == [again]
+
+
+def test_monitor_without_target_or_unknown_name_is_a_usage_error(shell: InteractiveShell):
+    with pytest.raises(UsageError, match="nothing to monitor"):
+        shell.run_line_magic("ws", "monitor")
+    with pytest.raises(UsageError, match="no variable 'missing'"):
+        shell.run_line_magic("ws", "monitor missing")
+    shell.user_ns["not_a_target"] = 42
+    with pytest.raises(UsageError, match="Client, Server or EventFrame"):
+        shell.run_line_magic("ws", "monitor not_a_target")
+
+
+def test_demo_and_connect_without_a_server_say_what_to_do(shell: InteractiveShell):
+    with pytest.raises(UsageError, match="run %ws serve first"):
+        shell.run_line_magic("ws", "demo")
+    with pytest.raises(UsageError, match="give a URL, or run %ws serve first"):
+        shell.run_line_magic("ws", "connect")
+
+
+def test_stats_with_nothing_started(shell: InteractiveShell, capsys: pytest.CaptureFixture):
+    assert shell.run_line_magic("ws", "stats") == {}
+    assert "nothing started" in capsys.readouterr().out
+
+
+def test_stop_and_unload_stop_the_monitors_the_extension_started(shell: InteractiveShell):
+    shell.user_ns["f1"] = EventFrame()
+    shell.user_ns["f2"] = EventFrame()
+    m1 = shell.run_line_magic("ws", "monitor f1")
+    assert shell.run_line_magic("ws", "stop") == 1
+    assert not m1.running
+    m2 = shell.run_line_magic("ws", "monitor f2")
+    shell.run_line_magic("unload_ext", "wsnotebook")
+    assert not m2.running
+    assert "ws" not in shell.magics_manager.magics["line"]
+    shell.run_line_magic("load_ext", "wsnotebook")  # the fixture unloads again

@@ -1,0 +1,397 @@
+"""The monitor widget without a kernel: ipywidgets talk to a recording dummy comm.
+
+Every message a widget would send to the front end is recorded, so "nothing is sent when nothing
+changed" is checked on the wire, not on our own counters.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+import wsnotebook._widgets as W
+from wsnotebook.errors import ConfigError
+from wsnotebook.frame import EventFrame
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class RecordingComm:
+    """Stands in for a kernel comm: records what would go to the front end."""
+
+    kernel = True  # ipywidgets only sends when the comm has a kernel
+
+    def __init__(self, log: list[dict[str, Any]], **kwargs: Any) -> None:
+        self.comm_id = kwargs.get("comm_id") or f"comm-{len(log)}-{id(self)}"
+        self.log = log
+        self.closed = False
+
+    def send(self, data: Any = None, metadata: Any = None, buffers: Any = None) -> None:
+        self.log.append({"comm": self.comm_id, "data": data})
+
+    def close(self, *args: Any, **kwargs: Any) -> None:
+        self.closed = True
+
+    def on_msg(self, callback: Any) -> None:
+        pass
+
+    def on_close(self, callback: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def wire(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    import ipywidgets.comm
+
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(ipywidgets.comm, "create_comm", lambda **kw: RecordingComm(sent, **kw))
+    return sent
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_monitors() -> Iterator[None]:
+    yield
+    W.stop_all()
+
+
+def make_events(n: int, *, start: int = 1, **fields: Any) -> list[dict[str, Any]]:
+    now = time.time() * 1000 - 10_000  # complete seconds: the chart shows every bin
+    out = []
+    for i in range(start, start + n):
+        ev = {
+            "id": i,
+            "timestamp": now - (start + n - i) * 10,
+            "source_app": ("alpha", "beta")[i % 2],
+            "session_id": f"s{i % 3}",
+            "hook_event_type": ("PreToolUse", "PostToolUse", "Stop")[i % 3],
+            "payload": {"tool_name": "Bash", "n": i},
+            "summary": None,
+        }
+        ev.update(fields)
+        out.append(ev)
+    return out
+
+
+def table_ids(mon: W.Monitor) -> list[int]:
+    import re
+
+    return [int(x) for x in re.findall(r"<tr><td>(\d+)</td>", mon.table.value)]
+
+
+def new_monitor(frame: EventFrame, clock: FakeClock, **kw: Any) -> W.Monitor:
+    return W.Monitor(frame, start=False, clock=clock, **kw)
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def test_table_shows_newest_rows_first_and_only_as_many_as_asked(wire: list, clock: FakeClock):
+    frame = EventFrame()
+    frame.extend(make_events(50))
+    mon = new_monitor(frame, clock, rows=7)
+    assert table_ids(mon) == list(range(50, 43, -1))
+    mon.rows.value = 3
+    mon.refresh()
+    assert table_ids(mon) == [50, 49, 48]
+
+
+def test_values_are_html_escaped_in_table_and_status():
+    import pandas as pd
+
+    df = pd.DataFrame(
+        {
+            "id": [1],
+            "source_app": ["<script>alert(1)</script>"],
+            "session_id": ["a&b"],
+            "hook_event_type": ["<img src=x onerror=alert(1)>"],
+            "summary": ["'quoted' \"text\" <b>bold</b>"],
+            "payload": [{}],
+        }
+    )
+    html = W.render_table(df)
+    assert "<script>" not in html and "<img" not in html and "<b>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "a&amp;b" in html
+    assert "&#x27;quoted&#x27; &quot;text&quot;" in html
+    status = W.render_status({"state": "<open>", "events": 3, "note": "<i>x</i>"})
+    assert "<open>" not in status and "<i>" not in status and "&lt;i&gt;x&lt;/i&gt;" in status
+
+
+def test_long_payload_text_is_cut_with_an_ellipsis():
+    import pandas as pd
+
+    df = pd.DataFrame({"id": [1], "summary": [None], "payload": [{"text": "x" * 5000}]})
+    html = W.render_table(df)
+    assert "…" in html and "x" * W.MAX_CELL_CHARS not in html
+
+
+def test_empty_frame_renders_placeholder(wire: list, clock: FakeClock):
+    mon = new_monitor(EventFrame(), clock)
+    assert "no events yet" in mon.table.value
+    assert "wsn-state-frame" in mon.status.value
+
+
+# --------------------------------------------------------------------------- filters
+
+
+def test_dropdowns_are_fed_by_frame_categories(wire: list, clock: FakeClock):
+    frame = EventFrame()
+    frame.extend(make_events(12))
+    mon = new_monitor(frame, clock)
+    assert [v for _, v in mon.source_app.options] == ["", "alpha", "beta"]
+    assert {v for _, v in mon.hook_event_type.options} == {"", "PreToolUse", "PostToolUse", "Stop"}
+    frame.extend(make_events(1, start=13, source_app="gamma"))
+    clock.now += 1.0  # options refresh at most once a second
+    mon.refresh()
+    assert "gamma" in [v for _, v in mon.source_app.options]
+
+
+def test_dropdown_offers_at_most_max_options_newest_sessions_first(
+    wire: list, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(W, "MAX_OPTIONS", 5)
+    frame = EventFrame()
+    frame.extend([dict(ev, session_id=f"sess-{ev['id']:03d}") for ev in make_events(40)])
+    mon = new_monitor(frame, clock)
+    values = [v for _, v in mon.session_id.options]
+    assert values == ["", "sess-040", "sess-039", "sess-038", "sess-037", "sess-036"]
+    mon.session_id.value = "sess-038"
+    mon.refresh()
+    assert table_ids(mon) == [38]
+
+
+def test_nice_chart_ceiling():
+    assert [W._nice_ceiling(v) for v in (0.0, 0.5, 1.5, 23.0, 170.0, 1000.0, float("nan"))] == [
+        1.0,
+        1.0,
+        2.0,
+        50.0,
+        200.0,
+        1000.0,
+        1.0,
+    ]
+
+
+def test_filters_narrow_the_table(wire: list, clock: FakeClock):
+    frame = EventFrame()
+    frame.extend(make_events(60))
+    mon = new_monitor(frame, clock, rows=10)
+    mon.hook_event_type.value = "Stop"
+    mon.source_app.value = "beta"
+    mon.refresh()
+    ids = table_ids(mon)
+    assert ids and all(i % 3 == 2 and i % 2 == 1 for i in ids)
+    assert ids == sorted(ids, reverse=True) and len(ids) == 10
+    mon.hook_event_type.value = ""
+    mon.source_app.value = ""
+    mon.session_id.value = "s1"
+    mon.refresh()
+    assert table_ids(mon) and all(i % 3 == 1 for i in table_ids(mon))
+
+
+def test_regex_search_filters_and_a_bad_regex_is_shown_not_raised(wire: list, clock: FakeClock):
+    frame = EventFrame()
+    frame.extend(make_events(20))
+    frame.extend(make_events(1, start=21, summary="deploy to prod"))
+    mon = new_monitor(frame, clock)
+    mon.search.value = "dep.oy"
+    mon.refresh()
+    assert table_ids(mon) == [21]
+    mon.search.value = "([unclosed"
+    mon.refresh()
+    assert "bad regex" in mon.status.value
+    assert mon.errors == 0
+    assert len(table_ids(mon)) == 20  # the bad pattern is ignored, not applied
+
+
+# --------------------------------------------------------------------------- throttling
+
+
+def test_no_message_is_sent_when_nothing_changed(wire: list, clock: FakeClock):
+    frame = EventFrame()
+    frame.extend(make_events(30))
+    mon = new_monitor(frame, clock)
+    mon.refresh()
+    clock.now += 2.0
+    mon.refresh()  # the rate window may move once
+    before = len(wire)
+    for _ in range(5):
+        clock.now += 0.25
+        assert mon.refresh() is False
+    assert len(wire) == before
+
+
+def test_new_events_are_sent_on_the_next_tick_only(wire: list, clock: FakeClock):
+    frame = EventFrame()
+    frame.extend(make_events(5))
+    mon = new_monitor(frame, clock)
+    before = len(wire)
+    frame.extend(make_events(3, start=6))
+    assert len(wire) == before  # appending sends nothing by itself
+    clock.now += 0.25
+    assert mon.refresh() is True
+    assert len(wire) > before
+    assert table_ids(mon)[0] == 8
+    assert ">8<" in mon.status.value  # events total
+
+
+def test_chart_recomputes_at_most_once_a_second(
+    wire: list, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+):
+    frame = EventFrame()
+    frame.extend(make_events(10))
+    mon = new_monitor(frame, clock)
+    calls = []
+    real = mon._chart_data
+    monkeypatch.setattr(mon, "_chart_data", lambda: calls.append(1) or real())
+    for _ in range(4):
+        clock.now += 0.25
+        frame.extend(make_events(1, start=100 + len(calls) * 10 + int(clock.now * 4)))
+        mon.refresh()
+    assert len(calls) == 1
+
+
+def test_chart_splits_by_event_type(wire: list, clock: FakeClock):
+    frame = EventFrame()
+    frame.extend(make_events(30))
+    mon = new_monitor(frame, clock, split_by_type=True)
+    lines = mon._lines
+    assert sorted(lines.labels) == ["PostToolUse", "PreToolUse", "Stop"]
+    assert lines.display_legend is True
+    assert np.asarray(lines.y).sum() == 30
+    mon.split.value = False
+    clock.now += 1.0
+    mon.refresh()
+    assert lines.display_legend is False and np.asarray(lines.y).sum() == 30
+
+
+# --------------------------------------------------------------------------- buttons
+
+
+def test_pause_freezes_table_and_resume_catches_up(wire: list, clock: FakeClock):
+    frame = EventFrame()
+    frame.extend(make_events(5))
+    mon = new_monitor(frame, clock)
+    mon.pause()
+    frame.extend(make_events(5, start=6))
+    clock.now += 0.25
+    mon.refresh()
+    assert table_ids(mon)[0] == 5 and "paused" in mon.status.value
+    assert mon.pause_button.description == "resume"
+    mon.resume()
+    mon.refresh()
+    assert table_ids(mon)[0] == 10 and "paused" not in mon.status.value
+
+
+def test_clear_button_empties_the_frame_and_the_table(wire: list, clock: FakeClock):
+    frame = EventFrame()
+    frame.extend(make_events(5))
+    mon = new_monitor(frame, clock)
+    mon.clear_button.click()
+    mon.refresh()
+    assert len(frame) == 0 and table_ids(mon) == []
+
+
+# --------------------------------------------------------------------------- tick and teardown
+
+
+def wait_until(pred: Any, timeout: float = 15.0) -> bool:
+    cond = threading.Condition()
+    deadline = time.monotonic() + timeout
+    with cond:
+        while not pred():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            cond.wait(min(0.02, left))
+    return True
+
+
+def test_tick_on_background_loop_updates_and_stops_on_stop(wire: list):
+    frame = EventFrame()
+    mon = W.monitor(frame, refresh_hz=20)
+    assert mon.running
+    frame.extend(make_events(4))
+    assert wait_until(lambda: table_ids(mon)[:1] == [4])
+    mon.stop()
+    assert wait_until(lambda: not mon.running)
+    ticks = mon.ticks
+    frame.extend(make_events(2, start=5))
+    assert mon not in W.running_monitors()
+    assert table_ids(mon)[0] == 4 and mon.ticks == ticks
+
+
+def test_monitoring_the_same_target_again_stops_the_previous_tick(wire: list):
+    frame = EventFrame()
+    first = W.monitor(frame, refresh_hz=20)
+    second = W.monitor(frame, refresh_hz=20)
+    assert wait_until(lambda: not first.running)
+    assert second.running and W.running_monitors() == [second]
+
+
+def test_tick_stops_when_every_view_is_closed_and_restarts_with_a_view(wire: list):
+    mon = W.monitor(EventFrame(), refresh_hz=20)
+    assert mon.widget._view_count == 0 and mon.running  # no view yet: keeps ticking
+    mon.widget._view_count = 2  # the front end reports views
+    mon.widget._view_count = 0  # ...then every view closed
+    assert wait_until(lambda: not mon.running)
+    mon.widget._view_count = 1
+    assert mon.running
+
+
+def test_close_stops_the_tick_and_closes_every_widget(wire: list):
+    mon = W.monitor(EventFrame(), refresh_hz=20)
+    comms = [w.comm for w in W._walk(mon.widget)]
+    mon.close()
+    assert not mon.running
+    assert all(c is None or c.closed for c in comms)
+    assert all(w.comm is None for w in W._walk(mon.widget))
+    with pytest.raises(ConfigError):
+        mon.start()
+
+
+def test_a_failing_tick_is_logged_and_counted_not_raised(
+    wire: list, caplog: pytest.LogCaptureFixture
+):
+    frame = EventFrame()
+    mon = W.monitor(frame, refresh_hz=20)
+
+    def boom(**kwargs: Any) -> Any:
+        raise RuntimeError("frame exploded")
+
+    with caplog.at_level(logging.ERROR, logger="wsnotebook"):
+        frame.filter = boom  # type: ignore[method-assign]
+        frame.extend(make_events(1))
+        assert wait_until(lambda: mon.errors >= 1)
+    assert mon.running  # keeps ticking
+    assert "frame exploded" in caplog.text
+    # the status line still updates and shows the count
+    assert wait_until(lambda: "errors</span> <span class='wsn-v'>0<" not in mon.status.value)
+
+
+def test_bad_options_raise_config_error(wire: list):
+    frame = EventFrame()
+    for kwargs in ({"rows": 0}, {"rows": 5000}, {"refresh_hz": 0}, {"window": "2h"}):
+        with pytest.raises(ConfigError):
+            W.monitor(frame, **kwargs)
+    with pytest.raises(ConfigError, match="Client, Server or EventFrame"):
+        W.monitor(object())

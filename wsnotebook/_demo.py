@@ -1,0 +1,743 @@
+"""A realistic synthetic agent-hook event generator, and a paced producer for it.
+
+Sans-I/O core
+    :func:`make_event` builds one event shaped like what a Claude Code hook script posts to the
+    seed's ``/events`` endpoint (``source_app``, ``session_id``, ``hook_event_type``, ``payload``
+    with ``tool_name`` / ``tool_input`` / ``tool_response`` / ``prompt`` ..., sometimes ``summary``
+    and ``model_name``).  :class:`EventGenerator` is a deterministic iterator (given ``seed`` and
+    ``clock``) that runs a few concurrent agent *sessions* through a state machine::
+
+        SessionStart -> UserPromptSubmit -> (PreToolUse -> PostToolUse)* [Notification]
+                     -> Stop -> (UserPromptSubmit ...)* -> SessionEnd
+
+    with occasional ``SubagentStop`` (after a ``Task`` tool), ``PreCompact`` and ``Notification``.
+    Typical events encode to ~300-600 bytes; about 3 % of ``PostToolUse`` events carry a large
+    tool output (4-32 KiB), like a ``Read`` of a big file or a verbose ``Bash`` command.
+
+I/O shell
+    :class:`DemoProducer` publishes generated events on the shared background loop
+    (:mod:`wsnotebook._loop`) at a target rate, paced by a token bucket, either into an in-process
+    server (``server.publish``) or over HTTP (``POST /events``) to a URL.  :func:`start_demo` is
+    the one-line convenience; :func:`stop_all` stops every running producer (the ``%ws stop``
+    magic uses it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from . import _loop
+from .errors import ConfigError
+from .events import Event, encode_json, now_ms
+
+__all__ = [
+    "HOOK_EVENT_TYPES",
+    "SOURCE_APPS",
+    "TOOL_NAMES",
+    "MODEL_NAMES",
+    "make_event",
+    "EventGenerator",
+    "TokenBucket",
+    "DemoProducer",
+    "start_demo",
+    "stop_all",
+    "active_producers",
+    "events_url",
+]
+
+log = logging.getLogger("wsnotebook")
+
+HOOK_EVENT_TYPES: tuple[str, ...] = (
+    "SessionStart",
+    "UserPromptSubmit",
+    "PreToolUse",
+    "PostToolUse",
+    "Notification",
+    "Stop",
+    "SubagentStop",
+    "PreCompact",
+    "SessionEnd",
+)
+SOURCE_APPS: tuple[str, ...] = ("cc-hook-multi-agent-obvs", "webapp-frontend", "data-pipeline")
+MODEL_NAMES: tuple[str, ...] = ("claude-sonnet-4-5", "claude-opus-4-1", "claude-haiku-4-5")
+TOOL_NAMES: tuple[str, ...] = (
+    "Read",
+    "Edit",
+    "Write",
+    "Bash",
+    "Grep",
+    "Glob",
+    "Task",
+    "WebFetch",
+    "TodoWrite",
+)
+# Relative frequency of tools (Read/Bash/Edit dominate real sessions).
+_TOOL_WEIGHTS: tuple[int, ...] = (30, 18, 5, 22, 9, 6, 3, 2, 5)
+
+_FILES = (
+    "src/server/index.ts",
+    "src/db.ts",
+    "apps/client/src/composables/useWebSocket.ts",
+    "apps/client/src/components/EventTimeline.vue",
+    "pipeline/etl/load.py",
+    "pipeline/etl/transform.py",
+    "tests/test_ingest.py",
+    "README.md",
+    "pyproject.toml",
+    "docs/protocol.md",
+)
+_COMMANDS = (
+    "bun test",
+    "git status --short",
+    "pytest -q tests/test_ingest.py",
+    "ls -la src",
+    "bun run build",
+    "git diff --stat",
+    "rg -n 'WebSocket' src",
+    "python -m pip list --format=freeze",
+)
+_PROMPTS = (
+    "Add reconnection with exponential backoff to the dashboard's WebSocket composable.",
+    "Why does the event timeline freeze when more than 500 events arrive?",
+    "Write a test for the /events endpoint that checks the 400 error message.",
+    "Refactor the ETL loader to stream rows instead of loading the whole file.",
+    "Summarise the changes on this branch and open a PR description.",
+    "The build fails with a type error in db.ts; fix it.",
+    "Add an index on (source_app, timestamp) and measure the filter query.",
+    "Make the chart show events per second per app.",
+)
+_NOTIFICATIONS = (
+    "Claude needs your permission to use Bash",
+    "Claude is waiting for your input",
+    "Claude needs your permission to use WebFetch",
+)
+_WORD_TEXT = (
+    "event stream socket client server payload batch latency frame index query timeline "
+    "reconnect backoff buffer session hook agent filter chart store schema route handler "
+    "config token origin limit queue metric window sample export parquet column"
+)
+_WORDS = tuple(_WORD_TEXT.split())
+
+
+def _hex(rng: random.Random, n: int) -> str:
+    return f"{rng.getrandbits(4 * n):0{n}x}"
+
+
+def _uuid(rng: random.Random) -> str:
+    return f"{_hex(rng, 8)}-{_hex(rng, 4)}-4{_hex(rng, 3)}-a{_hex(rng, 3)}-{_hex(rng, 12)}"
+
+
+def _text(rng: random.Random, words: int) -> str:
+    return " ".join(rng.choice(_WORDS) for _ in range(words))
+
+
+def _code_lines(rng: random.Random, nbytes: int) -> str:
+    """About ``nbytes`` of source-like text (what a big Read/Bash output looks like)."""
+    lines: list[str] = []
+    size = 0
+    i = 1
+    while size < nbytes:
+        line = f"{i:>5}\t{'    ' * rng.randint(0, 3)}{_text(rng, rng.randint(3, 10))}"
+        lines.append(line)
+        size += len(line) + 1
+        i += 1
+    return "\n".join(lines)
+
+
+def _tool_input(rng: random.Random, tool: str, cwd: str) -> dict[str, Any]:
+    path = f"{cwd}/{rng.choice(_FILES)}"
+    if tool == "Read":
+        return {"file_path": path}
+    if tool == "Edit":
+        return {
+            "file_path": path,
+            "old_string": _text(rng, rng.randint(2, 8)),
+            "new_string": _text(rng, rng.randint(2, 10)),
+        }
+    if tool == "Write":
+        return {"file_path": path, "content": _code_lines(rng, rng.randint(80, 400))}
+    if tool == "Bash":
+        return {"command": rng.choice(_COMMANDS), "description": _text(rng, 4)}
+    if tool == "Grep":
+        return {"pattern": rng.choice(_WORDS), "path": cwd, "output_mode": "content"}
+    if tool == "Glob":
+        return {"pattern": rng.choice(("**/*.ts", "**/*.py", "src/**/*.vue"))}
+    if tool == "Task":
+        return {
+            "description": _text(rng, 3),
+            "prompt": _text(rng, rng.randint(10, 30)),
+            "subagent_type": rng.choice(("general-purpose", "code-reviewer", "test-runner")),
+        }
+    if tool == "WebFetch":
+        return {"url": "https://example.com/docs/websocket", "prompt": _text(rng, 6)}
+    return {
+        "todos": [
+            {
+                "content": _text(rng, 5),
+                "status": rng.choice(("pending", "in_progress", "completed")),
+            }
+            for _ in range(rng.randint(1, 4))
+        ]
+    }
+
+
+def _tool_response(
+    rng: random.Random, tool: str, tool_input: dict[str, Any], large: bool
+) -> dict[str, Any]:
+    body = _code_lines(rng, rng.randint(4096, 32768) if large else rng.randint(20, 120))
+    if tool == "Read":
+        return {
+            "type": "text",
+            "file": {
+                "filePath": tool_input["file_path"],
+                "content": body,
+                "numLines": body.count("\n") + 1,
+            },
+        }
+    if tool == "Bash":
+        return {"stdout": body, "stderr": "", "interrupted": False, "isImage": False}
+    if tool in ("Edit", "Write"):
+        return {"filePath": tool_input["file_path"], "success": True}
+    if tool in ("Grep", "Glob"):
+        return {"filenames": [f"src/{rng.choice(_FILES)}" for _ in range(3)], "content": body}
+    if tool == "Task":
+        return {
+            "content": [{"type": "text", "text": body}],
+            "totalDurationMs": rng.randint(2000, 90000),
+        }
+    return {"result": body}
+
+
+def make_event(
+    rng: random.Random,
+    *,
+    hook_event_type: str | None = None,
+    source_app: str | None = None,
+    session_id: str | None = None,
+    tool_name: str | None = None,
+    tool_input: dict[str, Any] | None = None,
+    model_name: str | None = None,
+    large: bool = False,
+    summary_prob: float = 0.25,
+    timestamp: float | None = None,
+    cwd: str = "/home/dev/project",
+) -> Event:
+    """Build one agent-hook event: a plain dict that passes ``validate_event``.
+
+    Anything not given is drawn from ``rng``.  ``large`` gives a ``PostToolUse`` a 4-32 KiB tool
+    output.  ``summary_prob`` (0..1) is the chance the event carries a one-line ``summary`` (the
+    seed's hooks add one with ``--summarize``).  ``timestamp`` (epoch ms) is omitted when ``None``
+    (the server then fills it).  The payload mirrors Claude Code's hook input: ``session_id``,
+    ``transcript_path``, ``cwd``, ``hook_event_name`` and the per-hook fields.
+    """
+    kind = hook_event_type or rng.choice(HOOK_EVENT_TYPES)
+    app = source_app or rng.choice(SOURCE_APPS)
+    sid = session_id or _uuid(rng)
+    payload: dict[str, Any] = {
+        "session_id": sid,
+        "transcript_path": f"~/.claude/projects/{app}/{sid[:8]}.jsonl",
+        "cwd": cwd,
+        "hook_event_name": kind,
+    }
+    summary: str | None = None
+    if kind in ("PreToolUse", "PostToolUse"):
+        tool = tool_name or rng.choices(TOOL_NAMES, weights=_TOOL_WEIGHTS)[0]
+        tin = tool_input if tool_input is not None else _tool_input(rng, tool, cwd)
+        payload["permission_mode"] = "default"
+        payload["tool_name"] = tool
+        payload["tool_input"] = tin
+        if kind == "PostToolUse":
+            payload["tool_response"] = _tool_response(rng, tool, tin, large)
+        target = tin.get("file_path") or tin.get("command") or tin.get("pattern") or ""
+        summary = f"{'Running' if kind == 'PreToolUse' else 'Finished'} {tool} {target}".strip()
+    elif kind == "UserPromptSubmit":
+        prompt = rng.choice(_PROMPTS)
+        payload["prompt"] = prompt
+        summary = f"User asked: {prompt[:60]}"
+    elif kind == "Notification":
+        payload["message"] = rng.choice(_NOTIFICATIONS)
+        summary = payload["message"]
+    elif kind in ("Stop", "SubagentStop"):
+        payload["stop_hook_active"] = False
+        summary = "Agent finished responding" if kind == "Stop" else "Subagent finished its task"
+    elif kind == "PreCompact":
+        payload["trigger"] = rng.choice(("auto", "manual"))
+        payload["custom_instructions"] = ""
+        summary = "Compacting the conversation"
+    elif kind == "SessionStart":
+        payload["source"] = rng.choice(("startup", "startup", "resume", "clear"))
+        summary = "Session started"
+    elif kind == "SessionEnd":
+        payload["reason"] = rng.choice(("prompt_input_exit", "logout", "clear", "other"))
+        summary = "Session ended"
+    event: Event = {
+        "source_app": app,
+        "session_id": sid,
+        "hook_event_type": kind,
+        "payload": payload,
+    }
+    if timestamp is not None:
+        event["timestamp"] = timestamp
+    if summary is not None and rng.random() < summary_prob:
+        event["summary"] = summary
+    event["model_name"] = model_name if model_name is not None else rng.choice(MODEL_NAMES)
+    return event
+
+
+@dataclass
+class _Session:
+    """One agent session's state in the generator's state machine."""
+
+    app: str
+    session_id: str
+    model: str
+    state: str = "start"  # start -> prompt -> tools -> stopped -> (prompt | end) -> done
+    tools_left: int = 0
+    turns_left: int = 1
+    pending: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (tool, input)
+
+
+class EventGenerator(Iterator[Event]):
+    """Deterministic infinite iterator of agent-hook events from concurrent sessions.
+
+    ``seed`` fixes the sequence (``None``: random).  ``clock`` gives each event's ``timestamp``
+    in epoch ms (default wall clock; ``None`` omits timestamps so the server fills them).
+    ``sessions`` (1..100, default 3) concurrent sessions interleave; a finished session is
+    replaced by a new one.  ``apps`` are the ``source_app`` names.  ``large_output_prob`` (0..1,
+    default 0.03) is the chance a ``PostToolUse`` carries a 4-32 KiB output; ``summary_prob``
+    (0..1, default 0.25) the chance an event has a ``summary``.  Counters: :attr:`count`,
+    :attr:`sessions_started`, :attr:`sessions_finished`.
+    """
+
+    def __init__(
+        self,
+        seed: int | None = None,
+        *,
+        sessions: int = 3,
+        apps: Sequence[str] = SOURCE_APPS,
+        large_output_prob: float = 0.03,
+        summary_prob: float = 0.25,
+        clock: Callable[[], float] | None = now_ms,
+    ) -> None:
+        if not 1 <= sessions <= 100:
+            raise ConfigError(f"sessions must be in 1..100, got {sessions}")
+        if not apps or not all(isinstance(a, str) and a for a in apps):
+            raise ConfigError("apps must be a non-empty sequence of non-empty strings")
+        for name, p in (("large_output_prob", large_output_prob), ("summary_prob", summary_prob)):
+            if not 0.0 <= p <= 1.0:
+                raise ConfigError(f"{name} must be in 0..1, got {p}")
+        self.rng = random.Random(seed)
+        self.apps = tuple(apps)
+        self.large_output_prob = large_output_prob
+        self.summary_prob = summary_prob
+        self.clock = clock
+        self.count = 0
+        self.sessions_started = 0
+        self.sessions_finished = 0
+        self._sessions = [self._new_session() for _ in range(sessions)]
+
+    def _new_session(self) -> _Session:
+        rng = self.rng
+        self.sessions_started += 1
+        return _Session(
+            app=rng.choice(self.apps),
+            session_id=_uuid(rng),
+            model=rng.choice(MODEL_NAMES),
+            turns_left=rng.randint(1, 3),
+        )
+
+    def __iter__(self) -> EventGenerator:
+        return self
+
+    def __next__(self) -> Event:
+        rng = self.rng
+        idx = rng.randrange(len(self._sessions))
+        s = self._sessions[idx]
+        kind, tool, tin, large = self._step(s)
+        event = make_event(
+            rng,
+            hook_event_type=kind,
+            source_app=s.app,
+            session_id=s.session_id,
+            tool_name=tool,
+            tool_input=tin,
+            model_name=s.model,
+            large=large,
+            summary_prob=self.summary_prob,
+            timestamp=self.clock() if self.clock is not None else None,
+        )
+        if kind == "PreToolUse" and tool is not None:
+            s.pending.append((tool, event["payload"]["tool_input"]))
+        if s.state == "done":
+            self.sessions_finished += 1
+            self._sessions[idx] = self._new_session()
+        self.count += 1
+        return event
+
+    def take(self, n: int) -> list[Event]:
+        """The next ``n`` events as a list."""
+        return [next(self) for _ in range(n)]
+
+    def _step(self, s: _Session) -> tuple[str, str | None, dict[str, Any] | None, bool]:
+        """Advance session ``s``; return (hook type, tool, tool input, large output)."""
+        rng = self.rng
+        if s.state == "start":
+            s.state = "prompt"
+            return "SessionStart", None, None, False
+        if s.state == "prompt":
+            s.state = "tools"
+            s.tools_left = rng.randint(1, 8)
+            return "UserPromptSubmit", None, None, False
+        if s.state == "tools":
+            if s.pending:  # every PreToolUse is followed by its PostToolUse
+                tool, tin = s.pending[-1]
+                if tool == "Task" and not tin.get("_subagent_done"):
+                    # A Task tool runs a subagent: its SubagentStop precedes the PostToolUse.
+                    s.pending[-1] = (tool, {**tin, "_subagent_done": True})
+                    return "SubagentStop", None, None, False
+                s.pending.pop()
+                tin = {k: v for k, v in tin.items() if k != "_subagent_done"}
+                large = tool in ("Read", "Bash", "Grep", "Task") and (
+                    rng.random() < self.large_output_prob
+                )
+                return "PostToolUse", tool, tin, large
+            if s.tools_left > 0:
+                s.tools_left -= 1
+                r = rng.random()
+                if r < 0.04:
+                    return "Notification", None, None, False
+                if r < 0.06:
+                    return "PreCompact", None, None, False
+                tool = rng.choices(TOOL_NAMES, weights=_TOOL_WEIGHTS)[0]
+                return "PreToolUse", tool, None, False
+            s.state = "stopped"
+            return "Stop", None, None, False
+        if s.state == "stopped":
+            s.turns_left -= 1
+            if s.turns_left > 0:
+                s.state = "tools"
+                s.tools_left = rng.randint(1, 8)
+                return "UserPromptSubmit", None, None, False
+            s.state = "done"
+            return "SessionEnd", None, None, False
+        raise AssertionError(f"unknown session state {s.state!r}")  # pragma: no cover
+
+
+# --------------------------------------------------------------------------- pacing
+
+
+class TokenBucket:
+    """Token-bucket pacing (sans-I/O: the caller passes the time).
+
+    Tokens accrue at ``rate`` per second up to ``capacity`` (the largest burst after a stall, so
+    a producer that fell behind never floods the server to "catch up").  ``take(n, now)`` returns
+    how many tokens (<= n) were available and consumes them; ``wait_time(n, now)`` says how long
+    until ``n`` tokens are available.  Bounds: ``rate > 0``, ``capacity >= 1``.
+    """
+
+    __slots__ = ("rate", "capacity", "_tokens", "_last")
+
+    def __init__(self, rate: float, capacity: float, *, now: float) -> None:
+        if not rate > 0:
+            raise ConfigError(f"rate must be > 0, got {rate}")
+        if capacity < 1:
+            raise ConfigError(f"capacity must be >= 1, got {capacity}")
+        self.rate = float(rate)
+        self.capacity = float(capacity)
+        self._tokens = 0.0
+        self._last = now
+
+    def _refill(self, now: float) -> None:
+        if now > self._last:
+            self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+
+    def available(self, now: float) -> float:
+        self._refill(now)
+        return self._tokens
+
+    def take(self, n: int, now: float) -> int:
+        self._refill(now)
+        got = min(n, int(self._tokens))
+        self._tokens -= got
+        return got
+
+    def wait_time(self, n: int, now: float) -> float:
+        self._refill(now)
+        need = min(float(n), self.capacity) - self._tokens
+        return max(0.0, need / self.rate)
+
+
+# --------------------------------------------------------------------------- I/O shell
+
+_producers: weakref.WeakSet[DemoProducer] = weakref.WeakSet()
+_registry_lock = threading.Lock()
+
+
+def events_url(url: str) -> str:
+    """The ``POST /events`` URL for a server URL (``ws://h:p/stream``, ``http://h:p``, ...).
+
+    Keeps ``?token=`` if present.  Raises :class:`~wsnotebook.errors.ConfigError` on a URL that
+    is not http(s)/ws(s).
+    """
+    parts = urlsplit(url)
+    scheme = {"ws": "http", "wss": "https", "http": "http", "https": "https"}.get(parts.scheme)
+    if scheme is None or not parts.netloc:
+        raise ConfigError(f"expected an http(s):// or ws(s):// URL, got {url!r}")
+    query = "&".join(q for q in parts.query.split("&") if q.startswith("token="))
+    return urlunsplit((scheme, parts.netloc, "/events", query, ""))
+
+
+class DemoProducer:
+    """Publish synthetic agent events at a target rate on the background loop.
+
+    ``target`` is an in-process server (anything with ``publish_async(events)`` or a loop-safe
+    ``publish(events)``: events go through the same path as ``POST /events``) or a server URL
+    (``http://host:port`` or ``ws://.../stream``; events are POSTed to ``/events``, one JSON
+    array per batch, ``Authorization: Bearer token`` when ``token`` is given).
+
+    Options (keyword-only):
+
+    * ``rate`` events/s, 0 < rate <= 100_000 (default 50);
+    * ``batch`` events per publish call, 1..10_000 (default 1; a batch goes out once the bucket
+      holds that many tokens, so ``batch`` events are published every ``batch / rate`` s);
+    * ``seed`` for the generator (default random), or ``generator`` to supply your own iterator;
+    * ``max_events``: stop by itself after this many (default ``None``: until :meth:`stop`);
+    * ``duration``: stop by itself after this many seconds (default ``None``).
+
+    Pacing is a :class:`TokenBucket` holding at most ``max(batch, rate / 10)`` tokens: a producer
+    that falls behind (slow server) does not queue events or burst to catch up; it simply sends
+    fewer (:attr:`behind` counts the seconds lost).  Publishing errors are logged on the
+    ``wsnotebook`` logger and counted in :attr:`errors` (events in a failed batch are counted in
+    :attr:`failed`); after 50 consecutive errors the producer stops itself.  It never raises into
+    the caller.  Counters: :attr:`sent`, :attr:`errors`, :attr:`failed`, :attr:`bytes_sent`
+    (HTTP only); :attr:`running`.
+    """
+
+    MAX_CONSECUTIVE_ERRORS = 50
+
+    def __init__(
+        self,
+        target: Any,
+        *,
+        rate: float = 50.0,
+        batch: int = 1,
+        seed: int | None = None,
+        generator: Iterator[Event] | None = None,
+        max_events: int | None = None,
+        duration: float | None = None,
+        token: str | None = None,
+    ) -> None:
+        if not 0 < rate <= 100_000:
+            raise ConfigError(f"rate must be in (0, 100000] events/s, got {rate}")
+        if not 1 <= batch <= 10_000:
+            raise ConfigError(f"batch must be in 1..10000, got {batch}")
+        if max_events is not None and max_events < 1:
+            raise ConfigError(f"max_events must be >= 1 or None, got {max_events}")
+        if duration is not None and not duration > 0:
+            raise ConfigError(f"duration must be > 0 s or None, got {duration}")
+        if isinstance(target, str):
+            self.url: str | None = events_url(target)
+            self.server: Any = None
+        elif callable(getattr(target, "publish", None)):
+            self.url = None
+            self.server = target
+        else:
+            raise ConfigError(
+                "target must be a server (with .publish) or a URL string, "
+                f"got {type(target).__name__}"
+            )
+        self.rate = float(rate)
+        self.batch = int(batch)
+        self.max_events = max_events
+        self.duration = duration
+        self.token = token
+        self.generator: Iterator[Event] = generator or EventGenerator(seed)
+        self.sent = 0
+        self.errors = 0
+        self.failed = 0
+        self.bytes_sent = 0
+        self.behind = 0.0
+        self.last_error: str | None = None
+        self.started_at: float | None = None
+        self.stopped_at: float | None = None
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._future: Any = None
+        with _registry_lock:
+            _producers.add(self)
+        self._future = _loop.submit(self._run())
+
+    # -- public -----------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return not self._done.is_set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop publishing and wait (bounded by ``timeout``) until the task ended.  Idempotent."""
+        self._stop.set()
+        if not _loop.in_loop_thread():
+            self._done.wait(timeout)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until the producer stops by itself (``max_events``/``duration``) or is stopped."""
+        return self._done.wait(timeout)
+
+    def metrics(self) -> dict[str, Any]:
+        """Counters and the achieved rate (events/s since start)."""
+        start = self.started_at
+        end = self.stopped_at or time.monotonic()
+        elapsed = (end - start) if start is not None else 0.0
+        return {
+            "running": self.running,
+            "target": self.url or type(self.server).__name__,
+            "rate_target": self.rate,
+            "batch": self.batch,
+            "sent": self.sent,
+            "errors": self.errors,
+            "failed": self.failed,
+            "bytes_sent": self.bytes_sent,
+            "behind_s": round(self.behind, 3),
+            "elapsed_s": round(elapsed, 3),
+            "rate_achieved": (self.sent / elapsed) if elapsed > 0 else 0.0,
+            "last_error": self.last_error,
+        }
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<DemoProducer {state} rate={self.rate:g}/s batch={self.batch} sent={self.sent}>"
+
+    # -- background ---------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        session: Any = None
+        try:
+            if self.url is not None:
+                import aiohttp
+
+                headers = {"Content-Type": "application/json", "User-Agent": "wsnotebook-demo"}
+                if self.token:
+                    headers["Authorization"] = f"Bearer {self.token}"
+                session = aiohttp.ClientSession(
+                    headers=headers, timeout=aiohttp.ClientTimeout(total=10)
+                )
+            start = loop.time()
+            self.started_at = time.monotonic()
+            bucket = TokenBucket(self.rate, max(float(self.batch), self.rate / 10), now=start)
+            consecutive = 0
+            while not self._stop.is_set():
+                now = loop.time()
+                if self.duration is not None and now - start >= self.duration:
+                    break
+                want = self.batch
+                if self.max_events is not None:
+                    want = min(want, self.max_events - self.sent)
+                    if want <= 0:
+                        break
+                wait = bucket.wait_time(want, now)
+                if wait > 0:
+                    await asyncio.sleep(min(wait, 0.25))  # wake often enough to see stop()
+                    continue
+                before = bucket.available(now)
+                n = bucket.take(want, now)
+                if before >= bucket.capacity:
+                    # The bucket was full: we were late and lost tokens (slow publish).
+                    self.behind += 1.0 / self.rate
+                events = [next(self.generator) for _ in range(n)]
+                try:
+                    await self._publish(events, session)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self.errors += 1
+                    self.failed += len(events)
+                    consecutive += 1
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    log.warning("demo producer: publish failed: %s", self.last_error)
+                    if consecutive >= self.MAX_CONSECUTIVE_ERRORS:
+                        log.error("demo producer: %d consecutive errors, stopping", consecutive)
+                        break
+                    await asyncio.sleep(min(1.0, 0.02 * consecutive))
+                else:
+                    consecutive = 0
+                    self.sent += len(events)
+        except Exception:  # pragma: no cover - defensive: never raise into the loop
+            self.errors += 1
+            log.exception("demo producer crashed")
+        finally:
+            if session is not None:
+                await session.close()
+            self.stopped_at = time.monotonic()
+            self._done.set()
+
+    async def _publish(self, events: list[Event], session: Any) -> None:
+        if session is None:
+            # On the loop thread a server's blocking publish() would deadlock: use its
+            # coroutine (wsnotebook's Server.publish_async) when it has one.
+            apublish = getattr(self.server, "publish_async", None)
+            if apublish is not None:
+                await apublish(events)
+            else:
+                self.server.publish(events)
+            return
+        assert self.url is not None
+        body = encode_json(events if len(events) > 1 else events[0])
+        async with session.post(self.url, data=body) as resp:
+            text = await resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"HTTP {resp.status}: {text[:200].decode(errors='replace')}")
+        self.bytes_sent += len(body)
+
+
+def start_demo(
+    target: Any,
+    *,
+    rate: float = 50.0,
+    batch: int = 1,
+    seed: int | None = None,
+    max_events: int | None = None,
+    duration: float | None = None,
+    token: str | None = None,
+) -> DemoProducer:
+    """Start a :class:`DemoProducer` publishing into ``target`` (server or URL); returns at once.
+
+    Same options and bounds as :class:`DemoProducer`.
+    """
+    return DemoProducer(
+        target,
+        rate=rate,
+        batch=batch,
+        seed=seed,
+        max_events=max_events,
+        duration=duration,
+        token=token,
+    )
+
+
+def active_producers() -> list[DemoProducer]:
+    """Producers that are still running."""
+    with _registry_lock:
+        return [p for p in _producers if p.running]
+
+
+def stop_all(timeout: float = 5.0) -> int:
+    """Stop every running producer; return how many were stopped."""
+    running = active_producers()
+    for p in running:
+        p._stop.set()
+    deadline = time.monotonic() + timeout
+    if not _loop.in_loop_thread():
+        for p in running:
+            p._done.wait(max(0.0, deadline - time.monotonic()))
+    return len(running)

@@ -1,0 +1,357 @@
+"""The IPython extension: ``%load_ext wsnotebook`` registers the ``%ws`` line magic.
+
+::
+
+    %ws                          help
+    %ws serve [--port N] [--host H] [--store SPEC]
+                                 start (or return) a background server -> ws_server
+    %ws connect [URL]            reconnecting client (default: ws_server.url) -> ws_client
+    %ws monitor [NAME] [--rows N] [--window 1m|5m|15m] [--by-type]
+                                 live monitor widget of NAME (a Client, Server or EventFrame in the
+                                 namespace; default ws_client, else ws_server) -> ws_monitor
+    %ws demo [--rate R] [--batch N] [--max-events N]
+                                 synthetic agent-hook events into ws_server -> ws_demo
+    %ws stats                    metrics of what the extension started (printed; dict returned)
+    %ws stop [all]               stop what the extension started; ``all``: every server, client,
+                                 monitor and demo producer in the process
+
+Each magic returns the object it made (so ``%ws monitor`` as a cell's last line displays the
+widget) and binds it in the user namespace under the name shown after ``->``.  Heavy modules
+(aiohttp, websockets, ipywidgets) are imported on first use.  Wrong arguments print one usage
+line (an IPython ``UsageError``), never a traceback.  Loading the extension twice is harmless;
+``%unload_ext wsnotebook`` stops everything the extension started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+from typing import Any, NoReturn
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+
+log = logging.getLogger("wsnotebook")
+
+__all__ = ["WsMagics", "load_ipython_extension", "unload_ipython_extension"]
+
+HELP = """\
+%ws — wsnotebook live event monitor
+  %ws serve [--port N] [--host H] [--store SPEC]   start a server            -> ws_server
+  %ws connect [URL]                                client (default ws_server) -> ws_client
+  %ws monitor [NAME] [--rows N] [--window 1m|5m|15m] [--by-type]
+                                                   live widget               -> ws_monitor
+  %ws demo [--rate R] [--batch N] [--max-events N] synthetic events into ws_server -> ws_demo
+  %ws stats                                        metrics of what %ws started
+  %ws stop [all]                                   stop what %ws started (all: everything)"""
+
+_COMMANDS = ("serve", "connect", "monitor", "demo", "stats", "stop", "help")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError instead of printing to stderr and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message}\nusage: {self.format_usage().strip().removeprefix('usage: ')}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        raise UsageError(message or self.format_usage().strip())
+
+    def print_help(self, file: Any = None) -> None:  # --help: show it, then stop via exit()
+        raise UsageError(self.format_help().strip())
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be in 0..65535, got {value}")
+    return value
+
+
+def _parsers() -> dict[str, _Parser]:
+    p: dict[str, _Parser] = {}
+    serve = p["serve"] = _Parser(prog="%ws serve", add_help=True, exit_on_error=False)
+    serve.add_argument("--port", type=_port, default=None, help="TCP port (0 = any free port)")
+    serve.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
+    serve.add_argument("--store", default=None, help="'memory' or a SQLite path")
+    connect = p["connect"] = _Parser(prog="%ws connect", exit_on_error=False)
+    connect.add_argument("url", nargs="?", default=None, help="ws://host:port/stream")
+    mon = p["monitor"] = _Parser(prog="%ws monitor", exit_on_error=False)
+    mon.add_argument("target", nargs="?", default=None, help="a name in the user namespace")
+    mon.add_argument("--rows", type=int, default=20)
+    mon.add_argument("--window", choices=("1m", "5m", "15m"), default="1m")
+    mon.add_argument("--by-type", action="store_true", help="one chart line per event type")
+    demo = p["demo"] = _Parser(prog="%ws demo", exit_on_error=False)
+    demo.add_argument("--rate", type=_positive_float, default=50.0, help="events/s (default 50)")
+    demo.add_argument("--batch", type=int, default=1)
+    demo.add_argument("--max-events", type=int, default=None)
+    p["stats"] = _Parser(prog="%ws stats", exit_on_error=False)
+    stop = p["stop"] = _Parser(prog="%ws stop", exit_on_error=False)
+    stop.add_argument("what", nargs="?", choices=("all",), default=None)
+    return p
+
+
+def _is_running(obj: Any) -> bool:
+    if obj is None:
+        return False
+    running = getattr(obj, "running", None)
+    if isinstance(running, bool):
+        return running
+    state = getattr(obj, "state", None)
+    return state != "closed" if isinstance(state, str) else True
+
+
+def _stop(obj: Any) -> None:
+    for name in ("stop", "close"):
+        fn = getattr(obj, name, None)
+        if callable(fn):
+            try:
+                fn()
+            except Exception:
+                log.warning("%%ws stop: %s.%s() failed", type(obj).__name__, name, exc_info=True)
+            return
+
+
+@magics_class
+class WsMagics(Magics):
+    """The ``%ws`` line magic.  Keeps what it started in :attr:`started` (newest last)."""
+
+    def __init__(self, shell: Any = None) -> None:
+        super().__init__(shell)
+        self.started: list[Any] = []
+        self._parsers = _parsers()
+
+    # ----------------------------------------------------------------- dispatch
+    @line_magic
+    def ws(self, line: str = "") -> Any:
+        """wsnotebook: %ws serve|connect|monitor|demo|stats|stop (``%ws`` alone prints help)."""
+        try:
+            argv = shlex.split(line)
+        except ValueError as exc:
+            raise UsageError(f"%ws: {exc}") from None
+        if not argv or argv[0] in ("help", "-h", "--help"):
+            print(HELP)
+            return None
+        command, rest = argv[0], argv[1:]
+        if command not in self._parsers:
+            raise UsageError(
+                f"%ws: unknown command {command!r}; one of: {', '.join(_COMMANDS)} (try %ws)"
+            )
+        try:
+            args = self._parsers[command].parse_args(rest)
+        except argparse.ArgumentError as exc:
+            usage = self._parsers[command].format_usage().strip().removeprefix("usage: ")
+            raise UsageError(f"{exc}\nusage: {usage}") from None
+        handler = getattr(self, f"_cmd_{command}")
+        try:
+            return handler(args)
+        except UsageError:
+            raise
+        except Exception as exc:
+            from .errors import WsnError
+
+            if isinstance(exc, WsnError):  # a clear, expected failure: one line, no traceback
+                raise UsageError(f"%ws {command}: {exc}") from None
+            raise
+
+    # ----------------------------------------------------------------- helpers
+    @property
+    def ns(self) -> dict[str, Any]:
+        return self.shell.user_ns if self.shell is not None else {}
+
+    def _track(self, obj: Any, name: str | None) -> Any:
+        if all(o is not obj for o in self.started):
+            self.started.append(obj)
+        if name is not None:
+            self.ns[name] = obj
+        return obj
+
+    def _current(self, name: str) -> Any:
+        obj = self.ns.get(name)
+        return obj if _is_running(obj) else None
+
+    # ----------------------------------------------------------------- commands
+    def _cmd_serve(self, args: argparse.Namespace) -> Any:
+        from ._server import serve
+
+        current = self._current("ws_server")
+        if (
+            current is not None
+            and args.port in (None, 0, getattr(current, "port", None))
+            and args.host in (None, getattr(current, "host", None))
+            and args.store is None
+        ):
+            print(f"wsnotebook server: {current.url}  (ws_server, already running)")
+            return current  # re-running the cell keeps the running server
+        kwargs: dict[str, Any] = {}
+        if args.port is not None:
+            kwargs["port"] = args.port
+        if args.host is not None:
+            kwargs["host"] = args.host
+        if args.store is not None:
+            kwargs["store"] = args.store
+        server = serve(**kwargs)
+        print(f"wsnotebook server: {server.url}  (ws_server)")
+        return self._track(server, "ws_server")
+
+    def _cmd_connect(self, args: argparse.Namespace) -> Any:
+        from ._client import connect
+
+        url = args.url
+        if url is None:
+            server = self._current("ws_server")
+            if server is None:
+                raise UsageError("%ws connect: give a URL, or run %ws serve first")
+            url = server.url
+        old = self._current("ws_client")
+        if old is not None and getattr(old, "url", None) == url:
+            return old  # re-running the cell: keep the running client
+        if old is not None and any(o is old for o in self.started):
+            _stop(old)
+        client = connect(url)
+        print(f"wsnotebook client: {url}  (ws_client)")
+        return self._track(client, "ws_client")
+
+    def _cmd_monitor(self, args: argparse.Namespace) -> Any:
+        from ._widgets import monitor
+
+        if args.target is not None:
+            if args.target not in self.ns:
+                raise UsageError(f"%ws monitor: no variable {args.target!r} in the namespace")
+            target = self.ns[args.target]
+        else:
+            target = self._current("ws_client") or self._current("ws_server")
+            if target is None:
+                raise UsageError(
+                    "%ws monitor: nothing to monitor; run %ws serve or %ws connect URL first"
+                )
+        mon = monitor(target, rows=args.rows, window=args.window, split_by_type=args.by_type)
+        return self._track(mon, "ws_monitor")
+
+    def _cmd_demo(self, args: argparse.Namespace) -> Any:
+        from ._demo import start_demo
+
+        server = self._current("ws_server")
+        if server is None:
+            raise UsageError("%ws demo: no server; run %ws serve first")
+        old = self._current("ws_demo")
+        if old is not None:
+            _stop(old)  # re-running the cell replaces the producer instead of adding one
+        producer = start_demo(server, rate=args.rate, batch=args.batch, max_events=args.max_events)
+        print(f"wsnotebook demo: {args.rate:g} events/s into {server.url}  (ws_demo)")
+        return self._track(producer, "ws_demo")
+
+    def _cmd_stats(self, args: argparse.Namespace) -> dict[str, Any]:
+        stats: dict[str, Any] = {}
+        for name in ("ws_server", "ws_client", "ws_demo"):
+            obj = self.ns.get(name)
+            if obj is not None and callable(getattr(obj, "metrics", None)):
+                try:
+                    stats[name] = obj.metrics()
+                except Exception as exc:
+                    stats[name] = {"error": str(exc)}
+        mon = self.ns.get("ws_monitor")
+        if mon is not None and hasattr(mon, "ticks"):
+            stats["ws_monitor"] = {
+                "running": mon.running,
+                "ticks": mon.ticks,
+                "renders": mon.renders,
+                "errors": mon.errors,
+            }
+        if not stats:
+            print("%ws stats: nothing started yet (try %ws serve)")
+            return stats
+        for name, metrics in stats.items():
+            items = ", ".join(f"{k}={_short(v)}" for k, v in metrics.items())
+            print(f"{name}: {items}")
+        return stats
+
+    def _cmd_stop(self, args: argparse.Namespace) -> int:
+        n = self.stop_started()
+        if args.what == "all":
+            n += stop_everything()
+        print(f"wsnotebook: stopped {n} object(s)")
+        return n
+
+    def stop_started(self) -> int:
+        """Stop what this extension started, newest first (monitors, demo, clients, servers)."""
+        n = 0
+        while self.started:
+            obj = self.started.pop()
+            if _is_running(obj):
+                n += 1
+            _stop(obj)
+        return n
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    text = repr(value) if not isinstance(value, str) else value
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def stop_everything() -> int:
+    """Stop every monitor, demo producer, client and server of the process (imported modules
+    only: nothing is imported just to stop it).  Returns how many producers/monitors/objects
+    reported running; errors are logged, never raised."""
+    import sys
+
+    n = 0
+    for module, names in (
+        ("wsnotebook._widgets", ("running_monitors", "stop_all")),
+        ("wsnotebook._demo", ("active_producers", "stop_all")),
+        ("wsnotebook._client", ("running_clients", "close_all")),
+        ("wsnotebook._server", ("running_servers", "stop_all")),
+    ):
+        mod = sys.modules.get(module)
+        if mod is None:
+            continue
+        running, stop = getattr(mod, names[0], None), getattr(mod, names[1], None)
+        try:
+            if callable(running):
+                n += len(running())
+            if callable(stop):
+                stop()
+        except Exception:
+            log.warning("%%ws stop all: %s.%s() failed", module, names[1], exc_info=True)
+    return n
+
+
+_magics: WsMagics | None = None
+
+
+def load_ipython_extension(ip: Any) -> None:
+    """Register the ``%ws`` magic (``%load_ext wsnotebook``); loading twice is harmless."""
+    global _magics
+    existing = ip.magics_manager.registry.get("WsMagics")
+    if isinstance(existing, WsMagics):
+        _magics = existing
+        return
+    _magics = WsMagics(ip)
+    ip.register_magics(_magics)
+
+
+def unload_ipython_extension(ip: Any) -> None:
+    """``%unload_ext wsnotebook``: stop what the extension started and drop the magic."""
+    global _magics
+    magics = ip.magics_manager.registry.get("WsMagics")
+    if isinstance(magics, WsMagics):
+        magics.stop_started()
+        ip.magics_manager.registry.pop("WsMagics", None)
+        ip.magics_manager.magics["line"].pop("ws", None)
+    _magics = None
