@@ -16,9 +16,16 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 	bash scripts/install-chromium.sh
 
-## the main job: a live terminal demo (server + synthetic agent events + client, one-line summary)
+## the main job: the quickstart notebook in JupyterLab when a browser can open, else the live
+## terminal demo (server + synthetic agent events + client, one-line summary).  WSN_DEMO=terminal
+## or WSN_DEMO=lab forces one.
 demo: $(STAMP)
-	$(BIN)/python -m wsnotebook demo
+	@mode="$${WSN_DEMO:-}"; \
+	if [ -z "$$mode" ]; then \
+	  if [ -n "$${DISPLAY:-}$${WAYLAND_DISPLAY:-}" ] || [ "$$(uname)" = Darwin ]; then mode=lab; else mode=terminal; fi; \
+	fi; \
+	if [ "$$mode" = lab ]; then exec $(BIN)/jupyter lab notebooks/01_quickstart.ipynb; \
+	else exec $(BIN)/python -m wsnotebook demo; fi
 
 ## the quickstart notebook in JupyterLab
 lab: $(STAMP)

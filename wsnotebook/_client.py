@@ -1079,3 +1079,7 @@ def close_all(timeout: float = 5.0) -> int:
     for c in clients:
         c.close(timeout)
     return len(clients)
+
+
+# Close clients at interpreter exit so their peers see a clean close instead of a reset.
+_loop.add_shutdown_hook(close_all)

@@ -741,3 +741,6 @@ def stop_all(timeout: float = 5.0) -> int:
         for p in running:
             p._done.wait(max(0.0, deadline - time.monotonic()))
     return len(running)
+
+
+_loop.add_shutdown_hook(stop_all)

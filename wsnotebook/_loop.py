@@ -29,7 +29,7 @@ T = TypeVar("T")
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
-_shutdown_hooks: list[Callable[[], None]] = []
+_shutdown_hooks: list[Callable[[], object]] = []
 
 #: Count of exceptions that reached the background loop's exception handler.
 unhandled_errors = 0
@@ -142,12 +142,12 @@ def call_soon(callback: Callable[..., Any], *args: Any) -> None:
     get_loop().call_soon_threadsafe(callback, *args)
 
 
-def add_shutdown_hook(hook: Callable[[], None]) -> None:
+def add_shutdown_hook(hook: Callable[[], object]) -> None:
     """Register a callable run at interpreter exit, before the loop stops (e.g. server.stop)."""
     _shutdown_hooks.append(hook)
 
 
-def remove_shutdown_hook(hook: Callable[[], None]) -> None:
+def remove_shutdown_hook(hook: Callable[[], object]) -> None:
     try:
         _shutdown_hooks.remove(hook)
     except ValueError:

@@ -134,7 +134,9 @@ def test_fixed_batching_flushes_on_size_and_on_interval(server: Server, make_eve
 def test_auto_batching_sends_events_singly_when_keeping_up_and_coalesces_when_behind(
     server: Server, make_event: Any, wait_until: Any
 ) -> None:
-    with connect(f"{server.url}?batch=auto", max_queue=1) as ws:
+    # compression=None: deflate would shrink these repetitive frames ~15x, so the socket would
+    # take far more of them before the queue builds (backpressure still holds, just later).
+    with connect(f"{server.url}?batch=auto", max_queue=1, compression=None) as ws:
         assert recv_json(ws)["type"] == "initial"
         server.publish(make_event())
         assert recv_json(ws)["type"] == "event"
@@ -161,7 +163,7 @@ def test_slow_client_is_dropped_with_1013_while_others_get_everything(
     server_factory: Any, make_event: Any
 ) -> None:
     srv = server_factory(queue_size=64)
-    with connect(srv.url, max_queue=1) as slow:
+    with connect(srv.url, max_queue=1, compression=None) as slow:
         assert recv_json(slow)["type"] == "initial"
         fast_results = _run_with_fast_readers(srv, make_event)
         assert srv.metrics()["dropped_slow_clients"] == 1
@@ -179,7 +181,7 @@ def _run_with_fast_readers(srv: Server, make_event: Any) -> list[list[int]]:
     done = threading.Event()
 
     def fast_reader() -> None:
-        with connect(srv.url) as ws:
+        with connect(srv.url, compression=None) as ws:
             recv_json(ws)
             ready.wait(10)
             got: list[int] = []
