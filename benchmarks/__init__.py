@@ -1,0 +1,1 @@
+"""wsnotebook benchmarks: run one with ``python -m benchmarks.<name> [--quick]``."""

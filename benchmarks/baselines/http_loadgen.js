@@ -1,0 +1,76 @@
+// Ingest load generator.  Usage: node http_loadgen.js '<json>' with keys
+//   base (http://127.0.0.1:PORT), mode ("keepalive" | "close" | "wspublish"),
+//   concurrency, duration_s (HTTP modes), count (wspublish: events to send).
+// HTTP modes: `concurrency` loops POST one ~200-byte event to /events for duration_s and print
+//   RESULT {ok, errors, seconds}.  "close" sends `Connection: close` (a new TCP connection per
+//   request, like the seed's hook scripts).
+// wspublish: one WebSocket to /stream sends `count` {"type":"publish","data":ev} messages as fast
+//   as the socket drains (bufferedAmount < 1 MiB), then prints RESULT {sent, seconds}; the
+//   orchestrator waits for the server's events_in to reach the count.
+'use strict';
+const http = require('http');
+const { makeClock, makeEvent } = require('./common');
+
+const cfg = JSON.parse(process.argv[2]);
+const now = makeClock();
+
+function httpMode() {
+  const keepAlive = cfg.mode === 'keepalive';
+  const agent = new http.Agent({ keepAlive, maxSockets: cfg.concurrency });
+  const url = new URL('/events', cfg.base);
+  let ok = 0;
+  let errors = 0;
+  let i = 0;
+  const t0 = now();
+  const end = t0 + cfg.duration_s * 1000;
+  let active = cfg.concurrency;
+  function one() {
+    if (now() >= end) {
+      if (--active === 0) {
+        const secs = (now() - t0) / 1000;
+        process.stdout.write('RESULT ' + JSON.stringify({ ok, errors, seconds: secs }) + '\n');
+        process.exit(0);
+      }
+      return;
+    }
+    const body = JSON.stringify(makeEvent(i++, now()));
+    const headers = { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) };
+    if (!keepAlive) headers.Connection = 'close';
+    const req = http.request(url, { method: 'POST', agent, headers }, (res) => {
+      res.on('data', () => {});
+      res.on('end', () => {
+        if (res.statusCode === 200) ok++; else errors++;
+        one();
+      });
+    });
+    req.on('error', () => { errors++; setImmediate(one); });
+    req.end(body);
+  }
+  for (let k = 0; k < cfg.concurrency; k++) one();
+}
+
+function wsMode() {
+  const WebSocket = require('ws');
+  const ws = new WebSocket(cfg.base.replace(/^http/, 'ws') + '/stream?ext=1', { perMessageDeflate: false });
+  ws.on('open', () => {
+    const t0 = now();
+    let i = 0;
+    function pump() {
+      while (i < cfg.count && ws.bufferedAmount < (1 << 20)) {
+        ws.send('{"type":"publish","data":' + JSON.stringify(makeEvent(i, now())) + '}');
+        i++;
+      }
+      if (i < cfg.count) return setImmediate(pump);
+      process.stdout.write('RESULT ' + JSON.stringify({ sent: i, seconds: (now() - t0) / 1000 }) + '\n');
+    }
+    process.stdout.write('OPEN\n');
+    pump();
+  });
+  ws.on('message', () => {});
+  ws.on('error', (e) => { process.stderr.write(String(e) + '\n'); process.exit(1); });
+  // Any line on stdin (the orchestrator's QUIT) or EOF ends the process.
+  process.stdin.on('data', () => process.exit(0));
+  process.stdin.on('end', () => process.exit(0));
+}
+
+if (cfg.mode === 'wspublish') wsMode(); else httpMode();

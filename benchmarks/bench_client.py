@@ -1,0 +1,227 @@
+"""Client -> EventFrame: events/s decoded and appended by one wsnotebook client.
+
+Two measurements, each beside a floor measured in the same run:
+
+* ``decode path`` (no sockets, one thread): the client's own message handler
+  (``Client._handle``: parse, validate, stamp ``client_received``, traffic log, ``frame.extend``)
+  fed pre-encoded server messages -- one ``event`` message per event, and ``batch`` messages of
+  1000 -- beside ``orjson.loads`` of the same bytes (decoding alone, the floor).
+* ``over a socket``: our server (own process) floods ``M`` events to one ``wsnotebook.connect``
+  client (per event ``batch=0``, ``batch="auto"``, fixed ``batch=1000``); rate = events / (last
+  - first append).  Baseline: one bare ``websockets`` client that only ``orjson.loads`` each
+  message (baselines/py_loadgen.py), against the same server and mode.
+
+Target (issue 7): >= 1M ev/s batched.  Run alone: ``python benchmarks/bench_client.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _harness as h
+import orjson
+
+TARGET_BATCHED = 1_000_000
+
+
+def stored_events(n: int, start: int = 1) -> list[bytes]:
+    """``n`` encoded events as our server stores them (``id``, ``server_received``)."""
+    out = []
+    for i in range(start, start + n):
+        ev = h.make_event(i)
+        ev["id"] = i
+        ev["server_received"] = ev["timestamp"] + 0.1
+        out.append(orjson.dumps(ev))
+    return out
+
+
+def messages(n: int, batch: int) -> list[bytes]:
+    enc = stored_events(n)
+    if batch <= 1:
+        return [b'{"type":"event","data":' + e + b"}" for e in enc]
+    return [
+        b'{"type":"batch","data":[' + b",".join(enc[i : i + batch]) + b"]}"
+        for i in range(0, n, batch)
+    ]
+
+
+def handler_rate(msgs: list[bytes], n: int) -> float:
+    """Events/s through ``Client._handle`` (a client that never connects)."""
+    from wsnotebook._client import Client
+
+    client = Client("ws://127.0.0.1:9/stream", max_rows=max(n, 1))
+    handle = client._handle
+    gc.collect()
+    t0 = time.perf_counter()
+    for m in msgs:
+        handle(m, len(m))
+    dt = time.perf_counter() - t0
+    if client.frame.total != n:
+        raise RuntimeError(f"client kept {client.frame.total} of {n} events")
+    return n / dt
+
+
+def loads_rate(msgs: list[bytes], n: int) -> float:
+    gc.collect()
+    loads = orjson.loads
+    t0 = time.perf_counter()
+    for m in msgs:
+        loads(m)
+    return n / (time.perf_counter() - t0)
+
+
+def socket_rate(server: h.BenchServer, count: int, batch: Any, timeout: float) -> float | None:
+    """Events/s appended by one wsnotebook client while the server floods ``count`` events."""
+    import wsnotebook as wsn
+
+    client = wsn.connect(server.url(), batch=batch, compression=False, max_rows=count + 1000)
+    try:
+        client.wait_state("open", timeout=30)
+        base = client.frame.total
+        marks: list[float] = []
+        lock = threading.Lock()
+
+        def on_append(frame: Any, n_added: int) -> None:
+            with lock:
+                marks.append(time.perf_counter())
+
+        unsubscribe = client.frame.subscribe(on_append)
+        server.go(count, 0, 100, timeout=timeout)
+        client.wait_for(base + count, timeout=timeout)
+        unsubscribe()
+        got = client.frame.total - base
+        if len(marks) < 2 or marks[-1] <= marks[0]:
+            return None
+        return (got - 1) / (marks[-1] - marks[0])
+    finally:
+        client.close()
+
+
+def run(
+    *,
+    quick: bool = False,
+    reps: int = 3,
+    node_env: dict[str, str] | None = None,
+    log: Any = print,
+) -> dict[str, Any]:
+    n = 20_000 if quick else 200_000
+    rows: list[dict[str, Any]] = []
+    for label, size in (("per-event", 1), ("batched 1000", 1000)):
+        msgs = messages(n, size)
+        ours = [handler_rate(msgs, n) for _ in range(reps)]
+        floor = [loads_rate(msgs, n) for _ in range(reps)]
+        rows.append(
+            {
+                "measure": f"decode path {label}",
+                "ours_evs": h.median(ours),
+                "baseline": "orjson.loads only",
+                "baseline_evs": h.median(floor),
+                "raw": {"ours": ours, "baseline": floor},
+            }
+        )
+        log(f"  client decode path {label} done")
+    count = 5_000 if quick else 50_000
+    cmd, _ = h.server_cmd("wsnotebook")
+    server = h.BenchServer("wsnotebook", cmd)
+    try:
+        modes: tuple[tuple[str, Any, str], ...] = (
+            ("per-event", 0, "batch=0"),
+            ("batch=auto", "auto", "batch=auto"),
+            ("batch=1000", 1000, "batch=1000"),
+        )
+        for label, batch, query in modes:
+            ours_l: list[float | None] = []
+            base_l: list[float | None] = []
+            for _ in range(reps):
+                try:
+                    ours_l.append(socket_rate(server, count, batch, 120))
+                except Exception as exc:
+                    log(f"  client over socket {label}: {exc}")
+                    ours_l.append(None)
+                r = h.run_load(
+                    server,
+                    loadgen="py",
+                    query=query,
+                    clients=1,
+                    expect=count,
+                    rate=0,
+                    deflate=False,
+                    node_env=None,
+                    timeout=120,
+                )
+                base_l.append(r["per_client_evs"])
+            rows.append(
+                {
+                    "measure": f"over a socket {label}",
+                    "ours_evs": h.median(ours_l),
+                    "baseline": "websockets + orjson.loads client",
+                    "baseline_evs": h.median(base_l),
+                    "raw": {"ours": ours_l, "baseline": base_l},
+                }
+            )
+            log(f"  client over socket {label} done")
+    finally:
+        server.close()
+    for r in rows:
+        r["ratio"] = h.ratio(r["ours_evs"], r["baseline_evs"])
+    return {"rows": rows, "n_decode": n, "n_socket": count}
+
+
+def detail_table(rows: list[dict[str, Any]]) -> str:
+    return h.table(
+        [
+            [
+                r["measure"],
+                h.fmt(r["ours_evs"]),
+                r["baseline"],
+                h.fmt(r["baseline_evs"]),
+                h.fmt(r["ratio"], "x"),
+            ]
+            for r in rows
+        ],
+        ["client -> EventFrame", "ours ev/s", "baseline", "baseline ev/s", "ours/baseline"],
+    )
+
+
+def summary(rows: list[dict[str, Any]]) -> list[list[Any]]:
+    out = []
+    for r in rows:
+        target = verdict = ""
+        if r["measure"] in ("decode path batched 1000", "over a socket batch=1000"):
+            target = ">= 1M ev/s"
+            verdict = "met" if (r["ours_evs"] or 0) >= TARGET_BATCHED else "NOT met"
+        out.append(
+            [
+                "4 client",
+                f"ev/s into EventFrame, {r['measure']}",
+                h.fmt(r["ours_evs"]),
+                r["baseline"],
+                h.fmt(r["baseline_evs"]),
+                h.fmt(r["ratio"], "x"),
+                target,
+                verdict,
+            ]
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args(argv)
+    res = run(quick=args.quick, reps=args.reps)
+    print(detail_table(res["rows"]))
+    print("wrote", h.write_json("client", {"machine": h.machine(), **res}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""Fan-out matrix: events/s delivered per client and in aggregate, ours beside its peers.
+
+Servers (each in its own process, same producer loop, same ~200-byte events):
+
+* ``wsnotebook`` per event (``?batch=0``) and adaptive batching (``?batch=auto``, the client's
+  default configuration);
+* ``websockets``: a bare ``websockets`` broadcast server (baselines/ws_broadcast.py);
+* ``node-ws``: a bare Node.js ``ws`` server, the seed's own stack (baselines/ws_server.js).
+
+For C = 1, 10, 100 clients, deflate off and on, the producer publishes ``M`` events as fast as
+the server accepts them; a load generator process (Node ``ws`` clients for every server: equal
+client cost; a Python ``websockets`` client process too at C=10) counts what each client
+receives.  Per-client rate = (events - 1) / (last - first receive); aggregate = all events / the
+span over all clients.  Medians of ``reps`` runs, interleaved across servers.
+
+Run alone: ``python benchmarks/bench_fanout_matrix.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _harness as h
+
+# (label, server impl, query string)
+VARIANTS: list[tuple[str, str, str]] = [
+    ("wsnotebook per-event", "wsnotebook", "batch=0"),
+    ("wsnotebook batch=auto", "wsnotebook", "batch=auto"),
+    ("websockets", "websockets", ""),
+    ("node-ws", "node-ws", ""),
+]
+
+
+def sizes(quick: bool) -> dict[int, int]:
+    """Events produced per run for each client count."""
+    if quick:
+        return {1: 3000, 10: 1000, 100: 200}
+    return {1: 15000, 10: 6000, 100: 1500}
+
+
+def start_servers(node_env: dict[str, str] | None) -> dict[str, h.BenchServer]:
+    servers: dict[str, h.BenchServer] = {}
+    for impl in ("wsnotebook", "websockets", "node-ws"):
+        cmd, needs_node = h.server_cmd(impl)
+        if needs_node and node_env is None:
+            continue
+        servers[impl] = h.BenchServer(impl, cmd, env=node_env)
+    return servers
+
+
+def run(
+    *,
+    quick: bool = False,
+    reps: int = 3,
+    node_env: dict[str, str] | None = None,
+    log: Any = print,
+) -> dict[str, Any]:
+    loadgens = ["node"] if node_env is not None else ["py"]
+    servers = start_servers(node_env)
+    results: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for clients, count in sizes(quick).items():
+            for deflate in (False, True):
+                if quick and deflate and clients != 10:
+                    continue  # --quick: deflate on at C=10 only
+                plans = [(lg, clients) for lg in loadgens]
+                if clients == 10 and "py" not in loadgens and not (quick and deflate):
+                    plans.append(("py", clients))
+                for loadgen, c in plans:
+                    for rep in range(reps):
+                        for label, impl, query in VARIANTS:
+                            if impl not in servers:
+                                continue
+                            key = f"C={c}|deflate={'on' if deflate else 'off'}|{loadgen}|{label}"
+                            try:
+                                r = h.run_load(
+                                    servers[impl],
+                                    loadgen=loadgen,
+                                    query=query,
+                                    clients=c,
+                                    expect=count,
+                                    rate=0,
+                                    deflate=deflate,
+                                    node_env=node_env,
+                                    timeout=60 if quick else 120,
+                                )
+                            except Exception as exc:  # recorded, the suite goes on
+                                r = {"error": str(exc)[:300]}
+                            results.setdefault(key, []).append(r)
+                        log(f"  fan-out C={c} deflate={deflate} {loadgen} rep {rep + 1}/{reps}")
+    finally:
+        for s in servers.values():
+            s.close()
+    return {"runs": results, "rows": aggregate(results), "sizes": sizes(quick), "reps": reps}
+
+
+def aggregate(results: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    rows = []
+    for key, runs in results.items():
+        c, deflate, loadgen, label = key.split("|")
+        ok = [r for r in runs if "error" not in r]
+        rows.append(
+            {
+                "clients": int(c.split("=")[1]),
+                "deflate": deflate.split("=")[1],
+                "loadgen": loadgen,
+                "server": label,
+                "per_client_evs": h.median(r["per_client_evs"] for r in ok),
+                "aggregate_evs": h.median(r["aggregate_evs"] for r in ok),
+                "delivered_min": min((r["delivered"] or 0.0) for r in ok) if ok else None,
+                "closed_early": sum(r["closed_early"] for r in ok),
+                "p99_ms_under_flood": h.median((r["lat"] or {}).get("p99") for r in ok),
+                "deflate_negotiated": all(r.get("deflate_negotiated", 0) > 0 for r in ok),
+                "errors": len(runs) - len(ok),
+                "reps": len(runs),
+            }
+        )
+    base: dict[tuple[int, str, str], dict[str, float | None]] = {}
+    for r in rows:
+        base.setdefault((r["clients"], r["deflate"], r["loadgen"]), {})[r["server"]] = r[
+            "per_client_evs"
+        ]
+    for r in rows:
+        b = base[(r["clients"], r["deflate"], r["loadgen"])]
+        r["vs_node_ws"] = h.ratio(r["per_client_evs"], b.get("node-ws"))
+        r["vs_websockets"] = h.ratio(r["per_client_evs"], b.get("websockets"))
+    return rows
+
+
+def detail_table(rows: list[dict[str, Any]]) -> str:
+    header = [
+        "C",
+        "deflate",
+        "loadgen",
+        "server",
+        "ev/s per client",
+        "aggregate ev/s",
+        "vs node-ws",
+        "vs websockets",
+        "delivered",
+        "p99 ms (flood)",
+    ]
+    out = []
+    for r in rows:
+        out.append(
+            [
+                r["clients"],
+                r["deflate"]
+                + ("" if r["deflate"] == "off" or r["deflate_negotiated"] else " (refused)"),
+                r["loadgen"],
+                r["server"],
+                h.fmt(r["per_client_evs"]),
+                h.fmt(r["aggregate_evs"]),
+                h.fmt(r["vs_node_ws"], "x"),
+                h.fmt(r["vs_websockets"], "x"),
+                "-" if r["delivered_min"] is None else f"{r['delivered_min']:.0%}",
+                h.fmt(r["p99_ms_under_flood"]),
+            ]
+        )
+    return h.table(out, header)
+
+
+def summary(rows: list[dict[str, Any]]) -> list[list[Any]]:
+    """Rows for run_all's one table: ours vs the best peer per (C, deflate), node load gen."""
+    out: list[list[Any]] = []
+    for r in rows:
+        if r["loadgen"] != "node" or not r["server"].startswith("wsnotebook"):
+            continue
+        peer = next(
+            (
+                p
+                for p in rows
+                if p["server"] == "node-ws"
+                and (p["clients"], p["deflate"], p["loadgen"])
+                == (r["clients"], r["deflate"], r["loadgen"])
+            ),
+            None,
+        )
+        target = ""
+        verdict = ""
+        if r["clients"] == 10 and r["server"].endswith("auto") and r["deflate"] == "off":
+            target = ">= 1.5x node-ws"
+            verdict = "met" if (r["vs_node_ws"] or 0) >= 1.5 else "NOT met"
+        refused = r["deflate"] == "on" and not r["deflate_negotiated"]
+        out.append(
+            [
+                "1 fan-out",
+                f"ev/s/client C={r['clients']} deflate {r['deflate']}"
+                + (" (REFUSED: sent plain)" if refused else "")
+                + f" {r['server'][11:]}",
+                h.fmt(r["per_client_evs"]),
+                "node-ws per-event",
+                h.fmt(peer["per_client_evs"] if peer else None),
+                h.fmt(r["vs_node_ws"], "x"),
+                target,
+                verdict,
+            ]
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args(argv)
+    res = run(quick=args.quick, reps=args.reps, node_env=h.ensure_node())
+    print(detail_table(res["rows"]))
+    print("wrote", h.write_json("fanout_matrix", {"machine": h.machine(), **res}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""Ingest: ``POST /events`` requests/s (keep-alive and ``Connection: close``) and WebSocket
+``publish`` events/s, ours beside a floor measured in the same run.
+
+* HTTP floor: a minimal aiohttp ``POST /events`` handler without validation or storage
+  (baselines/aiohttp_post.py).  Load: a Node ``http`` process with 16 concurrent request loops
+  for ``duration`` seconds; ``close`` opens a TCP connection per request like the seed's hook
+  scripts.
+* WebSocket floor: the bare ``websockets`` server that only ``orjson.loads`` each ``publish``
+  (baselines/ws_broadcast.py).  Load: one Node ``ws`` connection sending ``count`` per-event
+  ``publish`` messages as fast as the socket drains; the rate is counted when the server's own
+  ``events_in`` reaches the count.  (Our server also streams each event back to that connection,
+  which is subscribed: its real semantics.)
+
+Run alone: ``python benchmarks/bench_ingest.py [--quick]`` (needs node for the load generator).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _harness as h
+
+CONCURRENCY = 16
+
+
+def http_run(server: h.BenchServer, mode: str, seconds: float, env: dict[str, str]) -> float:
+    cfg = {
+        "base": f"http://127.0.0.1:{server.port}",
+        "mode": mode,
+        "concurrency": CONCURRENCY,
+        "duration_s": seconds,
+    }
+    lg = h.Proc(["node", str(h.BASELINES / "http_loadgen.js"), json.dumps(cfg)], env=env)
+    try:
+        res = json.loads(lg.expect("RESULT", seconds + 60))
+    finally:
+        lg.kill()
+    if res["errors"] and not res["ok"]:
+        raise RuntimeError(f"all {res['errors']} requests failed")
+    return float(res["ok"]) / float(res["seconds"])
+
+
+def ws_publish_run(server: h.BenchServer, count: int, env: dict[str, str]) -> float:
+    before = int(server.stats().get("events_in", 0))
+    cfg = {"base": f"http://127.0.0.1:{server.port}", "mode": "wspublish", "count": count}
+    lg = h.Proc(["node", str(h.BASELINES / "http_loadgen.js"), json.dumps(cfg)], env=env)
+    try:
+        lg.expect("OPEN", 30)
+        t0 = time.perf_counter()
+        deadline = t0 + 120
+        while True:
+            got = int(server.stats().get("events_in", 0)) - before
+            if got >= count:
+                return count / (time.perf_counter() - t0)
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"server ingested {got} of {count} published events")
+            time.sleep(0.01)
+    finally:
+        lg.kill()
+
+
+def run(
+    *,
+    quick: bool = False,
+    reps: int = 3,
+    node_env: dict[str, str] | None = None,
+    log: Any = print,
+) -> dict[str, Any]:
+    if node_env is None:
+        return {"rows": [], "skipped": "node not available for the load generator"}
+    seconds = 0.5 if quick else 3.0
+    count = 5_000 if quick else 50_000
+    ours = h.BenchServer("wsnotebook", h.server_cmd("wsnotebook")[0])
+    floor_http = h.BenchServer("aiohttp", [h.PY, str(h.BASELINES / "aiohttp_post.py")])
+    floor_ws = h.BenchServer("websockets", h.server_cmd("websockets")[0])
+    raw: dict[str, dict[str, list[float | None]]] = {}
+
+    def measure(key: str, who: str, fn: Any) -> None:
+        try:
+            value = fn()
+        except Exception as exc:
+            log(f"  ingest {key} {who}: {exc}")
+            value = None
+        raw.setdefault(key, {}).setdefault(who, []).append(value)
+
+    try:
+        for rep in range(reps):
+            for mode in ("keepalive", "close"):
+                how = "keep-alive" if mode == "keepalive" else "Connection: close"
+                key = f"POST /events req/s {how}"
+                measure(key, "ours", lambda m=mode: http_run(ours, m, seconds, node_env))
+                measure(key, "baseline", lambda m=mode: http_run(floor_http, m, seconds, node_env))
+            key = "WebSocket publish ev/s"
+            measure(key, "ours", lambda: ws_publish_run(ours, count, node_env))
+            measure(key, "baseline", lambda: ws_publish_run(floor_ws, count, node_env))
+            log(f"  ingest rep {rep + 1}/{reps}")
+    finally:
+        for s in (ours, floor_http, floor_ws):
+            s.close()
+    rows = []
+    for key, d in raw.items():
+        o, b = h.median(d.get("ours", [])), h.median(d.get("baseline", []))
+        rows.append(
+            {
+                "measure": key,
+                "ours": o,
+                "baseline": "minimal aiohttp handler" if "POST" in key else "bare websockets",
+                "baseline_value": b,
+                "ratio": h.ratio(o, b),
+                "raw": d,
+            }
+        )
+    return {"rows": rows, "concurrency": CONCURRENCY, "seconds": seconds, "ws_count": count}
+
+
+def detail_table(rows: list[dict[str, Any]]) -> str:
+    return h.table(
+        [
+            [
+                r["measure"],
+                h.fmt(r["ours"]),
+                r["baseline"],
+                h.fmt(r["baseline_value"]),
+                h.fmt(r["ratio"], "x"),
+            ]
+            for r in rows
+        ],
+        ["ingest", "ours", "baseline", "baseline value", "ours/baseline"],
+    )
+
+
+def summary(rows: list[dict[str, Any]]) -> list[list[Any]]:
+    return [
+        [
+            "5 ingest",
+            r["measure"],
+            h.fmt(r["ours"]),
+            r["baseline"],
+            h.fmt(r["baseline_value"]),
+            h.fmt(r["ratio"], "x"),
+            "",
+            "",
+        ]
+        for r in rows
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args(argv)
+    res = run(quick=args.quick, reps=args.reps, node_env=h.ensure_node())
+    print(detail_table(res["rows"]))
+    print("wrote", h.write_json("ingest", {"machine": h.machine(), **res}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""Kernel responsiveness under load, with the background loop's CPU budget on and off.
+
+A real IPython kernel (``jupyter_client.KernelManager``) runs, inside itself, a wsnotebook server,
+the demo producer (``wsnotebook._demo.start_demo``), a client (``wsn.connect``, default
+``batch="auto"``) and a monitor-like consumer thread (``frame.tail(50)`` + ``frame.throughput``
+at 4 Hz, what the widget tick does).  From outside we execute trivial cells (``pass``) back to
+back and time each execute_request -> execute_reply round trip.  Scenarios, interleaved per rep:
+
+* ``idle``: the same kernel before anything wsnotebook runs (the baseline);
+* ``10k ev/s`` and ``flood`` (producer at its maximum, 100k ev/s offered in batches of 100),
+  each with the CPU budget on (0.5 core: the default inside a kernel) and off
+  (``wsnotebook._loop.set_cpu_budget(1.0)``).
+
+Targets (issue 7): at 10k ev/s p99 <= 2x idle; under a flood p99 <= 50 ms.  Medians over reps.
+Run alone: ``python benchmarks/bench_kernel.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _harness as h
+
+SETUP = """
+import json, threading, time
+import wsnotebook as wsn, wsnotebook._loop as _wl, wsnotebook._demo as _wd
+_srv = wsn.serve(port=0)
+_cli = wsn.connect(_srv.url, max_rows=200_000)
+_cli.wait_state("open", timeout=30)
+_stop = threading.Event()
+def _consumer():
+    while not _stop.wait(0.25):
+        _cli.frame.tail(50)
+        _cli.frame.throughput("1s", window="10s")
+threading.Thread(target=_consumer, daemon=True, name="bench-consumer").start()
+_prod = None
+def _bench_start(rate, batch, budget):
+    global _prod
+    _wl.set_cpu_budget(budget)
+    _prod = _wd.start_demo(_srv, rate=rate, batch=batch)
+    return {"t": time.monotonic(), "n": _cli.frame.total, "in": _srv.metrics()["events_in"]}
+def _bench_stop(mark):
+    _prod.stop()
+    dt = time.monotonic() - mark["t"]
+    out = {
+        "client_evs": (_cli.frame.total - mark["n"]) / dt,
+        "server_evs": (_srv.metrics()["events_in"] - mark["in"]) / dt,
+        **_wl.budget_stats(),
+    }
+    _wl.set_cpu_budget(0.5)
+    return json.dumps(out)
+"""
+
+TEARDOWN = "_stop.set(); _cli.close(); _srv.stop()"
+
+SCENARIOS = [
+    # (label, rate, batch, budget)
+    ("10k ev/s, budget on", 10_000, 10, 0.5),
+    ("10k ev/s, budget off", 10_000, 10, 1.0),
+    ("flood, budget on", 100_000, 100, 0.5),
+    ("flood, budget off", 100_000, 100, 1.0),
+]
+
+
+def _expr(kc: Any, code: str, expr: str) -> Any:
+    reply = kc.execute(code, user_expressions={"r": expr}, reply=True, timeout=60)
+    content = reply["content"]
+    if content.get("status") != "ok":
+        raise RuntimeError(f"kernel error: {content.get('ename')}: {content.get('evalue')}")
+    return ast.literal_eval(content["user_expressions"]["r"]["data"]["text/plain"])
+
+
+def round_trips(kc: Any, n: int) -> list[float]:
+    """Milliseconds of ``n`` execute round trips of a trivial cell."""
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        reply = kc.execute("pass", reply=True, timeout=60, store_history=False)
+        out.append((time.perf_counter() - t0) * 1000.0)
+        if reply["content"].get("status") != "ok":
+            raise RuntimeError("trivial cell failed")
+    # The blocking client keeps every iopub message; drop them so memory stays flat.
+    while True:
+        try:
+            kc.get_iopub_msg(timeout=0)
+        except Exception:
+            break
+    return out
+
+
+def run(
+    *,
+    quick: bool = False,
+    reps: int = 3,
+    node_env: dict[str, str] | None = None,
+    log: Any = print,
+) -> dict[str, Any]:
+    from jupyter_client.manager import KernelManager
+
+    n_cells = 60 if quick else 200
+    n_flood = 30 if quick else 60
+    warm = 0.5 if quick else 1.0
+    km = KernelManager(kernel_name="python3")
+    km.start_kernel(extra_arguments=["--HistoryManager.enabled=False"])
+    kc = km.client()
+    kc.start_channels()
+    samples: dict[str, list[dict[str, Any]]] = {}
+    try:
+        kc.wait_for_ready(timeout=60)
+        round_trips(kc, 20)  # warm up
+        for _ in range(reps):
+            samples.setdefault("idle", []).append({"rt": round_trips(kc, n_cells)})
+        log("  kernel idle done")
+        kc.execute(SETUP, reply=True, timeout=120)
+        for rep in range(reps):
+            for label, rate, batch, budget in SCENARIOS:
+                mark = _expr(kc, "", f"_bench_start({rate}, {batch}, {budget})")
+                time.sleep(warm)
+                rt = round_trips(kc, n_flood if rate > 10_000 else n_cells)
+                info = json.loads(_expr(kc, "", f"_bench_stop({mark!r})"))
+                samples.setdefault(label, []).append({"rt": rt, **info})
+                time.sleep(0.3)  # let queues drain before the next scenario
+            log(f"  kernel scenarios rep {rep + 1}/{reps}")
+        kc.execute(TEARDOWN, reply=True, timeout=60)
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    rows = []
+    for label, reps_data in samples.items():
+        stats = [h.pcts(r["rt"]) for r in reps_data]
+        row: dict[str, Any] = {
+            "scenario": label,
+            "p50_ms": h.median(s["p50"] for s in stats),
+            "p99_ms": h.median(s["p99"] for s in stats),
+            "max_ms": h.median(s["max"] for s in stats),
+            "cells_per_rep": stats[0]["n"],
+            "client_evs": h.median(r.get("client_evs") for r in reps_data),
+            "server_evs": h.median(r.get("server_evs") for r in reps_data),
+            "throttle_pauses": h.median(r.get("throttle_pauses") for r in reps_data),
+        }
+        rows.append(row)
+    idle = next(r for r in rows if r["scenario"] == "idle")
+    for r in rows:
+        r["p99_vs_idle"] = h.ratio(r["p99_ms"], idle["p99_ms"])
+    return {"rows": rows, "raw": samples, "cells": n_cells, "flood_cells": n_flood}
+
+
+def detail_table(rows: list[dict[str, Any]]) -> str:
+    return h.table(
+        [
+            [
+                r["scenario"],
+                h.fmt(r["p50_ms"]),
+                h.fmt(r["p99_ms"]),
+                h.fmt(r["p99_vs_idle"], "x"),
+                h.fmt(r["server_evs"]),
+                h.fmt(r["client_evs"]),
+            ]
+            for r in rows
+        ],
+        ["kernel", "p50 ms", "p99 ms", "p99 vs idle", "ingested ev/s", "client ev/s"],
+    )
+
+
+def summary(rows: list[dict[str, Any]]) -> list[list[Any]]:
+    idle = next((r for r in rows if r["scenario"] == "idle"), None)
+    out = []
+    for r in rows:
+        if r["scenario"] == "idle":
+            continue
+        target = verdict = ""
+        if r["scenario"].startswith("10k"):
+            target = "p99 <= 2x idle"
+            verdict = "met" if (r["p99_vs_idle"] or 99) <= 2.0 else "NOT met"
+        elif r["scenario"].startswith("flood"):
+            target = "p99 <= 50 ms"
+            verdict = "met" if (r["p99_ms"] or 1e9) <= 50 else "NOT met"
+        if r["scenario"].endswith("off"):
+            target += " (budget off: reference)"
+        out.append(
+            [
+                "6 kernel",
+                f"cell p99 ms, {r['scenario']} (p50 {h.fmt(r['p50_ms'])})",
+                h.fmt(r["p99_ms"]),
+                "idle kernel",
+                h.fmt(idle["p99_ms"] if idle else None),
+                h.fmt(r["p99_vs_idle"], "x"),
+                target,
+                verdict,
+            ]
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args(argv)
+    res = run(quick=args.quick, reps=args.reps)
+    print(detail_table(res["rows"]))
+    print("wrote", h.write_json("kernel", {"machine": h.machine(), **res}))
+
+
+if __name__ == "__main__":
+    main()
