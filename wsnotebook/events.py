@@ -17,8 +17,9 @@ Optional fields: ``timestamp`` (epoch **milliseconds**, number), ``chat`` (array
 ``client_received``.  **Unknown top-level fields are kept**, never dropped.
 
 JSON goes through :mod:`orjson`: it decodes hook events ~3x faster than the standard library here,
-is well kept, rejects NaN/Infinity and integers beyond 64 bits (so hostile input fails loudly
-instead of producing values other systems cannot read), and limits nesting depth.  We decode to
+is well kept, rejects NaN/Infinity (so hostile input fails loudly instead of producing values
+other systems cannot read), refuses to *encode* integers beyond 64 bits (it *decodes* them as
+floats, so an oversized ``id`` fails validation), and limits nesting depth.  We decode to
 ``dict`` rather than typed ``msgspec`` structs because unknown fields must survive untouched.
 """
 
@@ -194,7 +195,9 @@ def decode_events(
     :class:`~wsnotebook.errors.LimitExceeded`; bad JSON :class:`~wsnotebook.errors.ProtocolError`;
     bad events :class:`~wsnotebook.errors.EventValidationError`.
     """
-    size = len(data.encode() if isinstance(data, str) else data)
+    # "surrogatepass": a str holding lone surrogates must reach orjson (-> ProtocolError) instead
+    # of escaping here as a UnicodeEncodeError.
+    size = len(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
     if size > max_message_bytes:
         raise LimitExceeded(
             f"body: {size} bytes exceeds the limit of {max_message_bytes}",

@@ -1,0 +1,659 @@
+"""EventFrame: storage, bounds, dedupe, gaps, snapshots, helpers, parquet, subscribe, threads."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from wsnotebook.errors import ConfigError, EventValidationError
+from wsnotebook.frame import EventFrame
+
+UTC_NS = "datetime64[ns, UTC]"
+T0_MS = 1_760_000_000_000.0
+HOOK_TYPES = ("PreToolUse", "PostToolUse", "Notification", "Stop")
+
+
+def ev(i: int, **fields: Any) -> dict[str, Any]:
+    """A valid hook event with id ``i``; stamps: server +1.5 ms, client +4 ms."""
+    event: dict[str, Any] = {
+        "id": i,
+        "source_app": f"app{i % 2}",
+        "session_id": f"session-{i % 3}",
+        "hook_event_type": HOOK_TYPES[i % len(HOOK_TYPES)],
+        "payload": {"tool_name": "Bash", "tool_input": {"command": f"echo {i}"}, "n": i},
+        "timestamp": T0_MS + i,
+        "server_received": T0_MS + i + 1.5,
+        "client_received": T0_MS + i + 4.0,
+    }
+    event.update(fields)
+    return event
+
+
+def ids_of(df: pd.DataFrame) -> list[int]:
+    return df["id"].tolist()
+
+
+# --------------------------------------------------------------------------- construction
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_rows": 0},
+        {"max_rows": 100_000_001},
+        {"max_rows": True},
+        {"max_rows": 1.5},
+        {"max_rows": 10, "chunk_rows": 11},
+        {"max_rows": 10, "chunk_rows": 0},
+    ],
+)
+def test_invalid_bounds_raise_config_error(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError):
+        EventFrame(**kwargs)
+
+
+def test_empty_frame_has_typed_empty_columns() -> None:
+    frame = EventFrame()
+    df = frame.df
+    assert len(frame) == 0 and len(df) == 0
+    assert df["id"].dtype == np.int64
+    assert str(df["timestamp"].dtype) == UTC_NS
+    assert isinstance(df["source_app"].dtype, pd.CategoricalDtype)
+    assert df["latency_ms"].dtype == np.float64
+    assert list(df.columns[-5:]) == [
+        "server_received",
+        "client_received",
+        "latency_ms",
+        "ingest_ms",
+        "transit_ms",
+    ]
+    assert len(frame.tail(5)) == 0 and len(frame.filter(search="x")) == 0
+
+
+# --------------------------------------------------------------------------- dtypes and values
+
+
+def test_df_has_real_dtypes_and_values() -> None:
+    frame = EventFrame()
+    frame.extend([ev(1, summary="s1", model_name="m", chat=[{"role": "user"}]), ev(2)])
+    frame.append({k: v for k, v in ev(3).items() if k not in ("id", "client_received")})
+    df = frame.df
+    assert df["id"].dtype == np.int64 and ids_of(df) == [1, 2, -1]
+    for col in ("timestamp", "server_received", "client_received"):
+        assert str(df[col].dtype) == UTC_NS
+    for col in ("source_app", "session_id", "hook_event_type"):
+        assert isinstance(df[col].dtype, pd.CategoricalDtype)
+    for col in ("payload", "summary", "model_name", "chat"):
+        assert df[col].dtype == object
+    assert df["payload"][0] == {"tool_name": "Bash", "tool_input": {"command": "echo 1"}, "n": 1}
+    assert df["summary"].tolist() == ["s1", None, None]
+    assert df["model_name"].tolist() == ["m", None, None]
+    assert df["chat"][0] == [{"role": "user"}] and df["chat"][1] is None
+    assert df["timestamp"][0] == pd.Timestamp(int(T0_MS) + 1, unit="ms", tz="UTC")
+    assert df["latency_ms"].tolist()[:2] == [4.0, 4.0]
+    assert df["ingest_ms"].tolist()[:2] == [1.5, 1.5]
+    assert df["transit_ms"].tolist()[:2] == [2.5, 2.5]
+    assert pd.isna(df["client_received"][2]) and np.isnan(df["latency_ms"][2])
+    assert df["ingest_ms"][2] == 1.5
+
+
+def test_sub_millisecond_timestamps_convert_exactly() -> None:
+    frame = EventFrame()
+    frame.append(ev(1, timestamp=1_760_000_000_123.25))
+    stamp = frame.df["timestamp"][0]
+    assert stamp.value == 1_760_000_000_123_250_000
+
+
+def test_unknown_top_level_fields_become_object_columns() -> None:
+    frame = EventFrame()
+    frame.extend([ev(1, region="eu", nested={"a": [1, 2]}), ev(2), ev(3, region="us")])
+    frame.append(ev(4, region="ap"))
+    df = frame.df
+    assert df["region"].tolist() == ["eu", None, "us", "ap"]
+    assert df["nested"][0] == {"a": [1, 2]} and df["nested"][1] is None
+    assert df["region"].dtype == object
+
+
+def test_payload_dicts_in_df_are_copies() -> None:
+    frame = EventFrame()
+    frame.append(ev(1))
+    frame.df["payload"][0]["n"] = "mutated"
+    assert frame.df["payload"][0]["n"] == 1
+
+
+def test_categories_list_only_values_still_retained() -> None:
+    frame = EventFrame(max_rows=4, chunk_rows=2)
+    frame.extend([ev(i, session_id=f"s{i}") for i in range(1, 7)])
+    assert frame.categories("session_id") == ["s3", "s4", "s5", "s6"]
+    # first-seen order (ids 1, 2 were evicted but their values are seen again later)
+    assert frame.categories("hook_event_type") == [
+        "PostToolUse",
+        "Notification",
+        "Stop",
+        "PreToolUse",
+    ]
+    assert list(frame.df["session_id"].cat.categories) == ["s3", "s4", "s5", "s6"]
+    with pytest.raises(ConfigError, match="categories: column must be one of"):
+        frame.categories("payload")
+
+
+# --------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ("not an event", "event: expected object, got string"),
+        (ev(1, id="7"), "id: expected integer, got string"),
+        (ev(1, id=True), "id: expected integer, got boolean"),
+        (ev(1, source_app=5), "source_app: expected string, got number"),
+        (ev(1, summary=3), "summary: expected string or null, got number"),
+        (ev(1, payload={"x": {1, 2}}), "payload: cannot encode as JSON"),
+        (ev(1, chat=[object()]), "chat: cannot encode as JSON"),
+    ],
+)
+@pytest.mark.parametrize("method", ["append", "extend"])
+def test_unstorable_events_are_rejected_and_leave_frame_unchanged(
+    event: Any, message: str, method: str
+) -> None:
+    frame = EventFrame(max_rows=10, chunk_rows=2)
+    frame.extend([ev(100), ev(101), ev(102)])
+    before = (len(frame), frame.total, frame.df.to_dict("list"))
+    with pytest.raises(EventValidationError, match=message):
+        if method == "append":
+            frame.append(event)
+        else:
+            frame.extend([ev(200), ev(201), event])
+    assert (len(frame), frame.total, frame.df.to_dict("list")) == before
+    assert frame.append(ev(201))  # the failed batch did not poison the id set
+
+
+@pytest.mark.parametrize("method", ["append", "extend"])
+def test_bad_timestamp_is_rejected(method: str) -> None:
+    frame = EventFrame()
+    with pytest.raises(EventValidationError, match="timestamp: expected number"):
+        if method == "append":
+            frame.append(ev(1, timestamp="yesterday"))
+        else:
+            frame.extend([ev(1), ev(2, timestamp="yesterday")])
+    assert len(frame) == 0
+
+
+def test_missing_optional_fields_are_tolerated() -> None:
+    frame = EventFrame()
+    frame.extend([{"source_app": "a", "session_id": "s", "hook_event_type": "Stop", "payload": {}}])
+    df = frame.df
+    assert ids_of(df) == [-1] and pd.isna(df["timestamp"][0]) and df["payload"][0] == {}
+
+
+# --------------------------------------------------------------------------- bounds, dedupe
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 3, 7])
+def test_oldest_rows_are_evicted_first_and_counted(chunk_rows: int) -> None:
+    frame = EventFrame(max_rows=7, chunk_rows=chunk_rows)
+    frame.extend([ev(i) for i in range(1, 11)])
+    for i in range(11, 16):
+        frame.append(ev(i))
+    assert len(frame) == 7 and frame.total == 15 and frame.dropped == 8
+    assert ids_of(frame.df) == list(range(9, 16))
+    assert frame.stats()["rows"] == 7
+
+
+def test_duplicate_ids_are_ignored_and_counted() -> None:
+    frame = EventFrame()
+    assert frame.extend([ev(1), ev(2), ev(3)]) == 3
+    assert frame.append(ev(2)) is False
+    assert frame.extend([ev(3), ev(4), ev(4), ev(1), ev(10)]) == 2
+    assert frame.extend([ev(7), ev(5), ev(6)]) == 3  # out of order: still exactly-once
+    assert frame.extend([ev(5), ev(6), ev(7)]) == 0
+    assert frame.duplicates == 7
+    assert ids_of(frame.df) == [1, 2, 3, 4, 10, 7, 5, 6]
+    assert frame.stats()["id_intervals"] == 2  # 1..7 and 10: intervals, not a set of ids
+
+
+def test_events_without_id_are_never_deduplicated() -> None:
+    frame = EventFrame()
+    plain = {k: v for k, v in ev(1).items() if k != "id"}
+    assert frame.append(plain) and frame.append(dict(plain))
+    assert frame.extend([dict(plain), {**plain, "id": None}]) == 2
+    assert len(frame) == 4 and frame.duplicates == 0
+
+
+def test_evicted_ids_stay_deduplicated_until_reset_ids() -> None:
+    frame = EventFrame(max_rows=2, chunk_rows=1)
+    frame.extend([ev(1), ev(2), ev(3)])
+    assert frame.append(ev(1)) is False
+    version = frame.version
+    frame.reset_ids()  # new server epoch: ids restart
+    assert frame.version > version
+    assert frame.append(ev(1)) is True
+    assert ids_of(frame.df) == [3, 1]
+
+
+def test_clear_drops_rows_but_keeps_counters_and_ids() -> None:
+    frame = EventFrame()
+    frame.extend([ev(1), ev(2)])
+    frame.mark_gap(3, 4, "evicted")
+    version = frame.version
+    frame.clear()
+    assert len(frame) == 0 and frame.total == 2 and frame.version > version
+    assert len(frame.gaps) == 0 and frame.categories("source_app") == []
+    assert frame.append(ev(2)) is False and frame.append(ev(3)) is True
+
+
+def test_version_bumps_on_every_change() -> None:
+    frame = EventFrame()
+    seen = [frame.version]
+    for action in (
+        lambda: frame.append(ev(1)),
+        lambda: frame.extend([ev(2)]),
+        lambda: frame.append(ev(2)),  # duplicate: counted, so a change
+        lambda: frame.mark_gap(5, 6, "x"),
+        frame.clear,
+    ):
+        action()
+        seen.append(frame.version)
+    assert seen == sorted(set(seen))
+
+
+# --------------------------------------------------------------------------- gaps
+
+
+def test_gaps_are_recorded_as_a_typed_dataframe() -> None:
+    frame = EventFrame()
+    assert list(frame.gaps.columns) == ["from_id", "to_id", "reason", "time"]
+    frame.mark_gap(5, 9, "evicted")
+    frame.mark_gap(12, -1, "new epoch")
+    gaps = frame.gaps
+    assert gaps["from_id"].tolist() == [5, 12] and gaps["to_id"].tolist() == [9, -1]
+    assert gaps["reason"].tolist() == ["evicted", "new epoch"]
+    assert gaps["from_id"].dtype == np.int64 and str(gaps["time"].dtype) == UTC_NS
+    assert frame.stats()["gaps"] == 2
+
+
+# --------------------------------------------------------------------------- tail and filter
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 9, 50])
+def test_tail_returns_last_rows_oldest_first(n: int) -> None:
+    frame = EventFrame(max_rows=20, chunk_rows=4)
+    frame.extend([ev(i) for i in range(1, 31)])  # retained: 11..30 across chunks + open chunk
+    assert ids_of(frame.tail(n)) == (list(range(11, 31))[-n:] if n else [])
+    with pytest.raises(ConfigError):
+        frame.tail(-1)
+
+
+def test_filter_by_categories_and_limit_newest_first() -> None:
+    frame = EventFrame(max_rows=100, chunk_rows=8)
+    frame.extend([ev(i) for i in range(1, 41)])
+    pre = [i for i in range(1, 41) if ev(i)["hook_event_type"] == "PreToolUse"]
+    assert ids_of(frame.filter(hook_event_type="PreToolUse")) == pre
+    assert ids_of(frame.filter(hook_event_type="PreToolUse", limit=3)) == pre[-3:]
+    both = frame.filter(hook_event_type=["PreToolUse", "Stop"], source_app="app0")
+    assert ids_of(both) == [
+        i for i in range(1, 41) if i % 2 == 0 and ev(i)["hook_event_type"] in ("PreToolUse", "Stop")
+    ]
+    assert len(frame.filter(session_id="nope")) == 0
+    with pytest.raises(ConfigError, match="filter: invalid search pattern"):
+        frame.filter(search="(unclosed")
+    assert len(frame.filter(limit=0)) == 0
+    assert ids_of(frame.filter(limit=5)) == [36, 37, 38, 39, 40]
+    with pytest.raises(ConfigError):
+        frame.filter(limit=-1)
+
+
+def _search_events() -> list[dict[str, Any]]:
+    texts = ["alpha", "beta", "héllo wörld", "gamma", "alphabet", "x", "café", "ALPHA"]
+    return [
+        ev(i + 1, payload={"text": t, "i": i}, summary=("sum " + t) if i % 3 == 0 else None)
+        for i, t in enumerate(texts * 5)
+    ]
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "alpha",
+        r"alpha\b",
+        r"^\{\"text\":\"x\"",
+        r"\d\}$",
+        "é",
+        "w.rld",
+        "sum (beta|gamma)",
+        "(?i)ALPHA",
+        r"\"i\":1[0-9]",
+        "nothing-matches",
+        r"[^\"]*x",
+    ],
+)
+@pytest.mark.parametrize("chunk_rows", [4, 64])
+def test_search_matches_exactly_what_a_per_row_regex_finds(pattern: str, chunk_rows: int) -> None:
+    import re
+
+    import orjson
+
+    events = _search_events()
+    frame = EventFrame(max_rows=64, chunk_rows=chunk_rows)
+    frame.extend(events)
+    rx = re.compile(pattern)
+    expected = [
+        e["id"]
+        for e in events
+        if rx.search(orjson.dumps(e["payload"]).decode()) or rx.search(e.get("summary") or "")
+    ]
+    assert ids_of(frame.filter(search=pattern)) == expected
+    assert ids_of(frame.filter(search=rx, limit=2)) == expected[-2:]
+    combined = frame.filter(search=pattern, source_app="app1")
+    assert ids_of(combined) == [i for i in expected if i % 2 == 1]
+
+
+# --------------------------------------------------------------------------- throughput, latency
+
+
+def _timed_events(rates: dict[str, int], seconds: int) -> list[dict[str, Any]]:
+    out = []
+    i = 0
+    for sec in range(seconds):
+        for kind, n in rates.items():
+            for j in range(n):
+                i += 1
+                out.append(ev(i, hook_event_type=kind, timestamp=T0_MS + sec * 1000 + j))
+    return out
+
+
+def test_throughput_counts_events_per_second_with_zero_bins() -> None:
+    frame = EventFrame()
+    events = _timed_events({"A": 3, "B": 1}, 4)
+    events.append(ev(999, hook_event_type="A", timestamp=T0_MS + 6000))
+    frame.extend(events)
+    series = frame.throughput("1s")
+    assert series.tolist() == [4.0, 4.0, 4.0, 4.0, 0.0, 0.0, 1.0]
+    assert str(series.index.dtype) == UTC_NS
+    assert series.index[0] == pd.Timestamp(int(T0_MS), unit="ms", tz="UTC")
+    assert frame.throughput("2s").tolist() == [4.0, 4.0, 0.0, 0.5]  # events per second
+    # the window covers whole bins ending with the newest one: always window/freq bins
+    assert frame.throughput("1s", window="3s").tolist() == [0.0, 0.0, 1.0]
+    assert frame.throughput("1s", window="10s").tolist() == [0.0] * 3 + series.tolist()
+    by = frame.throughput("1s", by="hook_event_type")
+    assert by["A"].tolist() == [3.0, 3.0, 3.0, 3.0, 0.0, 0.0, 1.0]
+    assert by["B"].tolist()[:4] == [1.0] * 4
+    with pytest.raises(ConfigError):
+        frame.throughput("0s")
+    with pytest.raises(ConfigError):
+        frame.throughput(by="payload")
+
+
+def test_throughput_of_empty_frame_is_empty() -> None:
+    assert len(EventFrame().throughput()) == 0
+    assert len(EventFrame().throughput(by="source_app")) == 0
+
+
+def test_latency_summarises_the_three_latency_columns() -> None:
+    frame = EventFrame()
+    frame.extend(
+        [ev(i, client_received=T0_MS + i + i, server_received=T0_MS + i + 1) for i in range(1, 101)]
+    )
+    frame.append({k: v for k, v in ev(500).items() if k != "client_received"})
+    lat = frame.latency((0.5, 0.99))
+    assert list(lat.index) == ["latency_ms", "ingest_ms", "transit_ms"]
+    assert list(lat.columns) == ["count", "mean", "min", "p50", "p99", "max"]
+    assert lat.loc["latency_ms", "count"] == 100 and lat.loc["ingest_ms", "count"] == 101
+    assert lat.loc["latency_ms", "min"] == 1.0 and lat.loc["latency_ms", "max"] == 100.0
+    assert lat.loc["latency_ms", "p50"] == pytest.approx(50.5)
+    assert lat.loc["ingest_ms", "mean"] == pytest.approx((100 * 1.0 + 1.5) / 101)
+    assert lat.loc["transit_ms", "max"] == 99.0
+    empty = EventFrame().latency()
+    assert (empty["count"] == 0).all() and empty["mean"].isna().all()
+    with pytest.raises(ConfigError):
+        frame.latency((1.5,))
+
+
+# --------------------------------------------------------------------------- parquet
+
+
+def test_parquet_round_trip_keeps_rows_types_and_extras(tmp_path: Any) -> None:
+    pytest.importorskip("pyarrow")
+    frame = EventFrame(max_rows=50, chunk_rows=8)
+    frame.extend(
+        [
+            ev(i, summary=f"s{i}" if i % 2 else None, chat=[i] if i % 5 == 0 else None)
+            for i in range(1, 60)
+        ]
+    )
+    frame.append({**ev(100, region="eu"), "payload": {"ü": "ñ", "list": [1, None]}})
+    frame.append({k: v for k, v in ev(0).items() if k not in ("id", "timestamp")})
+    path = tmp_path / "events.parquet"
+    frame.to_parquet(path)
+    back = EventFrame.from_parquet(path)
+    # category order is first-seen order, which eviction before the export can change
+    pd.testing.assert_frame_equal(back.df, frame.df, check_categorical=False)
+    assert back.append(ev(100)) is False  # ids restored into the dedupe set
+    small = EventFrame.from_parquet(path, max_rows=5)
+    pd.testing.assert_frame_equal(
+        small.df, frame.df.tail(5).reset_index(drop=True), check_categorical=False
+    )
+
+
+def test_from_parquet_rejects_foreign_files(tmp_path: Any) -> None:
+    pytest.importorskip("pyarrow")
+    path = tmp_path / "other.parquet"
+    pd.DataFrame({"a": [1]}).to_parquet(path)
+    with pytest.raises(ConfigError, match="not an EventFrame parquet file"):
+        EventFrame.from_parquet(path)
+
+
+# --------------------------------------------------------------------------- subscribe
+
+
+def test_subscribers_get_batch_sizes_and_errors_are_counted_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    frame = EventFrame()
+    calls: list[tuple[int, int]] = []
+
+    def good(f: EventFrame, n: int) -> None:
+        calls.append((n, len(f)))  # may read the frame: called outside the lock
+
+    def bad(f: EventFrame, n: int) -> None:
+        raise RuntimeError("boom")
+
+    unsubscribe = frame.subscribe(good)
+    frame.subscribe(bad)
+    with caplog.at_level(logging.ERROR, logger="wsnotebook"):
+        assert frame.extend([ev(1), ev(2)]) == 2
+        assert frame.append(ev(3))
+    frame.append(ev(3))  # duplicate: no rows added, no call
+    assert calls == [(2, 2), (1, 3)]
+    assert frame.callback_errors == 2 and frame.stats()["callback_errors"] == 2
+    assert "boom" in caplog.text
+    unsubscribe()
+    unsubscribe()  # idempotent
+    frame.append(ev(4))
+    assert calls == [(2, 2), (1, 3)]
+    with pytest.raises(ConfigError):
+        frame.subscribe("not callable")  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- threads
+
+
+def test_concurrent_appenders_and_snapshots_lose_and_tear_nothing() -> None:
+    writers, per_writer, batch = 4, 3000, 50
+    frame = EventFrame(max_rows=1_000_000, chunk_rows=256)
+    start = threading.Barrier(writers + 1)
+    errors: list[BaseException] = []
+
+    def write(w: int) -> None:
+        try:
+            start.wait(timeout=30)
+            base = w * per_writer
+            for b in range(0, per_writer, batch):
+                events = [
+                    ev(base + i + 1, session_id=f"w{w}", payload={"w": w, "i": base + i + 1})
+                    for i in range(b, b + batch)
+                ]
+                if b % (batch * 4) == 0:
+                    for e in events:
+                        frame.append(e)
+                else:
+                    frame.extend(events)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+    for t in threads:
+        t.start()
+    start.wait(timeout=30)
+    snapshots = 0
+    while any(t.is_alive() for t in threads) or snapshots < 3:
+        df = frame.df if snapshots % 2 == 0 else frame.tail(500)
+        snapshots += 1
+        assert df["id"].dtype == np.int64 and isinstance(
+            df["session_id"].dtype, pd.CategoricalDtype
+        )
+        # no torn rows: every column of a row comes from the same event
+        payload_ids = [p["i"] for p in df["payload"]]
+        assert payload_ids == df["id"].tolist()
+        writer_of_row = [f"w{p['w']}" for p in df["payload"]]
+        assert writer_of_row == df["session_id"].astype(str).tolist()
+        assert (df["latency_ms"] == 4.0).all()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors
+    df = frame.df
+    assert len(frame) == frame.total == writers * per_writer == len(df)
+    assert sorted(df["id"]) == list(range(1, writers * per_writer + 1))  # no lost rows
+    for w in range(writers):  # per-writer order preserved
+        ids = df.loc[df["session_id"] == f"w{w}", "id"].tolist()
+        assert ids == sorted(ids)
+
+
+# --------------------------------------------------------------------------- compression
+
+
+def test_frames_compress_full_chunks_by_default() -> None:
+    assert EventFrame().compress in ("zstd", "zlib")
+    assert EventFrame(compress=None).compress is None
+
+
+def test_unknown_codec_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="compress must be 'auto', None, 'zlib', 'zstd' or 'lz4'"):
+        EventFrame(compress="brotli")
+
+
+@pytest.mark.parametrize("codec", ["zlib", "zstd", "lz4"])
+def test_compressed_frame_answers_exactly_like_an_uncompressed_one(
+    codec: str, tmp_path: Any
+) -> None:
+    if codec != "zlib":
+        pytest.importorskip("pyarrow")
+    events = [*_search_events(), ev(100, region="eu"), ev(101, chat=[1])]
+    plain = EventFrame(max_rows=30, chunk_rows=4, compress=None)
+    packed = EventFrame(max_rows=30, chunk_rows=4, compress=codec)
+    plain.extend(events)
+    packed.extend(events)
+    pd.testing.assert_frame_equal(packed.df, plain.df)
+    pd.testing.assert_frame_equal(packed.tail(7), plain.tail(7))
+    for pattern in ("alpha", "é", r"\"i\":3[0-9]"):
+        pd.testing.assert_frame_equal(packed.filter(search=pattern), plain.filter(search=pattern))
+    assert packed.stats()["memory_bytes"] < plain.stats()["memory_bytes"]
+    assert packed.stats()["compress"] == codec and plain.stats()["compress"] is None
+    path = tmp_path / "packed.parquet"
+    pytest.importorskip("pyarrow")
+    packed.to_parquet(path)
+    pd.testing.assert_frame_equal(
+        EventFrame.from_parquet(path).df, plain.df, check_categorical=False
+    )
+
+
+def test_snapshot_can_keep_payload_as_json_text_or_leave_it_out() -> None:
+    import orjson
+
+    frame = EventFrame(max_rows=10, chunk_rows=3)
+    events = [ev(i, payload={"i": i, "s": "é\n"}) for i in range(1, 9)]
+    frame.extend(events)
+    as_json = frame.snapshot(payload="json")
+    assert as_json["payload"].tolist() == [orjson.dumps(e["payload"]).decode() for e in events]
+    assert as_json["payload"].dtype == object
+    without = frame.snapshot(payload="none")
+    assert "payload" not in without.columns
+    pd.testing.assert_frame_equal(without, frame.df.drop(columns=["payload"]))
+    pd.testing.assert_frame_equal(frame.snapshot(), frame.df)
+    with pytest.raises(ConfigError):
+        frame.snapshot(payload="xml")
+
+
+@pytest.mark.parametrize("method", ["append", "extend"])
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"server_received": "now"}, "server_received: expected number"),
+        ({"client_received": [1]}, "client_received: expected number"),
+        ({"id": 1 << 70}, "id: "),
+    ],
+)
+def test_numeric_columns_reject_unstorable_values(
+    method: str, fields: dict[str, Any], message: str
+) -> None:
+    frame = EventFrame()
+    with pytest.raises(EventValidationError, match=message):
+        if method == "append":
+            frame.append(ev(1, **fields))
+        else:
+            frame.extend([ev(5), ev(1, **fields)])
+    assert len(frame) == 0 and frame.total == 0
+
+
+def test_stats_and_repr_report_counters() -> None:
+    frame = EventFrame(max_rows=3, chunk_rows=1)
+    frame.extend([ev(1), ev(2), ev(3), ev(4), ev(4)])
+    stats = frame.stats()
+    assert {k: stats[k] for k in ("rows", "total", "dropped", "duplicates", "max_rows")} == {
+        "rows": 3,
+        "total": 4,
+        "dropped": 1,
+        "duplicates": 1,
+        "max_rows": 3,
+    }
+    assert stats["memory_bytes"] > 0 and stats["version"] == frame.version
+    assert repr(frame).startswith("<EventFrame rows=3 total=4 max_rows=3 dropped=1")
+
+
+def test_snapshots_during_eviction_are_contiguous_runs() -> None:
+    """One writer appends ids 1..N in order into a small frame; every snapshot taken meanwhile
+    must be a contiguous run of ids ending no earlier than the previous snapshot's end."""
+    total = 20_000
+    frame = EventFrame(max_rows=700, chunk_rows=64)
+    done = threading.Event()
+
+    def write() -> None:
+        for b in range(1, total + 1, 100):
+            frame.extend([ev(i) for i in range(b, b + 100)])
+        done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    last_end = 0
+    checks = 0
+    while not done.is_set() or checks < 3:
+        views = ((frame.df, 1), (frame.tail(50), 1), (frame.filter(source_app="app1", limit=20), 2))
+        for df, step in views:  # app1 holds the odd ids
+            ids = df["id"].tolist()
+            if ids:
+                assert ids == list(range(ids[0], ids[0] + step * len(ids), step))
+                assert [p["n"] for p in df["payload"]] == ids
+        ids = frame.df["id"].tolist()
+        assert len(ids) <= 700
+        if ids:
+            assert ids[-1] >= last_end
+            last_end = ids[-1]
+        checks += 1
+    writer.join(timeout=60)
+    assert frame.df["id"].tolist() == list(range(total - 699, total + 1))
+    assert frame.dropped == total - 700
