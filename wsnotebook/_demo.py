@@ -637,6 +637,9 @@ class DemoProducer:
             bucket = TokenBucket(self.rate, max(float(self.batch), self.rate / 10), now=start)
             consecutive = 0
             while not self._stop.is_set():
+                # Backpressure from the kernel CPU budget; also yields once per round so an
+                # in-process publish (which never blocks) cannot starve the loop.
+                await _loop.budget_ready()
                 now = loop.time()
                 if self.duration is not None and now - start >= self.duration:
                     break

@@ -4,6 +4,15 @@ Every server and client that wsnotebook starts runs on this loop, so cells retur
 kernel's own loop is never touched (no ``nest_asyncio``).  The public API is synchronous and
 thread-safe: it schedules coroutines here with :func:`run` / :func:`submit`.
 
+Inside a Jupyter kernel, all of wsnotebook's background work runs under one CPU budget
+(:class:`~wsnotebook._protocol.CpuBudget`, half a core by default) so the kernel stays responsive
+under a flood: the loop's selector charges every loop iteration's CPU and sleeps the loop thread
+(releasing the GIL) when over budget; long loops call :func:`budget_checkpoint`, in-process
+producers await :func:`budget_ready` (backpressure), worker threads run inside
+:func:`background_work`; and while background work is busy the GIL switch interval is lowered
+(5 ms -> 0.5 ms) so the kernel's own threads get the GIL back fast, restored after an idle
+second.  Counters: :func:`budget_stats`.  Outside a kernel nothing of this is active.
+
 Errors inside background tasks are logged on the ``wsnotebook`` logger and counted in
 :data:`unhandled_errors`; the loop's exception handler is replaced so nothing is printed into a
 cell by asyncio itself.
@@ -14,10 +23,13 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextlib
 import logging
+import selectors
+import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 from ._protocol import CpuBudget
@@ -42,14 +54,22 @@ def _exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any])
     log.error("background task error: %s", context.get("message", ""), exc_info=exc)
 
 
-#: Share of one core the background loop may use inside a Jupyter kernel.  Outside a kernel
-#: (CLI server, scripts, benchmarks) nothing competes for the GIL, so the default is no budget.
+#: Share of one core wsnotebook's background work may use inside a Jupyter kernel.  Outside a
+#: kernel (CLI server, scripts, benchmarks) nothing competes for the GIL: no budget, no overhead.
 KERNEL_CPU_BUDGET = 0.5
+#: GIL switch interval (seconds) used inside a kernel while background work is busy; restored to
+#: the interpreter's previous value once it has been idle for a second (see CpuBudget).
+KERNEL_SWITCH_INTERVAL = 0.0005
 
-#: The background loop's CPU budget (see :class:`~wsnotebook._protocol.CpuBudget`).  Change it
-#: with :func:`set_cpu_budget`; ``fraction=1.0`` turns throttling off.
-budget = CpuBudget(fraction=1.0)
+#: The background work's CPU budget (see :class:`~wsnotebook._protocol.CpuBudget`).  Change it
+#: with :func:`set_cpu_budget`; ``fraction=1.0, switch_interval=None`` turns everything off.
+budget = CpuBudget(fraction=1.0, switch_interval=None)
 _budget_set_by_user = False
+_budget_lock = threading.Lock()  # budget is charged from the loop thread and worker threads
+_loop_cpu_mark: float | None = None  # loop thread's thread_time() at the last accounting
+_loop_cpu_owner: CpuBudget | None = None  # the budget that mark belongs to (re-baseline on swap)
+_switch_saved: float | None = None  # interpreter switch interval before we lowered it
+_switch_set: float | None = None  # the value we set (restore only if nobody changed it since)
 
 
 def _in_kernel() -> bool:
@@ -58,36 +78,195 @@ def _in_kernel() -> bool:
     return "ipykernel" in sys.modules and sys.modules["ipykernel"] is not None
 
 
-def _govern(loop: asyncio.AbstractEventLoop) -> None:
-    """Periodic governor: sleep the loop thread (releasing the GIL) when over budget."""
-    pause = budget.observe(time.monotonic(), time.thread_time())
+def _apply_switch(low: bool, target: float | None) -> None:
+    """Lower / restore the interpreter's GIL switch interval (called with _budget_lock held)."""
+    global _switch_saved, _switch_set
+    if low and target is not None and _switch_saved is None:
+        _switch_saved = sys.getswitchinterval()
+        if target < _switch_saved:
+            sys.setswitchinterval(target)
+            _switch_set = sys.getswitchinterval()
+        else:
+            _switch_saved = None
+    elif not low and _switch_saved is not None:
+        # Leave a value someone else set meanwhile alone.
+        if _switch_set is not None and sys.getswitchinterval() == _switch_set:
+            sys.setswitchinterval(_switch_saved)
+        _switch_saved = _switch_set = None
+
+
+def _account_loop() -> float:
+    """Charge the loop thread's CPU since the last call; return the pause owed (seconds)."""
+    global _loop_cpu_mark, _loop_cpu_owner
+    cpu = time.thread_time()
+    b = budget
+    mark, _loop_cpu_mark = _loop_cpu_mark, cpu
+    if _loop_cpu_owner is not b:  # a new budget: CPU used before it was set is not its debt
+        _loop_cpu_owner, mark = b, None
+    now = time.monotonic()
+    with _budget_lock:
+        if mark is not None:
+            b.charge(now, cpu - mark)
+        if b.switch_interval is not None or _switch_saved is not None:
+            _apply_switch(b.switch_wanted(now), b.switch_interval)
+        return b.pause_for(now)
+
+
+def _pause_loop(pause: float) -> None:
+    """Sleep the loop thread (releases the GIL; blocks only background work) and count it."""
+    global _loop_cpu_mark
+    time.sleep(pause)
+    b = budget
+    with _budget_lock:
+        b.paused(pause)
+        b.resumed(time.monotonic())
+    _loop_cpu_mark = time.thread_time()
+
+
+class _BudgetSelector(selectors.DefaultSelector):
+    """The loop's selector: accounts every loop iteration's CPU and pays budget debt.
+
+    ``select`` is called once per loop iteration, so the CPU used since the previous call is
+    exactly the work done by the callbacks of one iteration: no sampling, no timer that a busy
+    loop could starve.  When over budget, the thread sleeps before polling.
+    """
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if budget.active:
+            try:
+                pause = _account_loop()
+                if pause:
+                    _pause_loop(pause)
+                    if timeout is not None:
+                        timeout = max(0.0, timeout - pause)
+            except Exception:  # pragma: no cover - never break the loop over accounting
+                log.debug("cpu budget accounting failed", exc_info=True)
+        return super().select(timeout)
+
+
+def budget_checkpoint() -> None:
+    """Cheap synchronous checkpoint for long loops running on the loop thread.
+
+    Charges the CPU used since the last checkpoint / loop iteration and, when the budget is
+    exceeded, sleeps the loop thread (at most ``max_pause``), giving the GIL to the kernel.  A
+    no-op (one attribute read) when no budget is active, and off the loop thread.  Call it every
+    few hundred microseconds of work (e.g. once per message or per batch), not per byte.
+    """
+    if not budget.active or not in_loop_thread():
+        return
+    pause = _account_loop()
     if pause:
-        time.sleep(pause)  # deliberate: blocks only the background loop, frees the GIL
-        budget.resumed(time.monotonic(), time.thread_time())
-    loop.call_later(budget.period, _govern, loop)
+        _pause_loop(pause)
 
 
-def set_cpu_budget(fraction: float = 0.5, *, period: float = 0.02, max_pause: float = 0.05) -> None:
-    """Set the share of one core wsnotebook's background work may use (0.05..1.0)."""
+async def budget_ready() -> None:
+    """Backpressure for in-process producers on the loop: await it before generating more.
+
+    Always yields to the loop once (so consumers and sockets get their turn); while background
+    work is over budget, waits until the debt is paid (at most ``max_pause`` per call), counted
+    in ``budget_stats()["producer_waits"]`` / ``["producer_wait_s"]``.  Off the loop or with no
+    budget it is just ``await asyncio.sleep(0)``.
+    """
+    if not budget.enabled or not in_loop_thread():
+        await asyncio.sleep(0)
+        return
+    pause = _account_loop()
+    if not pause:
+        await asyncio.sleep(0)
+        return
+    t0 = time.monotonic()
+    await asyncio.sleep(pause)
+    b = budget
+    waited = time.monotonic() - t0
+    with _budget_lock:
+        b.producer_waited(waited)
+
+
+@contextlib.contextmanager
+def background_work() -> Iterator[None]:
+    """Run a worker thread's background job (e.g. monitor rendering) inside the CPU budget.
+
+    Waits first while the budget is in debt (the worker sleeps, at most ``max_pause``), then
+    charges the thread CPU time the block used to the same budget as the loop thread: all of
+    wsnotebook's background work shares one token bucket.  Thread-safe; cheap when no budget.
+    """
+    b = budget
+    if not b.active:
+        yield
+        return
+    with _budget_lock:
+        pause = b.pause_for(time.monotonic())
+    if pause:
+        time.sleep(pause)
+        with _budget_lock:
+            b.paused(pause)
+    c0 = time.thread_time()
+    try:
+        yield
+    finally:
+        used = time.thread_time() - c0
+        with _budget_lock:
+            b.charge(time.monotonic(), used, worker=True)
+
+
+def set_cpu_budget(
+    fraction: float = KERNEL_CPU_BUDGET,
+    *,
+    period: float = 0.01,
+    max_pause: float = 0.05,
+    switch_interval: float | None = KERNEL_SWITCH_INTERVAL,
+) -> None:
+    """Set the share of one core wsnotebook's background work may use (0.05..1.0).
+
+    ``period``: longest burst is ``fraction * period`` CPU seconds (0.001..1 s);
+    ``max_pause``: longest single pause (0..1 s); ``switch_interval``: GIL switch interval used
+    while background work is busy (1e-5..0.005 s), or None to never touch it.
+    ``set_cpu_budget(1.0, switch_interval=None)`` turns the budget off entirely.
+    """
     global budget, _budget_set_by_user
-    budget = CpuBudget(fraction=fraction, period=period, max_pause=max_pause)
-    _budget_set_by_user = True
+    new = CpuBudget(
+        fraction=fraction, period=period, max_pause=max_pause, switch_interval=switch_interval
+    )
+    with _budget_lock:
+        _apply_switch(False, None)
+        budget = new
+        _budget_set_by_user = True
 
 
-def budget_stats() -> dict[str, float]:
-    """Throttling counters: pauses taken and seconds spent paused, and the configured fraction."""
-    return {
-        "cpu_budget": budget.fraction,
-        "throttle_pauses": budget.pauses,
-        "throttled_s": round(budget.paused_seconds, 3),
-    }
+def budget_stats() -> dict[str, Any]:
+    """Throttling counters of the background CPU budget (the monitor's status line shows them).
+
+    ``cpu_budget`` (configured fraction of a core), ``cpu_share`` (recent background CPU use, in
+    cores), ``throttling`` (True while in debt), ``throttle_pauses`` / ``throttled_s`` (pauses of
+    the loop and worker threads), ``producer_waits`` / ``producer_wait_s`` (backpressure on
+    in-process producers), ``loop_cpu_s`` / ``worker_cpu_s`` (CPU charged), ``switch_interval_ms``
+    (current GIL switch interval) and ``switch_lowered`` (times it was lowered).
+    """
+    b = budget
+    now = time.monotonic()
+    with _budget_lock:
+        b._accrue(now)
+        return {
+            "cpu_budget": b.fraction,
+            "cpu_share": round(b.share, 3),
+            "throttling": b.enabled and b.credit < 0,
+            "throttle_pauses": b.pauses,
+            "throttled_s": round(b.paused_seconds, 3),
+            "producer_waits": b.producer_waits,
+            "producer_wait_s": round(b.producer_wait_seconds, 3),
+            "loop_cpu_s": round(b.loop_cpu_seconds, 3),
+            "worker_cpu_s": round(b.worker_cpu_seconds, 3),
+            "switch_interval_ms": round(sys.getswitchinterval() * 1000.0, 3),
+            "switch_lowered": b.switch_lowered,
+        }
 
 
 def _run_loop(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
+    global _loop_cpu_mark
+    _loop_cpu_mark = None  # thread_time() is per thread: a new loop thread starts afresh
     asyncio.set_event_loop(loop)
     loop.set_exception_handler(_exception_handler)
     loop.call_soon(ready.set)
-    loop.call_soon(_govern, loop)
     try:
         loop.run_forever()
     finally:
@@ -95,6 +274,8 @@ def _run_loop(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
             loop.run_until_complete(loop.shutdown_asyncgens())
         except Exception:  # pragma: no cover - best effort at interpreter exit
             pass
+        with _budget_lock:
+            _apply_switch(False, None)
 
 
 def get_loop() -> asyncio.AbstractEventLoop:
@@ -104,8 +285,8 @@ def get_loop() -> asyncio.AbstractEventLoop:
         if _loop is not None and _thread is not None and _thread.is_alive():
             return _loop
         if not _budget_set_by_user and _in_kernel():
-            budget = CpuBudget(fraction=KERNEL_CPU_BUDGET)
-        loop = asyncio.new_event_loop()
+            budget = CpuBudget(fraction=KERNEL_CPU_BUDGET, switch_interval=KERNEL_SWITCH_INTERVAL)
+        loop = asyncio.SelectorEventLoop(_BudgetSelector())
         ready = threading.Event()
         thread = threading.Thread(
             target=_run_loop, args=(loop, ready), name="wsnotebook-loop", daemon=True

@@ -701,7 +701,8 @@ class Monitor:
 
     def _refresh_locked_safe(self) -> None:
         try:
-            with self._lock:
+            # Rendering runs in a worker thread: charge its CPU to the background budget too.
+            with _loop.background_work(), self._lock:
                 self._tick()
         except Exception:
             self._count_error()
@@ -874,6 +875,14 @@ class Monitor:
             notes.append("⏸ paused")
         if self._regex_error:
             notes.append(self._regex_error)
+        budget = _loop.budget_stats()
+        if budget.get("throttle_pauses") or budget.get("producer_waits"):
+            # The CPU budget deferred background work to keep the kernel responsive: say so.
+            notes.append(
+                f"CPU budget {budget.get('cpu_budget', 0):g} core: "
+                f"throttled {budget.get('throttled_s', 0):.1f} s, "
+                f"producers held {budget.get('producer_wait_s', 0):.1f} s"
+            )
         if notes:
             status["note"] = " · ".join(notes)
         return status

@@ -1,15 +1,20 @@
-"""The background loop's CPU budget (sans-I/O governor) and its loop wiring."""
+"""The background CPU budget: the sans-I/O token bucket (fake clocks) and its loop wiring."""
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from wsnotebook import _loop
 from wsnotebook._protocol import CpuBudget
 from wsnotebook.errors import ConfigError
+
+# ------------------------------------------------------------------ sans-I/O, fake clocks
 
 
 def test_idle_loop_is_never_paused():
@@ -44,44 +49,303 @@ def test_time_spent_paused_counts_as_idle():
 
 
 def test_fraction_one_disables_throttling():
-    b = CpuBudget(fraction=1.0)
+    b = CpuBudget(fraction=1.0, switch_interval=None)
     b.observe(0.0, 0.0)
     assert not b.enabled
+    assert not b.active
     assert b.observe(1.0, 1.0) == 0.0
+
+
+def test_a_burst_up_to_fraction_times_period_is_free():
+    b = CpuBudget(fraction=0.5, period=0.01)
+    b.charge(0.0, 0.005)  # exactly the 5 ms burst
+    assert b.pause_for(0.0) == 0.0
+    b.charge(0.0, 0.002)  # 2 ms over: repaid at half a core -> 4 ms pause
+    assert b.pause_for(0.0) == pytest.approx(0.004)
+
+
+def test_credit_accrues_with_wall_time_but_never_beyond_the_burst():
+    b = CpuBudget(fraction=0.5, period=0.01, max_pause=1.0)
+    b.charge(0.0, 0.0)
+    # a long idle stretch must not bank a huge credit that lets a later flood through
+    b.charge(100.0, 0.015)
+    assert b.pause_for(100.0) == pytest.approx(0.02)  # 10 ms debt at 0.5 core
+
+
+def test_debt_is_paid_back_by_waiting():
+    b = CpuBudget(fraction=0.25, period=0.01, max_pause=1.0)
+    b.charge(0.0, 0.0125)  # burst 2.5 ms -> 10 ms debt -> 40 ms at a quarter core
+    pause = b.pause_for(0.0)
+    assert pause == pytest.approx(0.04)
+    assert b.pause_for(pause / 2) == pytest.approx(0.02)
+    assert b.pause_for(pause) == 0.0
+
+
+def test_worker_threads_share_the_loops_bucket_and_are_counted_apart():
+    b = CpuBudget(fraction=0.5, period=0.01, max_pause=1.0)
+    b.charge(0.0, 0.004)
+    assert b.pause_for(0.0) == 0.0
+    b.charge(0.0, 0.003, worker=True)  # the monitor's rendering thread
+    assert b.pause_for(0.0) == pytest.approx(0.004)
+    assert b.loop_cpu_seconds == pytest.approx(0.004)
+    assert b.worker_cpu_seconds == pytest.approx(0.003)
+
+
+def test_negative_or_clock_skewed_charges_do_not_create_credit():
+    b = CpuBudget(fraction=0.5, period=0.01, max_pause=1.0)
+    b.charge(1.0, -5.0)
+    b.charge(0.5, 0.0)  # the wall clock going backwards is ignored
+    b.charge(0.5, 0.009)
+    assert b.pause_for(0.5) == pytest.approx(0.008)
+
+
+def test_pauses_and_producer_waits_are_counted():
+    b = CpuBudget()
+    b.paused(0.01)
+    b.paused(0.02)
+    b.producer_waited(0.03)
+    assert (b.pauses, b.producer_waits) == (2, 1)
+    assert b.paused_seconds == pytest.approx(0.03)
+    assert b.producer_wait_seconds == pytest.approx(0.03)
+
+
+def test_share_estimates_background_cores_used():
+    b = CpuBudget(fraction=1.0, tau=0.5)
+    t = 0.0
+    for _ in range(400):  # 2 s at 60 % of a core, in 5 ms steps
+        t += 0.005
+        b.charge(t, 0.003)
+    assert b.share == pytest.approx(0.6, abs=0.03)
+    b.charge(t + 5.0, 0.0)  # 10 time constants idle
+    assert b.share < 0.01
+
+
+def test_switch_interval_is_lowered_when_busy_and_restored_after_an_idle_second():
+    b = CpuBudget(fraction=1.0, switch_interval=0.0005, tau=0.5, idle_hold=1.0)
+    assert b.switch_wanted(0.0) is False
+    t = 0.0
+    for _ in range(100):  # busy: 0.6 core for 0.5 s
+        t += 0.005
+        b.charge(t, 0.003)
+    assert b.switch_wanted(t) is True
+    assert b.switch_lowered == 1
+    # idle: share decays below idle_share after ~1 s, then must stay there idle_hold seconds
+    assert b.switch_wanted(t + 1.0) is True  # share ~0.08, still above idle_share
+    assert b.switch_wanted(t + 2.0) is True  # below idle_share: the hold starts
+    assert b.switch_wanted(t + 2.5) is True
+    assert b.switch_wanted(t + 3.1) is False
+    assert b.switch_lowered == 1
+
+
+def test_a_short_lull_does_not_restore_the_switch_interval():
+    b = CpuBudget(fraction=1.0, switch_interval=0.0005, tau=0.1, idle_hold=1.0)
+    b.charge(0.0, 0.0)
+    b.charge(0.1, 0.1)
+    assert b.switch_wanted(0.1)
+    assert b.switch_wanted(1.0)  # quiet: the hold starts
+    b.charge(1.5, 0.1)  # busy again before the hold ended
+    assert b.switch_wanted(1.5)
+    assert b.switch_wanted(2.2)  # the hold restarted at ~2.0 s
+    assert b.switch_lowered == 1
+
+
+def test_no_switch_interval_means_never_touch_it():
+    b = CpuBudget(fraction=0.5, switch_interval=None)
+    b.charge(0.0, 0.0)
+    b.charge(0.1, 0.1)
+    assert b.switch_wanted(0.1) is False
+    assert b.switch_lowered == 0
 
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"fraction": 0.0}, {"fraction": 1.5}, {"period": 0.0}, {"period": 2.0}, {"max_pause": 0}],
+    [
+        {"fraction": 0.0},
+        {"fraction": 1.5},
+        {"period": 0.0},
+        {"period": 2.0},
+        {"max_pause": 0},
+        {"switch_interval": 0.0},
+        {"switch_interval": 0.01},
+        {"tau": 0.0},
+        {"busy_share": 0.01, "idle_share": 0.05},
+    ],
 )
 def test_out_of_bounds_options_are_rejected(kwargs):
     with pytest.raises(ConfigError):
         CpuBudget(**kwargs)
 
 
-def test_background_loop_governor_throttles_a_cpu_hog():
-    """A callback hogging the loop thread gets paused by the governor (counted in stats)."""
-    old = _loop.budget
-    _loop.set_cpu_budget(0.2, period=0.01, max_pause=0.05)
-    try:
-        loop = _loop.get_loop()
-        done = threading.Event()
-        deadline = time.monotonic() + 10
+# ------------------------------------------------------------------ wiring on the real loop
 
-        def hog(left: int) -> None:
-            end = time.thread_time() + 0.005
+
+@pytest.fixture
+def restore_budget() -> Iterator[None]:
+    old, old_user = _loop.budget, _loop._budget_set_by_user
+    interval = sys.getswitchinterval()
+    try:
+        yield
+    finally:
+        _loop.set_cpu_budget(1.0, switch_interval=None)  # restores a lowered switch interval
+        _loop.budget, _loop._budget_set_by_user = old, old_user
+        sys.setswitchinterval(interval)
+
+
+def _hog_until(
+    loop: asyncio.AbstractEventLoop, stop: threading.Event, cond: Callable[[], bool]
+) -> None:
+    """Schedule 5 ms CPU-bound callbacks back to back until ``cond()`` or ``stop``."""
+    deadline = time.monotonic() + 10
+
+    def hog() -> None:
+        end = time.thread_time() + 0.005
+        while time.thread_time() < end:
+            pass
+        if not cond() and time.monotonic() < deadline:
+            loop.call_soon(hog)
+        else:
+            stop.set()
+
+    loop.call_soon_threadsafe(hog)
+
+
+@pytest.mark.usefixtures("restore_budget")
+def test_background_loop_governor_throttles_a_cpu_hog():
+    """Callbacks hogging the loop thread are paused at every loop iteration (counted)."""
+    _loop.set_cpu_budget(0.2, period=0.01, max_pause=0.05, switch_interval=None)
+    done = threading.Event()
+    _hog_until(_loop.get_loop(), done, lambda: _loop.budget.pauses >= 3)
+    assert done.wait(15)
+    stats = _loop.budget_stats()
+    assert stats["throttle_pauses"] >= 3
+    assert stats["throttled_s"] > 0
+    assert stats["loop_cpu_s"] > 0
+
+
+@pytest.mark.usefixtures("restore_budget")
+def test_switch_interval_is_lowered_while_the_loop_is_busy_and_put_back_on_reset():
+    before = sys.getswitchinterval()
+    _loop.set_cpu_budget(1.0, switch_interval=0.0005)
+    done = threading.Event()
+    seen: list[float] = []
+
+    def lowered() -> bool:
+        seen.append(sys.getswitchinterval())
+        return seen[-1] < before
+
+    _hog_until(_loop.get_loop(), done, lowered)
+    assert done.wait(15)
+    assert seen[-1] == pytest.approx(0.0005)
+    assert _loop.budget_stats()["switch_lowered"] >= 1
+    _loop.set_cpu_budget(1.0, switch_interval=None)
+    assert sys.getswitchinterval() == pytest.approx(before)
+
+
+@pytest.mark.usefixtures("restore_budget")
+def test_a_switch_interval_changed_by_the_user_is_left_alone():
+    before = sys.getswitchinterval()
+    _loop.set_cpu_budget(1.0, switch_interval=0.0005)
+    done = threading.Event()
+    _hog_until(_loop.get_loop(), done, lambda: sys.getswitchinterval() < before)
+    assert done.wait(15)
+    sys.setswitchinterval(0.002)  # the user's own choice
+    _loop.set_cpu_budget(1.0, switch_interval=None)
+    assert sys.getswitchinterval() == pytest.approx(0.002)
+
+
+@pytest.mark.usefixtures("restore_budget")
+def test_producers_awaiting_budget_ready_are_held_back_when_over_budget():
+    _loop.set_cpu_budget(0.1, period=0.01, max_pause=0.05, switch_interval=None)
+
+    async def producer() -> int:
+        for _ in range(200):
+            end = time.thread_time() + 0.002
             while time.thread_time() < end:
                 pass
-            if left and _loop.budget.pauses < 3 and time.monotonic() < deadline:
-                loop.call_soon(hog, left - 1)
-            else:
-                done.set()
+            await _loop.budget_ready()
+            if _loop.budget.producer_waits >= 2:
+                break
+        return _loop.budget.producer_waits
 
-        loop.call_soon_threadsafe(hog, 10_000)
-        assert done.wait(15)
-        stats = _loop.budget_stats()
-        assert stats["throttle_pauses"] >= 3
-        assert stats["throttled_s"] > 0
-    finally:
-        _loop.budget = old
-        _loop._budget_set_by_user = False
+    assert _loop.run(producer(), timeout=30) >= 2
+    assert _loop.budget_stats()["producer_wait_s"] > 0
+
+
+@pytest.mark.usefixtures("restore_budget")
+def test_budget_ready_yields_to_other_tasks_even_without_a_budget():
+    _loop.set_cpu_budget(1.0, switch_interval=None)
+
+    async def scenario() -> bool:
+        ran = asyncio.Event()
+        asyncio.get_running_loop().call_soon(ran.set)
+        await _loop.budget_ready()
+        return ran.is_set()
+
+    assert _loop.run(scenario(), timeout=10)
+
+
+@pytest.mark.usefixtures("restore_budget")
+def test_checkpoint_inside_a_long_callback_pauses_it():
+    _loop.set_cpu_budget(0.1, period=0.01, max_pause=0.05, switch_interval=None)
+
+    async def long_step() -> int:
+        for _ in range(200):  # one task step that never yields, but checkpoints
+            end = time.thread_time() + 0.002
+            while time.thread_time() < end:
+                pass
+            _loop.budget_checkpoint()
+            if _loop.budget.pauses >= 2:
+                break
+        return _loop.budget.pauses
+
+    assert _loop.run(long_step(), timeout=30) >= 2
+
+
+@pytest.mark.usefixtures("restore_budget")
+def test_worker_thread_cpu_is_charged_to_the_shared_budget():
+    # 50 ms of CPU at 5 % of a core: about a second of debt
+    _loop.set_cpu_budget(0.05, period=0.01, switch_interval=None)
+    with _loop.background_work():
+        end = time.thread_time() + 0.05
+        while time.thread_time() < end:
+            pass
+    assert _loop.budget_stats()["worker_cpu_s"] >= 0.045
+    assert _loop.budget_stats()["throttling"] is True
+    with _loop.background_work():  # in debt: the next job waits first (counted)
+        pass
+    assert _loop.budget_stats()["throttle_pauses"] >= 1
+
+
+def test_budget_stats_fields_for_the_status_line():
+    stats = _loop.budget_stats()
+    assert set(stats) == {
+        "cpu_budget",
+        "cpu_share",
+        "throttling",
+        "throttle_pauses",
+        "throttled_s",
+        "producer_waits",
+        "producer_wait_s",
+        "loop_cpu_s",
+        "worker_cpu_s",
+        "switch_interval_ms",
+        "switch_lowered",
+    }
+
+
+@pytest.mark.usefixtures("restore_budget")
+def test_off_switch_costs_nothing_and_counts_nothing():
+    _loop.set_cpu_budget(1.0, switch_interval=None)
+    done = threading.Event()
+    n = [0]
+
+    def cond() -> bool:
+        n[0] += 1
+        return n[0] >= 5
+
+    _hog_until(_loop.get_loop(), done, cond)
+    assert done.wait(15)
+    _loop.budget_checkpoint()
+    stats = _loop.budget_stats()
+    assert stats["throttle_pauses"] == 0
+    assert stats["loop_cpu_s"] == 0
