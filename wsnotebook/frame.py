@@ -3,9 +3,11 @@
 Storage (why it looks like this: measured, see ``benchmarks/bench_frame.py``):
 
 * Rows live in **chunks** of up to ``chunk_rows`` rows (default ``min(16384, max_rows)``).  The
-  newest chunk is *open*: preallocated numpy arrays are filled in place, so appending never calls
-  ``pd.concat`` and never copies old rows.  A full chunk is *frozen* (immutable) and a new open
-  chunk starts.  Eviction drops whole frozen chunks and moves a start offset inside the oldest.
+  newest chunk is *open*: plain Python lists appended to per batch (no numpy call per append,
+  so one event per ``extend`` is cheap), turned into numpy arrays once when the chunk fills;
+  appending never calls ``pd.concat`` and never copies old rows.  A full chunk is *frozen*
+  (immutable) and a new open chunk starts.  Eviction drops whole frozen chunks and moves a
+  start offset inside the oldest.
 * Numbers (``id``, ``timestamp``, ``server_received``, ``client_received``) are numpy columns
   (int64 / float64 epoch ms, NaN when absent).  ``source_app``, ``session_id``,
   ``hook_event_type`` and ``model_name`` are int32 codes into a frame-wide dictionary.
@@ -44,9 +46,10 @@ import operator
 import re
 import threading
 import zlib
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import repeat
+from itertools import accumulate, repeat
 from pathlib import Path
 from typing import Any
 
@@ -289,40 +292,72 @@ def _packed(col: list[Any]) -> bytes | None:
 
 
 class _Open:
-    """The open chunk: preallocated columns filled in place (only rows ``< n`` are valid)."""
+    """The open chunk: growable ``array.array`` columns (raw int64/float64/int32 values, no
+    Python object per value) plus lists for ``summary``/``chat``/``extra``.
+
+    No numpy work happens per append (an ``extend`` of one event used to pay ~9 ``np.array``
+    calls); the arrays become numpy arrays once, when the chunk freezes (zero-copy), or for a
+    snapshot of the open rows (one memcpy per column, cached per row count: see :meth:`view`).
+    Values are validated before they are appended (ids fit int64, stamps are floats with NaN
+    for missing), so appending cannot fail half way.  Raw arrays instead of lists of Python
+    numbers matter for memory: a few thousand boxed floats surviving each batch would pin the
+    allocator arenas of everything else the batch allocated.
+    """
+
+    __slots__ = (
+        "_snap",
+        "blob",
+        "capacity",
+        "cats",
+        "chat",
+        "cr",
+        "cum",
+        "extra",
+        "ids",
+        "n",
+        "sr",
+        "summary",
+        "ts",
+    )
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.n = 0
-        self.ids = np.empty(capacity, dtype=np.int64)
-        self.ts = np.empty(capacity, dtype=np.float64)
-        self.sr = np.empty(capacity, dtype=np.float64)
-        self.cr = np.empty(capacity, dtype=np.float64)
-        self.cats = tuple(np.empty(capacity, dtype=np.int32) for _ in _CAT_COLUMNS)
-        self.off = np.empty(capacity + 1, dtype=np.int64)
-        self.off[0] = 0
+        self.ids = array("q")
+        self.ts = array("d")
+        self.sr = array("d")
+        self.cr = array("d")
+        self.cats = tuple(array("i") for _ in _CAT_COLUMNS)
+        self.cum = array("q", [0])  # cum[i]: payload bytes of rows < i, separators excluded
         self.blob = bytearray()
         self.summary: list[Any] = []
         self.chat: list[Any] = []
         self.extra: list[Any] = []
+        self._snap: _Chunk | None = None
+
+    def codes(self, j: int) -> np.ndarray:
+        return _np(self.cats[j], np.int32, copy=True)
 
     def view(self, *, frozen: bool, codec: _Codec | None = None) -> _Chunk:
-        """Rows ``0..n-1`` as a chunk.  ``frozen``: hand the arrays over (the open chunk is
-        discarded) and compress the payload text with ``codec``; else a snapshot whose numeric
-        views stay valid because rows below ``n`` are never rewritten."""
+        """Rows ``0..n-1`` as a chunk.  ``frozen``: the final arrays (the open chunk is then
+        discarded), payload text compressed with ``codec``; else a snapshot, cached until
+        the next append (rows below ``n`` never change, so it stays valid)."""
         n = self.n
-        off = self.off[: n + 1]
+        snap = self._snap
+        if not frozen and snap is not None and snap.n == n:
+            return snap
+        copy = True  # even when frozen: array.array over-allocates ~1/8, a copy is exact
+        off = _np(self.cum, np.int64, copy=True)
+        off += np.arange(0, _NSEP * (n + 1), _NSEP, dtype=np.int64)
         if frozen and len(self.blob) < 1 << 32:
             off = off.astype(np.uint32)  # half the bytes; a chunk's text is < 4 GiB
-        elif not frozen:
-            off = off.copy()
-        return _Chunk(
+        chunk = _Chunk(
             n,
-            self.ids[:n],
-            self.ts[:n],
-            self.sr[:n],
-            self.cr[:n],
-            tuple(c[:n] for c in self.cats),
+            _np(self.ids, np.int64, copy=copy),
+            _np(self.ts, np.float64, copy=copy),
+            _np(self.sr, np.float64, copy=copy),
+            _np(self.cr, np.float64, copy=copy),
+            tuple(_np(c, np.int32, copy=copy) for c in self.cats),
             bytes(self.blob),
             off,
             _packed(self.summary) if frozen else _none_if_empty(self.summary[:n]),
@@ -330,19 +365,30 @@ class _Open:
             _packed(self.extra) if frozen else _none_if_empty(self.extra[:n]),
             codec if frozen else None,
         )
+        if not frozen:
+            self._snap = chunk
+        return chunk
+
+
+def _np(values: array[Any], dtype: Any, *, copy: bool) -> np.ndarray:
+    """An ``array.array`` as a numpy array: a view (the array must never grow again) or a copy
+    (the view is dropped at once, so the array stays growable)."""
+    out = np.frombuffer(values, dtype=dtype) if len(values) else np.empty(0, dtype=dtype)
+    return out.copy() if copy else out
 
 
 class _Columns:
-    """One batch of rows in column form, ready to copy into chunks (no shared state)."""
+    """One batch of rows in column form, validated, ready to copy into chunks (no shared
+    state): ``ids`` ints within int64 (-1: none), stamps ``float`` (NaN: missing)."""
 
     __slots__ = ("chat", "cr", "extra", "ids", "parts", "sr", "summary", "ts")
 
     def __init__(
         self,
-        ids: Sequence[Any],
-        ts: Sequence[Any] | np.ndarray,
-        sr: Sequence[Any] | np.ndarray,
-        cr: Sequence[Any] | np.ndarray,
+        ids: list[int],
+        ts: list[Any],
+        sr: list[Any],
+        cr: list[Any],
         parts: list[bytes],
         summary: list[Any],
         chat: list[Any],
@@ -362,11 +408,51 @@ def _float_column(name: str, values: Any) -> np.ndarray:
     if isinstance(values, np.ndarray) and values.dtype == np.float64:
         return values
     try:
-        return np.array(values, dtype=np.float64)
+        out = np.array(values, dtype=np.float64)
+        if out.ndim != 1:
+            raise ValueError(f"expected one number per row, got shape {out.shape}")
+        return out
     except (TypeError, ValueError, OverflowError) as exc:
         raise EventValidationError(
             f"{name}: expected number (epoch ms): {exc}", field=name
         ) from None
+
+
+_FLOAT_TYPES = frozenset({float, type(None)})
+_NUMBER_TYPES = frozenset({float, int, bool, type(None)})
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _stamp_list(name: str, values: Any) -> list[Any]:
+    """Epoch-ms values as a list of ``float`` (NaN when missing; one C-level type pass in the
+    common case), or a precise validation error; other types go through numpy as before."""
+    if isinstance(values, np.ndarray):
+        out: list[Any] = _float_column(name, values).tolist()
+        return out
+    types = set(map(type, values))
+    if types == {float}:
+        return values if isinstance(values, list) else list(values)
+    if types <= _FLOAT_TYPES:
+        return [_NAN if v is None else v for v in values]
+    if types <= _NUMBER_TYPES:
+        try:  # ints too large for a float fail here, before anything is stored
+            if type(None) in types:
+                return [_NAN if v is None else float(v) for v in values]
+            return list(map(float, values))
+        except OverflowError as exc:
+            raise EventValidationError(
+                f"{name}: expected number (epoch ms): {exc}", field=name
+            ) from None
+    out = _float_column(name, values).tolist()
+    return out
+
+
+def _check_int64(lo: int, hi: int) -> None:
+    if lo < _INT64_MIN or hi > _INT64_MAX:
+        bad = lo if lo < _INT64_MIN else hi
+        raise EventValidationError(
+            f"id: expected integer: {bad} does not fit in 64 bits", field="id"
+        )
 
 
 def _dumps_text(value: Any, column: str) -> str | None:
@@ -514,6 +600,16 @@ class EventFrame:
         batch = events if isinstance(events, (list, tuple)) else list(events)
         if not batch:
             return 0
+        if len(batch) == 1:  # one event per call (per-event messages): the scalar path
+            event = batch[0]
+            if not isinstance(event, dict):
+                raise EventValidationError(f"event: expected object, got {json_type(event)}")
+            with self._lock:
+                added = self._append_one(event)
+                subscribers = self._subscribers
+            if added and subscribers:
+                self._notify(subscribers, 1)
+            return int(added)
         if not all(map(isinstance, batch, repeat(dict))):
             bad = next(ev for ev in batch if not isinstance(ev, dict))
             raise EventValidationError(f"event: expected object, got {json_type(bad)}")
@@ -537,9 +633,10 @@ class EventFrame:
             self._notify(subscribers, len(kept))
         return len(kept)
 
-    def _dedupe(self, batch: Sequence[Event]) -> tuple[Sequence[Event], list[int], Any, list[Any]]:
+    def _dedupe(self, batch: Sequence[Event]) -> tuple[Sequence[Event], list[int], Any, list[int]]:
         """Split off duplicates.  Returns (kept events, ids to remember one by one, fast-path
-        run ``(first, last)`` or None, the kept events' ids with -1 for "no id")."""
+        run ``(first, last)`` or None, the kept events' ids with -1 for "no id").  Ids that do
+        not fit in int64 raise before anything is remembered."""
         k = len(batch)
         first = batch[0].get("id")
         last = batch[-1].get("id")
@@ -551,13 +648,12 @@ class EventFrame:
             and (top is None or first > top)
         ):
             # The common case: the next contiguous run of ids.  Checked in C-level passes.
-            ids = [e.get("id") for e in batch]
-            if k == 1 or set(map(type, ids)) == {int}:
-                arr = np.array(ids, dtype=np.int64)
-                if k == 1 or bool((np.diff(arr) == 1).all()):
-                    return batch, [], (first, last), ids
+            ids: list[Any] = list(map(dict.get, batch, repeat("id")))
+            if k == 1 or (set(map(type, ids)) == {int} and ids == list(range(first, last + 1))):
+                _check_int64(first, last)
+                return batch, [], (first, last), ids
         kept: list[Event] = []
-        kept_ids: list[Any] = []
+        kept_ids: list[int] = []
         new_ids: list[int] = []
         seen: set[int] = set()
         idset = self._ids
@@ -577,6 +673,8 @@ class EventFrame:
             new_ids.append(ident)
             kept.append(ev)
             kept_ids.append(ident)
+        if new_ids:
+            _check_int64(min(new_ids), max(new_ids))
         return kept, new_ids, None, kept_ids
 
     def _codes(self, j: int, values: Sequence[Any]) -> list[int]:
@@ -590,19 +688,21 @@ class EventFrame:
         return codes
 
     def _columns(
-        self, kept: Sequence[Event], ids: list[Any], *, all_ids: bool = False
+        self, kept: Sequence[Event], ids: list[int], *, all_ids: bool = False
     ) -> tuple[_Columns, list[list[int]]]:
         """Column lists for ``kept`` (validated; no frame state changes except new categories).
 
-        Hot path of ``extend``: C-level ``itemgetter``/``map``/``zip`` instead of per-field
-        Python loops, and unknown top-level fields are detected by counting keys (exact check
-        only when the counts say there may be some)."""
+        Hot path of ``extend``: C-level ``itemgetter``/``map``/``dict.get`` passes instead of
+        per-field Python loops, and unknown top-level fields are detected by counting keys
+        (exact check only when the counts say there may be some)."""
         k = len(kept)
         try:
             app, sess, hook, payloads = (list(map(get, kept)) for get in _REQUIRED_GETTERS)
         except KeyError:  # a required field is missing: store it as null
-            app, sess, hook, payloads = ([e.get(f) for e in kept] for f in _REQUIRED_NAMES)
-        models = [e.get("model_name") for e in kept]
+            app, sess, hook, payloads = (
+                list(map(dict.get, kept, repeat(f))) for f in _REQUIRED_NAMES
+            )
+        models = list(map(dict.get, kept, repeat("model_name")))
         codes_all = [
             self._codes(0, app),
             self._codes(1, sess),
@@ -618,23 +718,23 @@ class EventFrame:
                 raise EventValidationError(
                     f"payload: cannot encode as JSON: {exc}", field="payload"
                 ) from None
-        stamps = [_float_column(name, [e.get(name) for e in kept]) for name in _STAMPS]
-        summary = [e.get("summary") for e in kept]
+        raw_stamps = [list(map(dict.get, kept, repeat(name))) for name in _STAMPS]
+        stamps = [_stamp_list(name, raw) for name, raw in zip(_STAMPS, raw_stamps)]
+        summary = list(map(dict.get, kept, repeat("summary")))
         n_summary = k - summary.count(None)
         if n_summary and not set(map(type, summary)) <= _STR_OR_NONE:
             bad = next(s for s in summary if s is not None and not isinstance(s, str))
             raise EventValidationError(
                 f"summary: expected string or null, got {json_type(bad)}", field="summary"
             )
-        chat = [e.get("chat") for e in kept]
+        chat = list(map(dict.get, kept, repeat("chat")))
         n_chat = k - chat.count(None)
         if n_chat:
             chat = [_dumps_text(c, "chat") for c in chat]
         # Keys we can account for; explicit nulls count as absent, so this never overestimates.
-        # (NaN counts as absent too.)
-        known = 4 * k + n_summary + n_chat + (k - codes_all[3].count(-1))
+        known = 4 * k + n_summary + n_chat + (k - models.count(None))
         known += k if all_ids else k - ids.count(-1)
-        known += sum(k - int(np.count_nonzero(np.isnan(a))) for a in stamps)
+        known += sum(k - a.count(None) for a in raw_stamps)
         extra: list[Any]
         if sum(map(len, kept)) > known:
             flags = list(map(_KNOWN.issuperset, kept))
@@ -650,7 +750,7 @@ class EventFrame:
         return _Columns(ids, ts, sr, cr, parts, summary, chat, extra), codes_all
 
     def _append_one(self, event: Event) -> bool:
-        """``append`` without per-batch overhead: scalar writes into the open chunk."""
+        """``append`` without per-batch overhead: scalar appends to the open chunk's lists."""
         ident = event.get("id", -1)
         if ident is None:
             ident = -1
@@ -660,6 +760,7 @@ class EventFrame:
             self._duplicates += 1
             self._version += 1
             return False
+        _check_int64(ident, ident)
         codes = []
         for j, column in enumerate(_CAT_COLUMNS):
             cats = self._cats[j]
@@ -672,17 +773,12 @@ class EventFrame:
             raise EventValidationError(
                 f"payload: cannot encode as JSON: {exc}", field="payload"
             ) from None
-        stamps = []
-        for name in ("timestamp", "server_received", "client_received"):
+        stamps: list[Any] = []
+        for name in _STAMPS:
             v = event.get(name)
-            if v is None:
-                stamps.append(_NAN)
-            elif type(v) is float or (type(v) is int):
-                stamps.append(v)
-            else:
-                raise EventValidationError(
-                    f"{name}: expected number (epoch ms), got {json_type(v)}", field=name
-                )
+            stamps.append(
+                v if type(v) is float else _NAN if v is None else _stamp_list(name, [v])[0]
+            )
         summary = event.get("summary")
         if summary is not None and not isinstance(summary, str):
             raise EventValidationError(
@@ -692,26 +788,20 @@ class EventFrame:
         extra = None
         if not _KNOWN.issuperset(event):
             extra = _dumps_text({k: v for k, v in event.items() if k not in _KNOWN}, "extra")
-        try:
-            stamps = [float(v) for v in stamps]  # ints beyond float range fail here
-        except OverflowError as exc:
-            raise EventValidationError(f"timestamp: {exc}", field="timestamp") from None
         op = self._open
-        n = op.n
-        try:
-            op.ids[n] = ident
-        except OverflowError as exc:
-            raise EventValidationError(f"id: {exc}", field="id") from None
-        op.ts[n], op.sr[n], op.cr[n] = stamps
+        op.ids.append(ident)
+        op.ts.append(stamps[0])
+        op.sr.append(stamps[1])
+        op.cr.append(stamps[2])
         for dst, code in zip(op.cats, codes):
-            dst[n] = code
-        op.off[n + 1] = op.off[n] + len(part) + _NSEP
+            dst.append(code)
+        op.cum.append(op.cum[-1] + len(part))
         op.blob += part
         op.blob += _SEP
         op.summary.append(summary)
         op.chat.append(chat)
         op.extra.append(extra)
-        op.n = n + 1
+        op.n += 1
         if ident != -1:
             self._ids.add(ident)
         self._total += 1
@@ -722,44 +812,43 @@ class EventFrame:
         return True
 
     def _write(self, cols: _Columns, codes: list[list[int]]) -> None:
-        """Copy validated columns into the open chunk(s), freezing full ones.  Numeric
-        conversion errors are raised before any row becomes visible (the row count only moves
-        after a whole piece converted), so a failed batch leaves the frame unchanged."""
+        """Append validated columns to the open chunk(s), freezing full ones.  Everything was
+        validated by ``_columns``/``_dedupe``, so nothing here can fail half way."""
         k = len(cols.parts)
-        # Validate numeric columns up front so a failure cannot leave half a batch behind.
-        try:
-            id_list = cols.ids
-            if None in id_list:
-                id_list = [-1 if i is None else i for i in id_list]
-            ids = np.array(id_list, dtype=np.int64)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise EventValidationError(f"id: expected integer: {exc}", field="id") from None
-        nums = [
-            _float_column(name, values)
-            for name, values in zip(_STAMPS, (cols.ts, cols.sr, cols.cr))
-        ]
-        code_arrs = [np.array(c, dtype=np.int32) for c in codes]
-        lens = np.fromiter(map(len, cols.parts), dtype=np.int64, count=k) + _NSEP
         pos = 0
         while pos < k:
             op = self._open
             take = min(k - pos, op.capacity - op.n)
-            a, b = op.n, op.n + take
-            sl = slice(pos, pos + take)
-            op.ids[a:b] = ids[sl]
-            op.ts[a:b] = nums[0][sl]
-            op.sr[a:b] = nums[1][sl]
-            op.cr[a:b] = nums[2][sl]
-            for dst, src in zip(op.cats, code_arrs):
-                dst[a:b] = src[sl]
-            np.cumsum(lens[sl], out=op.off[a + 1 : b + 1])
-            op.off[a + 1 : b + 1] += op.off[a]
-            op.blob += _SEP.join(cols.parts[sl])
+            if take == k:  # the whole batch fits: no slicing
+                parts, c = cols.parts, cols
+                op.ids.fromlist(c.ids)
+                op.ts.fromlist(c.ts)
+                op.sr.fromlist(c.sr)
+                op.cr.fromlist(c.cr)
+                for dst, src in zip(op.cats, codes):
+                    dst.fromlist(src)
+                op.summary += c.summary
+                op.chat += c.chat
+                op.extra += c.extra
+            else:
+                sl = slice(pos, pos + take)
+                parts = cols.parts[sl]
+                op.ids.fromlist(cols.ids[sl])
+                op.ts.fromlist(cols.ts[sl])
+                op.sr.fromlist(cols.sr[sl])
+                op.cr.fromlist(cols.cr[sl])
+                for dst, src in zip(op.cats, codes):
+                    dst.fromlist(src[sl])
+                op.summary += cols.summary[sl]
+                op.chat += cols.chat[sl]
+                op.extra += cols.extra[sl]
+            cum = op.cum
+            cum.fromlist(list(accumulate(map(len, parts), initial=cum[-1])))
+            del cum[-take - 1]  # the initial value was already there
+            op.blob += _SEP.join(parts)
             op.blob += _SEP
-            op.summary.extend(cols.summary[sl])
-            op.chat.extend(cols.chat[sl])
-            op.extra.extend(cols.extra[sl])
-            op.n = b
+            op.n += take
+            op._snap = None
             pos += take
             if op.n == op.capacity:
                 self._freeze()
@@ -937,7 +1026,7 @@ class EventFrame:
             cats = self._cats[idx]
             present = np.zeros(len(cats.values), dtype=bool)
             present[: len(cats.counts)] = cats.counts > 0
-            open_codes = self._open.cats[idx][: self._open.n]
+            open_codes = self._open.codes(idx)
             present[open_codes[open_codes >= 0]] = True
             return [v for v, p in zip(cats.values, present) if p]
 
@@ -1104,7 +1193,8 @@ class EventFrame:
         with self._lock:
             mem = sum(c.nbytes() for c in self._frozen)
             op = self._open
-            mem += len(op.blob) + op.capacity * (8 * 4 + 4 * len(_CAT_COLUMNS) + 8)
+            # Open rows are list items: ~8 bytes per reference plus a boxed int/float each.
+            mem += len(op.blob) + op.n * (8 * 4 + 8 * len(_CAT_COLUMNS) + 8 * 3 + 32 * 5)
             return {
                 "rows": self._frozen_rows - self._head + op.n,
                 "total": self._total,
@@ -1217,9 +1307,9 @@ class EventFrame:
                 frame._duplicates += len(idl) - len(keep)
                 cols = _Columns(
                     [idl[i] for i in keep],
-                    ts[sl][keep],
-                    sr[sl][keep],
-                    cr[sl][keep],
+                    _stamp_list("timestamp", ts[sl][keep]),
+                    _stamp_list("server_received", sr[sl][keep]),
+                    _stamp_list("client_received", cr[sl][keep]),
                     [payload[a + i].encode() for i in keep],
                     [summary[a + i] for i in keep],
                     [chat[a + i] for i in keep],

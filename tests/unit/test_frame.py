@@ -657,3 +657,96 @@ def test_snapshots_during_eviction_are_contiguous_runs() -> None:
     writer.join(timeout=60)
     assert frame.df["id"].tolist() == list(range(total - 699, total + 1))
     assert frame.dropped == total - 700
+
+
+# --------------------------------------------------------------------------- open chunk as lists
+
+
+def _mixed_events() -> list[dict[str, Any]]:
+    """Events exercising every column kind: int and float stamps, nulls, summary, chat,
+    model names, unknown fields, events without id."""
+    out = []
+    for i in range(1, 41):
+        e = ev(i, timestamp=int(T0_MS) + i if i % 2 else T0_MS + i + 0.25)
+        if i % 3 == 0:
+            e["summary"] = f"s{i}"
+        if i % 4 == 0:
+            e["chat"] = [{"role": "user", "n": i}]
+        if i % 5 == 0:
+            e["model_name"] = "m1"
+        if i % 7 == 0:
+            e["extra_field"] = {"k": i}
+        if i % 11 == 0:
+            del e["server_received"]
+        out.append(e)
+    out.append({"source_app": "a", "session_id": "s", "hook_event_type": "Stop", "payload": {}})
+    return out
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 6, 16, 64])
+def test_one_event_per_call_and_batches_store_identical_frames(chunk_rows: int) -> None:
+    events = _mixed_events()
+    one, batched, appended = (EventFrame(max_rows=100, chunk_rows=chunk_rows) for _ in range(3))
+    for e in events:
+        assert one.extend([e]) == 1
+        appended.append(e)
+    assert batched.extend(events[:13]) + batched.extend(events[13:]) == len(events)
+    expected = batched.df
+    assert expected["timestamp"].iloc[0] == pd.Timestamp(int(T0_MS) + 1, unit="ms", tz="UTC")
+    assert expected["summary"].iloc[2] == "s3" and expected["chat"].iloc[3] == [
+        {"role": "user", "n": 4}
+    ]
+    assert expected["extra_field"].iloc[6] == {"k": 7}
+    pd.testing.assert_frame_equal(one.df, expected)
+    pd.testing.assert_frame_equal(appended.df, expected)
+    assert one.categories("model_name") == batched.categories("model_name") == ["m1"]
+
+
+def test_snapshot_of_the_open_chunk_follows_appends() -> None:
+    frame = EventFrame(max_rows=100, chunk_rows=50)
+    frame.extend([ev(1), ev(2)])
+    assert ids_of(frame.df) == [1, 2] and ids_of(frame.tail(1)) == [2]
+    frame.extend([ev(3)])
+    assert ids_of(frame.df) == [1, 2, 3] and ids_of(frame.tail(1)) == [3]
+    frame.append(ev(4))
+    assert ids_of(frame.filter(source_app="app0")) == [2, 4]
+
+
+@pytest.mark.parametrize("method", ["append", "extend", "extend1"])
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"timestamp": 10**400}, "timestamp: expected number"),
+        ({"id": 1 << 63}, "id: expected integer"),
+        ({"id": -(1 << 63) - 1}, "id: expected integer"),
+    ],
+)
+def test_values_beyond_storable_range_leave_the_frame_unchanged(
+    method: str, fields: dict[str, Any], message: str
+) -> None:
+    frame = EventFrame(max_rows=10, chunk_rows=2)
+    frame.extend([ev(1), ev(2), ev(3)])
+    before = frame.df
+    with pytest.raises(EventValidationError, match=message):
+        if method == "append":
+            frame.append(ev(9, **fields))
+        elif method == "extend1":
+            frame.extend([ev(9, **fields)])
+        else:
+            frame.extend([ev(9), ev(10, **fields)])
+    pd.testing.assert_frame_equal(frame.df, before)
+    assert frame.extend([ev(9), ev(10)]) == 2
+
+
+def test_contiguous_run_reaching_past_int64_is_rejected() -> None:
+    frame = EventFrame()
+    top = (1 << 63) - 1
+
+    def at(i: int) -> dict[str, Any]:
+        return ev(i, timestamp=T0_MS, server_received=None, client_received=None)
+
+    with pytest.raises(EventValidationError, match="id: expected integer"):
+        frame.extend([at(top - 1), at(top), at(top + 1)])
+    assert len(frame) == 0
+    assert frame.extend([at(top - 1), at(top)]) == 2
+    assert ids_of(frame.df) == [top - 1, top]

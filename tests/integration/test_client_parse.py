@@ -1,0 +1,140 @@
+"""The client's fused message parser gives exactly the reference parser's verdicts (no sockets:
+the parser is the client's hot path, tested beside the client's other tests)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import orjson
+import pytest
+
+from wsnotebook._client import Client, parse_message
+from wsnotebook._protocol import parse_server_message
+from wsnotebook.errors import WsnError
+
+GOOD: dict[str, Any] = {
+    "id": 1,
+    "source_app": "app",
+    "session_id": "s1",
+    "hook_event_type": "PreToolUse",
+    "payload": {"tool_name": "Bash"},
+    "timestamp": 1_760_000_000_000,
+}
+
+# One field change each: every one must be judged exactly as validate_event(require_id=True).
+VARIANTS: list[tuple[str, Any]] = [
+    ("id", None),
+    ("id", True),
+    ("id", 1.0),
+    ("id", "7"),
+    ("source_app", ""),
+    ("source_app", 3),
+    ("session_id", None),
+    ("hook_event_type", ["x"]),
+    ("payload", []),
+    ("payload", "text"),
+    ("timestamp", -1),
+    ("timestamp", "now"),
+    ("timestamp", True),
+    ("timestamp", None),
+    ("timestamp", 1.5),
+    ("summary", 3),
+    ("summary", "ok"),
+    ("model_name", {"a": 1}),
+    ("model_name", "m"),
+    ("chat", "hi"),
+    ("chat", [{"role": "user"}]),
+    ("extra", {"kept": True}),
+]
+
+
+def _event(i: int, rng: random.Random) -> Any:
+    roll = rng.random()
+    if roll < 0.03:
+        return rng.choice([1, "x", None, [GOOD]])
+    event = dict(GOOD, id=i)
+    if roll < 0.4:
+        field, value = rng.choice(VARIANTS)
+        event[field] = value
+    if roll > 0.97:
+        del event[rng.choice(["id", "payload", "source_app", "session_id", "hook_event_type"])]
+    return event
+
+
+def _same(raw: bytes) -> tuple[Any, Any]:
+    def result(parse: Any) -> Any:
+        try:
+            msg = parse(raw)
+        except WsnError as exc:
+            return type(exc).__name__, str(exc)
+        return (msg.type, msg.events, msg.invalid, msg.seq, msg.epoch, msg.reset, msg.data)
+
+    return result(parse_message), result(parse_server_message)
+
+
+@pytest.mark.parametrize("size", [1, 7, 8, 50, 300])
+def test_fused_parser_agrees_with_the_reference_on_mixed_batches(size: int) -> None:
+    rng = random.Random(size)
+    for rep in range(40):
+        events = [_event(rep * 1000 + i, rng) for i in range(size)]
+        for kind in ("batch", "initial"):
+            msg: dict[str, Any] = {"type": kind, "data": events}
+            if kind == "initial":
+                msg.update(seq=rng.choice([5, None, True]), epoch=rng.choice(["e", 3]))
+            ours, ref = _same(orjson.dumps(msg))
+            assert ours == ref
+        ours, ref = _same(orjson.dumps({"type": "event", "data": events[0]}))
+        assert ours == ref
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"not json",
+        b"[1]",
+        b'{"type": 3}',
+        b'{"data": []}',
+        b'{"type": "batch", "data": {}}',
+        b'{"type": "batch", "data": []}',
+        b'{"type": "event", "data": 5}',
+        b'{"type": "heartbeat", "timestamp": 5}',
+        b'{"type": "gap", "data": {"from_id": 1, "to_id": 2}}',
+        b'{"type": "whatever", "data": [1]}',
+        b'{"type": "batch", "data": [{"id": 1, "timestamp": 1e308}]}',
+    ],
+)
+def test_fused_parser_agrees_with_the_reference_on_odd_messages(raw: bytes) -> None:
+    ours, ref = _same(raw)
+    assert ours == ref
+
+
+def test_handler_stamps_counts_and_drops_invalid_events_in_one_batch() -> None:
+    client = Client("ws://127.0.0.1:9/stream", max_rows=100)
+    good = [dict(GOOD, id=i, timestamp=1000.0 + i) for i in range(1, 21)]
+    bad = dict(GOOD, id=21, payload="nope")
+    raw = orjson.dumps({"type": "batch", "data": [*good[:10], bad, *good[10:]]})
+    client._handle(raw, len(raw))  # outside a running loop: appended at once
+    df = client.frame.df
+    assert df["id"].tolist() == list(range(1, 21))
+    assert df["client_received"].notna().all() and df["latency_ms"].gt(0).all()
+    assert client.invalid_events == 1 and client.events == 20
+    assert client._latency.count == 20 and client._resume.last_id == 20
+
+
+@pytest.mark.parametrize("odd", [float("nan"), float("inf"), -0.5, 10**400, 1e308])
+def test_fused_check_never_accepts_a_timestamp_the_reference_rejects(odd: Any) -> None:
+    from wsnotebook._client import _server_events
+    from wsnotebook.events import validate_event
+
+    events = [dict(GOOD, id=i, timestamp=5.0) for i in range(1, 10)]
+    events.insert(4, dict(GOOD, id=99, timestamp=odd))
+    events.append(dict(GOOD, id=100, timestamp=1e308))
+    expected = []
+    for e in events:
+        try:
+            expected.append(validate_event(e, require_id=True))
+        except (ValueError, OverflowError):
+            pass
+    good, invalid = _server_events(events)
+    assert good == expected and invalid == len(events) - len(expected)
