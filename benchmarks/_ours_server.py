@@ -1,9 +1,12 @@
 """wsnotebook's server under the bench control protocol (see benchmarks/_harness.py).
 
 Runs ``wsnotebook.serve(port=0)`` in this process (its background loop thread, CPU budget off as
-outside a kernel) and produces events with ``server.publish`` from a producer thread -- the same
-path a notebook cell uses.  ``GO count rate chunk``: ``rate`` 0 publishes ``chunk``-event lists
-back to back; otherwise the thread wakes every millisecond and publishes the events due.
+outside a kernel) and produces events from a producer thread with ``server.publish_nowait`` --
+the path a notebook cell producing a flood uses (validates in the caller's thread, never waits
+for the loop).  ``GO count rate chunk``: ``rate`` 0 hands over ``chunk``-event lists back to
+back; otherwise the thread wakes every millisecond and hands over the events due.  When the
+server refuses part of a list (``NOWAIT_MAX_PENDING`` accepted events not yet ingested), the
+producer waits 0.5 ms and offers the rest again: backpressure, never a drop.
 """
 
 from __future__ import annotations
@@ -39,7 +42,14 @@ def produce(server: Any, count: int, rate: float, chunk: int) -> float:
                 continue
         else:
             n = min(chunk, count - i)
-        server.publish([make_event(k) for k in range(i, i + n)])
+        events = [make_event(k) for k in range(i, i + n)]
+        while events:
+            taken = server.publish_nowait(events)
+            if taken < len(events):
+                events = events[taken:]
+                time.sleep(0.0005)
+            else:
+                events = []
         i += n
     return time.perf_counter() - t0
 

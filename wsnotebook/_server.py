@@ -9,10 +9,17 @@ Design notes:
   around it is built once per broadcast and the same bytes go to every client.
 * **Backpressure.**  Every client has a bounded send queue (``queue_size`` messages and
   ``max_queue_bytes`` bytes) drained by its own writer task.  While a client keeps up and its
-  socket buffer is below 64 KiB, a broadcast writes its frame directly (no task switch); when the
-  socket backs up, messages queue; when the queue overflows, the client is dropped with close code
-  1013 (it may resume with ``?since=``) and counted in ``metrics()["dropped_slow_clients"]``.
-  A slow client never stalls the others and never grows memory past its bound.
+  socket buffer is below 64 KiB, a broadcast takes the direct path (no task switch): the frames
+  handed to the client during one loop tick are joined and written with ONE ``transport.write``
+  at the end of the tick (``loop.call_soon``; early at 256 KiB / 1000 events), and a
+  ``batch=auto`` client gets that tick's events as one ``batch`` (a lone event stays an
+  ``event``).  When the socket backs up, messages queue; when the queue overflows, the client is
+  dropped with close code 1013 (it may resume with ``?since=``) and counted in
+  ``metrics()["dropped_slow_clients"]``.  A slow client never stalls the others and never grows
+  memory past its bound.
+* **Producers in other threads** use :meth:`Server.publish_nowait` (validate in the caller,
+  ingest scheduled with ``call_soon_threadsafe``; batches waiting together are ingested as
+  one store append, at most ``NOWAIT_SLICE`` events per loop callback).
 * **No tracebacks into the kernel.**  Handler and task errors are logged on the ``wsnotebook``
   logger and counted in ``metrics()["errors"]``.
 """
@@ -22,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import hmac
 import ipaddress
 import logging
@@ -29,6 +37,7 @@ import math
 import secrets
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections import deque
@@ -51,7 +60,7 @@ from ._protocol import (
     event_message,
     gap_message,
 )
-from ._store import Store, StoredEvent, open_store
+from ._store import MemoryStore, Store, StoredEvent, open_store
 from .errors import (
     ConfigError,
     EventValidationError,
@@ -88,10 +97,21 @@ AUTO_BATCH_MAX = 1000
 MAX_CONSECUTIVE_ERRORS = 10
 #: Socket write-buffer size below which a broadcast writes a frame directly.
 FAST_WRITE_LIMIT = 64 * 1024
+#: Bytes of event data a client collects during one loop tick before it writes them out early
+#: (the tick buffer is written with one ``transport.write`` at the end of the tick otherwise).
+TICK_MAX_BYTES = 256 * 1024
+#: Events ``publish_nowait`` may have accepted but not yet ingested; beyond it, it refuses.
+NOWAIT_MAX_PENDING = 100_000
+#: Most events ingested per loop callback from the ``publish_nowait`` backlog (whole batches).
+NOWAIT_SLICE = 1000
 #: Seconds a closing handshake may take before the transport is aborted.
 CLOSE_TIMEOUT = 5.0
 
 _EVENT_PREFIX = b'{"type":"event","data":'
+_EVENT_OVERHEAD = len(_EVENT_PREFIX) + 1
+_H1 = struct.Struct("!BB").pack
+_H2 = struct.Struct("!BBH").pack
+_H3 = struct.Struct("!BBQ").pack
 _KIND_EVENT, _KIND_BATCH, _KIND_CONTROL = 0, 1, 2
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 _JSON = "application/json"
@@ -130,6 +150,20 @@ def _bounded_int(name: str, value: Any, lo: int, hi: int) -> int:
     return value
 
 
+def _retrieve_quietly(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("wsnotebook: abandoned compressed send failed: %r", task.exception())
+
+
+def _adopt_abandoned_sends(ws: web.WebSocketResponse) -> None:
+    """aiohttp sends a large compressed frame in a shielded task; when our writer is cancelled
+    (the client went away), that task later fails with ClientConnectionResetError and nobody
+    retrieves it ("Task exception was never retrieved" at ERROR).  Retrieve it here."""
+    writer = getattr(ws, "_writer", None)
+    for bg in list(getattr(writer, "_background_tasks", ())):
+        bg.add_done_callback(_retrieve_quietly)
+
+
 def _json_error(status: int, message: str, **headers: str) -> web.Response:
     return web.Response(
         status=status,
@@ -147,6 +181,31 @@ def _initial(
         extra = {"seq": seq, "epoch": epoch, "reset": reset, "more": more}
         head += b"," + encode_json(extra)[1:-1]
     return head + b"}"
+
+
+def _utf8_size_over(data: str | bytes, limit: int) -> int:
+    """``data``'s size in UTF-8 bytes when it exceeds ``limit``, else 0 (cheap for small str:
+    a str of n characters encodes to n..4n bytes)."""
+    n = len(data)
+    if isinstance(data, bytes):
+        return n if n > limit else 0
+    if n * 4 <= limit:
+        return 0
+    size = len(data.encode("utf-8", "surrogatepass"))
+    return size if size > limit else 0
+
+
+def _text_header(n: int) -> bytes:
+    """Header of a final, unmasked WebSocket text frame with ``n`` payload bytes (RFC 6455)."""
+    if n < 126:
+        return _H1(0x81, n)
+    if n < 65536:
+        return _H2(0x81, 126, n)
+    return _H3(0x81, 127, n)
+
+
+def _text_frame(msg: bytes) -> bytes:
+    return _text_header(len(msg)) + msg
 
 
 class _Counter(dict[str, int]):
@@ -199,16 +258,38 @@ class _Client:
         self.close_task: asyncio.Task[None] | None = None
         self.bad_messages = 0
         self.events_out = 0
-        writer = getattr(ws, "_writer", None)
-        fast = getattr(writer, "_write_websocket_frame", None)
-        # Direct frame writes (no task switch) when aiohttp exposes its frame writer and the
-        # connection is uncompressed; otherwise every message goes through the writer task.
-        self._fast: Callable[[bytes, int, int], None] | None = (
-            fast if callable(fast) and transport is not None and not ws.compress else None
-        )
+        # Direct writes (no task switch) when the connection is uncompressed: frames are built
+        # here and written straight to the transport; compressed clients use the writer task.
+        self.direct = transport is not None and not ws.compress
+        # This loop tick's events for the direct path, written with ONE transport.write when the
+        # tick ends (Server._flush_dirty) or early when it holds TICK_MAX_BYTES / AUTO_BATCH_MAX:
+        # complete frames for per-event clients, encoded events for batch=auto ones.
+        # Invariant: the tick is non-empty only while the queue is empty and the writer idle.
+        self.tick: list[bytes] = []
+        self.tick_bytes = 0
 
     # ---------------------------------------------------------------- enqueueing (loop thread)
-    def push_event(self, encoded: bytes, emsg: bytes) -> None:
+    def _tick_ok(self) -> bool:
+        """May this event join the tick buffer?  Direct-path clients when ``_direct_ok``;
+        compressed ``batch=auto`` clients always (their tick goes to the send queue)."""
+        return (self.auto and not self.direct) or self._direct_ok()
+
+    def _direct_ok(self) -> bool:
+        """May a message be written directly now (nothing queued, socket buffer not backed up)?"""
+        transport = self.transport
+        return (
+            self.direct
+            and not self.queue
+            and not self.busy
+            and transport is not None
+            and not transport.is_closing()
+            and not self.ws.closed
+            and transport.get_write_buffer_size() < FAST_WRITE_LIMIT
+        )
+
+    def push_event(self, encoded: bytes, emsg: bytes, frame: bytes | None = None) -> None:
+        """Send one live event (``emsg`` is its ``event`` message, ``frame`` that message as a
+        WebSocket frame when the caller already built it)."""
         if self.closing:
             return
         if self.replaying:
@@ -226,25 +307,116 @@ class _Client:
             full = batcher.add(encoded)
             if full is not None:
                 self._cancel_timer()
-                self.enqueue(batch_message(full), len(full), _KIND_BATCH)
+                self._push_msg(batch_message(full), len(full), _KIND_BATCH)
             elif self.timer is None:
                 deadline = batcher.deadline()
                 assert deadline is not None
                 self.timer = self.loop.call_at(deadline, self._flush_batch)
             return
-        if not self.queue and not self.busy and self._try_fast(emsg):
-            self.events_out += 1
+        tick = self.tick
+        if tick or self._tick_ok():
+            if not tick:
+                self.server._mark_dirty(self)
+            if self.auto:
+                tick.append(encoded)
+                self.tick_bytes += len(encoded)
+            else:
+                tick.append(frame if frame is not None else _text_frame(emsg))
+                self.tick_bytes += len(emsg)
+            if self.tick_bytes >= TICK_MAX_BYTES or len(tick) >= AUTO_BATCH_MAX:
+                self.flush_tick()
             return
         self.enqueue(emsg, 1, _KIND_EVENT)
 
-    def _try_fast(self, msg: bytes) -> bool:
-        fast, transport = self._fast, self.transport
-        if fast is None or transport is None or transport.is_closing():
-            return False
-        if transport.get_write_buffer_size() >= FAST_WRITE_LIMIT:
-            return False
+    def push_many(
+        self,
+        encoded: list[bytes],
+        emsgs: list[bytes],
+        frames: list[bytes],
+        enc_bytes: int,
+        msg_bytes: int,
+    ) -> None:
+        """Send several live events (one ingest); same semantics as ``push_event`` per event,
+        but a client on the direct path takes the whole run with one list extend."""
+        if (
+            not self.closing
+            and not self.replaying
+            and self.batcher is None
+            and (self.tick or self._tick_ok())
+        ):
+            add = enc_bytes if self.auto else msg_bytes
+            tick = self.tick
+            if (
+                len(tick) + len(encoded) <= AUTO_BATCH_MAX
+                and self.tick_bytes + add < TICK_MAX_BYTES
+            ):
+                if not tick:
+                    self.server._mark_dirty(self)
+                tick.extend(encoded if self.auto else frames)
+                self.tick_bytes += add
+                return
+        for enc, emsg, frame in zip(encoded, emsgs, frames):
+            if self.closing:
+                return
+            self.push_event(enc, emsg, frame)
+
+    def flush_tick(self) -> None:
+        """Write the tick's events with one ``transport.write`` (per-event: the frames joined;
+        ``batch=auto``: one ``event`` message for a lone event, else one ``batch``).  For a
+        compressed ``batch=auto`` client the message goes to its send queue instead (bounded,
+        1013 on overflow, as always)."""
+        tick = self.tick
+        if not tick:
+            return
+        self.tick = []
+        nbytes, self.tick_bytes = self.tick_bytes, 0
+        if not self.direct:
+            if len(tick) == 1:
+                self.enqueue(event_message(tick[0]), 1, _KIND_EVENT)
+            else:
+                self.enqueue(batch_message(tick), len(tick), _KIND_BATCH)
+            return
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return  # connection gone: the handler cleans up; nothing else to deliver to
+        n = len(tick)
+        if not self.auto:
+            data = tick[0] if n == 1 else b"".join(tick)
+            msgs, payload = n, nbytes
+        elif n == 1:
+            body = event_message(tick[0])
+            data = _text_frame(body)
+            msgs, payload = 1, len(body)
+        else:
+            body = batch_message(tick)
+            data = _text_header(len(body)) + body
+            msgs, payload = 1, len(body)
         try:
-            fast(msg, 0x1, 0)
+            transport.write(data)
+        except Exception as exc:  # transport went away: the handler notices and cleans up
+            log.debug("wsnotebook: write to %s failed: %r", self.peer, exc)
+            return
+        self.events_out += n
+        server = self.server
+        server._messages_out += msgs
+        server._bytes_out += payload
+
+    def _push_msg(self, msg: bytes, n: int, kind: int) -> None:
+        """Send a whole message (batch or control) in order: directly when possible."""
+        if self.closing:
+            return
+        if self.tick:
+            self.flush_tick()
+        if self._direct_ok() and self._write_now(msg):
+            self.events_out += n
+            return
+        self.enqueue(msg, n, kind)
+
+    def _write_now(self, msg: bytes) -> bool:
+        transport = self.transport
+        assert transport is not None
+        try:
+            transport.write(_text_frame(msg))
         except Exception:  # transport went away: let the writer path notice and clean up
             return False
         self.server._note_sent(len(msg))
@@ -253,9 +425,7 @@ class _Client:
     def send_control(self, msg: bytes) -> None:
         if self.closing or self.replaying:
             return
-        if not self.queue and not self.busy and self._try_fast(msg):
-            return
-        self.enqueue(msg, 0, _KIND_CONTROL)
+        self._push_msg(msg, 0, _KIND_CONTROL)
 
     def enqueue(self, msg: bytes, n: int, kind: int) -> None:
         if self.closing:
@@ -279,7 +449,7 @@ class _Client:
             return
         items = self.batcher.flush()
         if items:
-            self.enqueue(batch_message(items), len(items), _KIND_BATCH)
+            self._push_msg(batch_message(items), len(items), _KIND_BATCH)
 
     def _cancel_timer(self) -> None:
         if self.timer is not None:
@@ -300,6 +470,7 @@ class _Client:
     def start_close(self, code: int, reason: bytes) -> None:
         if self.closing:
             return
+        self.flush_tick()  # what this tick already took goes out before the close frame
         self.closing = True
         self.queue.clear()
         self.pending.clear()
@@ -342,6 +513,8 @@ class _Client:
                     self.wake.clear()
                     await self.wake.wait()
                     continue
+                if self.tick:  # defensive: the invariant keeps it empty while messages queue
+                    self.flush_tick()
                 msg, n = self._next_message()
                 self.busy = True
                 try:
@@ -350,6 +523,7 @@ class _Client:
                     self.busy = False
                 self.events_out += n
         except asyncio.CancelledError:
+            _adopt_abandoned_sends(self.ws)
             raise
         except (ConnectionError, RuntimeError) as exc:
             if not self.closing:
@@ -436,7 +610,8 @@ class Server:
 
     Attributes: ``url`` (``ws://host:port/stream``, ``wss://`` with TLS), ``http_url``,
     ``host``, ``port``, ``token`` (``None`` when open), ``epoch`` (the store's), ``running``,
-    ``store``.  Methods: :meth:`publish`, :meth:`metrics`, :meth:`stop` (and async variants).
+    ``store``.  Methods: :meth:`publish`, :meth:`publish_nowait`, :meth:`metrics`, :meth:`stop`
+    (and async variants).
     """
 
     def __init__(
@@ -504,6 +679,23 @@ class Server:
         self._errors = _Counter()
         self._rejected = _Counter()
         self._rate = RateMeter(window=10.0, clock=time.monotonic)
+        # per-tick write coalescing: clients holding a tick buffer, flush scheduled?
+        self._dirty: list[_Client] = []
+        self._flush_scheduled = False
+        # publish_nowait: batches handed over by other threads, drained on the loop
+        self._nowait_lock = threading.Lock()
+        self._nowait_queue: deque[list[Event]] = deque()
+        self._nowait_scheduled = False
+        self._nowait_pending = 0
+        self._nowait_refused = 0
+        # the memory store appends synchronously: ingest without a coroutine per message (only
+        # when ``append`` is MemoryStore's own, so a subclass overriding it keeps its behaviour)
+        st = self.store
+        self._append_now: Callable[[list[Event]], list[StoredEvent]] | None = (
+            st.append_now
+            if isinstance(st, MemoryStore) and type(st).append is MemoryStore.append
+            else None
+        )
 
     # ---------------------------------------------------------------- properties
     @property
@@ -650,7 +842,116 @@ class Server:
             raise RuntimeError("Server.publish() called from the loop thread; use publish_async()")
         return _loop.run(self.publish_async(events))
 
+    def publish_nowait(self, events: Event | list[Event]) -> int:
+        """Hand one event (dict) or a list to the server without waiting; from any thread.
+
+        Validates in the caller's thread (raises EventValidationError / LimitExceeded like
+        :meth:`publish`, ServerError when stopped), then schedules the ingest on the server's
+        loop and returns the number of events **accepted**: all of them, or fewer (a prefix of
+        the list, possibly 0) when ``NOWAIT_MAX_PENDING`` (100,000) accepted events are still
+        waiting to be ingested -- the caller decides whether to retry the rest later.  Refused
+        events are counted in ``metrics()["publish_nowait_refused"]``.  Events from one thread
+        are ingested in call order; batches waiting together are ingested as one store append
+        (whole batches, up to ``NOWAIT_SLICE`` = 1000 events per loop callback).
+        Errors at ingest (e.g. a StoreError) are logged on the ``wsnotebook`` logger and counted
+        in ``metrics()["errors"]["publish_nowait"]``, never raised.
+        """
+        loop = self._loop
+        if not self.running or loop is None:
+            raise ServerError(f"server {self.url} is stopped")
+        batch = validate_events(events, max_batch=self.max_batch_events)
+        if batch is events:
+            batch = list(batch)  # the caller may reuse its list
+        n = len(batch)
+        with self._nowait_lock:
+            room = NOWAIT_MAX_PENDING - self._nowait_pending
+            if n > room:
+                self._nowait_refused += n - max(room, 0)
+                if room <= 0:
+                    return 0
+                batch, n = batch[:room], room
+            self._nowait_pending += n
+            self._nowait_queue.append(batch)
+            schedule = not self._nowait_scheduled
+            self._nowait_scheduled = True
+        if schedule:
+            try:
+                if _loop.in_loop_thread():
+                    loop.call_soon(self._drain_nowait)
+                else:
+                    loop.call_soon_threadsafe(self._drain_nowait)
+            except RuntimeError:  # loop closed under us
+                with self._nowait_lock:
+                    self._nowait_queue.clear()
+                    self._nowait_pending = 0
+                    self._nowait_scheduled = False
+                raise ServerError(f"server {self.url} is stopped") from None
+        return n
+
+    def _drain_nowait(self) -> None:
+        # At most NOWAIT_SLICE events per callback, then yield to the loop (writers, I/O) and
+        # continue: a backlog never lands on the clients' send queues in one tick.
+        batches: list[list[Event]] = []
+        with self._nowait_lock:
+            q = self._nowait_queue
+            taken = 0
+            while q and taken < NOWAIT_SLICE:
+                batches.append(q.popleft())
+                taken += len(batches[-1])
+            more = bool(q)
+            self._nowait_scheduled = more
+        if more:
+            assert self._loop is not None
+            self._loop.call_soon(self._drain_nowait)
+        if not batches:
+            return
+        events = batches[0] if len(batches) == 1 else [e for b in batches for e in b]
+        n = len(events)
+        if not events:
+            return
+        if not self.running:
+            self._nowait_done(n)
+            self._errors.bump("publish_nowait")
+            log.warning("wsnotebook: %d published events dropped: server stopped", n)
+            return
+        if self._append_now is not None:
+            try:
+                self._ingest_now(events)
+            except Exception as exc:
+                self._errors.bump("publish_nowait")
+                log.error("wsnotebook: publish_nowait ingest failed: %r", exc)
+            finally:
+                self._nowait_done(n)
+            return
+        task = asyncio.ensure_future(self._ingest(events))
+        task.add_done_callback(functools.partial(self._nowait_task_done, n=n))
+
+    def _nowait_task_done(self, task: asyncio.Future[list[StoredEvent]], *, n: int) -> None:
+        self._nowait_done(n)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            self._errors.bump("publish_nowait")
+            log.error("wsnotebook: publish_nowait ingest failed: %r", exc)
+
+    def _nowait_done(self, n: int) -> None:
+        with self._nowait_lock:
+            self._nowait_pending -= n
+
+    def _ingest_now(self, events: list[Event]) -> list[StoredEvent]:
+        """Synchronous ingest (memory store only)."""
+        assert self._append_now is not None
+        stored = self._append_now(events)
+        n = len(stored)
+        self._events_in += n
+        self._rate.add(n)
+        self._broadcast(stored)
+        return stored
+
     async def _ingest(self, events: list[Event]) -> list[StoredEvent]:
+        if self._append_now is not None:
+            return self._ingest_now(events)
         stored = await self.store.append(events)
         n = len(stored)
         self._events_in += n
@@ -659,14 +960,42 @@ class Server:
         return stored
 
     def _broadcast(self, stored: list[StoredEvent]) -> None:
+        """Hand new events to every client.  Each event's ``event`` message and its WebSocket
+        frame are built once here and shared by all clients (encode once)."""
         clients = self._clients
         if not clients:
             return
-        for s in stored:
-            enc = s.encoded
+        if len(stored) == 1:
+            enc = stored[0].encoded
             emsg = event_message(enc)
+            frame = _text_frame(emsg)
             for c in clients:
-                c.push_event(enc, emsg)
+                c.push_event(enc, emsg, frame)
+            return
+        encs = [s.encoded for s in stored]
+        emsgs = [event_message(e) for e in encs]
+        frames = [_text_frame(m) for m in emsgs]
+        enc_bytes = sum(map(len, encs))
+        msg_bytes = enc_bytes + _EVENT_OVERHEAD * len(encs)
+        for c in clients:
+            c.push_many(encs, emsgs, frames, enc_bytes, msg_bytes)
+
+    def _mark_dirty(self, client: _Client) -> None:
+        """``client`` started a tick buffer: flush every such buffer at the end of this tick."""
+        self._dirty.append(client)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            client.loop.call_soon(self._flush_dirty)
+
+    def _flush_dirty(self) -> None:
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for c in dirty:
+            try:
+                c.flush_tick()
+            except Exception as exc:  # never let one client break the others' flush
+                self._errors.bump("flush")
+                log.error("wsnotebook: flush to %s failed: %r", c.peer, exc)
 
     def _note_sent(self, nbytes: int) -> None:
         self._messages_out += 1
@@ -880,7 +1209,13 @@ class Server:
             heartbeat=hb,
             timeout=CLOSE_TIMEOUT,
         )
-        if not ws.can_prepare(request).ok:
+        try:
+            upgrade_ok = ws.can_prepare(request).ok
+        except (web.HTTPException, UnicodeError):
+            # aiohttp 3.14 builds its 400 from the raw header: a non-UTF-8 ``Upgrade`` value
+            # makes that constructor raise UnicodeEncodeError (was: HTTP 500 + traceback).
+            upgrade_ok = False
+        if not upgrade_ok:
             return self._reject(400, "expected a WebSocket upgrade request")
         await ws.prepare(request)
         transport = request.transport
@@ -914,6 +1249,7 @@ class Server:
         finally:
             self._clients.discard(client)
             if not client.closing:
+                client.flush_tick()
                 client.closing = True
                 client._cancel_timer()
                 client.wake.set()
@@ -929,15 +1265,18 @@ class Server:
         return ws
 
     def _queue_drop(self, client: _Client) -> None:
+        client.tick = []
+        client.tick_bytes = 0
         client.queue.clear()
         client.pending.clear()
         client.qbytes = 0
 
     async def _client_message(self, client: _Client, data: str | bytes) -> None:
         code, message = "", ""
-        raw = data if isinstance(data, bytes) else data.encode()
+        # aiohttp hands TEXT frames over as str: orjson parses str directly (no re-encode copy);
+        # the UTF-8 size is computed only when the single-event limit needs it.
         try:
-            obj = decode_json(raw)
+            obj = decode_json(data)
         except ProtocolError as exc:
             code, message = "invalid_json", str(exc)
         else:
@@ -955,9 +1294,14 @@ class Server:
             else:
                 payload = obj["data"]
                 try:
-                    if isinstance(payload, dict) and len(raw) > self.max_event_bytes:
+                    size = (
+                        _utf8_size_over(data, self.max_event_bytes)
+                        if isinstance(payload, dict)
+                        else 0
+                    )
+                    if size:
                         raise LimitExceeded(
-                            f"event: {len(raw)} bytes exceeds the limit of {self.max_event_bytes}",
+                            f"event: {size} bytes exceeds the limit of {self.max_event_bytes}",
                             limit="max_event_bytes",
                         )
                     events = validate_events(payload, max_batch=self.max_batch_events)
@@ -968,7 +1312,10 @@ class Server:
                     code, message = "invalid_event", str(exc)
                 else:
                     try:
-                        await self._ingest(events)
+                        if self._append_now is not None:
+                            self._ingest_now(events)
+                        else:
+                            await self._ingest(events)
                     except StoreError as exc:
                         self._errors.bump("store")
                         client.send_control(error_message(str(exc), "store_error"))
@@ -1002,6 +1349,8 @@ class Server:
             "queue_depth_current_max": max(depths, default=0),
             "queue_depth_total": sum(depths),
             "rejected": dict(self._rejected),
+            "publish_nowait_pending": self._nowait_pending,
+            "publish_nowait_refused": self._nowait_refused,
             "uptime_s": round(time.monotonic() - self._started, 3) if self._started else 0.0,
             "store": self.store.stats(),
         }
