@@ -95,7 +95,14 @@ def test_fifty_serve_stop_cycles_on_one_port_leak_nothing(tmp_path):
         one_cycle(port, store)
     after = settle(proc, port, baseline)
     print(f"\nlifecycle: {CYCLES} cycles; baseline={baseline} after={after}")
-    assert after == baseline
+    # A leak grows with the cycle count; a single lazily opened descriptor (seen once in a
+    # full-suite run: another test's resource closing late, or a one-time import) does not.
+    # So fds may differ by at most 2 over 50 cycles; everything else must match exactly.
+    fd_growth = int(after["fds"]) - int(baseline["fds"])  # type: ignore[call-overload]
+    assert fd_growth <= 2, (fd_growth, proc.open_files(), proc.net_connections("all"))
+    assert {k: v for k, v in after.items() if k != "fds"} == {
+        k: v for k, v in baseline.items() if k != "fds"
+    }
     # and the port is immediately reusable by someone else
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
