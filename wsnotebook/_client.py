@@ -20,14 +20,17 @@ import logging
 import math
 import operator
 import random
+import re
 import ssl as ssl_module
+import sys
 import threading
 import time
+import traceback
 import urllib.parse
 from collections import deque
 from collections.abc import Callable
 from itertools import repeat
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
@@ -331,6 +334,94 @@ def _redact(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
 
+_SECRET_PATTERNS = (
+    re.compile(r"(?i)(\btoken=)[^&\s#'\"]+"),  # a ?token= query value
+    re.compile(r"(?i)(\bbearer\s+)[^\s'\"]+"),  # an Authorization: Bearer value
+)
+
+
+def _token_secrets(url: str, token: str | None) -> tuple[str, ...]:
+    """The literal secrets to mask: ``token`` and any ``token=`` query value of ``url``, each
+    also in its URL-encoded forms (longest first, so no fragment of one survives)."""
+    values = [token] if token else []
+    query = urllib.parse.urlsplit(url).query
+    values += [v for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True) if k == "token"]
+    out = set()
+    for v in values:
+        if v:
+            out |= {v, urllib.parse.quote(v, safe=""), urllib.parse.quote_plus(v)}
+    return tuple(sorted(out, key=len, reverse=True))
+
+
+def _mask_secrets(text: str, secrets: tuple[str, ...]) -> str:
+    """``text`` with every secret and every ``token=``/``Bearer`` value replaced by ``***``."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(r"\g<1>***", text)
+    return text
+
+
+if TYPE_CHECKING:
+    _LoggerAdapter = logging.LoggerAdapter[logging.Logger]
+else:  # not subscriptable at runtime before Python 3.11
+    _LoggerAdapter = logging.LoggerAdapter
+
+
+class _RedactingLogger(_LoggerAdapter):
+    """The logger handed to ``websockets.connect``: masks the client's token everywhere.
+
+    ``websockets`` logs the request line (``GET /stream?token=...``) and every header
+    (``Authorization: Bearer ...``) at DEBUG, and exceptions with tracebacks at ERROR.  Each
+    record is rendered here (message % args, plus the traceback when ``exc_info`` is given),
+    masked with :func:`_mask_secrets`, and passed on as a plain message to the wrapped logger
+    (``websockets.client`` by default, so handlers and levels configured for it still apply).
+    Nothing is rendered for a disabled level, so it costs nothing when DEBUG is off.
+    """
+
+    def __init__(self, logger: logging.Logger, secrets: tuple[str, ...]) -> None:
+        super().__init__(logger, {})
+        self.secrets = secrets
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return msg, kwargs  # keep the caller's ``extra`` (websockets adds ``websocket``)
+
+    def log(  # type: ignore[override]
+        self,
+        level: int,
+        msg: object,
+        *args: object,
+        exc_info: Any = None,
+        stack_info: bool = False,
+        stacklevel: int = 1,
+        extra: Any = None,
+    ) -> None:
+        if not self.isEnabledFor(level):
+            return
+        try:
+            fmt_args: Any = args
+            if len(args) == 1 and isinstance(args[0], dict) and args[0]:
+                fmt_args = args[0]
+            text = str(msg) % fmt_args if args else str(msg)
+        except Exception:  # a malformed format must not raise into websockets
+            text = f"{msg} {args!r}"
+        if exc_info:
+            if isinstance(exc_info, BaseException):
+                exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+            elif not isinstance(exc_info, tuple):
+                exc_info = sys.exc_info()
+            if exc_info[0] is not None:
+                text += "\n" + "".join(traceback.format_exception(*exc_info)).rstrip()
+        self.logger.log(
+            level,
+            "%s",
+            _mask_secrets(text, self.secrets),
+            stack_info=stack_info,
+            stacklevel=stacklevel + 1,
+            extra=extra,
+        )
+
+
 # --------------------------------------------------------------------------- parsing (hot path)
 
 _REQUIRED_STR_GETTERS = tuple(
@@ -473,6 +564,10 @@ class Client:
         self.frame: EventFrame = frame if frame is not None else EventFrame(max_rows=max_rows)
         self.traffic = TrafficLog(size=traffic_size)
         self._token = token
+        # Masks the token in the websockets library's own log (request line, headers, errors).
+        self._ws_logger = _RedactingLogger(
+            logging.getLogger("websockets.client"), _token_secrets(self.url, token)
+        )
         self._batch = batch
         self._interval_ms = interval_ms
         self._compression = compression
@@ -519,6 +614,8 @@ class Client:
         self.server_errors = 0
         self.duplicates_skipped = 0
         self.gaps = 0
+        self.gaps_open_ended = 0  # gaps whose end the client cannot know (to_id == -1)
+        self.gap_events_at_least = 0  # sum of the gaps' known lower bounds of lost events
         self.last_rtt_ms: float | None = None
         self.last_disconnect: str | None = None
         #: The most recent backoff delays (seconds), newest last (at most 100).
@@ -691,6 +788,8 @@ class Client:
             "server_errors": self.server_errors,
             "duplicates_skipped": self.duplicates_skipped,
             "gaps": self.gaps,
+            "gaps_open_ended": self.gaps_open_ended,
+            "gap_events_at_least": self.gap_events_at_least,
             "epoch": self._resume.epoch,
             "last_id": self._resume.last_id,
             "server_seq": self._server_seq,
@@ -829,6 +928,7 @@ class Client:
                 max_queue=64,
                 create_connection=cast(Any, _metered_connection(meter)),
                 ssl=self._ssl,
+                logger=self._ws_logger,
             )
         except asyncio.CancelledError:
             raise
@@ -874,6 +974,8 @@ class Client:
             except Exception:  # a bug or a frame error must not kill the connection
                 self._count("internal")
                 log.exception("wsnotebook client: error while handling a message")
+            # Over the kernel CPU budget, yield the GIL to the kernel (no-op without a budget).
+            _loop.budget_checkpoint()
 
     # ------------------------------------------------------------------ message handling
 
@@ -970,9 +1072,19 @@ class Client:
         with self._cond:
             self._cond.notify_all()
 
-    def _mark_gap(self, gap: Gap) -> None:
+    def _mark_gap(self, gap: Gap, *, at_least: int | None = None) -> None:
+        """Record ``gap`` in the frame and count it.
+
+        ``at_least``: the known lower bound of lost events; by default the gap's size when its
+        end is known (``to_id >= from_id``), else 0 (open-ended: the loss may be empty).
+        """
         self._flush()
         self.gaps += 1
+        if gap.to_id < 0:
+            self.gaps_open_ended += 1
+        if at_least is None:
+            at_least = gap.to_id - gap.from_id + 1 if gap.to_id >= gap.from_id else 0
+        self.gap_events_at_least += max(0, at_least)
         log.warning(
             "wsnotebook client: events %d..%s lost (%s)",
             gap.from_id,
@@ -980,6 +1092,26 @@ class Client:
             gap.reason,
         )
         self.frame.mark_gap(gap.from_id, gap.to_id, gap.reason)
+
+    def _mark_new_epoch_gap(self, from_id: int, old_seq: int | None, epoch: str | None) -> None:
+        """The old (in-memory) epoch is gone: events ``from_id..`` of it can never be replayed.
+
+        The client only knows a lower bound: the last ``seq`` it heard from the old server
+        (``initial``/heartbeat).  The old server may have accepted more after that heartbeat
+        (and a heartbeat can overtake queued events), so the end is never claimed: the gap is
+        ``from_id .. -1`` and its reason states the bound, e.g. ``"new epoch B: at least 10
+        events lost (last seq heard 20); end unknown"``.
+        """
+        known = old_seq - from_id + 1 if old_seq is not None and old_seq >= from_id else 0
+        heard = f"last seq heard {old_seq}" if old_seq is not None else "no seq heard"
+        if known:
+            reason = f"new epoch {epoch}: at least {known} events lost ({heard}); end unknown"
+        else:
+            reason = (
+                f"new epoch {epoch}: events after id {from_id - 1} lost, if any ({heard}); "
+                "end unknown"
+            )
+        self._mark_gap(Gap(from_id, -1, reason), at_least=known)
 
     def _on_initial(self, msg: ServerMessage, received: float) -> None:
         self._flush()
@@ -1002,13 +1134,9 @@ class Client:
                 self.frame.reset_ids()
             for gap in gaps:
                 if gap.to_id == -1 and gap.reason == "new epoch":
-                    # Events old_last+1..old_seq were accepted by the old server but never
-                    # reached us: size the gap precisely when the server told us its seq.
-                    if old_seq is not None and old_last is not None and old_seq > old_last:
-                        gap = Gap(gap.from_id, old_seq, f"new epoch {msg.epoch}")
-                    else:
-                        gap = Gap(gap.from_id, -1, f"new epoch {msg.epoch} (end unknown)")
-                self._mark_gap(gap)
+                    self._mark_new_epoch_gap(gap.from_id, old_seq, msg.epoch)
+                else:
+                    self._mark_gap(gap)
             self._server_seq = msg.seq
         if msg.events:
             for ev in msg.events:

@@ -57,12 +57,6 @@ def scripted() -> Iterator[ScriptedServer]:
     s.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_client.py _on_initial sizes a new-epoch gap as last_id+1..last heartbeat seq, but "
-    "the old server may have accepted more after that heartbeat: the gap must be open-ended "
-    "(to_id -1) or say 'at least'; a chaos run recorded 25276..26675, lost 25276..26775",
-)
 def test_a_new_epoch_gap_does_not_claim_an_end_the_client_cannot_know(scripted):
     # old epoch A: the client receives 1..10, then hears seq 20 (11..20 still in flight), and
     # the old server goes on to accept 21..60 before it restarts empty as epoch B.
@@ -91,5 +85,11 @@ def test_a_new_epoch_gap_does_not_claim_an_end_the_client_cannot_know(scripted):
         assert len(gaps) == 1, gaps
         assert int(gaps.iloc[0]["from_id"]) == 11
         assert int(gaps.iloc[0]["to_id"]) == -1, gaps.to_dict("records")
+        # what the client does know is said: 11..20 (announced by the heartbeat) are lost
+        assert gaps.iloc[0]["reason"] == (
+            "new epoch B: at least 10 events lost (last seq heard 20); end unknown"
+        )
+        m = client.metrics()
+        assert (m["gaps"], m["gaps_open_ended"], m["gap_events_at_least"]) == (1, 1, 10)
     finally:
         client.close()

@@ -67,15 +67,22 @@ def test_replayed_events_are_appended_exactly_once(client: Client) -> None:
     assert len(client.frame.gaps) == 0
 
 
-def test_new_epoch_records_a_gap_sized_by_the_last_heartbeat_seq(client: Client) -> None:
+def test_new_epoch_gap_is_open_ended_with_the_last_heartbeat_seq_as_lower_bound(
+    client: Client,
+) -> None:
     feed(client, initial(range(1, 6), seq=5, epoch="A"))
     feed(client, {"type": "heartbeat", "timestamp": 1, "seq": 9, "epoch": "A"})
     assert client.metrics()["server_seq"] == 9
     # server restarted with an empty memory store: ids restart at 1
     feed(client, initial(range(1, 3), seq=2, epoch="B", reset=True))
     gaps = client.frame.gaps
-    assert gaps[["from_id", "to_id"]].values.tolist() == [[6, 9]]
-    assert "new epoch" in gaps["reason"].iloc[0]
+    # 6..9 are known lost; the old server may have accepted more after seq 9: end unknown
+    assert gaps[["from_id", "to_id"]].values.tolist() == [[6, -1]]
+    assert gaps["reason"].iloc[0] == (
+        "new epoch B: at least 4 events lost (last seq heard 9); end unknown"
+    )
+    m = client.metrics()
+    assert (m["gaps"], m["gaps_open_ended"], m["gap_events_at_least"]) == (1, 1, 4)
     # the frame forgot the old ids, so the new epoch's 1 and 2 are kept, not deduped
     assert ids_of(client.frame) == [1, 2, 3, 4, 5, 1, 2]
     assert client._query()["epoch"] == "B"
@@ -87,6 +94,8 @@ def test_new_epoch_without_a_newer_seq_records_an_open_ended_gap(client: Client)
     feed(client, initial([], seq=0, epoch="B", reset=True))
     gaps = client.frame.gaps
     assert gaps[["from_id", "to_id"]].values.tolist() == [[4, -1]]
+    assert "events after id 3 lost, if any" in gaps["reason"].iloc[0]
+    assert client.metrics()["gap_events_at_least"] == 0
     assert client._query()["since"] == "0"  # in sync with the empty new store
 
 
