@@ -54,6 +54,7 @@ from ._protocol import (
     CLOSE_POLICY,
     CLOSE_TRY_AGAIN,
     Batcher,
+    RateLimiter,
     RateMeter,
     batch_message,
     error_message,
@@ -106,6 +107,14 @@ NOWAIT_MAX_PENDING = 100_000
 NOWAIT_SLICE = 1000
 #: Seconds a closing handshake may take before the transport is aborted.
 CLOSE_TIMEOUT = 5.0
+#: Per-IP WebSocket handshake rate limit defaults (handshakes/s and burst) and the most client
+#: addresses the limiter remembers (least recently seen evicted first).
+DEFAULT_CONNECT_RATE = 50.0
+DEFAULT_CONNECT_BURST = 200
+CONNECT_RATE_MAX_IPS = 10_000
+#: A broadcast to more clients than this calls ``_loop.budget_checkpoint()`` every this many
+#: clients, so a big fan-out inside a kernel yields the GIL when over the CPU budget.
+BROADCAST_CHECKPOINT_EVERY = 32
 
 _EVENT_PREFIX = b'{"type":"event","data":'
 _EVENT_OVERHEAD = len(_EVENT_PREFIX) + 1
@@ -247,7 +256,8 @@ class _Client:
         self.req_epoch = epoch
         self.queue: deque[tuple[bytes, int, int]] = deque()  # (message, n events, kind)
         self.qbytes = 0
-        self.pending: deque[bytes] = deque()  # live event messages held during replay
+        # live event and control messages held during the replay, in arrival order
+        self.pending: deque[tuple[bytes, int]] = deque()  # (message, kind)
         self.replaying = True
         self.replay_to = 0
         self.busy = False
@@ -293,14 +303,7 @@ class _Client:
         if self.closing:
             return
         if self.replaying:
-            if (
-                len(self.pending) >= self.server.queue_size
-                or self.qbytes + len(emsg) > self.server.max_queue_bytes
-            ):
-                self.overflow()
-                return
-            self.pending.append(emsg)
-            self.qbytes += len(emsg)
+            self._hold(emsg, _KIND_EVENT)
             return
         batcher = self.batcher
         if batcher is not None:
@@ -423,9 +426,27 @@ class _Client:
         return True
 
     def send_control(self, msg: bytes) -> None:
-        if self.closing or self.replaying:
+        """Send a control message (``error``, ``heartbeat``).  During the replay it is held,
+        in order with the live events that arrive meanwhile, and sent right after the replay
+        (bounded by the send-queue limits like everything else: overflow drops with 1013)."""
+        if self.closing:
+            return
+        if self.replaying:
+            self._hold(msg, _KIND_CONTROL)
             return
         self._push_msg(msg, 0, _KIND_CONTROL)
+
+    def _hold(self, msg: bytes, kind: int) -> None:
+        """Keep a message that arrived during the replay (bounded: ``queue_size`` messages and
+        ``max_queue_bytes`` bytes; beyond that the client is dropped with 1013)."""
+        if (
+            len(self.pending) >= self.server.queue_size
+            or self.qbytes + len(msg) > self.server.max_queue_bytes
+        ):
+            self.overflow()
+            return
+        self.pending.append((msg, kind))
+        self.qbytes += len(msg)
 
     def enqueue(self, msg: bytes, n: int, kind: int) -> None:
         if self.closing:
@@ -595,11 +616,14 @@ class _Client:
         # go live: move what arrived meanwhile to the normal path, in order
         self.replaying = False
         pending, self.pending = self.pending, deque()
-        self.qbytes -= sum(len(m) for m in pending)
-        for emsg in pending:
+        self.qbytes -= sum(len(m) for m, _ in pending)
+        for msg, kind in pending:
             if self.closing:
                 break
-            self.push_event(emsg[len(_EVENT_PREFIX) : -1], emsg)
+            if kind == _KIND_CONTROL:
+                self._push_msg(msg, 0, _KIND_CONTROL)
+            else:
+                self.push_event(msg[len(_EVENT_PREFIX) : -1], msg)
 
 
 # --------------------------------------------------------------------------- the server
@@ -635,6 +659,8 @@ class Server:
         certfile: str | None,
         keyfile: str | None,
         compression: bool = True,
+        connect_rate: float = DEFAULT_CONNECT_RATE,
+        connect_burst: int = DEFAULT_CONNECT_BURST,
     ) -> None:
         self.host = host
         self.compression = compression
@@ -679,6 +705,11 @@ class Server:
         self._errors = _Counter()
         self._rejected = _Counter()
         self._rate = RateMeter(window=10.0, clock=time.monotonic)
+        self.connect_rate = float(connect_rate)
+        self.connect_burst = connect_burst
+        self._connect_limiter = RateLimiter(
+            self.connect_rate, connect_burst, max_keys=CONNECT_RATE_MAX_IPS, clock=time.monotonic
+        )
         # per-tick write coalescing: clients holding a tick buffer, flush scheduled?
         self._dirty: list[_Client] = []
         self._flush_scheduled = False
@@ -961,7 +992,10 @@ class Server:
 
     def _broadcast(self, stored: list[StoredEvent]) -> None:
         """Hand new events to every client.  Each event's ``event`` message and its WebSocket
-        frame are built once here and shared by all clients (encode once)."""
+        frame are built once here and shared by all clients (encode once).  With more than
+        ``BROADCAST_CHECKPOINT_EVERY`` clients, ``_loop.budget_checkpoint()`` runs after every
+        that many, so a big fan-out inside a kernel yields the GIL when over the CPU budget (a
+        no-op outside a kernel / without a budget)."""
         clients = self._clients
         if not clients:
             return
@@ -969,16 +1003,32 @@ class Server:
             enc = stored[0].encoded
             emsg = event_message(enc)
             frame = _text_frame(emsg)
-            for c in clients:
-                c.push_event(enc, emsg, frame)
+            every = BROADCAST_CHECKPOINT_EVERY
+            if len(clients) <= every or not _loop.budget.active:
+                for c in clients:
+                    c.push_event(enc, emsg, frame)
+                return
+            ordered = list(clients)
+            for start in range(0, len(ordered), every):
+                for c in ordered[start : start + every]:
+                    c.push_event(enc, emsg, frame)
+                _loop.budget_checkpoint()
             return
         encs = [s.encoded for s in stored]
         emsgs = [event_message(e) for e in encs]
         frames = [_text_frame(m) for m in emsgs]
         enc_bytes = sum(map(len, encs))
         msg_bytes = enc_bytes + _EVENT_OVERHEAD * len(encs)
-        for c in clients:
-            c.push_many(encs, emsgs, frames, enc_bytes, msg_bytes)
+        every = BROADCAST_CHECKPOINT_EVERY
+        if len(clients) <= every or not _loop.budget.active:
+            for c in clients:
+                c.push_many(encs, emsgs, frames, enc_bytes, msg_bytes)
+            return
+        ordered = list(clients)
+        for start in range(0, len(ordered), every):
+            for c in ordered[start : start + every]:
+                c.push_many(encs, emsgs, frames, enc_bytes, msg_bytes)
+            _loop.budget_checkpoint()
 
     def _mark_dirty(self, client: _Client) -> None:
         """``client`` started a tick buffer: flush every such buffer at the end of this tick."""
@@ -1191,7 +1241,26 @@ class Server:
             "epoch": epoch,
         }
 
+    def _connect_allowed(self, request: web.Request) -> web.Response | None:
+        """Per-IP handshake rate limit: ``None`` when allowed, else the 429 reply."""
+        limiter = self._connect_limiter
+        if not limiter.enabled:
+            return None
+        ip = request.remote or "?"
+        wait = limiter.check(ip)
+        if not wait:
+            return None
+        log.debug("wsnotebook: handshake from %s rate-limited (retry in %.2f s)", ip, wait)
+        return self._reject(
+            429,
+            f"too many connection attempts from {ip}; retry later",
+            **{"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+
     async def _stream(self, request: web.Request) -> web.StreamResponse:
+        limited = self._connect_allowed(request)
+        if limited is not None:
+            return limited
         try:
             params = self._stream_params(request)
         except ValueError as exc:
@@ -1349,6 +1418,7 @@ class Server:
             "queue_depth_current_max": max(depths, default=0),
             "queue_depth_total": sum(depths),
             "rejected": dict(self._rejected),
+            "connect_limiter_ips": len(self._connect_limiter),
             "publish_nowait_pending": self._nowait_pending,
             "publish_nowait_refused": self._nowait_refused,
             "uptime_s": round(time.monotonic() - self._started, 3) if self._started else 0.0,
@@ -1427,6 +1497,8 @@ def serve(
     max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
     heartbeat_interval: float = 5.0,
     compression: bool = True,
+    connect_rate: float = DEFAULT_CONNECT_RATE,
+    connect_burst: int = DEFAULT_CONNECT_BURST,
     ssl_context: ssl.SSLContext | None = None,
     certfile: str | None = None,
     keyfile: str | None = None,
@@ -1458,6 +1530,13 @@ def serve(
     * ``compression=True``: negotiate permessage-deflate with clients that offer it (browsers and
       ``websockets`` do by default).  Plain clients keep the zero-copy fast path; compressed ones
       cost one zlib pass per message each.  ``False`` never compresses.
+    * ``connect_rate=50.0`` handshakes/s per client IP (0 disables; 0..1,000,000) and
+      ``connect_burst=200`` (1..1,000,000): a token bucket per ``request.remote`` checked first
+      on ``GET /stream``; beyond it the handshake gets HTTP 429 ``{"error": "too many connection
+      attempts from <ip>; retry later"}`` with ``Retry-After`` (seconds), counted in
+      ``metrics()["rejected"]["429"]``.  Refused attempts spend nothing.  The limiter remembers
+      at most 10,000 addresses (idle ones forgotten, least recently seen evicted first).
+      wsnotebook clients retry 429 with backoff.  HTTP endpoints are not rate-limited.
     * ``ssl_context`` or ``certfile``/``keyfile``: serve HTTPS/WSS.
     * ``restart=False``: a second ``serve()`` on the same host/port with the same options returns
       the running server; with different options it raises ConfigError unless ``restart=True``
@@ -1475,6 +1554,11 @@ def serve(
         raise ConfigError("heartbeat_interval: expected a number of seconds")
     if not (math.isfinite(heartbeat_interval) and 0 <= heartbeat_interval <= 3600):
         raise ConfigError(f"heartbeat_interval must be in 0..3600 s, got {heartbeat_interval}")
+    if isinstance(connect_rate, bool) or not isinstance(connect_rate, (int, float)):
+        raise ConfigError("connect_rate: expected a number of handshakes per second")
+    if not (math.isfinite(connect_rate) and 0 <= connect_rate <= 1_000_000):
+        raise ConfigError(f"connect_rate must be in 0..1,000,000 per s, got {connect_rate}")
+    _bounded_int("connect_burst", connect_burst, 1, 1_000_000)
     if not isinstance(host, str):
         raise ConfigError(f"host: expected string, got {type(host).__name__}")
     if token is not None and not isinstance(token, str):
@@ -1497,6 +1581,8 @@ def serve(
         max_queue_bytes=max_queue_bytes,
         heartbeat_interval=heartbeat_interval,
         compression=bool(compression),
+        connect_rate=float(connect_rate),
+        connect_burst=connect_burst,
         ssl_context=ssl_context,
         certfile=certfile,
         keyfile=keyfile,
@@ -1540,6 +1626,8 @@ def serve(
         max_queue_bytes=max_queue_bytes,
         heartbeat_interval=float(heartbeat_interval),
         compression=bool(compression),
+        connect_rate=float(connect_rate),
+        connect_burst=connect_burst,
         ssl_context=ssl_context,
         certfile=certfile,
         keyfile=keyfile,

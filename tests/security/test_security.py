@@ -232,11 +232,6 @@ def test_tokens_never_appear_in_logs_metrics_or_reprs(public_server, all_logs):
         bad.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_client.py passes no logger to websockets.connect: at DEBUG the 'websockets.client' "
-    "logger prints the request line (?token=...) and the Authorization header",
-)
 def test_the_websocket_library_debug_log_does_not_leak_the_clients_token(public_server, all_logs):
     token = public_server.token
     by_header = wsn.connect(public_server.url, token=token)
@@ -409,18 +404,53 @@ def test_a_concurrent_burst_of_handshakes_never_exceeds_max_connections():
         server.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_server.py has no per-IP connection-rate limit: one IP may open handshakes as fast "
-    "as it likes up to max_connections (see docs/reliability.md)",
-)
-def test_a_burst_of_handshakes_from_one_ip_is_rate_limited_with_429():
-    server = wsn.serve(port=0, max_connections=10_000)
-    statuses: list[int] = []
+def handshake_refusal(url: str) -> tuple[int, dict[str, str], Any]:
+    """(101, {}, None) when the handshake succeeds, else (status, headers with lower-case
+    names, JSON body)."""
     try:
-        for _ in range(200):
-            statuses.append(handshake_status(server.url))
-        assert 429 in statuses
+        with ws_connect(url, open_timeout=10):
+            return 101, {}, None
+    except InvalidStatus as exc:
+        resp = exc.response
+        headers = {k.lower(): v for k, v in resp.headers.raw_items()}
+        return resp.status_code, headers, json.loads(resp.body or b"null")
+
+
+def test_a_burst_of_handshakes_from_one_ip_is_rate_limited_with_429():
+    server = wsn.serve(port=0, max_connections=10_000, connect_rate=1.0, connect_burst=5)
+    try:
+        results = [handshake_refusal(server.url) for _ in range(40)]
+        statuses = [status for status, _, _ in results]
+        assert statuses[:5] == [101] * 5  # the burst is there at once
+        refused = [(h, body) for status, h, body in results if status == 429]
+        # 40 handshakes cannot take the 35 s the bucket would need to let them all in
+        assert refused, statuses
+        headers, body = refused[0]
+        assert body == {"error": "too many connection attempts from 127.0.0.1; retry later"}
+        assert 1 <= int(headers["retry-after"]) <= 5
+        assert server.metrics()["rejected"]["429"] == len(refused)
+        # refused attempts spend nothing: the bucket refills and the same IP gets in again
+        deadline = time.monotonic() + 30
+        while handshake_refusal(server.url)[0] != 101:
+            assert time.monotonic() < deadline, "the bucket never refilled"
+            time.sleep(0.2)
+    finally:
+        server.stop()
+
+
+def test_the_handshake_rate_limit_is_per_ip_and_spares_http():
+    server = wsn.serve(port=0, connect_rate=0.5, connect_burst=1)
+    try:
+        assert handshake_status(server.url) == 101
+        assert handshake_status(server.url) == 429
+        # HTTP endpoints are not rate-limited
+        assert request(server.http_url + "/health")[0] == 200
+        assert post_json(server.http_url, EVENT)[0] == 200
+        # another source address (127.0.0.2 is loopback too on Linux) has its own bucket
+        with ws_connect(server.url, open_timeout=10, source_address=("127.0.0.2", 0)) as ws:
+            assert json.loads(ws.recv(timeout=10))["type"] == "initial"
+        assert handshake_status(server.url) == 429
+        assert server.metrics()["rejected"]["429"] == 2
     finally:
         server.stop()
 
