@@ -589,6 +589,9 @@ class Client:
         self._resume = ResumeState()
         self._resume.last_id = since
         self._server_seq: int | None = None  # last seq the server announced in this epoch
+        # The server's last id when it stopped gracefully (heartbeat with "final": true): with
+        # it a new-epoch gap has a known end, and a restart that lost nothing records no gap.
+        self._final_seq: int | None = None
         self._pending: list[Event] = []  # live events received but not yet in the frame
         self._flush_scheduled = False
 
@@ -1093,15 +1096,26 @@ class Client:
         )
         self.frame.mark_gap(gap.from_id, gap.to_id, gap.reason)
 
-    def _mark_new_epoch_gap(self, from_id: int, old_seq: int | None, epoch: str | None) -> None:
+    def _mark_new_epoch_gap(
+        self, from_id: int, old_seq: int | None, epoch: str | None, final_seq: int | None = None
+    ) -> None:
         """The old (in-memory) epoch is gone: events ``from_id..`` of it can never be replayed.
 
-        The client only knows a lower bound: the last ``seq`` it heard from the old server
-        (``initial``/heartbeat).  The old server may have accepted more after that heartbeat
-        (and a heartbeat can overtake queued events), so the end is never claimed: the gap is
-        ``from_id .. -1`` and its reason states the bound, e.g. ``"new epoch B: at least 10
-        events lost (last seq heard 20); end unknown"``.
+        When the old server stopped gracefully it announced its last id (``final_seq``, from a
+        heartbeat with ``"final": true``): the loss is then exactly ``from_id..final_seq`` — and
+        nothing at all when ``final_seq < from_id``.  Otherwise (a crash, or the final heartbeat
+        never reached us) the client only knows a lower bound: the last ``seq`` it heard from
+        the old server (``initial``/heartbeat).  The old server may have accepted more after
+        that heartbeat (and a heartbeat can overtake queued events), so the end is never
+        claimed: the gap is ``from_id .. -1`` and its reason states the bound, e.g. ``"new
+        epoch B: at least 10 events lost (last seq heard 20); end unknown"``.
         """
+        if final_seq is not None:
+            if final_seq >= from_id:
+                n = final_seq - from_id + 1
+                reason = f"new epoch {epoch}: {n} events lost (old server's final id {final_seq})"
+                self._mark_gap(Gap(from_id, final_seq, reason), at_least=n)
+            return
         known = old_seq - from_id + 1 if old_seq is not None and old_seq >= from_id else 0
         heard = f"last seq heard {old_seq}" if old_seq is not None else "no seq heard"
         if known:
@@ -1117,6 +1131,7 @@ class Client:
         self._flush()
         resume = self._resume
         old_epoch, old_last, old_seq = resume.epoch, resume.last_id, self._server_seq
+        final_seq, self._final_seq = self._final_seq, None
         ids = [e["id"] for e in msg.events]
         if msg.epoch is None:
             # Seed-style server: no epoch.  Ids going backwards means it restarted empty.
@@ -1134,7 +1149,7 @@ class Client:
                 self.frame.reset_ids()
             for gap in gaps:
                 if gap.to_id == -1 and gap.reason == "new epoch":
-                    self._mark_new_epoch_gap(gap.from_id, old_seq, msg.epoch)
+                    self._mark_new_epoch_gap(gap.from_id, old_seq, msg.epoch, final_seq)
                 else:
                     self._mark_gap(gap)
             self._server_seq = msg.seq
@@ -1161,6 +1176,13 @@ class Client:
             and (self._server_seq is None or seq > self._server_seq)
         ):
             self._server_seq = seq
+        if (
+            obj.get("final") is True
+            and isinstance(seq, int)
+            and not isinstance(seq, bool)
+            and (epoch is None or epoch == self._resume.epoch)
+        ):
+            self._final_seq = seq
 
     def _on_gap(self, data: Any) -> None:
         if not isinstance(data, dict):

@@ -262,6 +262,7 @@ class _Client:
         self.replay_to = 0
         self.busy = False
         self.closing = False
+        self._final: bytes | None = None
         self.wake = asyncio.Event()
         self.timer: asyncio.TimerHandle | None = None
         self.writer_task: asyncio.Task[None] | None = None
@@ -488,9 +489,12 @@ class _Client:
         )
         self.start_close(CLOSE_TRY_AGAIN, b"slow consumer: send queue overflow")
 
-    def start_close(self, code: int, reason: bytes) -> None:
+    def start_close(self, code: int, reason: bytes, final: bytes | None = None) -> None:
+        """Close with ``code``; ``final`` (a last control message) goes out just before the
+        close frame, after anything still queued was discarded."""
         if self.closing:
             return
+        self._final = final
         self.flush_tick()  # what this tick already took goes out before the close frame
         self.closing = True
         self.queue.clear()
@@ -512,6 +516,9 @@ class _Client:
             waiter = getattr(proto, "_drain_waiter", None)
             if waiter is not None and waiter.cancelled():
                 proto._drain_waiter = None  # type: ignore[union-attr]
+        if self._final is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._send(self._final), CLOSE_TIMEOUT)
         try:
             await asyncio.wait_for(self.ws.close(code=code, message=reason), CLOSE_TIMEOUT)
         except (asyncio.TimeoutError, asyncio.CancelledError):
@@ -840,8 +847,20 @@ class Server:
 
     async def _on_shutdown(self, app: web.Application) -> None:
         clients = list(self._clients)
+        # A final heartbeat tells extended clients the last id this epoch will ever have: after
+        # a restart with a fresh in-memory store they can size their gap exactly (or know that
+        # nothing was lost) instead of recording an open-ended one.
+        final = encode_json(
+            {
+                "type": "heartbeat",
+                "timestamp": int(now_ms()),
+                "seq": self.store.last_id,
+                "epoch": self.store.epoch,
+                "final": True,
+            }
+        )
         for c in clients:
-            c.start_close(CLOSE_GOING_AWAY, b"server stopping")
+            c.start_close(CLOSE_GOING_AWAY, b"server stopping", final if c.extended else None)
         tasks = [c.close_task for c in clients if c.close_task is not None]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -93,3 +93,64 @@ def test_a_new_epoch_gap_does_not_claim_an_end_the_client_cannot_know(scripted):
         assert (m["gaps"], m["gaps_open_ended"], m["gap_events_at_least"]) == (1, 1, 10)
     finally:
         client.close()
+
+
+def _run_two_epochs(scripted: ScriptedServer, final_seq: int) -> Any:
+    """Old epoch A delivers 1..10, then stops gracefully announcing ``final_seq``; B is empty."""
+    scripted.scripts.put(
+        [
+            {
+                "type": "initial",
+                "data": [ev(i) for i in range(1, 11)],
+                "seq": 10,
+                "epoch": "A",
+                "reset": False,
+                "more": False,
+            },
+            {
+                "type": "heartbeat",
+                "timestamp": int(time.time() * 1000),
+                "seq": final_seq,
+                "epoch": "A",
+                "final": True,
+            },
+        ]
+    )
+    scripted.scripts.put(
+        [
+            {
+                "type": "initial",
+                "data": [ev(1)],
+                "seq": 1,
+                "epoch": "B",
+                "reset": True,
+                "more": False,
+            }
+        ]
+    )
+    return wsn.connect(f"ws://127.0.0.1:{scripted.port}/stream", backoff_base=0.01)
+
+
+def test_a_graceful_restart_announces_its_final_id_so_the_gap_is_exact(scripted):
+    client = _run_two_epochs(scripted, final_seq=25)
+    try:
+        deadline = time.monotonic() + 20
+        while len(client.frame.gaps) == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        gaps = client.frame.gaps.to_dict("records")
+        assert [(g["from_id"], g["to_id"]) for g in gaps] == [(11, 25)], gaps
+        assert "15 events lost" in gaps[0]["reason"]
+        assert client.metrics()["gap_events_at_least"] == 15
+        assert client.wait_for(11, timeout=20)  # epoch B's event 1 is new, not a duplicate
+    finally:
+        client.close()
+
+
+def test_a_graceful_restart_that_lost_nothing_records_no_gap(scripted):
+    client = _run_two_epochs(scripted, final_seq=10)
+    try:
+        assert client.wait_for(11, timeout=20)  # 1..10 of A, then 1 of B
+        assert len(client.frame.gaps) == 0
+        assert client.metrics()["gaps"] == 0
+    finally:
+        client.close()

@@ -54,8 +54,14 @@ EXPECTED: dict[str, list[tuple[str, Any]]] = {
     ],
     "05_debugging_traffic.ipynb": [
         (
-            r"DEBUG_MEMORY reconnects = (\d+) \| gaps = (\d+)",
-            lambda g: int(g[0]) >= 1 and int(g[1]) >= 1,
+            r"DEBUG_MEMORY reconnects = (\d+) \| gaps = (\d+) .*restarted at 1 after row 600: True",
+            lambda g: int(g[0]) >= 1 and int(g[1]) == 0,
+        ),
+        (
+            r"DEBUG_EVICTED gaps = (\d+) \| missing ids (\d+) \.\. (\d+) \| received (\d+) "
+            r"\| first received id (\d+)",
+            # 1100 published, 300 retained (801..1100): 101..800 are missing, exactly once
+            lambda g: g == ("1", "101", "800", "300", "801"),
         ),
         (
             r"DEBUG_SQLITE reconnects = (\d+) \| gaps = (\d+) .*ids contiguous: True",
