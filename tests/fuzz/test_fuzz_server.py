@@ -82,6 +82,9 @@ def server() -> Iterator[Any]:
         max_message_bytes=MAX_MESSAGE,
         max_batch_events=MAX_BATCH,
         max_connections=200,
+        # thousands of fuzzed handshakes from 127.0.0.1 with WSN_FULL=1: the per-IP rate limit
+        # has its own tests (tests/security, tests/integration/test_server_rate_limit.py)
+        connect_rate=0,
     )
     witness = wsn.connect(srv.url)
     assert witness.wait_state("open", 15)
