@@ -67,9 +67,9 @@ def run(
         for clients, count in sizes(quick).items():
             for deflate in (False, True):
                 if quick and deflate and clients != 10:
-                    continue  # --quick: deflate on at C=10 only
+                    continue  # --quick: deflate on at C=10 only (and no Python load generator)
                 plans = [(lg, clients) for lg in loadgens]
-                if clients == 10 and "py" not in loadgens and not (quick and deflate):
+                if clients == 10 and "py" not in loadgens and not quick:
                     plans.append(("py", clients))
                 for loadgen, c in plans:
                     for rep in range(reps):
