@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import math
 import operator
 import random
 import re
@@ -59,6 +58,7 @@ from ._protocol import (
     RateMeter,
     ResumeState,
     ServerMessage,
+    parse_server_message,
 )
 from ._traffic import TrafficLog
 from .errors import (
@@ -66,7 +66,6 @@ from .errors import (
     ClientError,
     ConfigError,
     ConnectionClosedError,
-    ProtocolError,
     WsnError,
 )
 from .events import (
@@ -74,9 +73,7 @@ from .events import (
     Event,
     decode_json,
     encode_json,
-    json_type,
     now_ms,
-    validate_event,
     validate_events,
 )
 from .frame import EventFrame
@@ -420,95 +417,6 @@ class _RedactingLogger(_LoggerAdapter):
             stacklevel=stacklevel + 1,
             extra=extra,
         )
-
-
-# --------------------------------------------------------------------------- parsing (hot path)
-
-_REQUIRED_STR_GETTERS = tuple(
-    operator.itemgetter(k) for k in ("source_app", "session_id", "hook_event_type")
-)
-_GET_PAYLOAD = operator.itemgetter("payload")
-_GET_ID = operator.itemgetter("id")
-_NONE = type(None)
-_STR_OR_NONE = frozenset({str, _NONE})
-_NUMBER_OR_NONE = frozenset({int, float, _NONE})
-_LIST_OR_NONE = frozenset({list, _NONE})
-
-
-def _all_valid(items: list[Any]) -> bool:
-    """True only if every item passes ``validate_event(item, require_id=True)``: the same
-    checks, fused into C-level passes over the batch (~2x cheaper than one call per event).
-    False means "not sure": the caller then checks event by event with the reference."""
-    try:
-        if set(map(type, items)) != {dict}:
-            return False
-        for get in _REQUIRED_STR_GETTERS:
-            col = list(map(get, items))
-            if set(map(type, col)) != {str} or not all(col):
-                return False
-        if set(map(type, map(_GET_PAYLOAD, items))) != {dict}:
-            return False
-        if set(map(type, map(_GET_ID, items))) != {int}:  # bool is not int here
-            return False
-        ts: list[Any] = list(map(dict.get, items, repeat("timestamp")))
-        types = set(map(type, ts))
-        if not types <= _NUMBER_OR_NONE:
-            return False
-        vals = [t for t in ts if t is not None] if _NONE in types else ts
-        # A NaN can hide from min/max but not from sum (which may also overflow to inf on
-        # huge values: then the per-event reference decides).
-        if vals and not (min(vals) >= 0 and math.isfinite(sum(vals))):
-            return False
-        return (
-            set(map(type, map(dict.get, items, repeat("summary")))) <= _STR_OR_NONE
-            and set(map(type, map(dict.get, items, repeat("model_name")))) <= _STR_OR_NONE
-            and set(map(type, map(dict.get, items, repeat("chat")))) <= _LIST_OR_NONE
-        )
-    except (KeyError, TypeError, ValueError, OverflowError):
-        return False
-
-
-def _server_events(items: list[Any]) -> tuple[list[Event], int]:
-    """The valid events of ``items`` (a server's ``data``) and how many were dropped."""
-    if len(items) >= 8 and _all_valid(items):  # the fused check's fixed cost pays off
-        return items, 0
-    good: list[Event] = []
-    for ev in items:
-        try:
-            good.append(validate_event(ev, require_id=True))
-        except (ValueError, OverflowError):  # OverflowError: an int timestamp beyond floats
-            pass
-    return good, len(items) - len(good)
-
-
-def parse_message(raw: bytes | str) -> ServerMessage:
-    """:func:`wsnotebook._protocol.parse_server_message` with the fused batch validation of
-    :func:`_server_events`: same result for every input (tested), cheaper for batches."""
-    obj = decode_json(raw)
-    if not isinstance(obj, dict):
-        raise ProtocolError(f"message: expected object, got {json_type(obj)}")
-    kind = obj.get("type")
-    if kind not in ("batch", "event", "initial"):
-        return _other(obj, kind)
-    data = obj.get("data")
-    items = [data] if kind == "event" else data
-    if not isinstance(items, list):
-        raise ProtocolError(f"data: expected array, got {json_type(items)}")
-    msg = ServerMessage(kind, data=data)
-    msg.events, msg.invalid = _server_events(items)
-    if kind == "initial":
-        seq = obj.get("seq")
-        msg.seq = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
-        epoch = obj.get("epoch")
-        msg.epoch = epoch if isinstance(epoch, str) else None
-        msg.reset = obj.get("reset") is True
-    return msg
-
-
-def _other(obj: dict[str, Any], kind: Any) -> ServerMessage:
-    if not isinstance(kind, str):
-        raise ProtocolError(f"type: expected string, got {json_type(kind)}")
-    return ServerMessage(kind, data=obj.get("data"))
 
 
 # --------------------------------------------------------------------------- the client
@@ -986,7 +894,7 @@ class Client:
         received = now_ms()
         self.messages += 1
         try:
-            msg = parse_message(raw)
+            msg = parse_server_message(raw)
         except WsnError as exc:
             self.decode_failures += 1
             self._count("decode")

@@ -1,5 +1,6 @@
-"""The client's fused message parser gives exactly the reference parser's verdicts (no sockets:
-the parser is the client's hot path, tested beside the client's other tests)."""
+"""The client's message parser (``_protocol.parse_server_message``, with its fused batch check)
+gives exactly the verdicts of a plain per-event reference built on ``validate_event`` (no
+sockets: the parser is the client's hot path, tested beside the client's other tests)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,38 @@ from typing import Any
 import orjson
 import pytest
 
-from wsnotebook._client import Client, parse_message
-from wsnotebook._protocol import parse_server_message
-from wsnotebook.errors import WsnError
+from wsnotebook._client import Client
+from wsnotebook._protocol import ServerMessage, parse_server_message
+from wsnotebook.errors import ProtocolError, WsnError
+from wsnotebook.events import decode_json, json_type, validate_event
+
+
+def reference_parse(raw: bytes | str) -> ServerMessage:
+    """The obvious implementation: validate each event on its own."""
+    obj = decode_json(raw)
+    if not isinstance(obj, dict):
+        raise ProtocolError(f"message: expected object, got {json_type(obj)}")
+    kind = obj.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError(f"type: expected string, got {json_type(kind)}")
+    msg = ServerMessage(kind, data=obj.get("data"))
+    if kind in ("initial", "batch", "event"):
+        items = [obj.get("data")] if kind == "event" else obj.get("data")
+        if not isinstance(items, list):
+            raise ProtocolError(f"data: expected array, got {json_type(items)}")
+        for ev in items:
+            try:
+                msg.events.append(validate_event(ev, require_id=True))
+            except (ValueError, OverflowError):
+                msg.invalid += 1
+        if kind == "initial":
+            seq = obj.get("seq")
+            msg.seq = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+            epoch = obj.get("epoch")
+            msg.epoch = epoch if isinstance(epoch, str) else None
+            msg.reset = obj.get("reset") is True
+    return msg
+
 
 GOOD: dict[str, Any] = {
     "id": 1,
@@ -70,7 +100,7 @@ def _same(raw: bytes) -> tuple[Any, Any]:
             return type(exc).__name__, str(exc)
         return (msg.type, msg.events, msg.invalid, msg.seq, msg.epoch, msg.reset, msg.data)
 
-    return result(parse_message), result(parse_server_message)
+    return result(parse_server_message), result(reference_parse)
 
 
 @pytest.mark.parametrize("size", [1, 7, 8, 50, 300])
@@ -124,8 +154,7 @@ def test_handler_stamps_counts_and_drops_invalid_events_in_one_batch() -> None:
 
 @pytest.mark.parametrize("odd", [float("nan"), float("inf"), -0.5, 10**400, 1e308])
 def test_fused_check_never_accepts_a_timestamp_the_reference_rejects(odd: Any) -> None:
-    from wsnotebook._client import _server_events
-    from wsnotebook.events import validate_event
+    from wsnotebook._protocol import _server_events
 
     events = [dict(GOOD, id=i, timestamp=5.0) for i in range(1, 10)]
     events.insert(4, dict(GOOD, id=99, timestamp=odd))
