@@ -1584,28 +1584,29 @@ def serve(
         raise ConfigError(f"token: expected string or None, got {type(token).__name__}")
     if (certfile is None) != (keyfile is None) and certfile is None:
         raise ConfigError("keyfile given without certfile")
-    options = _options(
-        host=host,
-        port=port,
-        store=store,
-        token=token,
-        allowed_origins=allowed_origins,
-        initial_limit=initial_limit,
-        retain=retain,
-        max_event_bytes=max_event_bytes,
-        max_message_bytes=max_message_bytes,
-        max_batch_events=max_batch_events,
-        max_connections=max_connections,
-        queue_size=queue_size,
-        max_queue_bytes=max_queue_bytes,
-        heartbeat_interval=heartbeat_interval,
-        compression=bool(compression),
-        connect_rate=float(connect_rate),
-        connect_burst=connect_burst,
-        ssl_context=ssl_context,
-        certfile=certfile,
-        keyfile=keyfile,
-    )
+    kwargs: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "store": store,
+        "token": token,
+        "allowed_origins": allowed_origins,
+        "initial_limit": initial_limit,
+        "retain": retain,
+        "max_event_bytes": max_event_bytes,
+        "max_message_bytes": max_message_bytes,
+        "max_batch_events": max_batch_events,
+        "max_connections": max_connections,
+        "queue_size": queue_size,
+        "max_queue_bytes": max_queue_bytes,
+        "heartbeat_interval": float(heartbeat_interval),
+        "compression": bool(compression),
+        "connect_rate": float(connect_rate),
+        "connect_burst": connect_burst,
+        "ssl_context": ssl_context,
+        "certfile": certfile,
+        "keyfile": keyfile,
+    }
+    options = _options(**kwargs)
     if port:
         with _registry_lock:
             existing = _registry.get((host, port))
@@ -1629,28 +1630,7 @@ def serve(
         if token is None:
             effective_token = secrets.token_urlsafe(24)
             generated = True
-    server = Server(
-        host=host,
-        port=port,
-        store=store,
-        token=effective_token or None,
-        allowed_origins=allowed_origins,
-        initial_limit=initial_limit,
-        retain=retain,
-        max_event_bytes=max_event_bytes,
-        max_message_bytes=max_message_bytes,
-        max_batch_events=max_batch_events,
-        max_connections=max_connections,
-        queue_size=queue_size,
-        max_queue_bytes=max_queue_bytes,
-        heartbeat_interval=float(heartbeat_interval),
-        compression=bool(compression),
-        connect_rate=float(connect_rate),
-        connect_burst=connect_burst,
-        ssl_context=ssl_context,
-        certfile=certfile,
-        keyfile=keyfile,
-    )
+    server = Server(**{**kwargs, "token": effective_token or None})
     server._options = options
     if _loop.in_loop_thread():
         raise RuntimeError("serve() called from the loop thread; use Server.start_async()")
