@@ -61,6 +61,9 @@ def main() -> None:
     import wsnotebook as wsn
 
     opts = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
+    # Every load generator connects from 127.0.0.1: the per-IP handshake rate limit (a defence
+    # against one abusive address) would otherwise refuse the 100- and 1,000-client runs.
+    opts.setdefault("connect_rate", 0)
     server = wsn.serve(port=0, **opts)
     port = int(server.url.split(":")[2].split("/")[0])
     print(f"PORT {port}", flush=True)
