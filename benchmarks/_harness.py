@@ -396,3 +396,65 @@ def write_json(name: str, data: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=2, default=str))
     return path
+
+
+# --------------------------------------------------------------------------- shared CLI and tables
+
+
+def ratio_table(rows: Sequence[dict[str, Any]], title: str) -> str:
+    """Detail table for rows of ``measure, ours, baseline, baseline_value, ratio``."""
+    return table(
+        [
+            [
+                r["measure"],
+                fmt(r["ours"]),
+                r["baseline"],
+                fmt(r["baseline_value"]),
+                fmt(r["ratio"], "x"),
+            ]
+            for r in rows
+        ],
+        [title, "ours", "baseline", "baseline value", "ours/baseline"],
+    )
+
+
+def ratio_summary(rows: Sequence[dict[str, Any]], label: str, target: str = "") -> list[list[Any]]:
+    """Rows of the one-table summary for ``measure, ours, baseline, baseline_value, ratio``."""
+    return [
+        [
+            label,
+            r["measure"],
+            fmt(r["ours"]),
+            r["baseline"],
+            fmt(r["baseline_value"]),
+            fmt(r["ratio"], "x"),
+            target,
+            "",
+        ]
+        for r in rows
+    ]
+
+
+def bench_main(
+    name: str,
+    doc: str | None,
+    run: Callable[..., dict[str, Any]],
+    detail_table: Callable[[list[dict[str, Any]]], str],
+    argv: list[str] | None = None,
+    *,
+    node: bool = True,
+) -> None:
+    """The command line every ``bench_*.py`` module shares: ``[--quick] [--reps N]``; prints the
+    detail table and writes ``results/<name>.json``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=(doc or name).splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args(argv)
+    kwargs: dict[str, Any] = {"quick": args.quick, "reps": args.reps}
+    if node:
+        kwargs["node_env"] = ensure_node()
+    res = run(**kwargs)
+    print(detail_table(res["rows"]))
+    print("wrote", write_json(name, {"machine": machine(), **res}))

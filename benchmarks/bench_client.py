@@ -19,7 +19,6 @@ Target (issue 7): >= 1M ev/s batched.  Run alone: ``python benchmarks/bench_clie
 
 from __future__ import annotations
 
-import argparse
 import gc
 import sys
 import threading
@@ -255,13 +254,7 @@ def summary(rows: list[dict[str, Any]]) -> list[list[Any]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--reps", type=int, default=3)
-    args = ap.parse_args(argv)
-    res = run(quick=args.quick, reps=args.reps)
-    print(detail_table(res["rows"]))
-    print("wrote", h.write_json("client", {"machine": h.machine(), **res}))
+    h.bench_main("client", __doc__, run, detail_table, argv, node=False)
 
 
 if __name__ == "__main__":

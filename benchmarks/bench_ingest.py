@@ -16,7 +16,6 @@ Run alone: ``python benchmarks/bench_ingest.py [--quick]`` (needs node for the l
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -121,45 +120,15 @@ def run(
 
 
 def detail_table(rows: list[dict[str, Any]]) -> str:
-    return h.table(
-        [
-            [
-                r["measure"],
-                h.fmt(r["ours"]),
-                r["baseline"],
-                h.fmt(r["baseline_value"]),
-                h.fmt(r["ratio"], "x"),
-            ]
-            for r in rows
-        ],
-        ["ingest", "ours", "baseline", "baseline value", "ours/baseline"],
-    )
+    return h.ratio_table(rows, "ingest")
 
 
 def summary(rows: list[dict[str, Any]]) -> list[list[Any]]:
-    return [
-        [
-            "5 ingest",
-            r["measure"],
-            h.fmt(r["ours"]),
-            r["baseline"],
-            h.fmt(r["baseline_value"]),
-            h.fmt(r["ratio"], "x"),
-            "",
-            "",
-        ]
-        for r in rows
-    ]
+    return h.ratio_summary(rows, "5 ingest", "")
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--reps", type=int, default=3)
-    args = ap.parse_args(argv)
-    res = run(quick=args.quick, reps=args.reps, node_env=h.ensure_node())
-    print(detail_table(res["rows"]))
-    print("wrote", h.write_json("ingest", {"machine": h.machine(), **res}))
+    h.bench_main("ingest", __doc__, run, detail_table, argv)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ Run alone: ``python benchmarks/bench_latency.py [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -149,13 +148,7 @@ def summary(rows: list[dict[str, Any]]) -> list[list[Any]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--reps", type=int, default=3)
-    args = ap.parse_args(argv)
-    res = run(quick=args.quick, reps=args.reps, node_env=h.ensure_node())
-    print(detail_table(res["rows"]))
-    print("wrote", h.write_json("latency", {"machine": h.machine(), **res}))
+    h.bench_main("latency", __doc__, run, detail_table, argv)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ Run alone: ``python benchmarks/bench_memory.py [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import resource
 import sys
 from pathlib import Path
@@ -125,45 +124,15 @@ def run(
 
 
 def detail_table(rows: list[dict[str, Any]]) -> str:
-    return h.table(
-        [
-            [
-                r["measure"],
-                h.fmt(r["ours"]),
-                r["baseline"],
-                h.fmt(r["baseline_value"]),
-                h.fmt(r["ratio"], "x"),
-            ]
-            for r in rows
-        ],
-        ["memory", "ours", "baseline", "baseline value", "ours/baseline"],
-    )
+    return h.ratio_table(rows, "memory")
 
 
 def summary(rows: list[dict[str, Any]]) -> list[list[Any]]:
-    return [
-        [
-            "7 memory",
-            r["measure"],
-            h.fmt(r["ours"]),
-            r["baseline"],
-            h.fmt(r["baseline_value"]),
-            h.fmt(r["ratio"], "x"),
-            "lower is better",
-            "",
-        ]
-        for r in rows
-    ]
+    return h.ratio_summary(rows, "7 memory", "lower is better")
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--reps", type=int, default=3)
-    args = ap.parse_args(argv)
-    res = run(quick=args.quick, reps=args.reps, node_env=h.ensure_node())
-    print(detail_table(res["rows"]))
-    print("wrote", h.write_json("memory", {"machine": h.machine(), **res}))
+    h.bench_main("memory", __doc__, run, detail_table, argv)
 
 
 if __name__ == "__main__":

@@ -344,6 +344,20 @@ def _atexit() -> None:
             log.debug("shutdown hook failed", exc_info=True)
     loop = _loop
     if loop is not None and loop.is_running():
+        # Cancel what is still pending (tasks of objects the user never closed) so that asyncio
+        # does not report "Task was destroyed but it is pending!" while the interpreter exits.
+        try:
+            asyncio.run_coroutine_threadsafe(_cancel_pending(), loop).result(3)
+        except Exception:  # pragma: no cover - exit path, best effort
+            log.debug("cancelling pending tasks at exit failed", exc_info=True)
         loop.call_soon_threadsafe(loop.stop)
         if _thread is not None:
             _thread.join(timeout=5)
+
+
+async def _cancel_pending() -> None:
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=2)
