@@ -9,14 +9,29 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import T0_MS, make_hook_event
 
 from wsnotebook.errors import ConfigError, EventValidationError
 from wsnotebook.frame import EventFrame
 
 UTC_NS = "datetime64[ns, UTC]"
-# The shared valid hook event (tests/conftest.py): stamps server +1.5 ms, client +4 ms.
-ev = make_hook_event
+T0_MS = 1_760_000_000_000.0
+HOOK_TYPES = ("PreToolUse", "PostToolUse", "Notification", "Stop")
+
+
+def ev(i: int, **fields: Any) -> dict[str, Any]:
+    """A valid hook event with id ``i``; stamps: server +1.5 ms, client +4 ms."""
+    event: dict[str, Any] = {
+        "id": i,
+        "source_app": f"app{i % 2}",
+        "session_id": f"session-{i % 3}",
+        "hook_event_type": HOOK_TYPES[i % len(HOOK_TYPES)],
+        "payload": {"tool_name": "Bash", "tool_input": {"command": f"echo {i}"}, "n": i},
+        "timestamp": T0_MS + i,
+        "server_received": T0_MS + i + 1.5,
+        "client_received": T0_MS + i + 4.0,
+    }
+    event.update(fields)
+    return event
 
 
 def ids_of(df: pd.DataFrame) -> list[int]:
