@@ -2,6 +2,8 @@
 
 * ``hook_event(i, **fields)`` -> a valid seed-style hook event with ``id == i`` and the three
   epoch-ms stamps (``timestamp``, ``server_received`` +1.5 ms, ``client_received`` +4 ms).
+  Test modules that want the function itself import it: ``from _helpers import make_hook_event``
+  (tests/_helpers.py; never ``from conftest import ...``, the name is ambiguous).
 """
 
 from __future__ import annotations
@@ -10,24 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
-T0_MS = 1_760_000_000_000.0
-HOOK_TYPES = ("PreToolUse", "PostToolUse", "Notification", "Stop")
-
-
-def make_hook_event(i: int, **fields: Any) -> dict[str, Any]:
-    event: dict[str, Any] = {
-        "id": i,
-        "source_app": f"app{i % 2}",
-        "session_id": f"session-{i % 3}",
-        "hook_event_type": HOOK_TYPES[i % len(HOOK_TYPES)],
-        "payload": {"tool_name": "Bash", "tool_input": {"command": f"echo {i}"}, "n": i},
-        "timestamp": T0_MS + i,
-        "server_received": T0_MS + i + 1.5,
-        "client_received": T0_MS + i + 4.0,
-    }
-    event.update(fields)
-    return event
+from _helpers import make_hook_event
 
 
 @pytest.fixture

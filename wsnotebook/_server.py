@@ -34,6 +34,7 @@ import hmac
 import ipaddress
 import logging
 import math
+import re
 import secrets
 import socket
 import ssl
@@ -123,6 +124,7 @@ _H2 = struct.Struct("!BBH").pack
 _H3 = struct.Struct("!BBQ").pack
 _KIND_EVENT, _KIND_BATCH, _KIND_CONTROL = 0, 1, 2
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+_PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----")
 _JSON = "application/json"
 
 _registry: dict[tuple[str, int], Server] = {}
@@ -685,13 +687,19 @@ class Server:
         self._any_origin = origins is not None and "*" in origins
         self._origins = frozenset(o.rstrip("/").lower() for o in origins or ())
         self._default_origins = origins is None
+        # the certificate this server presents, when it loaded it from certfile (PEM): lets
+        # client_ssl_context() trust exactly it (an ssl.SSLContext cannot be asked for it)
+        self._own_cert_pem: str | None = None
         if ssl_context is None and certfile:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             try:
                 ctx.load_cert_chain(certfile, keyfile)
+                with open(certfile, encoding="ascii", errors="replace") as fh:
+                    pem = _PEM_CERT.search(fh.read())
             except (OSError, ssl.SSLError) as exc:
                 raise ConfigError(f"certfile/keyfile: cannot load: {exc}") from None
             ssl_context = ctx
+            self._own_cert_pem = pem.group(0) if pem else None
         self.ssl_context = ssl_context
         self.store: Store = open_store(store, retain=retain)
         self.running = False
@@ -744,6 +752,27 @@ class Server:
     def url(self) -> str:
         scheme = "wss" if self.ssl_context else "ws"
         return f"{scheme}://{self._netloc()}/stream"
+
+    def client_ssl_context(self) -> ssl.SSLContext | None:
+        """A client-side SSL context for connecting to this server (``None`` without TLS).
+
+        Served from ``certfile``: a new context that trusts exactly that certificate (pinned,
+        whatever CA issued it and whichever names it carries: the server's own address is what
+        ``url`` points at, e.g. ``127.0.0.1`` for a server bound to ``0.0.0.0``).  Served from
+        an ``ssl_context``, whose certificate cannot be read back: the system's default trust
+        store (``ssl.create_default_context()``); pass your own context to ``connect(ssl=...)``
+        / ``monitor(ssl=...)`` for a certificate the system does not trust.  ``monitor(server)``
+        uses this to connect its loopback client.
+        """
+        if self.ssl_context is None:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        if self._own_cert_pem is not None:
+            # the pinned leaf is a trust anchor of its own (no chain up to a root needed)
+            ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+            ctx.check_hostname = False
+            ctx.load_verify_locations(cadata=self._own_cert_pem)
+        return ctx
 
     @property
     def http_url(self) -> str:
@@ -1556,7 +1585,9 @@ def serve(
       ``metrics()["rejected"]["429"]``.  Refused attempts spend nothing.  The limiter remembers
       at most 10,000 addresses (idle ones forgotten, least recently seen evicted first).
       wsnotebook clients retry 429 with backoff.  HTTP endpoints are not rate-limited.
-    * ``ssl_context`` or ``certfile``/``keyfile``: serve HTTPS/WSS.
+    * ``ssl_context`` or ``certfile``/``keyfile``: serve HTTPS/WSS.  ``server.client_ssl_context()``
+      is a client context trusting the certificate loaded from ``certfile`` (used by
+      ``monitor(server)``).
     * ``restart=False``: a second ``serve()`` on the same host/port with the same options returns
       the running server; with different options it raises ConfigError unless ``restart=True``
       (then the old server stops first).

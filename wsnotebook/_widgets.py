@@ -33,8 +33,10 @@ Lifetime
     again for the same target (the previous monitor is stopped: re-running a cell does not leak
     ticks), and when every view of the widget is closed (the box's ``_view_count`` trait is
     tracked, as streamz does; it restarts if a view appears again).  Monitoring a **Server** opens
-    a loopback client ``connect(server.url)`` owned by the monitor and closed with it; the status
-    line then shows the server's connection count (which includes that client).
+    a loopback client ``connect(server.url)`` owned by the monitor and closed with it (with the
+    server's token, and for a TLS server ``ssl=server.client_ssl_context()`` unless ``ssl`` is
+    given); the status line then shows the server's connection count (which includes that
+    client).
 """
 
 from __future__ import annotations
@@ -366,6 +368,7 @@ class Monitor:
         window: str = "1m",
         split_by_type: bool = False,
         chart: bool = True,
+        ssl: Any = None,
         start: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -383,12 +386,23 @@ class Monitor:
 
         self.target = target
         frame, client, server = _resolve(target)
+        if ssl is not None and server is None:
+            raise ConfigError("ssl= applies only when monitoring a Server")
         self._owned_client = None
         if server is not None:
             from ._client import connect
 
+            options: dict[str, Any] = {}
             token = getattr(server, "token", None)
-            client = connect(server.url, token=token) if token else connect(server.url)
+            if token:
+                options["token"] = token
+            if ssl is None and str(server.url).startswith("wss:"):
+                # a TLS server: its own client-side context (trusts its certificate)
+                make_context = getattr(server, "client_ssl_context", None)
+                ssl = make_context() if callable(make_context) else None
+            if ssl is not None:
+                options["ssl"] = ssl
+            client = connect(server.url, **options)
             self._owned_client = client
             frame = client.frame
         self.frame, self.client, self.server = frame, client, server
@@ -499,7 +513,11 @@ class Monitor:
         import bqplot as bq
 
         self._xscale = xs = bq.DateScale()
-        self._yscale = ys = bq.LinearScale(min=0.0, max=1.0)
+        # allow_padding=False: with padding allowed, the front end widens the y axis's domain by
+        # the line's stroke padding (stroke_width / 2 px) at both ends, and bqplot spaces
+        # num_ticks ticks from that widened lower end: the lowest tick read a small negative
+        # rate (-0.00607 for 0..1 on the 150 px plot area).  Without it the domain is [0, max].
+        self._yscale = ys = bq.LinearScale(min=0.0, max=1.0, allow_padding=False)
         self._lines = bq.Lines(
             x=np.array([], dtype="datetime64[ms]"),
             y=np.array([], dtype=float),
@@ -953,6 +971,7 @@ def monitor(
     window: str = "1m",
     split_by_type: bool = False,
     chart: bool = True,
+    ssl: Any = None,
 ) -> Monitor:
     """A live monitor widget for a Client, Server or EventFrame; returns at once.
 
@@ -964,6 +983,9 @@ def monitor(
     - ``window``: throughput chart window, one of ``"1m"``, ``"5m"``, ``"15m"`` (default ``"1m"``).
     - ``split_by_type``: one chart line per ``hook_event_type`` (default False).
     - ``chart``: include the bqplot chart (default True).
+    - ``ssl``: for a Server only, the :class:`ssl.SSLContext` of the monitor's own client.  Default:
+      ``server.client_ssl_context()`` for a TLS server (trusts the certificate it loaded from
+      ``certfile``; the system trust store for one given an ``ssl_context``).
 
     A Server is monitored through a loopback client ``connect(server.url)`` owned (and closed) by
     the monitor.  Calling ``monitor()`` again for the same target stops the previous monitor.
@@ -976,6 +998,7 @@ def monitor(
         window=window,
         split_by_type=split_by_type,
         chart=chart,
+        ssl=ssl,
     )
     _register(mon)
     return mon

@@ -39,6 +39,9 @@ from wsnotebook.events import (
 FULL = os.environ.get("WSN_FULL") == "1"
 N = 20 if FULL else 1
 
+# a strategy touching the global ``random`` module makes draws irreproducible: fail on it
+pytestmark = pytest.mark.filterwarnings("error::hypothesis.errors.HypothesisDeprecationWarning")
+
 
 def examples(n: int) -> settings:
     return settings(

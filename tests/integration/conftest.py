@@ -8,12 +8,16 @@
 * ``wait_until(predicate, timeout=10, interval=0.01)`` -> polls a condition, fails loudly on
   timeout (never a bare sleep-and-hope).
 * ``make_event(**fields)`` -> a valid seed-style hook event.
+* ``tls_cert`` -> ``TLSCert``: a certificate for 127.0.0.1 and localhost issued by a throwaway
+  CA (trustme), written to ``certfile``/``keyfile``; ``server_context()`` serves with it,
+  ``client_context()`` trusts its CA.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import ssl
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -22,6 +26,7 @@ from email.message import Message
 from typing import Any
 
 import pytest
+import trustme
 
 from wsnotebook._server import Server, serve
 
@@ -117,3 +122,31 @@ def wait_until() -> Callable[..., Any]:
 @pytest.fixture(name="make_event")
 def make_event_fixture() -> Callable[..., dict[str, Any]]:
     return make_event
+
+
+@dataclass
+class TLSCert:
+    ca: trustme.CA
+    cert: trustme.LeafCert
+    certfile: str
+    keyfile: str
+
+    def server_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.cert.configure_cert(ctx)
+        return ctx
+
+    def client_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context()
+        self.ca.configure_trust(ctx)
+        return ctx
+
+
+@pytest.fixture
+def tls_cert(tmp_path: Any) -> TLSCert:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_pem.write_to_path(str(keyfile))
+    cert.cert_chain_pems[0].write_to_path(str(certfile))
+    return TLSCert(ca, cert, str(certfile), str(keyfile))

@@ -7,7 +7,6 @@ import ssl
 from typing import Any
 
 import pytest
-import trustme
 from websockets.sync.client import connect
 
 from wsnotebook._server import Server
@@ -240,17 +239,11 @@ def test_plain_http_get_on_stream_is_400(server: Server, http_request: Any) -> N
 
 
 def test_tls_with_a_self_signed_certificate(
-    server_factory: Any, http_request: Any, make_event: Any, tmp_path: Any
+    server_factory: Any, http_request: Any, make_event: Any, tls_cert: Any
 ) -> None:
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert.private_key_pem.write_to_path(str(keyfile))
-    cert.cert_chain_pems[0].write_to_path(str(certfile))
-    srv = server_factory(certfile=str(certfile), keyfile=str(keyfile))
+    srv = server_factory(certfile=tls_cert.certfile, keyfile=tls_cert.keyfile)
     assert srv.url.startswith("wss://") and srv.http_url.startswith("https://")
-    client_ctx = ssl.create_default_context()
-    ca.configure_trust(client_ctx)
+    client_ctx = tls_cert.client_context()
     res = http_request(
         "POST",
         srv.http_url + "/events",

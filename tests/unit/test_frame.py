@@ -9,33 +9,28 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from _helpers import T0_MS, make_hook_event
 
 from wsnotebook.errors import ConfigError, EventValidationError
 from wsnotebook.frame import EventFrame
 
 UTC_NS = "datetime64[ns, UTC]"
-T0_MS = 1_760_000_000_000.0
-HOOK_TYPES = ("PreToolUse", "PostToolUse", "Notification", "Stop")
-
-
-def ev(i: int, **fields: Any) -> dict[str, Any]:
-    """A valid hook event with id ``i``; stamps: server +1.5 ms, client +4 ms."""
-    event: dict[str, Any] = {
-        "id": i,
-        "source_app": f"app{i % 2}",
-        "session_id": f"session-{i % 3}",
-        "hook_event_type": HOOK_TYPES[i % len(HOOK_TYPES)],
-        "payload": {"tool_name": "Bash", "tool_input": {"command": f"echo {i}"}, "n": i},
-        "timestamp": T0_MS + i,
-        "server_received": T0_MS + i + 1.5,
-        "client_received": T0_MS + i + 4.0,
-    }
-    event.update(fields)
-    return event
+# The shared valid hook event (tests/_helpers.py): stamps server +1.5 ms, client +4 ms.
+ev = make_hook_event
 
 
 def ids_of(df: pd.DataFrame) -> list[int]:
     return df["id"].tolist()
+
+
+def test_ev_is_the_shared_helper_behind_the_hook_event_fixture(hook_event):
+    """No private copy of the event builder here: the conftest fixture and this module use the
+    one in tests/_helpers.py."""
+    assert ev is make_hook_event
+    assert hook_event is ev
+    e = ev(5, summary="s")
+    assert e["timestamp"] == T0_MS + 5 and e["client_received"] - e["server_received"] == 2.5
+    assert e["summary"] == "s"
 
 
 # --------------------------------------------------------------------------- construction

@@ -191,6 +191,50 @@ def test_nice_chart_ceiling():
     ]
 
 
+def bqplot_y_ticks(mon: W.Monitor, plot_height: float = 150.0) -> list[float]:
+    """The y tick values the bqplot 0.13 front end draws for the monitor's chart (a model of its
+    JS, which no Python test can run): ``Figure.padded_range`` shrinks the scale's pixel range by
+    the ``Lines`` padding (``stroke_width / 2``) when the scale allows padding, the axis then
+    widens its domain to the full plot height (``LinearScale.expandDomain``), and with
+    ``num_ticks`` and no ``tick_values`` it spaces the ticks from that domain's lower end
+    (``Axis.get_ticks_from_array_or_length``)."""
+    ys = mon._yscale
+    (axis,) = [a for a in mon.chart.axes if a.scale is ys]
+    if axis.tick_values is not None and len(axis.tick_values):
+        return [float(v) for v in axis.tick_values]
+    pad = mon._lines.stroke_width / 2 if ys.allow_padding else 0.0
+    per_px = (ys.max - ys.min) / (plot_height - 2 * pad)
+    lo, hi = ys.min - pad * per_px, ys.max + pad * per_px
+    step = (hi - lo) / (axis.num_ticks - 1)
+    return [float(v) for v in np.arange(lo, hi + 0.5 * step, step)]
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_rate_axis_starts_at_zero_after_zero_and_nonzero_rates(
+    wire: list, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, split: bool
+):
+    frame = EventFrame()
+    frame.extend(make_events(3))
+    mon = new_monitor(frame, clock, split_by_type=split)
+    x = np.datetime64("2026-01-01T00:00:00", "ms") + np.arange(30) * np.timedelta64(1, "s")
+    shape = (3, 30) if split else (30,)
+    labels = ["PostToolUse", "PreToolUse", "Stop"] if split else ["all"]
+    zero = np.zeros(shape)
+    busy = np.zeros(shape)
+    busy[..., -5:] = 37.0
+    for y, top in ((zero, 1.0), (busy, 50.0), (zero, 1.0), (busy * 1e-3, 1.0), (busy * 3, 200.0)):
+        monkeypatch.setattr(mon, "_chart_data", lambda y=y: (x, y, labels))
+        clock.now += 1.0
+        mon.refresh()
+        assert mon.errors == 0
+        ys = mon._yscale
+        assert (ys.min, ys.max) == (0.0, top)
+        assert ys.allow_padding is False
+        ticks = bqplot_y_ticks(mon)
+        assert ticks[0] == 0.0 and min(ticks) >= 0.0, ticks
+        assert ticks[-1] == pytest.approx(top)
+
+
 def test_filters_narrow_the_table(wire: list, clock: FakeClock):
     frame = EventFrame()
     frame.extend(make_events(60))

@@ -1,0 +1,34 @@
+"""Plain helpers shared by the test suites, imported as ``from _helpers import ...``.
+
+A module of its own because test modules cannot ``import conftest``: there are several
+``conftest.py`` files (tests/, tests/integration/, tests/fault/, ...) and which one the name
+``conftest`` resolves to depends on collection order.  ``tests/`` is on ``sys.path`` because
+pytest's default ``prepend`` import mode inserts the directory of the root ``tests/conftest.py``
+(it is not a package) before importing it, so every test module under ``tests/`` can import this.
+
+* ``make_hook_event(i, **fields)`` -> a valid seed-style hook event with ``id == i`` and the three
+  epoch-ms stamps (``timestamp`` = ``T0_MS + i``, ``server_received`` +1.5 ms,
+  ``client_received`` +4 ms); ``fields`` override or add top-level fields.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+T0_MS = 1_760_000_000_000.0
+HOOK_TYPES = ("PreToolUse", "PostToolUse", "Notification", "Stop")
+
+
+def make_hook_event(i: int, **fields: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "id": i,
+        "source_app": f"app{i % 2}",
+        "session_id": f"session-{i % 3}",
+        "hook_event_type": HOOK_TYPES[i % len(HOOK_TYPES)],
+        "payload": {"tool_name": "Bash", "tool_input": {"command": f"echo {i}"}, "n": i},
+        "timestamp": T0_MS + i,
+        "server_received": T0_MS + i + 1.5,
+        "client_received": T0_MS + i + 4.0,
+    }
+    event.update(fields)
+    return event

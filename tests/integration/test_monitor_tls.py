@@ -1,0 +1,115 @@
+"""monitor(server) on a TLS (wss://) loopback server: the monitor's own client gets an SSL context
+that trusts the server's certificate, and the widget receives the server's events."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import wsnotebook._widgets as W
+from wsnotebook import monitor
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture(autouse=True)
+def no_kernel_comms(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Widgets without a kernel: comms that send nothing; every monitor stopped afterwards."""
+    import ipywidgets.comm
+
+    class _Comm:
+        kernel = None
+
+        def __init__(self, **kw: Any) -> None:
+            self.comm_id = kw.get("comm_id") or f"c{id(self)}"
+
+        def send(self, *a: Any, **k: Any) -> None: ...
+        def close(self, *a: Any, **k: Any) -> None: ...
+        def on_msg(self, cb: Any) -> None: ...
+        def on_close(self, cb: Any) -> None: ...
+
+    monkeypatch.setattr(ipywidgets.comm, "create_comm", lambda **kw: _Comm(**kw))
+    yield
+    W.stop_all()
+
+
+def published_ids_shown(mon: W.Monitor, ids: list[int]) -> bool:
+    frame_ids = set(mon.frame.df["id"].tolist()) if len(mon.frame) else set()
+    return set(ids) <= frame_ids and all(f"<td>{i}</td>" in mon.table.value for i in ids)
+
+
+def test_monitor_of_a_tls_server_receives_its_events(
+    server_factory: Any, tls_cert: Any, make_event: Any, wait_until: Any
+) -> None:
+    srv = server_factory(certfile=tls_cert.certfile, keyfile=tls_cert.keyfile)
+    assert srv.url.startswith("wss://")
+    mon = monitor(srv, refresh_hz=20)
+    try:
+        client = mon.client
+        assert client is mon._owned_client
+        wait_until(lambda: client.state == "open" or client.error is not None, timeout=20)
+        assert client.error is None and client.state == "open"
+        stored = srv.publish([make_event(summary=f"tls {i}") for i in range(3)])
+        ids = [e["id"] for e in stored]
+        wait_until(lambda: published_ids_shown(mon, ids), timeout=20)
+        assert mon.errors == 0
+        assert srv.metrics()["connections"] >= 1
+    finally:
+        mon.close()
+    assert client.state == "closed"
+
+
+def test_the_servers_client_context_trusts_its_own_certificate_only(
+    server_factory: Any, tls_cert: Any, tmp_path: Any
+) -> None:
+    """The context pins the certificate the server loaded from certfile: another certificate for
+    127.0.0.1, even from the same CA, fails verification."""
+    from websockets.sync.client import connect
+
+    srv = server_factory(certfile=tls_cert.certfile, keyfile=tls_cert.keyfile)
+    assert server_factory().client_ssl_context() is None  # plain ws://
+    ctx = srv.client_ssl_context()
+    assert isinstance(ctx, ssl.SSLContext) and ctx.verify_mode == ssl.CERT_REQUIRED
+    with connect(srv.url, ssl=ctx, open_timeout=10) as ws:
+        assert '"initial"' in str(ws.recv(timeout=10))
+
+    sibling = tls_cert.ca.issue_cert("127.0.0.1", "localhost")
+    certfile, keyfile = tmp_path / "sibling.pem", tmp_path / "sibling.key"
+    sibling.cert_chain_pems[0].write_to_path(str(certfile))
+    sibling.private_key_pem.write_to_path(str(keyfile))
+    other = server_factory(certfile=str(certfile), keyfile=str(keyfile))
+    with pytest.raises(ssl.SSLCertVerificationError):
+        connect(other.url, ssl=ctx, open_timeout=10).close()
+
+
+def test_monitor_of_a_server_given_an_ssl_context_uses_the_ssl_option(
+    server_factory: Any, tls_cert: Any, make_event: Any, wait_until: Any
+) -> None:
+    """A server built from an ssl.SSLContext cannot tell which certificate it serves: the
+    monitor then trusts the system store (a self-signed one fails, with the reason in the
+    client's error) unless ``ssl=`` says whom to trust."""
+    srv = server_factory(ssl_context=tls_cert.server_context())
+    untrusting = monitor(srv)
+    client = untrusting.client
+    wait_until(lambda: client.error is not None, timeout=20)
+    assert "certificate verify failed" in str(client.error)
+    untrusting.close()
+
+    mon = monitor(srv, ssl=tls_cert.client_context())
+    try:
+        wait_until(lambda: mon.client.state == "open", timeout=20)
+        stored = srv.publish(make_event())
+        wait_until(lambda: published_ids_shown(mon, [stored[0]["id"]]), timeout=20)
+    finally:
+        mon.close()
+
+
+def test_ssl_option_is_refused_for_a_client_or_frame_target(server: Any) -> None:
+    from wsnotebook import EventFrame
+    from wsnotebook.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="ssl="):
+        monitor(EventFrame(), ssl=ssl.create_default_context())
