@@ -16,7 +16,7 @@ import math
 import operator
 import random
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any
@@ -399,9 +399,13 @@ class ResumeState:
 
     def on_events(self, events: Sequence[Event]) -> None:
         if events:
-            top = max(e["id"] for e in events)
-            if self.last_id is None or top > self.last_id:
-                self.last_id = top
+            self.on_ids(e["id"] for e in events)
+
+    def on_ids(self, ids: Iterable[int]) -> None:
+        """Live events with these ids arrived (the columnar path: no event dicts)."""
+        top = max(ids, default=None)
+        if top is not None and (self.last_id is None or top > self.last_id):
+            self.last_id = top
 
 
 # --------------------------------------------------------------------------- statistics

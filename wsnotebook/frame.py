@@ -57,6 +57,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from ._columns import PAYLOAD_SEP, EventColumns
 from ._protocol import IdSet
 from .errors import ConfigError, EventValidationError
 from .events import Event, json_type
@@ -65,7 +66,7 @@ __all__ = ["EventFrame"]
 
 log = logging.getLogger("wsnotebook")
 
-_SEP = b"\n,\n"  # row separator inside a payload blob: "[a\n,\nb]" is a valid JSON array
+_SEP = PAYLOAD_SEP  # row separator inside a payload blob: "[a\n,\nb]" is a valid JSON array
 _NSEP = len(_SEP)
 _CAT_COLUMNS = ("source_app", "session_id", "hook_event_type", "model_name")
 _KNOWN = frozenset(
@@ -84,6 +85,7 @@ _KNOWN = frozenset(
     }
 )
 _NAN = float("nan")
+_UNSEEN = -2  # category code placeholder for a value not in the dictionary yet
 _STR_OR_NONE = frozenset({str, type(None)})
 _STAMPS = ("timestamp", "server_received", "client_received")
 _REQUIRED_NAMES = ("source_app", "session_id", "hook_event_type", "payload")
@@ -370,6 +372,15 @@ class _Open:
         return chunk
 
 
+def _put(dst: array[Any], src: Any) -> None:
+    """Append ``src`` (a list of Python numbers, or a numpy array of ``dst``'s item type: one
+    memcpy or two) to an open-chunk column."""
+    if isinstance(src, np.ndarray):
+        dst.frombytes(src.tobytes())
+    else:
+        dst.fromlist(src)
+
+
 def _np(values: array[Any], dtype: Any, *, copy: bool) -> np.ndarray:
     """An ``array.array`` as a numpy array: a view (the array must never grow again) or a copy
     (the view is dropped at once, so the array stays growable)."""
@@ -379,24 +390,29 @@ def _np(values: array[Any], dtype: Any, *, copy: bool) -> np.ndarray:
 
 class _Columns:
     """One batch of rows in column form, validated, ready to copy into chunks (no shared
-    state): ``ids`` ints within int64 (-1: none), stamps ``float`` (NaN: missing)."""
+    state): ``ids`` ints within int64 (-1: none), stamps ``float`` (NaN: missing); numeric
+    columns are lists or numpy arrays of the open chunk's item types (int64/float64)."""
 
-    __slots__ = ("chat", "cr", "extra", "ids", "parts", "sr", "summary", "ts")
+    __slots__ = ("blob", "chat", "cr", "extra", "ids", "lens", "parts", "sr", "summary", "ts")
 
     def __init__(
         self,
-        ids: list[int],
-        ts: list[Any],
-        sr: list[Any],
-        cr: list[Any],
-        parts: list[bytes],
-        summary: list[Any],
-        chat: list[Any],
-        extra: list[Any],
+        ids: Any,
+        ts: Any,
+        sr: Any,
+        cr: Any,
+        parts: Sequence[Any],
+        summary: Sequence[Any],
+        chat: Sequence[Any],
+        extra: Sequence[Any],
     ) -> None:
         self.ids, self.ts, self.sr, self.cr = ids, ts, sr, cr
         self.parts = parts
         self.summary, self.chat, self.extra = summary, chat, extra
+        # Optional, from the columnar decoder: ``parts`` lengths (int64 array) and the parts
+        # already joined with ``_SEP`` (saves a second join when the batch fits one chunk).
+        self.lens: np.ndarray | None = None
+        self.blob: bytes | None = None
 
 
 # A snapshot piece: a chunk plus the rows of it to show (a slice or an index array).
@@ -633,6 +649,96 @@ class EventFrame:
             self._notify(subscribers, len(kept))
         return len(kept)
 
+    def _extend_columns(self, cols: EventColumns) -> int:
+        """``extend`` for a batch already decoded into columns (the client's fast path, see
+        :mod:`wsnotebook._columns`): the same dedupe, eviction and notification, no dicts.
+
+        ``cols`` was validated by the decoder; values the frame cannot store (e.g. a stamp too
+        large for a float) still raise :class:`~wsnotebook.errors.EventValidationError` with
+        nothing of the batch added."""
+        k = cols.n
+        if not k:
+            return 0
+        with self._lock:
+            keep, new_ids, run = self._dedupe_ids(cols.id)
+            if keep is not None:
+                cols = cols.take(keep)
+            kept = cols.n
+            if kept:
+                data, codes = self._columns_of(cols, run)
+                self._write(data, codes)
+                if run is not None:
+                    self._ids.add_run(*run)
+                else:
+                    for ident in new_ids:
+                        self._ids.add(ident)
+                self._total += kept
+                self._evict()
+            self._duplicates += k - kept
+            self._version += 1
+            subscribers = self._subscribers
+        if kept and subscribers:
+            self._notify(subscribers, kept)
+        return kept
+
+    def _dedupe_ids(self, ids: Sequence[int]) -> tuple[list[int] | None, list[int], Any]:
+        """Dedupe for :meth:`_extend_columns` (ids are ints within int64; -1: no id).  Returns
+        (row indices to keep, or None for all; ids to remember one by one; contiguous run
+        ``(first, last)`` or None)."""
+        k = len(ids)
+        first, last = ids[0], ids[-1]
+        top = self._ids.max()
+        if (
+            last - first == k - 1
+            and first != -1
+            and (top is None or first > top)
+            and list(ids) == list(range(first, last + 1))
+        ):
+            return None, [], (first, last)
+        keep: list[int] = []
+        new_ids: list[int] = []
+        seen: set[int] = set()
+        idset = self._ids
+        for i, ident in enumerate(ids):
+            if ident != -1:
+                if ident in seen or ident in idset:
+                    continue
+                seen.add(ident)
+                new_ids.append(ident)
+            keep.append(i)
+        return (None if len(keep) == k else keep), new_ids, None
+
+    def _columns_of(
+        self, cols: EventColumns, run: tuple[int, int] | None
+    ) -> tuple[_Columns, list[Any]]:
+        """:meth:`_columns` for decoded columns: numeric columns as numpy arrays (copied into
+        the open chunk with one memcpy each), category codes, chat as JSON text."""
+        k = cols.n
+        codes_all: list[Any] = [
+            np.full(k, -1, dtype=np.int32)
+            if values[0] is None and values.count(None) == k  # [0] first: count is slow on str
+            else self._codes(j, values)
+            for j, values in enumerate(
+                (cols.source_app, cols.session_id, cols.hook_event_type, cols.model_name)
+            )
+        ]
+        ids = (
+            np.arange(run[0], run[1] + 1, dtype=np.int64)
+            if run is not None
+            else np.array(cols.id, dtype=np.int64)
+        )
+        ts, sr, cr = (
+            np.asarray(values, dtype=np.float64)
+            for values in (cols.timestamp, cols.server_received, cols.client_received)
+        )
+        chat: Sequence[Any] = cols.chat
+        if not (chat[0] is None and chat.count(None) == k):
+            chat = [_dumps_text(c, "chat") for c in chat]
+        data = _Columns(ids, ts, sr, cr, cols.payload, cols.summary, chat, [None] * k)
+        data.lens = cols.payload_len
+        data.blob = cols.payload_blob
+        return data, codes_all
+
     def _dedupe(self, batch: Sequence[Event]) -> tuple[Sequence[Event], list[int], Any, list[int]]:
         """Split off duplicates.  Returns (kept events, ids to remember one by one, fast-path
         run ``(first, last)`` or None, the kept events' ids with -1 for "no id").  Ids that do
@@ -680,10 +786,12 @@ class EventFrame:
     def _codes(self, j: int, values: Sequence[Any]) -> list[int]:
         """Category codes of ``values`` for column ``j`` (new strings get new codes)."""
         cats = self._cats[j]
-        codes: list[Any] = list(map(cats.codes.get, values))
-        if None in codes:  # unseen value (or not a string: rejected by ``add``)
+        # _UNSEEN (an int) rather than None marks misses: ``in`` on ints is a fast identity or
+        # int comparison, while comparing ints with None takes Python's slow rich-compare path.
+        codes: list[Any] = list(map(cats.codes.get, values, repeat(_UNSEEN)))
+        if _UNSEEN in codes:  # unseen value (or not a string: rejected by ``add``)
             for i, code in enumerate(codes):
-                if code is None:
+                if code == _UNSEEN:
                     codes[i] = cats.add(_CAT_COLUMNS[j], values[i])
         return codes
 
@@ -821,31 +929,34 @@ class EventFrame:
             take = min(k - pos, op.capacity - op.n)
             if take == k:  # the whole batch fits: no slicing
                 parts, c = cols.parts, cols
-                op.ids.fromlist(c.ids)
-                op.ts.fromlist(c.ts)
-                op.sr.fromlist(c.sr)
-                op.cr.fromlist(c.cr)
+                _put(op.ids, c.ids)
+                _put(op.ts, c.ts)
+                _put(op.sr, c.sr)
+                _put(op.cr, c.cr)
                 for dst, src in zip(op.cats, codes):
-                    dst.fromlist(src)
+                    _put(dst, src)
                 op.summary += c.summary
                 op.chat += c.chat
                 op.extra += c.extra
             else:
                 sl = slice(pos, pos + take)
                 parts = cols.parts[sl]
-                op.ids.fromlist(cols.ids[sl])
-                op.ts.fromlist(cols.ts[sl])
-                op.sr.fromlist(cols.sr[sl])
-                op.cr.fromlist(cols.cr[sl])
+                _put(op.ids, cols.ids[sl])
+                _put(op.ts, cols.ts[sl])
+                _put(op.sr, cols.sr[sl])
+                _put(op.cr, cols.cr[sl])
                 for dst, src in zip(op.cats, codes):
-                    dst.fromlist(src[sl])
+                    _put(dst, src[sl])
                 op.summary += cols.summary[sl]
                 op.chat += cols.chat[sl]
                 op.extra += cols.extra[sl]
             cum = op.cum
-            cum.fromlist(list(accumulate(map(len, parts), initial=cum[-1])))
-            del cum[-take - 1]  # the initial value was already there
-            op.blob += _SEP.join(parts)
+            if cols.lens is not None:
+                _put(cum, np.cumsum(cols.lens[pos : pos + take]) + cum[-1])
+            else:
+                cum.fromlist(list(accumulate(map(len, parts), initial=cum[-1])))
+                del cum[-take - 1]  # the initial value was already there
+            op.blob += cols.blob if take == k and cols.blob is not None else _SEP.join(parts)
             op.blob += _SEP
             op.n += take
             op._snap = None
