@@ -845,8 +845,10 @@ class Client:
                 max_size=self._max_message_bytes,
                 max_queue=64,
                 create_connection=cast(Any, _metered_connection(meter)),
-                ssl=self._ssl,
                 logger=self._ws_logger,
+                # ssl=None would make websockets refuse a wss:// URL; leaving it out gives the
+                # default context (system trust store, hostname checked).
+                **({} if self._ssl is None else {"ssl": self._ssl}),
             )
         except asyncio.CancelledError:
             raise

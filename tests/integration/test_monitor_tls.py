@@ -113,3 +113,26 @@ def test_ssl_option_is_refused_for_a_client_or_frame_target(server: Any) -> None
 
     with pytest.raises(ConfigError, match="ssl="):
         monitor(EventFrame(), ssl=ssl.create_default_context())
+
+
+def test_connect_to_wss_without_ssl_uses_default_verification(
+    server_factory: Any, tls_cert: Any, wait_until: Any
+) -> None:
+    """No ``ssl=``: the system trust store applies, so a self-signed certificate is refused
+    (a certificate error the client reports and retries), not a ValueError from websockets."""
+    import wsnotebook as wsn
+
+    srv = server_factory(certfile=tls_cert.certfile, keyfile=tls_cert.keyfile)
+    client = wsn.connect(srv.url)
+    try:
+        wait_until(lambda: client.last_disconnect is not None or client.error is not None, 20)
+        reason = f"{client.last_disconnect} {client.error}"
+        assert "CERTIFICATE_VERIFY_FAILED" in reason or "certificate verify failed" in reason
+        assert "incompatible" not in reason
+    finally:
+        client.close()
+    trusted = wsn.connect(srv.url, ssl=srv.client_ssl_context())
+    try:
+        trusted.wait_state("open", timeout=20)
+    finally:
+        trusted.close()
