@@ -909,6 +909,12 @@ class Server:
         stored = await self._ingest(batch)
         return [s.event for s in stored]
 
+    async def _publish_count(self, events: Event | list[Event]) -> int:
+        """:meth:`publish_async` for producers that ignore the result (the demo): returns how
+        many events were stored, without decoding them back into dicts."""
+        batch = validate_events(events, max_batch=self.max_batch_events)
+        return len(await self._ingest(batch))
+
     def publish(self, events: Event | list[Event]) -> list[Event]:
         """Ingest one event (dict) or a list from any thread, exactly like ``POST /events``.
 

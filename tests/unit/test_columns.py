@@ -351,3 +351,32 @@ def test_client_counts_duplicates_from_a_replayed_batch(client: Any) -> None:
         client._handle(raw, len(raw))
     assert client.frame.df["id"].tolist() == [1, 2, 3, 4, 5, 6, 7]
     assert client.duplicates_skipped == 3 and client.events == 7
+
+
+def _raw_batch(payloads: list[bytes]) -> bytes:
+    head = b'{"id":%d,"source_app":"a","session_id":"s","hook_event_type":"Stop","payload":'
+    return (
+        BATCH_PREFIX + b",".join(head % (i + 1) + p + b"}" for i, p in enumerate(payloads)) + b"]}"
+    )
+
+
+def test_pretty_printed_payloads_are_checked_byte_by_byte() -> None:
+    ok = _raw_batch([b'{\n "a": 1\n}', b'{"b":\n[1,\n2]}', b"{}"])
+    cols = decode_batch_columns(ok)
+    assert cols is not None
+    frame = EventFrame()
+    frame._extend_columns(cols)
+    assert frame.df["payload"].tolist() == [{"a": 1}, {"b": [1, 2]}, {}]
+
+
+@pytest.mark.parametrize(
+    "payloads",
+    [
+        [b"{}", b'[\n1\n,\n{"x":1}]'],  # an array whose text holds the separator + "{"
+        [b'[1\n,\n{"x":1}]', b"{}"],
+        [b"{}", b"[]", b"{}"],
+        [b'"{"', b"{}"],
+    ],
+)
+def test_a_non_object_payload_is_never_taken_for_an_object(payloads: list[bytes]) -> None:
+    assert decode_batch_columns(_raw_batch(payloads)) is None

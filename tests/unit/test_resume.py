@@ -225,3 +225,27 @@ def test_token_never_appears_in_metrics_or_repr() -> None:
     c = Client("ws://127.0.0.1:9/stream?token=sekrit", token="sekrit2")
     assert "sekrit" not in repr(c)
     assert "sekrit" not in str(c.metrics())
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("ws://127.0.0.1:4000/stream", False),
+        ("ws://127.8.9.10:4000/stream", False),
+        ("ws://[::1]:4000/stream", False),
+        ("ws://localhost:4000/stream", False),
+        ("wss://LOCALHOST/stream", False),
+        ("ws://10.0.0.5:4000/stream", True),
+        ("wss://events.example.com/stream", True),
+        ("ws://localhost.example.com/stream", True),
+    ],
+)
+def test_compression_auto_is_off_on_loopback_and_on_elsewhere(url: str, expected: bool) -> None:
+    assert Client(url)._compression is expected
+    assert Client(url, compression=True)._compression is True
+    assert Client(url, compression=False)._compression is False
+
+
+def test_compression_rejects_other_values() -> None:
+    with pytest.raises(ConfigError, match="compression"):
+        Client("ws://127.0.0.1:9/stream", compression="yes")
