@@ -10,7 +10,7 @@ execute_request -> execute_reply round trip.  Scenarios, interleaved per rep:
 * ``10k ev/s`` and ``flood`` (producer at its maximum: 100k ev/s offered in batches of 100),
   each under four budget variants (``wsnotebook._loop.set_cpu_budget``):
   ``off`` (1.0, no switch interval change), ``budget`` (0.5 core, token-bucket slices only),
-  ``switch`` (no budget, GIL switch interval lowered to 0.5 ms while busy) and
+  ``switch`` (no budget, GIL switch interval lowered to 0.1 ms while busy) and
   ``budget+switch`` (both: the default inside a kernel).
 
 Cooperation (``--coop``, default): the demo producer awaits ``_loop.budget_ready()`` before each
@@ -36,6 +36,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _harness as h
+
+from wsnotebook._loop import KERNEL_SWITCH_INTERVAL
 
 SETUP = """
 import functools, inspect, json, time
@@ -95,8 +97,8 @@ TEARDOWN = "_mon.close(); _cli.close(); _srv.stop()"
 VARIANTS = [
     ("off", 1.0, None),
     ("budget", 0.5, None),
-    ("switch", 1.0, 0.0005),
-    ("budget+switch", 0.5, 0.0005),
+    ("switch", 1.0, KERNEL_SWITCH_INTERVAL),
+    ("budget+switch", 0.5, KERNEL_SWITCH_INTERVAL),
 ]
 #: (label, rate, batch)
 LOADS = [("10k ev/s", 10_000, 10), ("flood", 100_000, 100)]
