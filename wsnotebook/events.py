@@ -20,7 +20,9 @@ JSON goes through :mod:`orjson`: it decodes hook events ~3x faster than the stan
 is well kept, rejects NaN/Infinity (so hostile input fails loudly instead of producing values
 other systems cannot read), refuses to *encode* integers beyond 64 bits (it *decodes* them as
 floats, so an oversized ``id`` fails validation), and limits nesting depth.  We decode to
-``dict`` rather than typed ``msgspec`` structs because unknown fields must survive untouched.
+``dict`` rather than typed ``msgspec`` structs because unknown fields must survive untouched;
+the client's batch fast path (:mod:`wsnotebook._columns`) uses msgspec only for batches without
+unknown fields and falls back to these dicts otherwise.
 """
 
 from __future__ import annotations

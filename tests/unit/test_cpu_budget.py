@@ -182,6 +182,10 @@ def test_out_of_bounds_options_are_rejected(kwargs):
 @pytest.fixture
 def restore_budget() -> Iterator[None]:
     old, old_user = _loop.budget, _loop._budget_set_by_user
+    # Earlier tests may have imported ipykernel, which turns the kernel budget on for the
+    # pytest process; a busy loop then has the interval lowered.  Put it back *before* taking
+    # the value to restore, or this fixture would make the lowered value permanent.
+    _loop.set_cpu_budget(1.0, switch_interval=None)
     interval = sys.getswitchinterval()
     try:
         yield
