@@ -847,6 +847,9 @@ class Client:
         if self._token is not None:
             headers["Authorization"] = f"Bearer {self._token}"
         url = _with_query(self.url, self._query())
+        # ssl=None would make websockets refuse a wss:// URL; leaving it out gives the default
+        # context (system trust store, hostname checked).
+        tls: dict[str, Any] = {} if self._ssl is None else {"ssl": self._ssl}
         try:
             ws = await ws_connect(
                 url,
@@ -862,9 +865,7 @@ class Client:
                 max_queue=64,
                 create_connection=cast(Any, _metered_connection(meter)),
                 logger=self._ws_logger,
-                # ssl=None would make websockets refuse a wss:// URL; leaving it out gives the
-                # default context (system trust store, hostname checked).
-                **({} if self._ssl is None else {"ssl": self._ssl}),
+                **tls,
             )
         except asyncio.CancelledError:
             raise
