@@ -137,6 +137,27 @@ class TrafficLog:
             frame[col] = frame[col].astype("int64")
         return frame
 
+    def totals(self) -> dict[str, dict[str, Any]]:
+        """Lifetime totals per direction, in O(1): ``messages``, ``bytes`` (wire),
+        ``decoded_bytes``, ``events``, ``avg_bytes`` and ``compression_ratio`` (as in
+        :meth:`stats`, which also walks the window's entries for rates)."""
+        with self._lock:
+            totals = {
+                d: (t.messages, t.bytes, t.decoded_bytes, t.events) for d, t in self._totals.items()
+            }
+        out: dict[str, dict[str, Any]] = {}
+        for d in DIRECTIONS:
+            messages, nbytes, decoded, events = totals[d]
+            out[d] = {
+                "messages": messages,
+                "bytes": nbytes,
+                "decoded_bytes": decoded,
+                "events": events,
+                "avg_bytes": nbytes / messages if messages else None,
+                "compression_ratio": nbytes / decoded if decoded else None,
+            }
+        return out
+
     def stats(self, *, window: float = 10.0) -> dict[str, Any]:
         """Totals and rates, per direction (``"in"``/``"out"``).
 

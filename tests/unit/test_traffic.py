@@ -105,3 +105,32 @@ def test_clear_forgets_entries_but_keeps_totals() -> None:
     log.clear()
     assert len(log) == 0
     assert log.stats()["in"]["messages"] == 1
+
+
+def test_totals_match_the_lifetime_part_of_stats() -> None:
+    clock = FakeClock()
+    log = TrafficLog(clock=clock)
+    log.record("in", "batch", 1000, decoded_bytes=4000, n_events=10)
+    log.record("in", "event", 50, n_events=1)
+    log.record("out", "publish", 30, n_events=2)
+    totals, st = log.totals(), log.stats()
+    for d in ("in", "out"):
+        for key, value in totals[d].items():
+            assert st[d][key] == value
+    assert totals["in"]["messages"] == 2 and totals["in"]["events"] == 11
+    assert TrafficLog().totals()["out"]["compression_ratio"] is None
+
+
+def test_client_metrics_do_not_walk_the_traffic_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """metrics() runs on every monitor tick: it must stay O(1) in the traffic log's size."""
+    from wsnotebook._client import Client
+
+    client = Client("ws://127.0.0.1:9/stream")
+    for _ in range(100):
+        client.traffic.record("in", "event", 10, n_events=1)
+
+    def walk(*a: object, **k: object) -> None:
+        raise AssertionError("metrics() called TrafficLog.stats()")
+
+    monkeypatch.setattr(client.traffic, "stats", walk)
+    assert client.metrics()["bytes_in_wire"] == 1000
