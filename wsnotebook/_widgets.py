@@ -727,11 +727,10 @@ class Monitor:
 
     def _count_error(self) -> None:
         """Count a tick error; log it with its traceback (the first 3, then every 100th)."""
-        self.errors += 1
-        if self.errors <= 3 or self.errors % 100 == 0:
-            log.exception(
-                "monitor tick failed (%d errors so far, counted in Monitor.errors)", self.errors
-            )
+        n = self.errors + 1
+        if n <= 3 or n % 100 == 0:
+            log.exception("monitor tick failed (%d errors so far, counted in Monitor.errors)", n)
+        self.errors = n  # after logging: whoever sees the count can rely on the log record
 
     def _set(self, widget: Any, name: str, value: Any) -> bool:
         """Set a trait only when its value differs (so nothing is sent when nothing changed)."""
