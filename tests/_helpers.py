@@ -6,6 +6,8 @@ A module of its own because test modules cannot ``import conftest``: there are s
 pytest's default ``prepend`` import mode inserts the directory of the root ``tests/conftest.py``
 (it is not a package) before importing it, so every test module under ``tests/`` can import this.
 
+* ``use_fake_comms(monkeypatch)``: ipywidgets comms that send nothing (widgets without a kernel
+  or front end), undone with the monkeypatch.
 * ``make_hook_event(i, **fields)`` -> a valid seed-style hook event with ``id == i`` and the three
   epoch-ms stamps (``timestamp`` = ``T0_MS + i``, ``server_received`` +1.5 ms,
   ``client_received`` +4 ms); ``fields`` override or add top-level fields.
@@ -14,6 +16,8 @@ pytest's default ``prepend`` import mode inserts the directory of the root ``tes
 from __future__ import annotations
 
 from typing import Any
+
+import pytest
 
 T0_MS = 1_760_000_000_000.0
 HOOK_TYPES = ("PreToolUse", "PostToolUse", "Notification", "Stop")
@@ -32,3 +36,24 @@ def make_hook_event(i: int, **fields: Any) -> dict[str, Any]:
     }
     event.update(fields)
     return event
+
+
+class FakeComm:
+    """An ipywidgets comm with no kernel behind it: every message goes nowhere."""
+
+    kernel = None
+
+    def __init__(self, **kw: Any) -> None:
+        self.comm_id = kw.get("comm_id") or f"c{id(self)}"
+
+    def send(self, *a: Any, **k: Any) -> None: ...
+    def close(self, *a: Any, **k: Any) -> None: ...
+    def on_msg(self, cb: Any) -> None: ...
+    def on_close(self, cb: Any) -> None: ...
+
+
+def use_fake_comms(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ipywidgets create :class:`FakeComm` comms until ``monkeypatch`` is undone."""
+    import ipywidgets.comm
+
+    monkeypatch.setattr(ipywidgets.comm, "create_comm", lambda **kw: FakeComm(**kw))

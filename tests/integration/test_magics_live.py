@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
+from _helpers import use_fake_comms
 from IPython.core.interactiveshell import InteractiveShell
 
 import wsnotebook._widgets as W
@@ -29,20 +29,7 @@ def wait_until(pred: Callable[[], bool], timeout: float = 20.0) -> bool:
 
 @pytest.fixture
 def shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
-    import ipywidgets.comm
-
-    class _Comm:
-        kernel = None
-
-        def __init__(self, **kw: Any) -> None:
-            self.comm_id = kw.get("comm_id") or f"c{id(self)}"
-
-        def send(self, *a: Any, **k: Any) -> None: ...
-        def close(self, *a: Any, **k: Any) -> None: ...
-        def on_msg(self, cb: Any) -> None: ...
-        def on_close(self, cb: Any) -> None: ...
-
-    monkeypatch.setattr(ipywidgets.comm, "create_comm", lambda **kw: _Comm(**kw))
+    use_fake_comms(monkeypatch)
     ip = InteractiveShell.instance()
     ip.run_line_magic("load_ext", "wsnotebook")
     try:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from _helpers import use_fake_comms
 
 import wsnotebook._widgets as W
 from wsnotebook import monitor
@@ -18,20 +19,7 @@ pytestmark = pytest.mark.timeout(90)
 @pytest.fixture(autouse=True)
 def no_kernel_comms(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Widgets without a kernel: comms that send nothing; every monitor stopped afterwards."""
-    import ipywidgets.comm
-
-    class _Comm:
-        kernel = None
-
-        def __init__(self, **kw: Any) -> None:
-            self.comm_id = kw.get("comm_id") or f"c{id(self)}"
-
-        def send(self, *a: Any, **k: Any) -> None: ...
-        def close(self, *a: Any, **k: Any) -> None: ...
-        def on_msg(self, cb: Any) -> None: ...
-        def on_close(self, cb: Any) -> None: ...
-
-    monkeypatch.setattr(ipywidgets.comm, "create_comm", lambda **kw: _Comm(**kw))
+    use_fake_comms(monkeypatch)
     yield
     W.stop_all()
 

@@ -4,9 +4,9 @@ tests/integration/test_magics_live.py for serve/connect/demo)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
+from _helpers import use_fake_comms
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
@@ -18,21 +18,7 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture
 def shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
-    import ipywidgets.comm
-
-    class _Comm:
-        kernel = None  # no front end: widgets send nothing
-        comm_id = "c"
-
-        def __init__(self, **kw: Any) -> None:
-            self.comm_id = kw.get("comm_id") or f"c{id(self)}"
-
-        def send(self, *a: Any, **k: Any) -> None: ...
-        def close(self, *a: Any, **k: Any) -> None: ...
-        def on_msg(self, cb: Any) -> None: ...
-        def on_close(self, cb: Any) -> None: ...
-
-    monkeypatch.setattr(ipywidgets.comm, "create_comm", lambda **kw: _Comm(**kw))
+    use_fake_comms(monkeypatch)
     ip = InteractiveShell.instance()
     ip.run_line_magic("load_ext", "wsnotebook")
     try:
