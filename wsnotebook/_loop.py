@@ -9,7 +9,8 @@ Inside a Jupyter kernel, all of wsnotebook's background work runs under one CPU 
 under a flood: the loop's selector charges every loop iteration's CPU and sleeps the loop thread
 (releasing the GIL) when over budget; long loops call :func:`budget_checkpoint`, in-process
 producers await :func:`budget_ready` (backpressure), worker threads run inside
-:func:`background_work`; and while background work is busy the GIL switch interval is lowered
+:func:`background_work`, the server lets broadcast ticks linger under pressure (fewer, larger
+messages per client); and while background work is busy the GIL switch interval is lowered
 (5 ms -> 0.1 ms) so the kernel's own threads get the GIL back fast, restored after an idle
 second.  Counters: :func:`budget_stats`.  Outside a kernel nothing of this is active.
 
@@ -211,6 +212,12 @@ def background_work() -> Iterator[None]:
             b.charge(time.monotonic(), used, worker=True)
 
 
+def note_coalesced() -> None:
+    """Count a broadcast tick the server let linger under budget pressure (loop thread)."""
+    with _budget_lock:
+        budget.coalesced += 1
+
+
 def set_cpu_budget(
     fraction: float = KERNEL_CPU_BUDGET,
     *,
@@ -242,7 +249,8 @@ def budget_stats() -> dict[str, Any]:
     cores), ``throttling`` (True while in debt), ``throttle_pauses`` / ``throttled_s`` (pauses of
     the loop and worker threads), ``producer_waits`` / ``producer_wait_s`` (backpressure on
     in-process producers), ``loop_cpu_s`` / ``worker_cpu_s`` (CPU charged), ``switch_interval_ms``
-    (current GIL switch interval) and ``switch_lowered`` (times it was lowered).
+    (current GIL switch interval), ``switch_lowered`` (times it was lowered) and
+    ``coalesced_ticks`` (server broadcast ticks that lingered under budget pressure).
     """
     b = budget
     now = time.monotonic()
@@ -260,6 +268,7 @@ def budget_stats() -> dict[str, Any]:
             "worker_cpu_s": round(b.worker_cpu_seconds, 3),
             "switch_interval_ms": round(sys.getswitchinterval() * 1000.0, 3),
             "switch_lowered": b.switch_lowered,
+            "coalesced_ticks": b.coalesced,
         }
 
 

@@ -576,9 +576,15 @@ class CpuBudget:
     and a cell needs many hand-offs.  Lowered above ``busy_share`` cores, restored after
     ``idle_hold`` seconds below ``idle_share``.
 
+    Under pressure (:meth:`under_pressure`: the share at or above ``pressure`` of the budget)
+    the server also lets broadcast ticks linger (``_server.BUDGET_COALESCE``) so clients get
+    fewer, larger ``batch`` messages: per-message work is most of the pipeline's cost at high
+    rates, so this lets more events through the same budget (counted in :attr:`coalesced`).
+
     Bounds: ``0.05 <= fraction <= 1.0`` (1.0 disables throttling), ``0.001 <= period <= 1``,
-    ``0 < max_pause <= 1``, ``switch_interval`` None (never touch it) or ``1e-5..0.005`` s.
-    Defaults: half a core, 10 ms period (5 ms burst), 50 ms max pause, switch interval 0.1 ms.
+    ``0 < max_pause <= 1``, ``switch_interval`` None (never touch it) or ``1e-5..0.005`` s,
+    ``0 < pressure <= 1``.  Defaults: half a core, 10 ms period (5 ms burst), 50 ms max pause,
+    switch interval 0.1 ms, pressure 0.8.
     """
 
     def __init__(
@@ -592,6 +598,7 @@ class CpuBudget:
         busy_share: float = 0.2,
         idle_share: float = 0.05,
         idle_hold: float = 1.0,
+        pressure: float = 0.8,
     ) -> None:
         if not 0.05 <= fraction <= 1.0:
             raise ConfigError(f"cpu budget fraction must be in 0.05..1.0, got {fraction}")
@@ -605,6 +612,8 @@ class CpuBudget:
             )
         if not tau > 0 or not 0 <= idle_share <= busy_share or not idle_hold >= 0:
             raise ConfigError("cpu budget: need tau > 0, 0 <= idle_share <= busy_share")
+        if not 0.0 < pressure <= 1.0:
+            raise ConfigError(f"cpu budget pressure must be in (0, 1], got {pressure}")
         self.fraction = fraction
         self.period = period
         self.max_pause = max_pause
@@ -613,6 +622,7 @@ class CpuBudget:
         self.busy_share = busy_share
         self.idle_share = idle_share
         self.idle_hold = idle_hold
+        self.pressure = pressure
         self.burst = fraction * period
         self.credit = self.burst
         self._last_wall: float | None = None
@@ -632,6 +642,8 @@ class CpuBudget:
         self.worker_cpu_seconds = 0.0
         #: Times the switch interval was lowered.
         self.switch_lowered = 0
+        #: Broadcast ticks the server let linger because the budget was under pressure.
+        self.coalesced = 0
 
     @property
     def enabled(self) -> bool:
@@ -642,6 +654,11 @@ class CpuBudget:
     def active(self) -> bool:
         """True when anything needs accounting (throttling or switch-interval management)."""
         return self.fraction < 1.0 or self.switch_interval is not None
+
+    def under_pressure(self) -> bool:
+        """True while throttling is on and the recent share is at least ``pressure`` of the
+        budget (the last accounted value: a cheap read, no clock)."""
+        return self.fraction < 1.0 and self.share >= self.pressure * self.fraction
 
     def _accrue(self, wall: float) -> None:
         last = self._last_wall

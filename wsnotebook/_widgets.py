@@ -893,12 +893,17 @@ class Monitor:
         if self._regex_error:
             notes.append(self._regex_error)
         budget = _loop.budget_stats()
-        if budget.get("throttle_pauses") or budget.get("producer_waits"):
+        if (
+            budget.get("throttle_pauses")
+            or budget.get("producer_waits")
+            or budget.get("coalesced_ticks")
+        ):
             # The CPU budget deferred background work to keep the kernel responsive: say so.
             notes.append(
                 f"CPU budget {budget.get('cpu_budget', 0):g} core: "
                 f"throttled {budget.get('throttled_s', 0):.1f} s, "
-                f"producers held {budget.get('producer_wait_s', 0):.1f} s"
+                f"producers held {budget.get('producer_wait_s', 0):.1f} s, "
+                f"{budget.get('coalesced_ticks', 0)} sends batched"
             )
         if notes:
             status["note"] = " · ".join(notes)

@@ -290,3 +290,53 @@ def test_ws_publish_size_limit_counts_utf8_bytes_not_characters(
         )
         assert recv_json(ws)["type"] == "event"
     assert srv.store.last_id == 1
+
+
+@pytest.fixture
+def budget_under_pressure(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The background CPU budget reports pressure (as inside a kernel whose background work
+    uses most of its budget) without throttling anything: a fresh budget, restored after."""
+    budget = _loop.CpuBudget(fraction=1.0, switch_interval=None)
+    monkeypatch.setattr(budget, "under_pressure", lambda: True)
+    monkeypatch.setattr(_loop, "budget", budget)
+    return budget
+
+
+def test_under_budget_pressure_ticks_linger_and_reach_auto_clients_as_fewer_batches(
+    server: Server, make_event: Any, budget_under_pressure: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A long linger so that five publishes always fall into it, however slow this machine.
+    monkeypatch.setattr(server_mod, "BUDGET_COALESCE", 0.5)
+    with (
+        connect(f"{server.url}?batch=auto", compression=None) as auto,
+        connect(f"{server.url}?batch=0", compression=None) as plain,
+    ):
+        assert recv_json(auto)["type"] == recv_json(plain)["type"] == "initial"
+        # Five publishes, each its own loop tick: without pressure that is five messages.
+        for _ in range(5):
+            server.publish([make_event(), make_event()])
+        msgs = read_messages(auto, 10)
+        per_event = read_messages(plain, 10)
+    assert [i for m in msgs for i in ids_of(m)] == list(range(1, 11))
+    assert len(msgs) < 5 and msgs[0]["type"] == "batch"
+    assert [i for m in per_event for i in ids_of(m)] == list(range(1, 11))
+    assert budget_under_pressure.coalesced >= 1
+    assert _loop.budget_stats()["coalesced_ticks"] == budget_under_pressure.coalesced
+
+
+def test_a_lingering_tick_is_written_before_a_control_message_and_at_stop(
+    server_factory: Any, make_event: Any, budget_under_pressure: Any
+) -> None:
+    srv = server_factory(heartbeat_interval=60)
+    with connect(f"{srv.url}?batch=auto", compression=None) as ws:
+        assert recv_json(ws)["type"] == "initial"
+        srv.publish([make_event(), make_event()])
+        srv.stop()  # the final heartbeat must follow the lingering events, not overtake them
+        kinds = []
+        while True:
+            msg = recv_json(ws)
+            kinds.append(msg["type"])
+            if msg["type"] == "heartbeat":
+                break
+    assert kinds == ["batch", "heartbeat"]
+    assert msg.get("final") is True and msg["seq"] == 2

@@ -120,6 +120,29 @@ def test_share_estimates_background_cores_used():
     assert b.share < 0.01
 
 
+def test_pressure_is_a_share_near_the_budget_and_passes_with_idle_time():
+    b = CpuBudget(fraction=0.5, tau=0.5, pressure=0.8, max_pause=1.0)
+    t = 0.0
+    for _ in range(400):  # 2 s at 30 % of a core: within the half-core budget, no pressure
+        t += 0.005
+        b.charge(t, 0.0015)
+    assert b.under_pressure() is False
+    for _ in range(400):  # 2 s at 45 % of a core: 90 % of the budget
+        t += 0.005
+        b.charge(t, 0.00225)
+    assert b.under_pressure() is True
+    b.charge(t + 2.0, 0.0)  # four time constants idle
+    assert b.under_pressure() is False
+
+
+def test_no_throttling_means_never_under_pressure():
+    b = CpuBudget(fraction=1.0)
+    b.charge(0.0, 0.0)
+    b.charge(0.1, 0.1)  # flat out
+    assert b.share > 0.1
+    assert b.under_pressure() is False
+
+
 def test_switch_interval_is_lowered_when_busy_and_restored_after_an_idle_second():
     b = CpuBudget(fraction=1.0, switch_interval=0.0005, tau=0.5, idle_hold=1.0)
     assert b.switch_wanted(0.0) is False
@@ -169,6 +192,8 @@ def test_no_switch_interval_means_never_touch_it():
         {"switch_interval": 0.01},
         {"tau": 0.0},
         {"busy_share": 0.01, "idle_share": 0.05},
+        {"pressure": 0.0},
+        {"pressure": 1.5},
     ],
 )
 def test_out_of_bounds_options_are_rejected(kwargs):
@@ -334,6 +359,7 @@ def test_budget_stats_fields_for_the_status_line():
         "worker_cpu_s",
         "switch_interval_ms",
         "switch_lowered",
+        "coalesced_ticks",
     }
 
 

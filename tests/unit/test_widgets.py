@@ -439,3 +439,23 @@ def test_bad_options_raise_config_error(wire: list):
             W.monitor(frame, **kwargs)
     with pytest.raises(ConfigError, match="Client, Server or EventFrame"):
         W.monitor(object())
+
+
+def test_status_line_says_when_the_cpu_budget_deferred_work(
+    wire: list, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+):
+    mon = new_monitor(EventFrame(), clock)
+    stats: dict[str, Any] = {"cpu_budget": 0.5, "throttle_pauses": 0, "producer_waits": 0}
+    monkeypatch.setattr(W._loop, "budget_stats", lambda: stats)
+    assert "note" not in mon._status(0)  # nothing deferred: no note
+    stats.update(
+        throttle_pauses=3,
+        throttled_s=1.25,
+        producer_waits=2,
+        producer_wait_s=0.5,
+        coalesced_ticks=40,
+    )
+    note = mon._status(0)["note"]
+    assert note == ("CPU budget 0.5 core: throttled 1.2 s, producers held 0.5 s, 40 sends batched")
+    stats.update(throttle_pauses=0, producer_waits=0)  # batching alone is worth saying too
+    assert "40 sends batched" in mon._status(0)["note"]
