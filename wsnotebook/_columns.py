@@ -48,6 +48,7 @@ _Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 _Stamp = Annotated[float, msgspec.Meta(ge=0)]
 _OPEN_BRACE = ord("{")
 _SEP_BRACE = PAYLOAD_SEP + b"{"
+_GATHER_MIN = 50
 
 
 class _Event(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -136,10 +137,11 @@ def _join_object_payloads(parts: Sequence[Any]) -> tuple[bytes, np.ndarray] | No
     k = len(parts)
     lens = np.fromiter(map(len, parts), dtype=np.int64, count=k)
     blob = PAYLOAD_SEP.join(parts)
-    # Compact payloads (no newline: JSON strings cannot hold one, only a pretty-printing
-    # sender's whitespace can) are checked with two C-level scans: the only newlines are the
-    # separators', and each separator is followed by "{".
-    if blob[:1] == b"{" and blob.count(b"\n") == 2 * (k - 1):
+    # Small batches of compact payloads (no newline: JSON strings cannot hold one, only a
+    # pretty-printing sender's whitespace can) are checked with two C-level scans: the only
+    # newlines are the separators', and each separator is followed by "{".  From ~50 payloads
+    # on, gathering each payload's first byte is cheaper (63 vs 160 us for 1000 here).
+    if k < _GATHER_MIN and blob[:1] == b"{" and blob.count(b"\n") == 2 * (k - 1):
         return (blob, lens) if blob.count(_SEP_BRACE) == k - 1 else None
     starts = np.zeros_like(lens)
     np.cumsum(lens[:-1] + len(PAYLOAD_SEP), out=starts[1:])

@@ -378,5 +378,17 @@ def test_pretty_printed_payloads_are_checked_byte_by_byte() -> None:
         [b'"{"', b"{}"],
     ],
 )
-def test_a_non_object_payload_is_never_taken_for_an_object(payloads: list[bytes]) -> None:
-    assert decode_batch_columns(_raw_batch(payloads)) is None
+@pytest.mark.parametrize("padding", [0, 60], ids=["small batch", "gathered first bytes"])
+def test_a_non_object_payload_is_never_taken_for_an_object(
+    payloads: list[bytes], padding: int
+) -> None:
+    # Batches of 50+ payloads check first bytes by gathering instead of scanning separators.
+    assert decode_batch_columns(_raw_batch([b'{"a":1}'] * padding + payloads)) is None
+    assert decode_batch_columns(_raw_batch(payloads + [b"{ }"] * padding)) is None
+
+
+def test_a_big_batch_of_pretty_printed_payloads_is_accepted() -> None:
+    payloads = [b'{\n "a": 1\n}', b"{}", b'{"b":\n[1,\n2]}'] * 30
+    cols = decode_batch_columns(_raw_batch(payloads))
+    assert cols is not None and cols.n == 90
+    assert [bytes(p) for p in cols.payload] == payloads
