@@ -32,9 +32,10 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import accumulate
-from typing import Any
+from math import floor
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from . import _loop
@@ -128,18 +129,95 @@ _WORD_TEXT = (
     "config token origin limit queue metric window sample export parquet column"
 )
 _WORDS = tuple(_WORD_TEXT.split())
+_CWD = "/home/dev/project"
+_T = TypeVar("_T")
 
 
-def _hex(rng: random.Random, n: int) -> str:
-    return f"{rng.getrandbits(4 * n):0{n}x}"
+# Every draw below goes through ``rng.random()`` (C, ~0.03 us) instead of ``randint``/
+# ``randrange``/``choice``/``choices``, which are Python code in ``random.py``: ``randint(1, 8)``
+# cost 0.33 us against 0.11 us for ``_randint``, ``choice`` 0.22 us against 0.12 us for ``_pick``
+# (cProfile put those methods at ~45 % of the generator's ~10 us/event, and the generator was most
+# of a 10k ev/s demo producer's CPU).  ``floor(random() * n)`` is uniform on ``0..n-1`` (never
+# ``n``: ``random() < 1``), exactly what ``random.choices`` does; ``floor`` is ~3x cheaper than
+# ``int()`` on a float.  Only the exact sequence for a seed differs from the stdlib methods.
+# These helpers work with any ``random.Random``, so ``make_event`` callers keep passing one.
+
+
+def _randint(rng: random.Random, a: int, b: int) -> int:
+    """Uniform integer in ``a..b``, both included (like ``Random.randint``)."""
+    return a + floor(rng.random() * (b - a + 1))
+
+
+def _pick(rng: random.Random, seq: Sequence[_T]) -> _T:
+    """Uniform element of a non-empty sequence (like ``Random.choice``)."""
+    return seq[floor(rng.random() * len(seq))]
+
+
+# ``choices(TOOL_NAMES, weights=_TOOL_WEIGHTS)`` rebuilt the cumulative weights on every call
+# (1.5 us against 0.12 us for ``_pick_tool``).  The weights are small integers, so a table
+# holding each tool ``weight`` times gives exactly the same distribution with one uniform draw.
+_TOOL_TABLE: tuple[str, ...] = tuple(
+    name for name, weight in zip(TOOL_NAMES, _TOOL_WEIGHTS) for _ in range(weight)
+)
+_TOOL_HOOKS = frozenset(("PreToolUse", "PostToolUse"))
+_LARGE_OUTPUT_TOOLS = frozenset(("Read", "Bash", "Grep", "Task"))
+_SESSION_SOURCES = ("startup", "startup", "resume", "clear")  # "startup" twice as likely
+_END_REASONS = ("prompt_input_exit", "logout", "clear", "other")
+_GLOBS = ("**/*.ts", "**/*.py", "src/**/*.vue")
+_SUBAGENT_TYPES = ("general-purpose", "code-reviewer", "test-runner")
+_TODO_STATES = ("pending", "in_progress", "completed")
+
+
+def _pick_tool(rng: random.Random) -> str:
+    """A tool name drawn with the relative frequencies ``_TOOL_WEIGHTS``."""
+    return _TOOL_TABLE[floor(rng.random() * len(_TOOL_TABLE))]
 
 
 def _uuid(rng: random.Random) -> str:
-    return f"{_hex(rng, 8)}-{_hex(rng, 4)}-4{_hex(rng, 3)}-a{_hex(rng, 3)}-{_hex(rng, 12)}"
+    # One 120-bit draw sliced, not five draws and five formats: a v4-looking UUID.
+    h = f"{rng.getrandbits(120):030x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[12:15]}-a{h[15:18]}-{h[18:]}"
 
 
-def _text(rng: random.Random, words: int) -> str:
-    return " ".join(rng.choices(_WORDS, k=words))
+def _random_words(rng: random.Random, words: int) -> str:
+    """``words`` independent uniform words (for building the pools below, not per event)."""
+    rnd = rng.random
+    n = len(_WORDS)
+    return " ".join([_WORDS[floor(rnd() * n)] for _ in range(words)])
+
+
+class _WordPool:
+    """A fixed cyclic stream in which every word of ``_WORDS`` occurs equally often, shuffled.
+
+    Joining ``words`` independent draws cost ~1-1.5 us a text (a list comprehension and a draw
+    per word), about 0.3 us of every event on average; a text is now a window of the stream at a
+    uniform random start: one draw and a slice.  Each word of a text is still exactly uniform over
+    ``_WORDS`` (every start is equally likely and every word fills the same number of slots);
+    only the pairing of neighbouring words is fixed by the stream, as in :class:`_LinePool`.
+    """
+
+    COPIES = 64  # 64 x 35 words: ~2200 distinct windows of each length
+    MAX_WORDS = 32
+
+    def __init__(self) -> None:
+        rng = random.Random(4321)
+        words = list(_WORDS) * self.COPIES
+        rng.shuffle(words)
+        self.size = len(words)
+        stream = words + words[: self.MAX_WORDS]  # a window may wrap around the end
+        self.text = " ".join(stream) + " "
+        self.starts = list(accumulate((len(w) + 1 for w in stream), initial=0))
+
+    def words(self, rng: random.Random, words: int) -> str:
+        """``words`` (1..MAX_WORDS) words separated by single spaces."""
+        if not 0 < words <= self.MAX_WORDS:
+            return _random_words(rng, words)
+        starts = self.starts
+        first = floor(rng.random() * self.size)
+        return self.text[starts[first] : starts[first + words] - 1]
+
+
+_text = _WordPool().words
 
 
 class _LinePool:
@@ -155,67 +233,84 @@ class _LinePool:
     def __init__(self) -> None:
         rng = random.Random(1234)
         lines = [
-            f"{i:>5}\t{'    ' * rng.randint(0, 3)}{_text(rng, rng.randint(3, 10))}"
+            f"{i:>5}\t{'    ' * _randint(rng, 0, 3)}{_random_words(rng, _randint(rng, 3, 10))}"
             for i in range(1, self.LINES + 1)
         ]
         self.text = "\n".join(lines) + "\n"
         self.starts = list(accumulate((len(line) + 1 for line in lines), initial=0))
+        self.total = self.starts[-1]
 
-    def excerpt(self, rng: random.Random, nbytes: int) -> str:
-        """Whole lines from a random line on, at least ``nbytes`` long (``nbytes`` <= ~88 KB)."""
+    def excerpt(self, rng: random.Random, nbytes: int) -> tuple[str, int]:
+        """Whole lines from a random line on, at least ``nbytes`` long (``nbytes`` <= ~88 KB),
+        and how many lines that is (counting them in the text cost more than the slice)."""
         starts = self.starts
-        total = starts[-1]
-        nbytes = max(1, min(nbytes, total))
-        last_start = bisect.bisect_right(starts, total - nbytes) - 1
-        first = rng.randint(0, max(0, last_start))
+        total = self.total
+        if nbytes > total:
+            nbytes = total
+        elif nbytes < 1:
+            nbytes = 1
+        # Lines 0..k-1 start early enough to hold ``nbytes``: k >= 1 as starts[0] == 0.
+        first = floor(rng.random() * bisect.bisect_right(starts, total - nbytes))
         end = bisect.bisect_left(starts, starts[first] + nbytes)
-        return self.text[starts[first] : starts[end] - 1]
+        return self.text[starts[first] : starts[end] - 1], end - first
 
 
 _line_pool: _LinePool | None = None
 
 
-def _code_lines(rng: random.Random, nbytes: int) -> str:
-    """About ``nbytes`` of source-like text (what a big Read/Bash output looks like)."""
+def _code_lines(rng: random.Random, nbytes: int) -> tuple[str, int]:
+    """About ``nbytes`` of source-like text (what a big Read/Bash output looks like) and its
+    number of lines."""
     global _line_pool
     if _line_pool is None:
         _line_pool = _LinePool()
     return _line_pool.excerpt(rng, nbytes)
 
 
+# File paths are formatted once, not per event (the default ``cwd`` is the generator's).
+_CWD_FILES = tuple(f"{_CWD}/{name}" for name in _FILES)
+_SRC_FILES = tuple(f"src/{name}" for name in _FILES)
+
+
+def _file_path(rng: random.Random, cwd: str) -> str:
+    i = floor(rng.random() * len(_FILES))
+    return _CWD_FILES[i] if cwd == _CWD else f"{cwd}/{_FILES[i]}"
+
+
 def _tool_input(rng: random.Random, tool: str, cwd: str) -> dict[str, Any]:
-    path = f"{cwd}/{rng.choice(_FILES)}"
+    # Branches in order of ``_TOOL_WEIGHTS`` (most frequent first); a path is drawn only for
+    # the tools that use one.
     if tool == "Read":
-        return {"file_path": path}
+        return {"file_path": _file_path(rng, cwd)}
+    if tool == "Bash":
+        return {"command": _pick(rng, _COMMANDS), "description": _text(rng, 4)}
     if tool == "Edit":
         return {
-            "file_path": path,
-            "old_string": _text(rng, rng.randint(2, 8)),
-            "new_string": _text(rng, rng.randint(2, 10)),
+            "file_path": _file_path(rng, cwd),
+            "old_string": _text(rng, _randint(rng, 2, 8)),
+            "new_string": _text(rng, _randint(rng, 2, 10)),
         }
-    if tool == "Write":
-        return {"file_path": path, "content": _code_lines(rng, rng.randint(80, 400))}
-    if tool == "Bash":
-        return {"command": rng.choice(_COMMANDS), "description": _text(rng, 4)}
     if tool == "Grep":
-        return {"pattern": rng.choice(_WORDS), "path": cwd, "output_mode": "content"}
+        return {"pattern": _pick(rng, _WORDS), "path": cwd, "output_mode": "content"}
     if tool == "Glob":
-        return {"pattern": rng.choice(("**/*.ts", "**/*.py", "src/**/*.vue"))}
+        return {"pattern": _pick(rng, _GLOBS)}
+    if tool == "Write":
+        return {
+            "file_path": _file_path(rng, cwd),
+            "content": _code_lines(rng, _randint(rng, 80, 400))[0],
+        }
     if tool == "Task":
         return {
             "description": _text(rng, 3),
-            "prompt": _text(rng, rng.randint(10, 30)),
-            "subagent_type": rng.choice(("general-purpose", "code-reviewer", "test-runner")),
+            "prompt": _text(rng, _randint(rng, 10, 30)),
+            "subagent_type": _pick(rng, _SUBAGENT_TYPES),
         }
     if tool == "WebFetch":
         return {"url": "https://example.com/docs/websocket", "prompt": _text(rng, 6)}
     return {
         "todos": [
-            {
-                "content": _text(rng, 5),
-                "status": rng.choice(("pending", "in_progress", "completed")),
-            }
-            for _ in range(rng.randint(1, 4))
+            {"content": _text(rng, 5), "status": _pick(rng, _TODO_STATES)}
+            for _ in range(_randint(rng, 1, 4))
         ]
     }
 
@@ -223,28 +318,133 @@ def _tool_input(rng: random.Random, tool: str, cwd: str) -> dict[str, Any]:
 def _tool_response(
     rng: random.Random, tool: str, tool_input: dict[str, Any], large: bool
 ) -> dict[str, Any]:
-    body = _code_lines(rng, rng.randint(4096, 32768) if large else rng.randint(20, 120))
+    if tool in ("Edit", "Write"):  # no output body: do not draw one
+        return {"filePath": tool_input["file_path"], "success": True}
+    body, lines = _code_lines(rng, _randint(rng, 4096, 32768) if large else _randint(rng, 20, 120))
     if tool == "Read":
         return {
             "type": "text",
             "file": {
                 "filePath": tool_input["file_path"],
                 "content": body,
-                "numLines": body.count("\n") + 1,
+                "numLines": lines,
             },
         }
     if tool == "Bash":
         return {"stdout": body, "stderr": "", "interrupted": False, "isImage": False}
-    if tool in ("Edit", "Write"):
-        return {"filePath": tool_input["file_path"], "success": True}
     if tool in ("Grep", "Glob"):
-        return {"filenames": [f"src/{rng.choice(_FILES)}" for _ in range(3)], "content": body}
+        return {
+            "filenames": [
+                _pick(rng, _SRC_FILES),
+                _pick(rng, _SRC_FILES),
+                _pick(rng, _SRC_FILES),
+            ],
+            "content": body,
+        }
     if tool == "Task":
         return {
             "content": [{"type": "text", "text": body}],
-            "totalDurationMs": rng.randint(2000, 90000),
+            "totalDurationMs": _randint(rng, 2000, 90000),
         }
     return {"result": body}
+
+
+def _summary(kind: str, payload: dict[str, Any]) -> str | None:
+    """The one-line ``summary`` a seed hook with ``--summarize`` would add (None: unknown kind)."""
+    if kind in _TOOL_HOOKS:
+        tin = payload["tool_input"]
+        target = tin.get("file_path") or tin.get("command") or tin.get("pattern") or ""
+        verb = "Running" if kind == "PreToolUse" else "Finished"
+        return f"{verb} {payload['tool_name']} {target}".strip()
+    if kind == "UserPromptSubmit":
+        return f"User asked: {payload['prompt'][:60]}"
+    if kind == "Notification":
+        message: str = payload["message"]
+        return message
+    if kind == "Stop":
+        return "Agent finished responding"
+    if kind == "SubagentStop":
+        return "Subagent finished its task"
+    if kind == "PreCompact":
+        return "Compacting the conversation"
+    if kind == "SessionStart":
+        return "Session started"
+    if kind == "SessionEnd":
+        return "Session ended"
+    return None
+
+
+def _build_event(
+    rng: random.Random,
+    kind: str,
+    app: str,
+    sid: str,
+    transcript_path: str,
+    tool: str | None,
+    tin: dict[str, Any] | None,
+    model: str,
+    large: bool,
+    summary_prob: float,
+    timestamp: float | None,
+    cwd: str,
+) -> Event:
+    """:func:`make_event` once the session fields are known.  The generator calls this directly
+    with its session's cached ``transcript_path``: going through ``make_event``'s keyword
+    arguments and formatting the path per event cost ~0.2 us of every event."""
+    payload: dict[str, Any]
+    if kind in _TOOL_HOOKS:
+        if not tool:
+            tool = _pick_tool(rng)
+        if tin is None:
+            tin = _tool_input(rng, tool, cwd)
+        # One literal, not four keys added one by one: the dict is sized once (adding keys grew
+        # it past its first size on every tool event).
+        payload = {
+            "session_id": sid,
+            "transcript_path": transcript_path,
+            "cwd": cwd,
+            "hook_event_name": kind,
+            "permission_mode": "default",
+            "tool_name": tool,
+            "tool_input": tin,
+        }
+        if kind == "PostToolUse":
+            payload["tool_response"] = _tool_response(rng, tool, tin, large)
+    else:
+        payload = {
+            "session_id": sid,
+            "transcript_path": transcript_path,
+            "cwd": cwd,
+            "hook_event_name": kind,
+        }
+        if kind == "UserPromptSubmit":
+            payload["prompt"] = _pick(rng, _PROMPTS)
+        elif kind == "Stop" or kind == "SubagentStop":
+            payload["stop_hook_active"] = False
+        elif kind == "SessionStart":
+            payload["source"] = _pick(rng, _SESSION_SOURCES)
+        elif kind == "SessionEnd":
+            payload["reason"] = _pick(rng, _END_REASONS)
+        elif kind == "Notification":
+            payload["message"] = _pick(rng, _NOTIFICATIONS)
+        elif kind == "PreCompact":
+            payload["trigger"] = _pick(rng, ("auto", "manual"))
+            payload["custom_instructions"] = ""
+    event: Event = {
+        "source_app": app,
+        "session_id": sid,
+        "hook_event_type": kind,
+        "payload": payload,
+    }
+    if timestamp is not None:
+        event["timestamp"] = timestamp
+    # The summary string is built only for the events that get one (``summary_prob``, 25 %).
+    if rng.random() < summary_prob:
+        summary = _summary(kind, payload)
+        if summary is not None:
+            event["summary"] = summary
+    event["model_name"] = model
+    return event
 
 
 def make_event(
@@ -259,7 +459,7 @@ def make_event(
     large: bool = False,
     summary_prob: float = 0.25,
     timestamp: float | None = None,
-    cwd: str = "/home/dev/project",
+    cwd: str = _CWD,
 ) -> Event:
     """Build one agent-hook event: a plain dict that passes ``validate_event``.
 
@@ -269,71 +469,46 @@ def make_event(
     (the server then fills it).  The payload mirrors Claude Code's hook input: ``session_id``,
     ``transcript_path``, ``cwd``, ``hook_event_name`` and the per-hook fields.
     """
-    kind = hook_event_type or rng.choice(HOOK_EVENT_TYPES)
-    app = source_app or rng.choice(SOURCE_APPS)
+    kind = hook_event_type or _pick(rng, HOOK_EVENT_TYPES)
+    app = source_app or _pick(rng, SOURCE_APPS)
     sid = session_id or _uuid(rng)
-    payload: dict[str, Any] = {
-        "session_id": sid,
-        "transcript_path": f"~/.claude/projects/{app}/{sid[:8]}.jsonl",
-        "cwd": cwd,
-        "hook_event_name": kind,
-    }
-    summary: str | None = None
-    if kind in ("PreToolUse", "PostToolUse"):
-        tool = tool_name or rng.choices(TOOL_NAMES, weights=_TOOL_WEIGHTS)[0]
-        tin = tool_input if tool_input is not None else _tool_input(rng, tool, cwd)
-        payload["permission_mode"] = "default"
-        payload["tool_name"] = tool
-        payload["tool_input"] = tin
-        if kind == "PostToolUse":
-            payload["tool_response"] = _tool_response(rng, tool, tin, large)
-        target = tin.get("file_path") or tin.get("command") or tin.get("pattern") or ""
-        summary = f"{'Running' if kind == 'PreToolUse' else 'Finished'} {tool} {target}".strip()
-    elif kind == "UserPromptSubmit":
-        prompt = rng.choice(_PROMPTS)
-        payload["prompt"] = prompt
-        summary = f"User asked: {prompt[:60]}"
-    elif kind == "Notification":
-        payload["message"] = rng.choice(_NOTIFICATIONS)
-        summary = payload["message"]
-    elif kind in ("Stop", "SubagentStop"):
-        payload["stop_hook_active"] = False
-        summary = "Agent finished responding" if kind == "Stop" else "Subagent finished its task"
-    elif kind == "PreCompact":
-        payload["trigger"] = rng.choice(("auto", "manual"))
-        payload["custom_instructions"] = ""
-        summary = "Compacting the conversation"
-    elif kind == "SessionStart":
-        payload["source"] = rng.choice(("startup", "startup", "resume", "clear"))
-        summary = "Session started"
-    elif kind == "SessionEnd":
-        payload["reason"] = rng.choice(("prompt_input_exit", "logout", "clear", "other"))
-        summary = "Session ended"
-    event: Event = {
-        "source_app": app,
-        "session_id": sid,
-        "hook_event_type": kind,
-        "payload": payload,
-    }
-    if timestamp is not None:
-        event["timestamp"] = timestamp
-    if summary is not None and rng.random() < summary_prob:
-        event["summary"] = summary
-    event["model_name"] = model_name if model_name is not None else rng.choice(MODEL_NAMES)
-    return event
+    model = model_name if model_name is not None else _pick(rng, MODEL_NAMES)
+    return _build_event(
+        rng,
+        kind,
+        app,
+        sid,
+        _transcript_path(app, sid),
+        tool_name,
+        tool_input,
+        model,
+        large,
+        summary_prob,
+        timestamp,
+        cwd,
+    )
 
 
-@dataclass
+def _transcript_path(app: str, sid: str) -> str:
+    return f"~/.claude/projects/{app}/{sid[:8]}.jsonl"
+
+
+@dataclass(slots=True)
 class _Session:
     """One agent session's state in the generator's state machine."""
 
     app: str
     session_id: str
     model: str
+    transcript_path: str  # fixed for the session: built once, not per event
     state: str = "start"  # start -> prompt -> tools -> stopped -> (prompt | end) -> done
     tools_left: int = 0
     turns_left: int = 1
-    pending: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (tool, input)
+    # The PreToolUse awaiting its PostToolUse, as (tool, input, its subagent has stopped): at
+    # most one, as a session's next steps after a PreToolUse are its SubagentStop (a Task only)
+    # and its PostToolUse.  The marker lives here, not in the input dict, so the PostToolUse
+    # needs no filtered copy of the input.
+    pending: tuple[str, dict[str, Any], bool] | None = None
 
 
 class EventGenerator(Iterator[Event]):
@@ -378,11 +553,14 @@ class EventGenerator(Iterator[Event]):
     def _new_session(self) -> _Session:
         rng = self.rng
         self.sessions_started += 1
+        app = _pick(rng, self.apps)
+        sid = _uuid(rng)
         return _Session(
-            app=rng.choice(self.apps),
-            session_id=_uuid(rng),
-            model=rng.choice(MODEL_NAMES),
-            turns_left=rng.randint(1, 3),
+            app=app,
+            session_id=sid,
+            model=_pick(rng, MODEL_NAMES),
+            transcript_path=_transcript_path(app, sid),
+            turns_left=_randint(rng, 1, 3),
         )
 
     def __iter__(self) -> EventGenerator:
@@ -390,56 +568,53 @@ class EventGenerator(Iterator[Event]):
 
     def __next__(self) -> Event:
         rng = self.rng
-        idx = rng.randrange(len(self._sessions))
-        s = self._sessions[idx]
+        sessions = self._sessions
+        idx = floor(rng.random() * len(sessions))
+        s = sessions[idx]
         kind, tool, tin, large = self._step(s)
-        event = make_event(
+        clock = self.clock
+        event = _build_event(
             rng,
-            hook_event_type=kind,
-            source_app=s.app,
-            session_id=s.session_id,
-            tool_name=tool,
-            tool_input=tin,
-            model_name=s.model,
-            large=large,
-            summary_prob=self.summary_prob,
-            timestamp=self.clock() if self.clock is not None else None,
+            kind,
+            s.app,
+            s.session_id,
+            s.transcript_path,
+            tool,
+            tin,
+            s.model,
+            large,
+            self.summary_prob,
+            clock() if clock is not None else None,
+            _CWD,
         )
-        if kind == "PreToolUse" and tool is not None:
-            s.pending.append((tool, event["payload"]["tool_input"]))
         if s.state == "done":
             self.sessions_finished += 1
-            self._sessions[idx] = self._new_session()
+            sessions[idx] = self._new_session()
         self.count += 1
         return event
 
     def take(self, n: int) -> list[Event]:
         """The next ``n`` events as a list."""
-        return [next(self) for _ in range(n)]
+        step = self.__next__  # a bound method: ``next(self)`` goes through the type slot
+        return [step() for _ in range(n)]
 
     def _step(self, s: _Session) -> tuple[str, str | None, dict[str, Any] | None, bool]:
         """Advance session ``s``; return (hook type, tool, tool input, large output)."""
         rng = self.rng
-        if s.state == "start":
-            s.state = "prompt"
-            return "SessionStart", None, None, False
-        if s.state == "prompt":
-            s.state = "tools"
-            s.tools_left = rng.randint(1, 8)
-            return "UserPromptSubmit", None, None, False
-        if s.state == "tools":
-            if s.pending:  # every PreToolUse is followed by its PostToolUse
-                tool, tin = s.pending[-1]
-                if tool == "Task" and not tin.get("_subagent_done"):
+        state = s.state
+        if state == "tools":
+            pending = s.pending
+            if pending is not None:  # every PreToolUse is followed by its PostToolUse
+                tool, tin, subagent_done = pending
+                if tool == "Task" and not subagent_done:
                     # A Task tool runs a subagent: its SubagentStop precedes the PostToolUse.
-                    s.pending[-1] = (tool, {**tin, "_subagent_done": True})
+                    s.pending = (tool, tin, True)
                     return "SubagentStop", None, None, False
-                s.pending.pop()
-                tin = {k: v for k, v in tin.items() if k != "_subagent_done"}
-                large = tool in ("Read", "Bash", "Grep", "Task") and (
-                    rng.random() < self.large_output_prob
-                )
-                return "PostToolUse", tool, tin, large
+                s.pending = None
+                large = tool in _LARGE_OUTPUT_TOOLS and rng.random() < self.large_output_prob
+                # A copy, not the PreToolUse's own dict: events are plain dicts a user may edit,
+                # and editing one must not change another (sharing saved ~12 % of allocations).
+                return "PostToolUse", tool, dict(tin), large
             if s.tools_left > 0:
                 s.tools_left -= 1
                 r = rng.random()
@@ -447,19 +622,28 @@ class EventGenerator(Iterator[Event]):
                     return "Notification", None, None, False
                 if r < 0.06:
                     return "PreCompact", None, None, False
-                tool = rng.choices(TOOL_NAMES, weights=_TOOL_WEIGHTS)[0]
-                return "PreToolUse", tool, None, False
+                tool = _pick_tool(rng)
+                tin = _tool_input(rng, tool, _CWD)
+                s.pending = (tool, tin, False)
+                return "PreToolUse", tool, tin, False
             s.state = "stopped"
             return "Stop", None, None, False
-        if s.state == "stopped":
+        if state == "start":
+            s.state = "prompt"
+            return "SessionStart", None, None, False
+        if state == "prompt":
+            s.state = "tools"
+            s.tools_left = _randint(rng, 1, 8)
+            return "UserPromptSubmit", None, None, False
+        if state == "stopped":
             s.turns_left -= 1
             if s.turns_left > 0:
                 s.state = "tools"
-                s.tools_left = rng.randint(1, 8)
+                s.tools_left = _randint(rng, 1, 8)
                 return "UserPromptSubmit", None, None, False
             s.state = "done"
             return "SessionEnd", None, None, False
-        raise AssertionError(f"unknown session state {s.state!r}")  # pragma: no cover
+        raise AssertionError(f"unknown session state {state!r}")  # pragma: no cover
 
 
 # --------------------------------------------------------------------------- pacing

@@ -112,7 +112,10 @@ def test_sessions_follow_the_hook_lifecycle() -> None:
         assert ts == sorted(ts)
     assert finished >= 10
     assert gen.sessions_finished == finished
-    assert gen.sessions_started == len(by_session)
+    # a session started by the last SessionEnd may not have emitted its first event yet
+    silent = [s for s in gen._sessions if s.session_id not in by_session]
+    assert all(s.state == "start" for s in silent)
+    assert gen.sessions_started == len(by_session) + len(silent)
 
 
 def test_subagent_stop_precedes_the_task_post_tool_use() -> None:
@@ -139,6 +142,130 @@ def test_generated_mix_and_sizes_are_realistic() -> None:
     assert max(sizes) < 64 * 1024
     assert 0.1 < sum("summary" in e for e in events) / len(events) < 0.4
     assert len({e["source_app"] for e in events}) == len(_demo.SOURCE_APPS)
+
+
+def test_make_event_is_deterministic_for_a_seed() -> None:
+    def run(seed: int) -> list[dict[str, Any]]:
+        rng = random.Random(seed)
+        return [make_event(rng, timestamp=1.0) for _ in range(200)]
+
+    assert run(9) == run(9)
+    assert run(9) != run(10)
+
+
+def test_every_generated_event_validates() -> None:
+    options: list[dict[str, Any]] = [
+        {},
+        {"sessions": 1},
+        {"sessions": 100, "apps": ["a", "b"]},
+        {"large_output_prob": 1.0, "summary_prob": 1.0},
+        {"large_output_prob": 0.0, "summary_prob": 0.0, "clock": None},
+    ]
+    for seed, kwargs in enumerate(options):
+        gen = EventGenerator(seed, **{"clock": FakeClock(), **kwargs})
+        for ev in gen.take(3000):
+            validate_event(ev)
+            assert ev["hook_event_type"] in HOOK_EVENT_TYPES
+            assert ev["payload"]["hook_event_name"] == ev["hook_event_type"]
+            assert ev["model_name"] in _demo.MODEL_NAMES
+        assert gen.count == 3000
+
+
+def test_tool_choice_follows_the_tool_weights() -> None:
+    total = sum(_demo._TOOL_WEIGHTS)
+    rng = random.Random(12345)
+    n = 100_000
+    drawn = Counter(_demo._pick_tool(rng) for _ in range(n))
+    assert set(drawn) == set(_demo.TOOL_NAMES)
+    for name, weight in zip(_demo.TOOL_NAMES, _demo._TOOL_WEIGHTS):
+        # binomial standard deviation is <= 0.0015 here: 0.006 is 4 sigma (fixed seed anyway)
+        assert drawn[name] / n == pytest.approx(weight / total, abs=0.006), name
+    # ... and the generator's PreToolUse events use that draw
+    events = EventGenerator(3, clock=None).take(40_000)
+    used = Counter(
+        e["payload"]["tool_name"] for e in events if e["hook_event_type"] == "PreToolUse"
+    )
+    pre = sum(used.values())
+    assert pre > 10_000
+    for name, weight in zip(_demo.TOOL_NAMES, _demo._TOOL_WEIGHTS):
+        assert used[name] / pre == pytest.approx(weight / total, abs=0.015), name
+
+
+def test_uniform_draws_cover_their_range_and_stay_inside_it() -> None:
+    rng = random.Random(77)
+    ints = Counter(_demo._randint(rng, 1, 8) for _ in range(8000))
+    assert set(ints) == set(range(1, 9))  # both ends included, nothing outside
+    assert min(ints.values()) > 800  # ~1000 each
+    assert {_demo._randint(rng, 5, 5) for _ in range(50)} == {5}
+    picks = Counter(_demo._pick(rng, "abc") for _ in range(3000))
+    assert set(picks) == {"a", "b", "c"} and min(picks.values()) > 850
+    assert {_demo._pick(rng, ("only",)) for _ in range(50)} == {"only"}
+
+
+def test_texts_have_the_asked_word_count_and_uniform_words() -> None:
+    rng = random.Random(5)
+    words: Counter[str] = Counter()
+    for k in (1, 2, 5, 10, 30, 32, 40):
+        for _ in range(300):
+            text = _demo._text(rng, k)
+            parts = text.split(" ")
+            assert len(parts) == k
+            assert set(parts) <= set(_demo._WORDS)
+            words.update(parts)
+    assert set(words) == set(_demo._WORDS)
+    mean = sum(words.values()) / len(_demo._WORDS)
+    assert all(0.8 * mean < c < 1.2 * mean for c in words.values())
+
+
+def test_tool_outputs_are_whole_lines_within_bounds() -> None:
+    rng = random.Random(8)
+    for nbytes in (-3, 0, 1, 20, 120, 4096, 32768, 10**7):
+        for _ in range(50):
+            text, lines = _demo._code_lines(rng, nbytes)
+            assert lines == text.count("\n") + 1
+            assert len(text) >= min(max(nbytes, 1), 80_000) - 1
+            assert not text.startswith("\n") and not text.endswith("\n")
+    for _ in range(200):
+        ev = make_event(rng, hook_event_type="PostToolUse", tool_name="Read", large=True)
+        file = ev["payload"]["tool_response"]["file"]
+        assert file["numLines"] == file["content"].count("\n") + 1
+        assert len(file["content"]) >= 4095
+
+
+def test_large_output_and_summary_probabilities_are_honoured() -> None:
+    def posts(gen: EventGenerator) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in gen.take(3000)
+            if e["hook_event_type"] == "PostToolUse"
+            and e["payload"]["tool_name"] in ("Read", "Bash", "Grep", "Task")
+        ]
+
+    always = posts(EventGenerator(1, large_output_prob=1.0, summary_prob=1.0, clock=None))
+    never = posts(EventGenerator(1, large_output_prob=0.0, summary_prob=0.0, clock=None))
+    assert always and never
+    assert all(len(encode_json(e)) >= 4096 for e in always)
+    assert all(len(encode_json(e)) < 4096 for e in never)
+    assert all("summary" in e for e in EventGenerator(2, summary_prob=1.0).take(500))
+    assert not any("summary" in e for e in EventGenerator(2, summary_prob=0.0).take(500))
+
+
+def test_post_tool_use_repeats_its_pre_tool_use_input() -> None:
+    events = EventGenerator(13, sessions=1, clock=None).take(3000)
+    pre: dict[str, Any] | None = None
+    checked = 0
+    for ev in events:
+        kind = ev["hook_event_type"]
+        if kind == "PreToolUse":
+            pre = ev["payload"]
+        elif kind == "PostToolUse":
+            assert pre is not None
+            assert ev["payload"]["tool_name"] == pre["tool_name"]
+            assert ev["payload"]["tool_input"] == pre["tool_input"]
+            assert "_subagent_done" not in ev["payload"]["tool_input"]
+            pre = None
+            checked += 1
+    assert checked > 500
 
 
 @pytest.mark.parametrize(
@@ -251,3 +378,18 @@ def test_producer_rejects_out_of_bounds_options(kwargs: dict[str, Any]) -> None:
 def test_producer_rejects_a_target_without_publish() -> None:
     with pytest.raises(ConfigError):
         DemoProducer(object())
+
+
+def test_post_tool_use_input_is_a_copy_so_editing_one_event_leaves_the_other_alone():
+    events = EventGenerator(seed=11, sessions=1).take(400)
+    pre = {}
+    checked = 0
+    for e in events:
+        p = e["payload"]
+        if e["hook_event_type"] == "PreToolUse":
+            pre[e["session_id"]] = p["tool_input"]
+        elif e["hook_event_type"] == "PostToolUse":
+            before = pre.pop(e["session_id"])
+            assert p["tool_input"] == before and p["tool_input"] is not before
+            checked += 1
+    assert checked >= 10
