@@ -9,7 +9,9 @@
   (baselines/ws_broadcast.py).  Load: one Node ``ws`` connection sending ``count`` per-event
   ``publish`` messages as fast as the socket drains; the rate is counted when the server's own
   ``events_in`` reaches the count.  (Our server also streams each event back to that connection,
-  which is subscribed: its real semantics.)
+  which is subscribed: its real semantics.  The connection asks for ``batch=auto``, as our own
+  client does by default: with the echo per event the sender fell behind its own stream in some
+  runs and was dropped as a slow client, close 1013, and the run now fails at once if so.)
 
 Run alone: ``python benchmarks/bench_ingest.py [--quick]`` (needs node for the load generator).
 """
@@ -58,8 +60,9 @@ def ws_publish_run(server: h.BenchServer, count: int, env: dict[str, str]) -> fl
             got = int(server.stats().get("events_in", 0)) - before
             if got >= count:
                 return count / (time.perf_counter() - t0)
-            if time.perf_counter() > deadline:
-                raise RuntimeError(f"server ingested {got} of {count} published events")
+            if time.perf_counter() > deadline or lg.p.poll() not in (None, 0):
+                err = " ".join(lg.stderr_tail[-3:])
+                raise RuntimeError(f"server ingested {got} of {count} published events {err}")
             time.sleep(0.01)
     finally:
         lg.kill()

@@ -76,13 +76,19 @@ def _bench_start(rate, batch, fraction, switch):
     global _prod
     _wl.set_cpu_budget(fraction, switch_interval=switch)
     _prod = _wd.start_demo(_srv, rate=rate, batch=batch)
-    return {"t": time.monotonic(), "n": _cli.frame.total, "in": _srv.metrics()["events_in"]}
+    return {
+        "t": time.monotonic(),
+        "n": _cli.frame.total,
+        "m": _cli.messages,
+        "in": _srv.metrics()["events_in"],
+    }
 def _bench_stop(mark):
     stats = _wl.budget_stats()
     _prod.stop()
     dt = time.monotonic() - mark["t"]
     out = {
         "client_evs": (_cli.frame.total - mark["n"]) / dt,
+        "client_msgs": (_cli.messages - mark["m"]) / dt,
         "server_evs": (_srv.metrics()["events_in"] - mark["in"]) / dt,
         "monitor_ticks": _mon.ticks,
         **stats,
@@ -187,6 +193,8 @@ def run(
             "server_evs": h.median(r.get("server_evs") for r in reps_data),
             "throttle_pauses": h.median(r.get("throttle_pauses") for r in reps_data),
             "producer_waits": h.median(r.get("producer_waits") for r in reps_data),
+            "client_msgs": h.median(r.get("client_msgs") for r in reps_data),
+            "coalesced_ticks": h.median(r.get("coalesced_ticks") for r in reps_data),
             "cpu_share": h.median(r.get("cpu_share") for r in reps_data),
             "switch_interval_ms": h.median(r.get("switch_interval_ms") for r in reps_data),
         }
@@ -214,9 +222,11 @@ def detail_table(rows: list[dict[str, Any]]) -> str:
                 h.fmt(r["p99_vs_idle"], "x"),
                 h.fmt(r["server_evs"]),
                 h.fmt(r["client_evs"]),
+                h.fmt(r.get("client_msgs")),
                 h.fmt(r["cpu_share"]),
                 h.fmt(r["throttle_pauses"]),
                 h.fmt(r["producer_waits"]),
+                h.fmt(r.get("coalesced_ticks")),
             ]
             for r in rows
         ],
@@ -227,9 +237,11 @@ def detail_table(rows: list[dict[str, Any]]) -> str:
             "p99 vs idle",
             "ingested ev/s",
             "client ev/s",
+            "client msgs/s",
             "bg cores",
             "pauses",
             "producer waits",
+            "lingering ticks",
         ],
     )
 

@@ -6,7 +6,13 @@
 //   request, like the seed's hook scripts).
 // wspublish: one WebSocket to /stream sends `count` {"type":"publish","data":ev} messages as fast
 //   as the socket drains (bufferedAmount < 1 MiB), then prints RESULT {sent, seconds}; the
-//   orchestrator waits for the server's events_in to reach the count.
+//   orchestrator waits for the server's events_in to reach the count.  The socket is also a
+//   subscriber: wsnotebook broadcasts every ingested event back to it, so it asks for
+//   `batch=auto` (as wsnotebook's own client does; a server that ignores it sends per event).
+//   Sending up to 1 MiB per event-loop turn, the sender read its echo too rarely, fell 4096
+//   messages behind its own stream and wsnotebook dropped it as a slow client (close 1013) in
+//   some runs; it now sends at most 200 messages per turn.  A close before everything was sent exits with code 1
+//   so the orchestrator fails at once instead of waiting for events that never come.
 'use strict';
 const http = require('http');
 const { makeClock, makeEvent } = require('./common');
@@ -51,22 +57,33 @@ function httpMode() {
 
 function wsMode() {
   const WebSocket = require('ws');
-  const ws = new WebSocket(cfg.base.replace(/^http/, 'ws') + '/stream?ext=1', { perMessageDeflate: false });
+  const ws = new WebSocket(cfg.base.replace(/^http/, 'ws') + '/stream?ext=1&batch=auto', {
+    perMessageDeflate: false,
+  });
+  let done = false;
   ws.on('open', () => {
     const t0 = now();
     let i = 0;
     function pump() {
-      while (i < cfg.count && ws.bufferedAmount < (1 << 20)) {
+      // At most 200 sends per turn so that the echo is read between turns (see above).
+      const stop = Math.min(cfg.count, i + 200);
+      while (i < stop && ws.bufferedAmount < (1 << 20)) {
         ws.send('{"type":"publish","data":' + JSON.stringify(makeEvent(i, now())) + '}');
         i++;
       }
       if (i < cfg.count) return setImmediate(pump);
+      done = true;
       process.stdout.write('RESULT ' + JSON.stringify({ sent: i, seconds: (now() - t0) / 1000 }) + '\n');
     }
     process.stdout.write('OPEN\n');
     pump();
   });
   ws.on('message', () => {});
+  ws.on('close', (code, reason) => {
+    if (done) return;
+    process.stderr.write(`closed by the server (${code} ${reason}) before all events were sent\n`);
+    process.exit(1);
+  });
   ws.on('error', (e) => { process.stderr.write(String(e) + '\n'); process.exit(1); });
   // Any line on stdin (the orchestrator's QUIT) or EOF ends the process.
   process.stdin.on('data', () => process.exit(0));
