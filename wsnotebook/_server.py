@@ -13,10 +13,11 @@ Design notes:
   handed to the client during one loop tick are joined and written with ONE ``transport.write``
   at the end of the tick (``loop.call_soon``; early at 256 KiB / 1000 events), and a
   ``batch=auto`` client gets that tick's events as one ``batch`` (a lone event stays an
-  ``event``).  When the socket backs up, messages queue; when the queue overflows, the client is
-  dropped with close code 1013 (it may resume with ``?since=``) and counted in
-  ``metrics()["dropped_slow_clients"]``.  A slow client never stalls the others and never grows
-  memory past its bound.
+  ``event``).  When the socket backs up, messages queue (a ``batch=auto`` client's queued single
+  events form runs of <= 1000 events / 1 MiB, each sent and counted as one message); when the
+  queue overflows, the client is dropped with close code 1013 (it may resume with ``?since=``)
+  and counted in ``metrics()["dropped_slow_clients"]``.  A slow client never stalls the others
+  and never grows memory past its bound.
 * **Producers in other threads** use :meth:`Server.publish_nowait` (validate in the caller,
   ingest scheduled with ``call_soon_threadsafe``; batches waiting together are ingested as
   one store append, at most ``NOWAIT_SLICE`` events per loop callback).
@@ -95,6 +96,9 @@ DEFAULT_MAX_QUEUE_BYTES = 64 << 20
 #: Events per replay page (``initial`` and each following ``batch``) and per ``auto`` batch.
 REPLAY_PAGE = 1000
 AUTO_BATCH_MAX = 1000
+#: Event bytes after which a ``batch=auto`` client's queued run of single events is closed (one
+#: message each): 1 MiB, the default message limit of common WebSocket clients.
+AUTO_RUN_MAX_BYTES = 1 << 20
 #: Consecutive rejected client messages before the server closes with 1008.
 MAX_CONSECUTIVE_ERRORS = 10
 #: Socket write-buffer size below which a broadcast writes a frame directly.
@@ -129,7 +133,7 @@ _EVENT_OVERHEAD = len(_EVENT_PREFIX) + 1
 _H1 = struct.Struct("!BB").pack
 _H2 = struct.Struct("!BBH").pack
 _H3 = struct.Struct("!BBQ").pack
-_KIND_EVENT, _KIND_BATCH, _KIND_CONTROL = 0, 1, 2
+_KIND_EVENT, _KIND_BATCH, _KIND_CONTROL, _KIND_RUN = 0, 1, 2, 3
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 _PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----")
 _JSON = "application/json"
@@ -264,6 +268,9 @@ class _Client:
         self.since = since
         self.req_epoch = epoch
         self.queue: deque[tuple[bytes, int, int]] = deque()  # (message, n events, kind)
+        # batch=auto: the encoded events of each _KIND_RUN queue entry, in queue order
+        self.runs: deque[list[bytes]] = deque()
+        self.tail_run_bytes = 0  # event bytes in the run at the queue's tail
         self.qbytes = 0
         # live event and control messages held during the replay, in arrival order
         self.pending: deque[tuple[bytes, int]] = deque()  # (message, kind)
@@ -461,6 +468,9 @@ class _Client:
     def enqueue(self, msg: bytes, n: int, kind: int) -> None:
         if self.closing:
             return
+        if self.auto and kind == _KIND_EVENT:
+            self._enqueue_run_event(msg)
+            return
         if (
             len(self.queue) >= self.server.queue_size
             or self.qbytes + len(msg) > self.server.max_queue_bytes
@@ -472,6 +482,39 @@ class _Client:
         depth = len(self.queue)
         if depth > self.server._queue_max:
             self.server._queue_max = depth
+        self.wake.set()
+
+    def _enqueue_run_event(self, emsg: bytes) -> None:
+        """``batch=auto``: a queued single event joins the run of events at the queue's tail
+        (up to ``AUTO_BATCH_MAX`` events and ``AUTO_RUN_MAX_BYTES``), which the writer sends as
+        ONE message.  ``queue_size`` thus counts the messages that will be sent: a client 4096
+        small events behind is 5 messages behind, not over the limit (the byte limit still
+        counts every event)."""
+        queue = self.queue
+        server = self.server
+        if self.qbytes + len(emsg) > server.max_queue_bytes:
+            self.overflow()
+            return
+        encoded = emsg[len(_EVENT_PREFIX) : -1]
+        if (
+            queue
+            and queue[-1][2] == _KIND_RUN
+            and len(self.runs[-1]) < AUTO_BATCH_MAX
+            and self.tail_run_bytes + len(encoded) <= AUTO_RUN_MAX_BYTES
+        ):
+            self.runs[-1].append(encoded)
+            queue[-1] = (b"", queue[-1][1] + 1, _KIND_RUN)
+            self.tail_run_bytes += len(encoded)
+        else:
+            if len(queue) >= server.queue_size:
+                self.overflow()
+                return
+            self.runs.append([encoded])
+            queue.append((b"", 1, _KIND_RUN))
+            self.tail_run_bytes = len(encoded)
+            if len(queue) > server._queue_max:
+                server._queue_max = len(queue)
+        self.qbytes += len(emsg)
         self.wake.set()
 
     def _flush_batch(self) -> None:
@@ -507,6 +550,7 @@ class _Client:
         self.flush_tick()  # what this tick already took goes out before the close frame
         self.closing = True
         self.queue.clear()
+        self.runs.clear()
         self.pending.clear()
         self.qbytes = 0
         self._cancel_timer()
@@ -573,16 +617,13 @@ class _Client:
 
     def _next_message(self) -> tuple[bytes, int]:
         msg, n, kind = self.queue.popleft()
-        self.qbytes -= len(msg)
-        if not (
-            self.auto and kind == _KIND_EVENT and self.queue and self.queue[0][2] == _KIND_EVENT
-        ):
+        if kind != _KIND_RUN:
+            self.qbytes -= len(msg)
             return msg, n
-        parts = [msg[len(_EVENT_PREFIX) : -1]]
-        while self.queue and len(parts) < AUTO_BATCH_MAX and self.queue[0][2] == _KIND_EVENT:
-            nxt, _, _ = self.queue.popleft()
-            self.qbytes -= len(nxt)
-            parts.append(nxt[len(_EVENT_PREFIX) : -1])
+        parts = self.runs.popleft()
+        self.qbytes -= sum(map(len, parts)) + _EVENT_OVERHEAD * len(parts)
+        if len(parts) == 1:
+            return event_message(parts[0]), 1
         return batch_message(parts), len(parts)
 
     async def _replay(self) -> None:
@@ -1403,6 +1444,7 @@ class Server:
         client.tick = []
         client.tick_bytes = 0
         client.queue.clear()
+        client.runs.clear()
         client.pending.clear()
         client.qbytes = 0
 

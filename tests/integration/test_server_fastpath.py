@@ -340,3 +340,39 @@ def test_a_lingering_tick_is_written_before_a_control_message_and_at_stop(
                 break
     assert kinds == ["batch", "heartbeat"]
     assert msg.get("final") is True and msg["seq"] == 2
+
+
+def test_an_auto_client_behind_by_more_single_events_than_queue_size_is_not_dropped(
+    server_factory: Any, make_event: Any
+) -> None:
+    """``queue_size`` counts the messages the writer will send: for a ``batch=auto`` client a
+    run of queued single events is one message (<= AUTO_BATCH_MAX events, <= 1 MiB)."""
+    srv = server_factory(queue_size=64)
+    pad = "x" * 4096  # 4000 events of ~4 KiB: far more than the loopback socket buffers hold
+    with connect(f"{srv.url}?batch=auto", compression=None, max_queue=1) as ws:
+        assert recv_json(ws)["type"] == "initial"
+        for _ in range(4000):  # one ingest per event: each is queued as a single event
+            srv.publish(make_event(payload={"pad": pad}))
+        m = srv.metrics()
+        assert m["dropped_slow_clients"] == 0
+        assert m["queue_depth_max"] >= 2  # the socket did back up: events were queued
+        msgs = read_messages(ws, 4000)
+    assert [i for msg in msgs for i in ids_of(msg)] == list(range(1, 4001))
+    assert max(len(ids_of(msg)) for msg in msgs) > 64
+    # every message fits the 1 MiB default limit of this (websockets) client: it was read
+
+
+def test_an_auto_client_run_holds_at_most_auto_batch_max_events(
+    server_factory: Any, make_event: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server_mod, "AUTO_BATCH_MAX", 7)
+    srv = server_factory(queue_size=1000)
+    pad = "x" * 4096
+    with connect(f"{srv.url}?batch=auto", compression=None, max_queue=1) as ws:
+        assert recv_json(ws)["type"] == "initial"
+        for _ in range(3000):
+            srv.publish(make_event(payload={"pad": pad}))
+        assert srv.metrics()["queue_depth_max"] >= 2
+        msgs = read_messages(ws, 3000)
+    assert [i for msg in msgs for i in ids_of(msg)] == list(range(1, 3001))
+    assert max(len(ids_of(msg)) for msg in msgs) == 7
