@@ -11,10 +11,18 @@ pytest's default ``prepend`` import mode inserts the directory of the root ``tes
 * ``make_hook_event(i, **fields)`` -> a valid seed-style hook event with ``id == i`` and the three
   epoch-ms stamps (``timestamp`` = ``T0_MS + i``, ``server_received`` +1.5 ms,
   ``client_received`` +4 ms); ``fields`` override or add top-level fields.
+* ``wss_first_message(url, ssl_context)`` -> the first message a ``wss://`` stream sends, read
+  with the asyncio ``websockets`` client on a private loop.  Not the sync client: in about half
+  of the full-suite runs here (2026-11-26) its ``wss://`` handshake got no response while our
+  server sat idle, and joining its reader thread (blocked in an SSL read) hung until
+  pytest-timeout.  That client reads the TLS socket in one thread while the caller's thread
+  writes the request; our suspicion, not proven, is that shared OpenSSL connection.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 from typing import Any
 
 import pytest
@@ -57,3 +65,14 @@ def use_fake_comms(monkeypatch: pytest.MonkeyPatch) -> None:
     import ipywidgets.comm
 
     monkeypatch.setattr(ipywidgets.comm, "create_comm", lambda **kw: FakeComm(**kw))
+
+
+def wss_first_message(url: str, ssl_context: ssl.SSLContext, timeout: float = 10.0) -> str:
+    """The first message of the ``wss://`` stream at ``url`` (see the module docstring)."""
+    from websockets.asyncio.client import connect
+
+    async def first() -> str:
+        async with connect(url, ssl=ssl_context, open_timeout=timeout) as ws:
+            return str(await asyncio.wait_for(ws.recv(), timeout))
+
+    return asyncio.run(first())

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _helpers import use_fake_comms
+from _helpers import use_fake_comms, wss_first_message
 
 import wsnotebook._widgets as W
 from wsnotebook import monitor
@@ -55,14 +55,11 @@ def test_the_servers_client_context_trusts_its_own_certificate_only(
 ) -> None:
     """The context pins the certificate the server loaded from certfile: another certificate for
     127.0.0.1, even from the same CA, fails verification."""
-    from websockets.sync.client import connect
-
     srv = server_factory(certfile=tls_cert.certfile, keyfile=tls_cert.keyfile)
     assert server_factory().client_ssl_context() is None  # plain ws://
     ctx = srv.client_ssl_context()
     assert isinstance(ctx, ssl.SSLContext) and ctx.verify_mode == ssl.CERT_REQUIRED
-    with connect(srv.url, ssl=ctx, open_timeout=10) as ws:
-        assert '"initial"' in str(ws.recv(timeout=10))
+    assert '"initial"' in wss_first_message(srv.url, ctx)
 
     sibling = tls_cert.ca.issue_cert("127.0.0.1", "localhost")
     certfile, keyfile = tmp_path / "sibling.pem", tmp_path / "sibling.key"
@@ -70,7 +67,7 @@ def test_the_servers_client_context_trusts_its_own_certificate_only(
     sibling.private_key_pem.write_to_path(str(keyfile))
     other = server_factory(certfile=str(certfile), keyfile=str(keyfile))
     with pytest.raises(ssl.SSLCertVerificationError):
-        connect(other.url, ssl=ctx, open_timeout=10).close()
+        wss_first_message(other.url, ctx)
 
 
 def test_monitor_of_a_server_given_an_ssl_context_uses_the_ssl_option(

@@ -7,6 +7,7 @@ import ssl
 from typing import Any
 
 import pytest
+from _helpers import wss_first_message
 from websockets.sync.client import connect
 
 from wsnotebook._server import Server
@@ -252,8 +253,7 @@ def test_tls_with_a_self_signed_certificate(
         context=client_ctx,
     )
     assert res.status == 200 and res.json()["id"] == 1
-    with connect(srv.url, ssl=client_ctx) as ws:
-        initial = json.loads(ws.recv(timeout=5))
-        assert [e["id"] for e in initial["data"]] == [1]
+    initial = json.loads(wss_first_message(srv.url, client_ctx))
+    assert [e["id"] for e in initial["data"]] == [1]
     with pytest.raises(ssl.SSLError):
         http_request("GET", srv.http_url + "/health", context=ssl.create_default_context())
