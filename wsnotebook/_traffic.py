@@ -145,18 +145,7 @@ class TrafficLog:
             totals = {
                 d: (t.messages, t.bytes, t.decoded_bytes, t.events) for d, t in self._totals.items()
             }
-        out: dict[str, dict[str, Any]] = {}
-        for d in DIRECTIONS:
-            messages, nbytes, decoded, events = totals[d]
-            out[d] = {
-                "messages": messages,
-                "bytes": nbytes,
-                "decoded_bytes": decoded,
-                "events": events,
-                "avg_bytes": nbytes / messages if messages else None,
-                "compression_ratio": nbytes / decoded if decoded else None,
-            }
-        return out
+        return {d: _totals_row(*totals[d]) for d in DIRECTIONS}
 
     def stats(self, *, window: float = 10.0) -> dict[str, Any]:
         """Totals and rates, per direction (``"in"``/``"out"``).
@@ -188,15 +177,9 @@ class TrafficLog:
         span = max(1e-3, min(window, now - self.started))
         out: dict[str, Any] = {"window_s": span, "entries": entries, "dropped": dropped}
         for d in DIRECTIONS:
-            messages, nbytes, decoded, events = totals[d]
             msgs_w, bytes_w, events_w = recent[d]
             out[d] = {
-                "messages": messages,
-                "bytes": nbytes,
-                "decoded_bytes": decoded,
-                "events": events,
-                "avg_bytes": nbytes / messages if messages else None,
-                "compression_ratio": nbytes / decoded if decoded else None,
+                **_totals_row(*totals[d]),
                 "messages_per_s": msgs_w / span,
                 "bytes_per_s": bytes_w / span,
                 "events_per_s": events_w / span,
@@ -210,3 +193,15 @@ class TrafficLog:
 
     def __repr__(self) -> str:
         return f"<TrafficLog entries={len(self)} size={self.size} dropped={self.dropped}>"
+
+
+def _totals_row(messages: int, nbytes: int, decoded: int, events: int) -> dict[str, Any]:
+    """One direction's lifetime totals as :meth:`TrafficLog.totals` / ``stats`` report them."""
+    return {
+        "messages": messages,
+        "bytes": nbytes,
+        "decoded_bytes": decoded,
+        "events": events,
+        "avg_bytes": nbytes / messages if messages else None,
+        "compression_ratio": nbytes / decoded if decoded else None,
+    }

@@ -634,11 +634,7 @@ class EventFrame:
             if kept:
                 cols, codes = self._columns(kept, kept_ids, all_ids=run is not None)
                 self._write(cols, codes)
-                if run is not None:
-                    self._ids.add_run(*run)
-                else:
-                    for ident in new_ids:
-                        self._ids.add(ident)
+                self._remember_ids(new_ids, run)
                 self._total += len(kept)
                 self._evict()
             if len(kept) < len(batch):
@@ -667,11 +663,7 @@ class EventFrame:
             if kept:
                 data, codes = self._columns_of(cols, run)
                 self._write(data, codes)
-                if run is not None:
-                    self._ids.add_run(*run)
-                else:
-                    for ident in new_ids:
-                        self._ids.add(ident)
+                self._remember_ids(new_ids, run)
                 self._total += kept
                 self._evict()
             self._duplicates += k - kept
@@ -680,6 +672,14 @@ class EventFrame:
         if kept and subscribers:
             self._notify(subscribers, kept)
         return kept
+
+    def _remember_ids(self, new_ids: list[int], run: tuple[int, int] | None) -> None:
+        """Add the ids of rows just written: a contiguous ``run`` at once, else one by one."""
+        if run is not None:
+            self._ids.add_run(*run)
+        else:
+            for ident in new_ids:
+                self._ids.add(ident)
 
     def _dedupe_ids(self, ids: Sequence[int]) -> tuple[list[int] | None, list[int], Any]:
         """Dedupe for :meth:`_extend_columns` (ids are ints within int64; -1: no id).  Returns
