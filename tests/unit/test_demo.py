@@ -393,3 +393,17 @@ def test_post_tool_use_input_is_a_copy_so_editing_one_event_leaves_the_other_alo
             assert p["tool_input"] == before and p["tool_input"] is not before
             checked += 1
     assert checked >= 10
+
+
+def test_a_fast_producer_wakes_at_most_once_per_min_wake_and_sends_every_batch() -> None:
+    # 10k ev/s in batches of 10 is a batch due every 1 ms.  Each timer sleep lasts at least
+    # MIN_WAKE (10 ms), after which >= 100 tokens wait, so 3000 events need <= 31 wake-ups
+    # whatever the machine's speed (one per batch, ~300, before MIN_WAKE).
+    server = RecordingServer()
+    prod = DemoProducer(server, rate=10_000, batch=10, seed=1, max_events=3000)
+    assert prod.join(timeout=60)
+    assert prod.sent == 3000 == len(server.events)
+    assert server.calls == 300  # still one publish per batch of 10
+    assert DemoProducer.MIN_WAKE == 0.01
+    assert 1 <= prod.wakeups <= 3000 // 100 + 1
+    assert prod.metrics()["wakeups"] == prod.wakeups
