@@ -318,3 +318,12 @@ def test_events_round_trip_through_encode_and_decode_keeping_unknown_fields(
     assert validate_event(event) is event
     assert decode_events(encode_json(event)) == [event]
     assert decode_events(encode_json([event, event])) == [event, event]
+
+
+def test_encode_json_stringifies_non_string_keys_and_rejects_what_json_cannot_hold() -> None:
+    assert encode_json({"a": {1: "x", "b": [1.5, None]}}) == b'{"a":{"1":"x","b":[1.5,null]}}'
+    assert encode_json({"source_app": "é"}) == '{"source_app":"é"}'.encode()
+    with pytest.raises(ProtocolError, match="cannot encode as JSON"):
+        encode_json({"a": object()})
+    with pytest.raises(ProtocolError, match="cannot encode as JSON"):
+        encode_json({1: object()})
