@@ -6,7 +6,8 @@ the demo producer (``wsnotebook._demo.start_demo``), a client (``wsn.connect``, 
 worker thread).  From outside we execute trivial cells (``pass``) back to back and time each
 execute_request -> execute_reply round trip.  Scenarios, interleaved per rep:
 
-* ``idle``: the same kernel before anything wsnotebook runs (the baseline);
+* ``idle``: the same kernel with nothing of wsnotebook running (the baseline), measured at
+  the start of every rep (before the first setup, then after each teardown);
 * ``10k ev/s`` and ``flood`` (producer at its maximum: 100k ev/s offered in batches of 100),
   each under four budget variants (``wsnotebook._loop.set_cpu_budget``):
   ``off`` (1.0, no switch interval change), ``budget`` (0.5 core, token-bucket slices only),
@@ -184,28 +185,31 @@ def run(
 ) -> dict[str, Any]:
     from jupyter_client.manager import KernelManager
 
-    n_cells = 60 if quick else 200
-    n_flood = 30 if quick else 60
+    n_cells = 60 if quick else 400
+    n_flood = 30 if quick else 100
     warm = 0.5 if quick else 1.0
     km = KernelManager(kernel_name="python3")
     km.start_kernel(extra_arguments=["--HistoryManager.enabled=False"])
     kc = km.client()
     kc.start_channels()
     samples: dict[str, list[dict[str, Any]]] = {}
+    shims: Any = None
     try:
         kc.wait_for_ready(timeout=60)
         round_trips(kc, 20)  # warm up
-        for _ in range(reps):
-            samples.setdefault("idle", []).append({"rt": round_trips(kc, n_cells)})
-        log("  kernel idle done")
-        shims = _expr(kc, f"COOP = {coop!r}\n" + SETUP, "_shims")
-        log(f"  cooperation shims applied: {shims or 'none'}")
         for rep in range(reps):
+            # Each rep measures its own idle baseline first (nothing of wsnotebook running: before
+            # the first setup, then after each teardown), so a noisy minute moves the baseline
+            # and the loaded rows together instead of skewing every ratio.
+            samples.setdefault("idle", []).append({"rt": round_trips(kc, n_cells)})
             label, rate, batch = OTHER_PROCESS
             samples.setdefault(label, []).append(
                 other_process_round_trips(kc, rate, batch, n_cells, warm)
             )
             time.sleep(0.3)
+            shims = _expr(kc, f"COOP = {coop!r}\n" + SETUP, "_shims")
+            if rep == 0:
+                log(f"  cooperation shims applied: {shims or 'none'}")
             for label, rate, batch, fraction, switch in SCENARIOS:
                 mark = _expr(kc, "", f"_bench_start({rate}, {batch}, {fraction}, {switch})")
                 time.sleep(warm)
@@ -213,8 +217,9 @@ def run(
                 info = json.loads(_expr(kc, "", f"_bench_stop({mark!r})"))
                 samples.setdefault(label, []).append({"rt": rt, **info})
                 time.sleep(0.3)  # let queues drain before the next scenario
-            log(f"  kernel scenarios rep {rep + 1}/{reps}")
-        kc.execute(TEARDOWN, reply=True, timeout=60)
+            kc.execute(TEARDOWN, reply=True, timeout=60)
+            time.sleep(0.5)
+            log(f"  kernel rep {rep + 1}/{reps}")
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
