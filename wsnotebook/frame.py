@@ -10,7 +10,10 @@ Storage (why it looks like this: measured, see ``benchmarks/bench_frame.py``):
   start offset inside the oldest.
 * Numbers (``id``, ``timestamp``, ``server_received``, ``client_received``) are numpy columns
   (int64 / float64 epoch ms, NaN when absent).  ``source_app``, ``session_id``,
-  ``hook_event_type`` and ``model_name`` are int32 codes into a frame-wide dictionary.
+  ``hook_event_type`` and ``model_name`` are int32 codes into a frame-wide dictionary.  Values
+  whose rows were all evicted are dropped from it once they are at least half of a column's
+  values and 65,536 or more (the column is then re-coded), so a stream of ever-new session ids
+  keeps memory bounded by ``max_rows``.
 * ``payload`` is kept as **compact JSON text** in one ``bytes`` blob per chunk plus an offsets
   array (``orjson`` encodes it at append time), never as millions of live ``dict`` objects:
   those cost memory and make Python's cyclic GC slow every later allocation.  Rows are separated
@@ -49,7 +52,7 @@ import zlib
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import accumulate, repeat
+from itertools import accumulate, compress, repeat
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +106,11 @@ _TAIL_COLUMNS = (
 
 Callback = Callable[["EventFrame", int], Any]
 
+#: A category column is checked for dead values (all their rows evicted) once it holds this
+#: many values, then each time it doubles; it is compacted when at least half are dead.  Bound:
+#: at most ``max(_COMPACT_MIN, 2 * live values)`` values per column (~100-200 B each).
+_COMPACT_MIN = 65536
+
 # --------------------------------------------------------------------------- GC pause
 
 _gc_lock = threading.Lock()
@@ -136,14 +144,21 @@ def _gc_paused() -> Iterator[None]:
 
 
 class _Categories:
-    """Frame-wide string dictionary for one categorical column (codes never change)."""
+    """Frame-wide string dictionary for one categorical column.
 
-    __slots__ = ("codes", "counts", "values")
+    Codes are stable between compactions.  Values whose rows were all evicted stay until
+    :meth:`EventFrame._compact_categories` drops them (when the column holds at least
+    ``_COMPACT_MIN`` values and half of them are dead), so a long stream of distinct values
+    (e.g. one ``session_id`` per agent session) cannot grow the dictionary without bound.
+    """
+
+    __slots__ = ("check_at", "codes", "counts", "values")
 
     def __init__(self) -> None:
         self.codes: dict[Any, int] = {None: -1}
         self.values: list[str] = []
         self.counts = np.zeros(0, dtype=np.int64)  # retained rows per code in frozen chunks
+        self.check_at = _COMPACT_MIN  # len(values) at which to look for dead values again
 
     def add(self, column: str, value: Any) -> int:
         if not isinstance(value, str):
@@ -166,6 +181,27 @@ class _Categories:
         valid = codes[codes >= 0]
         if len(valid):
             self.counts += sign * np.bincount(valid, minlength=len(self.counts))
+
+    def live(self, open_codes: np.ndarray) -> np.ndarray:
+        """Bool per code: used by a retained frozen row or by a row of the open chunk."""
+        present = np.zeros(len(self.values), dtype=bool)
+        present[: len(self.counts)] = self.counts > 0
+        present[open_codes[open_codes >= 0]] = True
+        return present
+
+    def compact(self, live: np.ndarray) -> np.ndarray:
+        """Keep only the ``live`` values (first-seen order kept); return the old -> new code
+        map, indexable by old codes including -1 (which stays -1)."""
+        n_live = int(live.sum())
+        remap = np.full(len(self.values) + 1, -1, dtype=np.int32)
+        remap[:-1][live] = np.arange(n_live, dtype=np.int32)
+        counts = np.zeros(len(self.values), dtype=np.int64)
+        counts[: len(self.counts)] = self.counts
+        self.values = list(compress(self.values, live.tolist()))
+        self.codes = {None: -1}
+        self.codes.update(zip(self.values, range(n_live)))
+        self.counts = counts[live]
+        return remap
 
 
 def _has_pyarrow() -> bool:
@@ -370,6 +406,18 @@ class _Open:
         if not frozen:
             self._snap = chunk
         return chunk
+
+
+def _recoded(chunk: _Chunk, j: int, remap: np.ndarray) -> _Chunk:
+    """A copy of frozen ``chunk`` whose category column ``j`` is re-coded through ``remap``
+    (everything else shared: frozen arrays are never written)."""
+    out = _Chunk.__new__(_Chunk)
+    for name in _Chunk.__slots__:
+        setattr(out, name, getattr(chunk, name))
+    cats = list(chunk.cats)
+    cats[j] = remap[cats[j]]
+    out.cats = tuple(cats)
+    return out
 
 
 def _put(dst: array[Any], src: Any) -> None:
@@ -973,6 +1021,30 @@ class EventFrame:
         self._open = _Open(self.chunk_rows)
 
     def _evict(self) -> None:
+        """Drop the oldest rows beyond ``max_rows``, then compact category columns that are
+        due.  Called at the end of every append, after the batch's codes were written."""
+        self._evict_rows()
+        for j, cats in enumerate(self._cats):
+            if len(cats.values) >= cats.check_at:
+                self._compact_categories(j)
+
+    def _compact_categories(self, j: int) -> None:
+        """Drop category ``j``'s dead values and re-code its column.  Frozen chunks are
+        replaced by re-coded copies (snapshots keep the old chunks with their own copy of the
+        values, so a snapshot taken before stays consistent)."""
+        cats = self._cats[j]
+        live = cats.live(self._open.codes(j))
+        n_live = int(live.sum())
+        if 2 * n_live <= len(cats.values):
+            remap = cats.compact(live)
+            self._frozen = deque(_recoded(c, j, remap) for c in self._frozen)
+            op = self._open
+            if op.n:  # same length: a slice assignment, no resize (op.codes copies)
+                op.cats[j][:] = array("i", remap[op.codes(j)].tobytes())
+            op._snap = None
+        cats.check_at = max(_COMPACT_MIN, 2 * len(cats.values))
+
+    def _evict_rows(self) -> None:
         excess = self._frozen_rows - self._head + self._open.n - self.max_rows
         if excess <= 0:
             return
@@ -1135,11 +1207,7 @@ class EventFrame:
             ) from None
         with self._lock:
             cats = self._cats[idx]
-            present = np.zeros(len(cats.values), dtype=bool)
-            present[: len(cats.counts)] = cats.counts > 0
-            open_codes = self._open.codes(idx)
-            present[open_codes[open_codes >= 0]] = True
-            return [v for v, p in zip(cats.values, present) if p]
+            return list(compress(cats.values, cats.live(self._open.codes(idx)).tolist()))
 
     def filter(
         self,
@@ -1209,15 +1277,16 @@ class EventFrame:
 
     # ------------------------------------------------------------------ analysis helpers
 
-    def _numeric(self, names: Sequence[str]) -> dict[str, np.ndarray]:
-        """Concatenated numeric columns (ts/sr/cr/cat codes) of retained rows."""
-        pieces, _ = self._pieces()
+    def _numeric(self, names: Sequence[str]) -> tuple[dict[str, np.ndarray], list[list[str]]]:
+        """Concatenated numeric columns (ts/sr/cr/cat codes) of retained rows, and the
+        category values their codes index (taken together, under the lock)."""
+        pieces, values = self._pieces()
         out: dict[str, np.ndarray] = {}
         for name in names:
             arrays = [_numeric_column(c, name)[sl] for c, sl in pieces]
             dtype = np.int32 if name in _CAT_COLUMNS else np.float64
             out[name] = np.concatenate(arrays) if arrays else np.empty(0, dtype=dtype)
-        return out
+        return out, values
 
     def throughput(
         self,
@@ -1236,7 +1305,7 @@ class EventFrame:
             raise ConfigError(f"throughput: freq must be positive, got {freq!r}")
         if by is not None and by not in _CAT_COLUMNS:
             raise ConfigError(f"throughput: by must be one of {', '.join(_CAT_COLUMNS)}")
-        cols = self._numeric(["timestamp"] + ([by] if by else []))
+        cols, cat_values = self._numeric(["timestamp"] + ([by] if by else []))
         ts = cols["timestamp"]
         ok = np.isfinite(ts)
         ts = ts[ok]
@@ -1266,7 +1335,7 @@ class EventFrame:
             counts = np.bincount(bins, minlength=nbins) * per_s
             return pd.Series(counts, index=index, name="events_per_s")
         codes = cols[by][ok_idx]
-        values = self._cats[_CAT_COLUMNS.index(by)].values
+        values = cat_values[_CAT_COLUMNS.index(by)]
         data: dict[str, np.ndarray] = {}
         for code in np.unique(codes):
             label = values[code] if code >= 0 else "(none)"
@@ -1281,7 +1350,7 @@ class EventFrame:
         for q in percentiles:
             if not 0 <= q <= 1:
                 raise ConfigError(f"latency: percentiles must be in [0, 1], got {q}")
-        cols = self._numeric(["timestamp", "server_received", "client_received"])
+        cols, _ = self._numeric(["timestamp", "server_received", "client_received"])
         ts, sr, cr = cols["timestamp"], cols["server_received"], cols["client_received"]
         series = {"latency_ms": cr - ts, "ingest_ms": sr - ts, "transit_ms": cr - sr}
         labels = [f"p{_pname(q)}" for q in percentiles]
@@ -1517,7 +1586,7 @@ def _categorical(codes: np.ndarray, values: list[str]) -> pd.Categorical:
     used = np.bincount(codes[codes >= 0], minlength=len(values)) > 0
     remap = np.full(len(values) + 1, -1, dtype=np.int32)
     remap[:-1][used] = np.arange(int(used.sum()), dtype=np.int32)
-    cats = [v for v, u in zip(values, used) if u]
+    cats = list(compress(values, used.tolist()))
     return pd.Categorical.from_codes(remap[codes], categories=pd.Index(cats, dtype=object))
 
 

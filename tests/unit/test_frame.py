@@ -7,10 +7,13 @@ import threading
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 from _helpers import T0_MS, make_hook_event
 
+import wsnotebook.frame as frame_module
+from wsnotebook._columns import decode_batch_columns
 from wsnotebook.errors import ConfigError, EventValidationError
 from wsnotebook.frame import EventFrame
 
@@ -135,6 +138,80 @@ def test_categories_list_only_values_still_retained() -> None:
     assert list(frame.df["session_id"].cat.categories) == ["s3", "s4", "s5", "s6"]
     with pytest.raises(ConfigError, match="categories: column must be one of"):
         frame.categories("payload")
+
+
+# --------------------------------------------------------------------------- category compaction
+
+
+@pytest.fixture
+def compact_at_8(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Category columns are checked for dead values from 8 values on (65536 by default)."""
+    monkeypatch.setattr(frame_module, "_COMPACT_MIN", 8)
+
+
+def _append(frame: EventFrame, events: list[dict[str, Any]], path: str) -> None:
+    if path == "dicts":
+        frame.extend(events)
+        return
+    raw = b'{"type":"batch","data":[' + b",".join(map(orjson.dumps, events)) + b"]}"
+    cols = decode_batch_columns(raw)
+    assert cols is not None
+    frame._extend_columns(cols)
+
+
+@pytest.mark.parametrize("path", ["dicts", "columns"])
+def test_values_whose_rows_were_all_evicted_are_dropped_so_categories_stay_bounded(
+    compact_at_8: None, path: str
+) -> None:
+    # One new session per event, 2002 events, 10 rows kept.  Before compaction the session
+    # dictionary held every value ever seen (2002 here; unbounded in a long-running monitor).
+    frame = EventFrame(max_rows=10, chunk_rows=4)
+    sizes = []
+    for start in range(0, 2002, 7):
+        _append(frame, [ev(i, session_id=f"s{i}") for i in range(start + 1, start + 8)], path)
+        sizes.append(len(frame._cats[1].values))
+    # Checked at 8 values, then whenever the count doubles past the live ones: at most
+    # 2 * max(8, live <= 10) values, plus one batch (7) appended before the check.
+    assert max(sizes) <= 2 * 10 + 7
+    last = list(range(1993, 2003))
+    df = frame.df
+    assert ids_of(df) == last
+    assert df["session_id"].tolist() == [f"s{i}" for i in last]
+    assert list(df["session_id"].cat.categories) == [f"s{i}" for i in last]
+    assert frame.categories("session_id") == [f"s{i}" for i in last]
+    assert frame.categories("source_app") == ["app1", "app0"]
+    assert df["model_name"].isna().all()
+    assert ids_of(frame.filter(session_id="s1999")) == [1999]
+    assert len(frame.filter(session_id="s5")) == 0
+    by = frame.throughput("1ms", by="session_id")
+    assert sorted(by.columns) == sorted(f"s{i}" for i in last)
+    # A value that died comes back with a new code and reads back right.
+    _append(frame, [ev(3000, session_id="s5")], path)
+    assert frame.df["session_id"].tolist()[-1] == "s5"
+    assert frame.categories("session_id")[-1] == "s5"
+
+
+def test_a_snapshot_taken_before_a_compaction_reads_its_own_values(compact_at_8: None) -> None:
+    frame = EventFrame(max_rows=8, chunk_rows=4)
+    for i in range(1, 13):  # one by one: checked at 8 values (all live), next check at 16
+        frame.append(ev(i, session_id=f"s{i}"))
+    pieces, values = frame._pieces()  # what .df / filter hold between the lock and building
+    before = frame_module._build(pieces, values)
+    assert before["session_id"].tolist() == [f"s{i}" for i in range(5, 13)]
+    for i in range(13, 17):
+        frame.append(ev(i, session_id=f"s{i}"))
+    # At 16 values, s1..s8 are dead: compacted.  The retained chunk of s9..s12 was re-coded;
+    # the snapshot above still holds that chunk with its old codes and the old values.
+    assert frame._cats[1].values == [f"s{i}" for i in range(9, 17)]
+    pd.testing.assert_frame_equal(frame_module._build(pieces, values), before)
+    assert frame.df["session_id"].tolist() == [f"s{i}" for i in range(9, 17)]
+
+
+def test_categories_with_many_live_values_are_left_alone(compact_at_8: None) -> None:
+    frame = EventFrame(max_rows=1000, chunk_rows=16)
+    frame.extend([ev(i, session_id=f"s{i}") for i in range(1, 301)])
+    assert len(frame._cats[1].values) == 300  # all live: nothing to drop
+    assert frame.categories("session_id") == [f"s{i}" for i in range(1, 301)]
 
 
 # --------------------------------------------------------------------------- validation
