@@ -850,15 +850,16 @@ class Monitor:
                     wid.value = current
 
     def _latency_now(self) -> tuple[float | None, float | None]:
+        """p50/p99 of ``client_received - timestamp`` over the last ``LATENCY_SAMPLE`` rows
+        (linear interpolation), from the numeric columns alone: no DataFrame, no payloads."""
         try:
-            tail = self.frame.tail(LATENCY_SAMPLE)
-            if "latency_ms" not in tail.columns or len(tail) == 0:
-                return (None, None)
-            lat = tail["latency_ms"].dropna()
+            cols, _ = self.frame._numeric(["timestamp", "client_received"], last=LATENCY_SAMPLE)
+            lat = cols["client_received"] - cols["timestamp"]
+            lat = lat[np.isfinite(lat)]
             if len(lat) == 0:
                 return (None, None)
-            q = lat.quantile([0.5, 0.99])
-            return (float(q.iloc[0]), float(q.iloc[1]))
+            p50, p99 = np.percentile(lat, [50, 99])
+            return (float(p50), float(p99))
         except Exception:
             log.debug("monitor: latency failed", exc_info=True)
             return (None, None)

@@ -28,7 +28,10 @@ Storage (why it looks like this: measured, see ``benchmarks/bench_frame.py``):
 
 Every public method takes the one lock briefly; ``.df``, ``tail`` and ``filter`` copy references
 under the lock and build the DataFrame outside it, so a reader never stalls the appending thread
-for long and never sees a torn row.  Payload dicts in ``.df`` are fresh objects: mutating them
+for long and never sees a torn row.  ``tail(n)``, ``filter(limit=n)`` without conditions and
+the numeric helpers (``throughput``, ``latency``) copy only the rows or columns they need from
+the open chunk, never its whole payload text (megabytes, copied in single GIL-holding calls:
+in a busy kernel that showed up as a ~5-10 ms tail on cell round trips, once per monitor tick).  Payload dicts in ``.df`` are fresh objects: mutating them
 does not change the frame.  Until its chunk fills, the frame holds references to the
 ``summary`` strings and ``chat``/extra values of appended events (payloads are encoded at once):
 do not mutate events after appending them.
@@ -376,6 +379,41 @@ class _Open:
     def codes(self, j: int) -> np.ndarray:
         return _np(self.cats[j], np.int32, copy=True)
 
+    def tail_view(self, k: int, *, text: bool = True) -> _Chunk:
+        """The last ``k`` rows (``0 < k <= n``) as a new chunk of ``k`` rows, copying only
+        those rows (O(k); :meth:`view` copies the whole open chunk, up to megabytes of text in
+        single GIL-holding calls, which showed up as a ~10 ms tail in a busy kernel's cells).
+        ``text=False``: numeric columns only (no payload text, no summary/chat/extra)."""
+        n = self.n
+        a = n - k
+        cats = tuple(_np_rows(c, np.int32, a, k) for c in self.cats)
+        if text:
+            cum = _np_rows(self.cum, np.int64, a, k + 1)
+            start = int(cum[0]) + a * _NSEP
+            off = cum - cum[0]
+            off += np.arange(0, _NSEP * (k + 1), _NSEP, dtype=np.int64)
+            with memoryview(self.blob) as mv:  # released at once: the bytearray must grow
+                blob = mv[start:].tobytes()
+            summary = _none_if_empty(self.summary[a:n])
+            chat = _none_if_empty(self.chat[a:n])
+            extra = _none_if_empty(self.extra[a:n])
+        else:
+            off, blob = np.zeros(k + 1, dtype=np.int64), b""
+            summary = chat = extra = None
+        return _Chunk(
+            k,
+            _np_rows(self.ids, np.int64, a, k),
+            _np_rows(self.ts, np.float64, a, k),
+            _np_rows(self.sr, np.float64, a, k),
+            _np_rows(self.cr, np.float64, a, k),
+            cats,
+            blob,
+            off,
+            summary,
+            chat,
+            extra,
+        )
+
     def view(self, *, frozen: bool, codec: _Codec | None = None) -> _Chunk:
         """Rows ``0..n-1`` as a chunk.  ``frozen``: the final arrays (the open chunk is then
         discarded), payload text compressed with ``codec``; else a snapshot, cached until
@@ -427,6 +465,15 @@ def _put(dst: array[Any], src: Any) -> None:
         dst.frombytes(src.tobytes())
     else:
         dst.fromlist(src)
+
+
+def _np_rows(values: array[Any], dtype: Any, start: int, count: int) -> np.ndarray:
+    """A copy of ``values[start : start + count]`` as a numpy array (the view is dropped at
+    once, so the array stays growable)."""
+    if not count:
+        return np.empty(0, dtype=dtype)
+    size = np.dtype(dtype).itemsize
+    return np.frombuffer(values, dtype=dtype, count=count, offset=start * size).copy()
 
 
 def _np(values: array[Any], dtype: Any, *, copy: bool) -> np.ndarray:
@@ -1135,14 +1182,16 @@ class EventFrame:
 
     # ------------------------------------------------------------------ snapshots
 
-    def _pieces(self) -> tuple[list[_Piece], list[list[str]]]:
-        """Under the lock: every retained row, oldest first, as (chunk, slice) pieces."""
+    def _pieces(self, *, text: bool = True) -> tuple[list[_Piece], list[list[str]]]:
+        """Under the lock: every retained row, oldest first, as (chunk, slice) pieces.
+        ``text=False``: the open chunk's numeric columns only (no copy of its payload text)."""
         with self._lock:
             pieces: list[_Piece] = []
             for i, chunk in enumerate(self._frozen):
                 pieces.append((chunk, slice(self._head if i == 0 else 0, chunk.n)))
-            if self._open.n:
-                snap = self._open.view(frozen=False)
+            op = self._open
+            if op.n:
+                snap = op.view(frozen=False) if text else op.tail_view(op.n, text=False)
                 pieces.append((snap, slice(0, snap.n)))
             values = [list(c.values) for c in self._cats]
         return pieces, values
@@ -1176,13 +1225,20 @@ class EventFrame:
         """The last ``n`` rows (oldest first) as a DataFrame like :attr:`df`; O(n)."""
         if n < 0:
             raise ConfigError(f"tail: n must be >= 0, got {n}")
+        pieces, values = self._tail_pieces(n)
+        return _build(pieces, values)
+
+    def _tail_pieces(self, n: int, *, text: bool = True) -> tuple[list[_Piece], list[list[str]]]:
+        """Under the lock: the last ``n`` retained rows, oldest first, as pieces (the open
+        chunk's part copied alone, O(n)), and the category values."""
         with self._lock:
             pieces: list[_Piece] = []
             need = n
-            if need and self._open.n:
-                snap = self._open.view(frozen=False)
-                take = min(need, snap.n)
-                pieces.append((snap, slice(snap.n - take, snap.n)))
+            op = self._open
+            if need and op.n:
+                take = min(need, op.n)
+                snap = op.tail_view(take, text=text)
+                pieces.append((snap, slice(0, take)))
                 need -= take
             for i in range(len(self._frozen) - 1, -1, -1):
                 if not need:
@@ -1194,7 +1250,7 @@ class EventFrame:
                 need -= take
             values = [list(c.values) for c in self._cats]
         pieces.reverse()
-        return _build(pieces, values)
+        return pieces, values
 
     def categories(self, column: str) -> list[str]:
         """Distinct values of ``source_app``/``session_id``/``hook_event_type``/``model_name``
@@ -1238,8 +1294,14 @@ class EventFrame:
             chunks: list[tuple[_Chunk, int]] = [
                 (c, self._head if i == 0 else 0) for i, c in enumerate(self._frozen)
             ]
-            if self._open.n:
-                chunks.append((self._open.view(frozen=False), 0))
+            op = self._open
+            if op.n:
+                if limit is not None and pattern is None and wanted == (None, None, None):
+                    # The newest ``limit`` rows: copy only those of the open chunk (O(limit)).
+                    if limit:
+                        chunks.append((op.tail_view(min(limit, op.n)), 0))
+                else:
+                    chunks.append((op.view(frozen=False), 0))
             values = [list(c.values) for c in self._cats]
             code_sets: list[np.ndarray | None] = []
             for cond, cats in zip(wanted, self._cats):
@@ -1277,10 +1339,16 @@ class EventFrame:
 
     # ------------------------------------------------------------------ analysis helpers
 
-    def _numeric(self, names: Sequence[str]) -> tuple[dict[str, np.ndarray], list[list[str]]]:
-        """Concatenated numeric columns (ts/sr/cr/cat codes) of retained rows, and the
-        category values their codes index (taken together, under the lock)."""
-        pieces, values = self._pieces()
+    def _numeric(
+        self, names: Sequence[str], *, last: int | None = None
+    ) -> tuple[dict[str, np.ndarray], list[list[str]]]:
+        """Concatenated numeric columns (ts/sr/cr/cat codes) of retained rows (only the last
+        ``last`` rows when given), and the category values their codes index (taken together,
+        under the lock).  No payload text is copied."""
+        if last is None:
+            pieces, values = self._pieces(text=False)
+        else:
+            pieces, values = self._tail_pieces(last, text=False)
         out: dict[str, np.ndarray] = {}
         for name in names:
             arrays = [_numeric_column(c, name)[sl] for c, sl in pieces]

@@ -361,6 +361,74 @@ def test_tail_returns_last_rows_oldest_first(n: int) -> None:
         frame.tail(-1)
 
 
+def _varied_events(first: int, last: int) -> list[dict[str, Any]]:
+    """Events with every kind of column filled now and then (summary, chat, unknown fields,
+    non-ASCII payload text), so partial copies of the open chunk must slice all of them."""
+    out = []
+    for i in range(first, last + 1):
+        extra: dict[str, Any] = {}
+        if i % 3 == 0:
+            extra["summary"] = f"sum {i}"
+        if i % 4 == 0:
+            extra["chat"] = [{"role": "user", "text": f"hi {i}"}]
+        if i % 5 == 0:
+            extra["custom_field"] = {"k": i}
+        out.append(ev(i, payload={"text": f"café {i}", "n": i}, **extra))
+    return out
+
+
+def _rows_of(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """Row dicts with categoricals as plain values and null columns dropped (a DataFrame
+    built from some rows only has the categories and extra columns those rows use)."""
+    out = []
+    for rec in df.astype(object).to_dict("records"):
+        out.append({k: v for k, v in rec.items() if not (v is None or v is pd.NaT or v != v)})
+    return out
+
+
+@pytest.mark.parametrize("n", [1, 3, 7, 8, 13, 40])
+def test_tail_and_unfiltered_filter_equal_the_last_rows_of_df(n: int) -> None:
+    # chunk_rows 8: 37 events leave 5 rows in the open chunk, so n = 1..5 copy part of the
+    # open chunk only, and larger n continue into frozen chunks.
+    frame = EventFrame(max_rows=30, chunk_rows=8)
+    frame.extend(_varied_events(1, 37))
+    df = frame.df
+    expected = _rows_of(df.tail(n))
+    assert [r["id"] for r in expected] == list(range(8, 38))[-n:]
+    assert _rows_of(frame.tail(n)) == expected
+    assert _rows_of(frame.filter(limit=n)) == expected
+    cols, _ = frame._numeric(["timestamp", "client_received"], last=n)
+    assert (
+        cols["timestamp"].astype(np.int64).tolist()
+        == (df["timestamp"].tail(n).astype("int64") // 1_000_000).tolist()
+    )
+    assert (
+        cols["client_received"].astype(np.int64).tolist()
+        == (df["client_received"].tail(n).astype("int64") // 1_000_000).tolist()
+    )
+
+
+def test_newest_rows_copy_only_themselves_from_the_open_chunk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # tail / filter(limit) / the numeric helpers must not snapshot the whole open chunk: that
+    # copy (megabytes of payload text in one GIL-holding call) stalled a busy kernel's cells.
+    frame = EventFrame(max_rows=1000, chunk_rows=512)
+    frame.extend(_varied_events(1, 600))
+
+    def whole_view(*a: Any, **k: Any) -> Any:
+        raise AssertionError("copied the whole open chunk")
+
+    monkeypatch.setattr(frame_module._Open, "view", whole_view)
+    assert ids_of(frame.tail(3)) == [598, 599, 600]
+    assert ids_of(frame.filter(limit=3)) == [598, 599, 600]
+    assert len(frame.filter(limit=0)) == 0
+    assert frame.latency().loc["latency_ms", "count"] == 600
+    assert frame.throughput("1s").sum() > 0
+    with pytest.raises(AssertionError, match="whole open chunk"):
+        frame.filter(session_id="session-1", limit=3)  # conditions scan the whole chunk
+
+
 def test_filter_by_categories_and_limit_newest_first() -> None:
     frame = EventFrame(max_rows=100, chunk_rows=8)
     frame.extend([ev(i) for i in range(1, 41)])

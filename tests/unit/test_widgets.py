@@ -441,6 +441,22 @@ def test_bad_options_raise_config_error(wire: list):
         W.monitor(object())
 
 
+def test_latency_percentiles_come_from_the_newest_rows_without_building_a_dataframe(
+    wire: list, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+):
+    frame = EventFrame(max_rows=5000, chunk_rows=512)
+    events = make_events(W.LATENCY_SAMPLE + 700)
+    for i, e in enumerate(events):  # latencies 0..99 ms repeating, a few rows without a stamp
+        e["client_received"] = None if i % 97 == 0 else e["timestamp"] + (i % 100)
+    frame.extend(events)
+    lat = frame.df["latency_ms"].tail(W.LATENCY_SAMPLE).dropna()
+    expected = (float(lat.quantile(0.5)), float(lat.quantile(0.99)))
+    mon = new_monitor(frame, clock)
+    monkeypatch.setattr(EventFrame, "tail", None)  # not used: numeric columns only
+    assert mon._latency_now() == pytest.approx(expected)
+    assert new_monitor(EventFrame(), clock)._latency_now() == (None, None)
+
+
 def test_status_line_says_when_the_cpu_budget_deferred_work(
     wire: list, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ):
