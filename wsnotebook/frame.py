@@ -30,11 +30,12 @@ Every public method takes the one lock briefly; ``.df``, ``tail`` and ``filter``
 under the lock and build the DataFrame outside it, so a reader never stalls the appending thread
 for long and never sees a torn row.  ``tail(n)``, ``filter(limit=n)`` without conditions and
 the numeric helpers (``throughput``, ``latency``) copy only the rows or columns they need from
-the open chunk, never its whole payload text (megabytes, copied in single GIL-holding calls:
-in a busy kernel that showed up as a ~5-10 ms tail on cell round trips, once per monitor tick).  Payload dicts in ``.df`` are fresh objects: mutating them
-does not change the frame.  Until its chunk fills, the frame holds references to the
-``summary`` strings and ``chat``/extra values of appended events (payloads are encoded at once):
-do not mutate events after appending them.
+the open chunk, never its whole payload text, and freezing a chunk compresses its text in place:
+megabytes copied in one GIL-holding call showed up in a busy kernel as a ~5-10 ms tail on cell
+round trips.  Payload dicts in ``.df`` are fresh objects: mutating them does not change the
+frame.  Until its chunk fills, the frame holds references to the ``summary`` strings and
+``chat``/extra values of appended events (payloads are encoded at once): do not mutate events
+after appending them.
 
 Bounds: ``1 <= max_rows <= 100_000_000``; ``1 <= chunk_rows <= 1_048_576`` and
 ``chunk_rows <= max_rows``.  Drop policy: oldest rows are evicted first and counted in
@@ -233,7 +234,7 @@ class _Codec:
                 f"compress must be 'auto', None, 'zlib', 'zstd' or 'lz4', got {name!r}"
             )
 
-    def compress(self, data: bytes) -> bytes:
+    def compress(self, data: bytes | bytearray) -> bytes:
         if self._pa is not None:
             out: bytes = self._pa.compress(data, asbytes=True)
             return out
@@ -274,22 +275,23 @@ class _Chunk:
         sr: np.ndarray,
         cr: np.ndarray,
         cats: tuple[np.ndarray, ...],
-        blob: bytes,
+        blob: bytes | bytearray,  # a bytearray only when compressed here (never kept)
         off: np.ndarray,
         summary: list[Any] | bytes | None,
         chat: list[Any] | bytes | None,
         extra: list[Any] | bytes | None,
         codec: _Codec | None = None,
+        is_ascii: bool | None = None,
     ) -> None:
         self.n = n
         self.ids, self.ts, self.sr, self.cr = ids, ts, sr, cr
         self.cats = cats
         self.off = off  # off[i] = start of row i; row i = text[off[i] : off[i+1] - _NSEP]
         self.summary, self.chat, self.extra = summary, chat, extra
-        self.is_ascii = blob.isascii()
+        self.is_ascii = blob.isascii() if is_ascii is None else is_ascii
         self.raw_size = len(blob)
         self.codec = codec
-        self.blob = codec.compress(blob) if codec is not None else blob
+        self.blob: bytes = codec.compress(blob) if codec is not None else bytes(blob)
 
     def text(self) -> bytes:
         """The payload text of every row (decompressed when the chunk is compressed)."""
@@ -347,6 +349,7 @@ class _Open:
 
     __slots__ = (
         "_snap",
+        "ascii",
         "blob",
         "capacity",
         "cats",
@@ -371,6 +374,7 @@ class _Open:
         self.cats = tuple(array("i") for _ in _CAT_COLUMNS)
         self.cum = array("q", [0])  # cum[i]: payload bytes of rows < i, separators excluded
         self.blob = bytearray()
+        self.ascii = True  # every payload text so far is ASCII (kept per append: no big scan)
         self.summary: list[Any] = []
         self.chat: list[Any] = []
         self.extra: list[Any] = []
@@ -394,12 +398,14 @@ class _Open:
             off += np.arange(0, _NSEP * (k + 1), _NSEP, dtype=np.int64)
             with memoryview(self.blob) as mv:  # released at once: the bytearray must grow
                 blob = mv[start:].tobytes()
+            ascii_text = True if self.ascii else blob.isascii()
             summary = _none_if_empty(self.summary[a:n])
             chat = _none_if_empty(self.chat[a:n])
             extra = _none_if_empty(self.extra[a:n])
         else:
             off, blob = np.zeros(k + 1, dtype=np.int64), b""
             summary = chat = extra = None
+            ascii_text = True
         return _Chunk(
             k,
             _np_rows(self.ids, np.int64, a, k),
@@ -412,6 +418,7 @@ class _Open:
             summary,
             chat,
             extra,
+            is_ascii=ascii_text,
         )
 
     def view(self, *, frozen: bool, codec: _Codec | None = None) -> _Chunk:
@@ -434,12 +441,15 @@ class _Open:
             _np(self.sr, np.float64, copy=copy),
             _np(self.cr, np.float64, copy=copy),
             tuple(_np(c, np.int32, copy=copy) for c in self.cats),
-            bytes(self.blob),
+            # Compressing reads the bytearray as it is (no 8 MB copy holding the GIL): the
+            # open chunk is discarded after freezing, so nothing writes to it again.
+            self.blob if frozen and codec is not None else bytes(self.blob),
             off,
             _packed(self.summary) if frozen else _none_if_empty(self.summary[:n]),
             _packed(self.chat) if frozen else _none_if_empty(self.chat[:n]),
             _packed(self.extra) if frozen else _none_if_empty(self.extra[:n]),
             codec if frozen else None,
+            is_ascii=self.ascii,
         )
         if not frozen:
             self._snap = chunk
@@ -999,6 +1009,8 @@ class EventFrame:
         for dst, code in zip(op.cats, codes):
             dst.append(code)
         op.cum.append(op.cum[-1] + len(part))
+        if op.ascii and not part.isascii():
+            op.ascii = False
         op.blob += part
         op.blob += _SEP
         op.summary.append(summary)
@@ -1051,7 +1063,10 @@ class EventFrame:
             else:
                 cum.fromlist(list(accumulate(map(len, parts), initial=cum[-1])))
                 del cum[-take - 1]  # the initial value was already there
-            op.blob += cols.blob if take == k and cols.blob is not None else _SEP.join(parts)
+            text = cols.blob if take == k and cols.blob is not None else _SEP.join(parts)
+            if op.ascii and not text.isascii():
+                op.ascii = False
+            op.blob += text
             op.blob += _SEP
             op.n += take
             op._snap = None

@@ -429,6 +429,24 @@ def test_newest_rows_copy_only_themselves_from_the_open_chunk(
         frame.filter(session_id="session-1", limit=3)  # conditions scan the whole chunk
 
 
+@pytest.mark.parametrize("path", ["dicts", "columns", "one by one"])
+def test_chunks_know_whether_their_text_is_ascii_without_rescanning_it(path: str) -> None:
+    frame = EventFrame(max_rows=100, chunk_rows=8)
+    events = [ev(i) for i in range(1, 13)] + [ev(13, payload={"t": "naïve"})]
+    events += [ev(i) for i in range(14, 30)]
+    if path == "one by one":
+        for e in events:
+            frame.append(e)
+    else:
+        for i in range(0, len(events), 5):
+            _append(frame, events[i : i + 5], path)
+    chunks = [*frame._frozen, frame._open.view(frozen=False), frame._open.tail_view(2)]
+    assert [c.is_ascii for c in chunks] == [c.text().isascii() for c in chunks]
+    assert [c.is_ascii for c in frame._frozen] == [True, False, True]
+    assert ids_of(frame.filter(search="naïve")) == [13]
+    assert ids_of(frame.filter(search="echo 2[0-9]")) == list(range(20, 30))
+
+
 def test_filter_by_categories_and_limit_newest_first() -> None:
     frame = EventFrame(max_rows=100, chunk_rows=8)
     frame.extend([ev(i) for i in range(1, 41)])
