@@ -211,7 +211,8 @@ def _short_id(value: str) -> str:
 
 
 def render_table(df: Any) -> str:
-    """HTML table of ``df`` (rows oldest first, as ``frame.filter`` returns), **newest first**.
+    """HTML table of ``df`` (rows oldest first, as ``frame.filter`` returns; or the frame's
+    plain-columns equivalent, which the monitor uses), **newest first**.
 
     Columns: id, time (UTC), source_app, session_id (long ids cut to 8 characters, full id in the
     tooltip), hook_event_type, latency ms, summary (or the compact payload JSON without the keys
@@ -803,14 +804,10 @@ class Monitor:
                 self._update_filters()
             if self._dirty or version != self._last_version or query != self._last_query:
                 source_app, session_id, hook_event_type, search, limit = query
-                df = frame.filter(
-                    source_app=source_app,
-                    session_id=session_id,
-                    hook_event_type=hook_event_type,
-                    search=search,
-                    limit=limit,
+                rows = frame._table(  # filter() without building a DataFrame
+                    source_app, session_id, hook_event_type, search=search, limit=limit
                 )
-                self._set(self.table, "value", render_table(df))
+                self._set(self.table, "value", render_table(rows))
                 self._last_version, self._last_query, self._dirty = version, query, False
             if slow_due:
                 self._last_slow = now

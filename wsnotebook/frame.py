@@ -1298,6 +1298,36 @@ class EventFrame:
         rows shown, not the frame size); the result is the newest ``limit`` matches.  An invalid
         pattern raises :class:`~wsnotebook.errors.ConfigError`.
         """
+        pieces, values = self._filter_pieces(
+            source_app, session_id, hook_event_type, search=search, limit=limit
+        )
+        return _build(pieces, values)
+
+    def _table(
+        self,
+        source_app: str | Iterable[str] | None = None,
+        session_id: str | Iterable[str] | None = None,
+        hook_event_type: str | Iterable[str] | None = None,
+        *,
+        search: str | re.Pattern[str] | None = None,
+        limit: int | None = None,
+    ) -> _PlainColumns:
+        """:meth:`filter` as plain columns for the monitor's table: the same rows, no pandas
+        (building a DataFrame was most of a monitor tick, in Python holding the GIL)."""
+        pieces, values = self._filter_pieces(
+            source_app, session_id, hook_event_type, search=search, limit=limit
+        )
+        return _PlainColumns(pieces, values)
+
+    def _filter_pieces(
+        self,
+        source_app: str | Iterable[str] | None,
+        session_id: str | Iterable[str] | None,
+        hook_event_type: str | Iterable[str] | None,
+        *,
+        search: str | re.Pattern[str] | None,
+        limit: int | None,
+    ) -> tuple[list[_Piece], list[list[str]]]:
         if limit is not None and limit < 0:
             raise ConfigError(f"filter: limit must be >= 0, got {limit}")
         try:
@@ -1350,7 +1380,7 @@ class EventFrame:
             if len(rows):
                 pieces.append((chunk, rows))
         pieces.reverse()
-        return _build(pieces, values)
+        return pieces, values
 
     # ------------------------------------------------------------------ analysis helpers
 
@@ -1590,6 +1620,49 @@ class EventFrame:
 
 def _pname(q: float) -> str:
     return f"{q * 100:.3f}".rstrip("0").rstrip(".")
+
+
+class _PlainColumns:
+    """Rows of some pieces as plain lists, read like a DataFrame by the monitor's
+    ``render_table``: ``len()``, ``columns`` and ``[name]``.  Columns: ``id``, ``timestamp``
+    (pandas ``Timestamp``/``NaT``), ``source_app``, ``session_id``, ``hook_event_type``,
+    ``summary``, ``payload`` (decoded), ``latency_ms`` (client_received - timestamp, NaN)."""
+
+    columns = (
+        "id",
+        "timestamp",
+        "source_app",
+        "session_id",
+        "hook_event_type",
+        "summary",
+        "payload",
+        "latency_ms",
+    )
+
+    def __init__(self, pieces: list[_Piece], values: list[list[str]]) -> None:
+        ids = _concat([c.ids[sl] for c, sl in pieces], np.int64)
+        n = len(ids)
+        ts = _concat([c.ts[sl] for c, sl in pieces], np.float64)
+        cr = _concat([c.cr[sl] for c, sl in pieces], np.float64)
+        cols: dict[str, list[Any]] = {
+            "id": ids.tolist(),
+            "timestamp": list(_ms_to_datetime(ts)),
+            "summary": _object_column(pieces, "summary", n),
+            "payload": _payloads(pieces),
+            "latency_ms": (cr - ts).tolist(),
+        }
+        for j, name in enumerate(("source_app", "session_id", "hook_event_type")):
+            codes = _concat([c.cats[j][sl] for c, sl in pieces], np.int32).tolist()
+            names = values[j]
+            cols[name] = [names[k] if k >= 0 else None for k in codes]
+        self._cols = cols
+        self._n = n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, name: str) -> list[Any]:
+        return self._cols[name]
 
 
 def _concat(arrays: list[np.ndarray], dtype: Any) -> np.ndarray:

@@ -413,17 +413,40 @@ def test_close_stops_the_tick_and_closes_every_widget(wire: list):
         mon.start()
 
 
+def test_the_monitor_table_renders_the_same_without_pandas(wire: list) -> None:
+    frame = EventFrame(max_rows=50, chunk_rows=8)
+    events = make_events(40)
+    for i, e in enumerate(events):
+        if i % 3 == 0:
+            e["summary"] = f"did <thing> {i}"
+        if i % 4 == 0:
+            e["payload"] = {"session_id": "x", "cwd": "/tmp", "tool_name": "Édit", "n": i}
+        if i % 5 == 0:
+            e["client_received"] = e["timestamp"] + 12.5
+        if i % 7 == 0:
+            e["session_id"] = "0b5e1c9a-1234-4bcd-9ef0-123456789abc"
+    events[5]["timestamp"] = None
+    frame.extend(events)
+    frame.extend([{**make_events(1)[0], "id": -1}])  # a row without an id
+    for kw in ({}, {"limit": 7}, {"hook_event_type": "Stop", "limit": 5}, {"search": "Édit"}):
+        cond = [kw.get(k) for k in ("source_app", "session_id", "hook_event_type")]
+        plain = frame._table(*cond, search=kw.get("search"), limit=kw.get("limit"))
+        assert W.render_table(plain) == W.render_table(frame.filter(**kw))
+        assert len(plain) == len(frame.filter(**kw))
+    assert W.render_table(frame._table(limit=0)) == W.render_table(frame.filter(limit=0))
+
+
 def test_a_failing_tick_is_logged_and_counted_not_raised(
     wire: list, caplog: pytest.LogCaptureFixture
 ):
     frame = EventFrame()
     mon = W.monitor(frame, refresh_hz=20)
 
-    def boom(**kwargs: Any) -> Any:
+    def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("frame exploded")
 
     with caplog.at_level(logging.ERROR, logger="wsnotebook"):
-        frame.filter = boom  # type: ignore[method-assign]
+        frame._table = boom  # type: ignore[method-assign]
         frame.extend(make_events(1))
         assert wait_until(lambda: mon.errors >= 1)
     assert mon.running  # keeps ticking
