@@ -146,6 +146,24 @@ def socket_rate(server: h.BenchServer, count: int, batch: Any, timeout: float) -
         client.close()
 
 
+def paired_row(measure: str, ours_rate: Any, msgs: list[bytes], n: int, reps: int) -> dict:
+    """A decode-path row: ``ours_rate`` and the orjson floor alternate (>= 5 reps, each under
+    a second) and the ratio is the median of each pair's ratio -- this machine's speed drifts by
+    tens of percent over minutes, which would skew a ratio of medians taken minutes apart."""
+    ours, floor = [], []
+    for _ in range(max(reps, 5)):
+        ours.append(ours_rate(msgs, n))
+        floor.append(loads_rate(msgs, n))
+    return {
+        "measure": measure,
+        "ours_evs": h.median(ours),
+        "baseline": "orjson.loads only",
+        "baseline_evs": h.median(floor),
+        "ratio": h.median(a / b for a, b in zip(ours, floor)),
+        "raw": {"ours": ours, "baseline": floor},
+    }
+
+
 def run(
     *,
     quick: bool = False,
@@ -166,36 +184,11 @@ def run(
         # Ours and the floor alternate, and the ratio is the median of each pair's ratio: this
         # machine's speed drifts by tens of percent over minutes, which would skew a ratio of
         # medians taken minutes apart.  Each rep is under a second, so at least 5 reps.
-        ours, floor = [], []
-        for _ in range(max(reps, 5)):
-            ours.append(handler_rate(msgs, n))
-            floor.append(loads_rate(msgs, n))
-        rows.append(
-            {
-                "measure": f"decode path {label}",
-                "ours_evs": h.median(ours),
-                "baseline": "orjson.loads only",
-                "baseline_evs": h.median(floor),
-                "ratio": h.median(a / b for a, b in zip(ours, floor)),
-                "raw": {"ours": ours, "baseline": floor},
-            }
-        )
+        rows.append(paired_row(f"decode path {label}", handler_rate, msgs, n, reps))
         log(f"  client decode path {label} done")
         if size == 1:
-            ours, floor = [], []
-            for _ in range(max(reps, 5)):
-                ours.append(handler_rate_in_loop(msgs, n))
-                floor.append(loads_rate(msgs, n))
-            rows.append(
-                {
-                    "measure": "decode path per-event, in loop (bursts of 100)",
-                    "ours_evs": h.median(ours),
-                    "baseline": "orjson.loads only",
-                    "baseline_evs": h.median(floor),
-                    "ratio": h.median(a / b for a, b in zip(ours, floor)),
-                    "raw": {"ours": ours, "baseline": floor},
-                }
-            )
+            measure = "decode path per-event, in loop (bursts of 100)"
+            rows.append(paired_row(measure, handler_rate_in_loop, msgs, n, reps))
     count = 5_000 if quick else 50_000
     cmd, _ = h.server_cmd("wsnotebook")
     server = h.BenchServer("wsnotebook", cmd)

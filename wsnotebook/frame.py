@@ -1303,7 +1303,13 @@ class EventFrame:
         )
         return _build(pieces, values)
 
-    def _table(
+    def _table(self, *args: Any, **kwargs: Any) -> _PlainColumns:
+        """:meth:`filter` (arguments of :meth:`_filter_pieces`) as plain columns for the
+        monitor's table: the same rows, no pandas (building a DataFrame was most of a monitor
+        tick, in Python holding the GIL)."""
+        return _PlainColumns(*self._filter_pieces(*args, **kwargs))
+
+    def _filter_pieces(
         self,
         source_app: str | Iterable[str] | None = None,
         session_id: str | Iterable[str] | None = None,
@@ -1311,23 +1317,9 @@ class EventFrame:
         *,
         search: str | re.Pattern[str] | None = None,
         limit: int | None = None,
-    ) -> _PlainColumns:
-        """:meth:`filter` as plain columns for the monitor's table: the same rows, no pandas
-        (building a DataFrame was most of a monitor tick, in Python holding the GIL)."""
-        pieces, values = self._filter_pieces(
-            source_app, session_id, hook_event_type, search=search, limit=limit
-        )
-        return _PlainColumns(pieces, values)
-
-    def _filter_pieces(
-        self,
-        source_app: str | Iterable[str] | None,
-        session_id: str | Iterable[str] | None,
-        hook_event_type: str | Iterable[str] | None,
-        *,
-        search: str | re.Pattern[str] | None,
-        limit: int | None,
     ) -> tuple[list[_Piece], list[list[str]]]:
+        """Under the lock: the rows :meth:`filter` selects, as pieces, and the category
+        values."""
         if limit is not None and limit < 0:
             raise ConfigError(f"filter: limit must be >= 0, got {limit}")
         try:
