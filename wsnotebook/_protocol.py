@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import bisect
 import math
-import operator
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
 from typing import Any
 
 from .errors import ConfigError, ProtocolError
-from .events import Event, decode_json, encode_json, json_type, validate_event
+from .events import FUSED_MIN, Event, all_valid, decode_json, encode_json, json_type, validate_event
 
 Clock = Callable[[], float]
 
@@ -128,53 +126,9 @@ class ServerMessage:
     invalid: int = 0  # events dropped because they failed validation
 
 
-_REQUIRED_STR_GETTERS = tuple(
-    operator.itemgetter(k) for k in ("source_app", "session_id", "hook_event_type")
-)
-_GET_PAYLOAD = operator.itemgetter("payload")
-_GET_ID = operator.itemgetter("id")
-_NONE = type(None)
-_STR_OR_NONE = frozenset({str, _NONE})
-_NUMBER_OR_NONE = frozenset({int, float, _NONE})
-_LIST_OR_NONE = frozenset({list, _NONE})
-
-
-def _all_valid(items: list[Any]) -> bool:
-    """True only if every item passes ``validate_event(item, require_id=True)``: the same
-    checks, fused into C-level passes over the batch (~2x cheaper than one call per event).
-    False means "not sure": the caller then checks event by event with the reference."""
-    try:
-        if set(map(type, items)) != {dict}:
-            return False
-        for get in _REQUIRED_STR_GETTERS:
-            col = list(map(get, items))
-            if set(map(type, col)) != {str} or not all(col):
-                return False
-        if set(map(type, map(_GET_PAYLOAD, items))) != {dict}:
-            return False
-        if set(map(type, map(_GET_ID, items))) != {int}:  # bool is not int here
-            return False
-        ts: list[Any] = list(map(dict.get, items, repeat("timestamp")))
-        types = set(map(type, ts))
-        if not types <= _NUMBER_OR_NONE:
-            return False
-        vals = [t for t in ts if t is not None] if _NONE in types else ts
-        # A NaN can hide from min/max but not from sum (which may also overflow to inf on
-        # huge values: then the per-event reference decides).
-        if vals and not (min(vals) >= 0 and math.isfinite(sum(vals))):
-            return False
-        return (
-            set(map(type, map(dict.get, items, repeat("summary")))) <= _STR_OR_NONE
-            and set(map(type, map(dict.get, items, repeat("model_name")))) <= _STR_OR_NONE
-            and set(map(type, map(dict.get, items, repeat("chat")))) <= _LIST_OR_NONE
-        )
-    except (KeyError, TypeError, ValueError, OverflowError):
-        return False
-
-
 def _server_events(items: list[Any]) -> tuple[list[Event], int]:
     """The valid events of ``items`` (a server's ``data``) and how many were dropped."""
-    if len(items) >= 8 and _all_valid(items):  # the fused check's fixed cost pays off
+    if len(items) >= FUSED_MIN and all_valid(items, require_id=True):
         return items, 0
     good: list[Event] = []
     for ev in items:
@@ -192,7 +146,7 @@ def parse_server_message(raw: bytes | str) -> ServerMessage:
     ignores them).  Events failing validation are dropped and counted in ``invalid``; they never
     raise.  Only undecodable JSON or a non-object message raises :class:`ProtocolError`.
     Events are validated as by ``validate_event(event, require_id=True)``; batches of 8 or more
-    go through a fused check first (:func:`_all_valid`), which is ~2x cheaper.
+    go through a fused check first (:func:`wsnotebook.events.all_valid`), which is ~2x cheaper.
     """
     obj = decode_json(raw)
     if not isinstance(obj, dict):

@@ -230,6 +230,31 @@ def _text_frame(msg: bytes) -> bytes:
     return _text_header(len(msg)) + msg
 
 
+class _Run:
+    """One ingest's encoded events, as every client's ``push_many`` shares them.  Their
+    ``event`` messages and WebSocket frames are built on first use, once for all clients: a
+    ``batch=auto`` client on the direct path (the default) needs only ``encoded``."""
+
+    __slots__ = ("_emsgs", "_frames", "enc_bytes", "encoded", "msg_bytes")
+
+    def __init__(self, encoded: list[bytes]) -> None:
+        self.encoded = encoded
+        self.enc_bytes = sum(map(len, encoded))
+        self.msg_bytes = self.enc_bytes + _EVENT_OVERHEAD * len(encoded)
+        self._emsgs: list[bytes] | None = None
+        self._frames: list[bytes] | None = None
+
+    def emsgs(self) -> list[bytes]:
+        if self._emsgs is None:
+            self._emsgs = [event_message(e) for e in self.encoded]
+        return self._emsgs
+
+    def frames(self) -> list[bytes]:
+        if self._frames is None:
+            self._frames = [_text_frame(m) for m in self.emsgs()]
+        return self._frames
+
+
 class _Counter(dict[str, int]):
     def bump(self, key: str, n: int = 1) -> None:
         self[key] = self.get(key, 0) + n
@@ -348,14 +373,7 @@ class _Client:
             return
         self.enqueue(emsg, 1, _KIND_EVENT)
 
-    def push_many(
-        self,
-        encoded: list[bytes],
-        emsgs: list[bytes],
-        frames: list[bytes],
-        enc_bytes: int,
-        msg_bytes: int,
-    ) -> None:
+    def push_many(self, run: _Run) -> None:
         """Send several live events (one ingest); same semantics as ``push_event`` per event,
         but a client on the direct path takes the whole run with one list extend."""
         if (
@@ -364,18 +382,18 @@ class _Client:
             and self.batcher is None
             and (self.tick or self._tick_ok())
         ):
-            add = enc_bytes if self.auto else msg_bytes
+            add = run.enc_bytes if self.auto else run.msg_bytes
             tick = self.tick
             if (
-                len(tick) + len(encoded) <= AUTO_BATCH_MAX
+                len(tick) + len(run.encoded) <= AUTO_BATCH_MAX
                 and self.tick_bytes + add < TICK_MAX_BYTES
             ):
                 if not tick:
                     self.server._mark_dirty(self)
-                tick.extend(encoded if self.auto else frames)
+                tick.extend(run.encoded if self.auto else run.frames())
                 self.tick_bytes += add
                 return
-        for enc, emsg, frame in zip(encoded, emsgs, frames):
+        for enc, emsg, frame in zip(run.encoded, run.emsgs(), run.frames()):
             if self.closing:
                 return
             self.push_event(enc, emsg, frame)
@@ -1116,20 +1134,16 @@ class Server:
                     c.push_event(enc, emsg, frame)
                 _loop.budget_checkpoint()
             return
-        encs = [s.encoded for s in stored]
-        emsgs = [event_message(e) for e in encs]
-        frames = [_text_frame(m) for m in emsgs]
-        enc_bytes = sum(map(len, encs))
-        msg_bytes = enc_bytes + _EVENT_OVERHEAD * len(encs)
+        run = _Run([s.encoded for s in stored])
         every = BROADCAST_CHECKPOINT_EVERY
         if len(clients) <= every or not _loop.budget.active:
             for c in clients:
-                c.push_many(encs, emsgs, frames, enc_bytes, msg_bytes)
+                c.push_many(run)
             return
         ordered = list(clients)
         for start in range(0, len(ordered), every):
             for c in ordered[start : start + every]:
-                c.push_many(encs, emsgs, frames, enc_bytes, msg_bytes)
+                c.push_many(run)
             _loop.budget_checkpoint()
 
     def _mark_dirty(self, client: _Client) -> None:

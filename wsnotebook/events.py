@@ -28,8 +28,10 @@ unknown fields and falls back to these dicts otherwise.
 from __future__ import annotations
 
 import math
+import operator
 import time
 from collections.abc import Iterable
+from itertools import repeat
 from typing import Any
 
 import orjson
@@ -138,6 +140,55 @@ def validate_event(event: Any, *, where: str = "", require_id: bool = False) -> 
     return event
 
 
+_REQUIRED_STR_GETTERS = tuple(operator.itemgetter(k) for k in _STR_FIELDS)
+_GET_PAYLOAD = operator.itemgetter("payload")
+_NONE = type(None)
+_STR_OR_NONE = frozenset({str, _NONE})
+_NUMBER_OR_NONE = frozenset({int, float, _NONE})
+_LIST_OR_NONE = frozenset({list, _NONE})
+_ABSENT = object()
+_INT_OR_ABSENT = frozenset({int, object})
+
+#: Smallest batch for which :func:`all_valid`'s fixed cost (~15 C-level passes) pays off.
+FUSED_MIN = 8
+
+
+def all_valid(items: list[Any], *, require_id: bool = False) -> bool:
+    """True only if every item passes ``validate_event(item, require_id=require_id)``: the same
+    checks, fused into C-level passes over the batch (several times cheaper than one call per
+    event).  False means "not sure": the caller then checks event by event with
+    :func:`validate_event`, which also words the error."""
+    try:
+        if set(map(type, items)) != {dict}:
+            return False
+        for get in _REQUIRED_STR_GETTERS:
+            col = list(map(get, items))
+            if set(map(type, col)) != {str} or not all(col):
+                return False
+        if set(map(type, map(_GET_PAYLOAD, items))) != {dict}:
+            return False
+        # bool is not int here; an absent id is allowed unless required.
+        id_types = set(map(type, map(dict.get, items, repeat("id"), repeat(_ABSENT))))
+        if not (id_types == {int} if require_id else id_types <= _INT_OR_ABSENT):
+            return False
+        ts: list[Any] = list(map(dict.get, items, repeat("timestamp")))
+        types = set(map(type, ts))
+        if not types <= _NUMBER_OR_NONE:
+            return False
+        vals = [t for t in ts if t is not None] if _NONE in types else ts
+        # A NaN can hide from min/max but not from sum (which may also overflow to inf on
+        # huge values: then the per-event reference decides).
+        if vals and not (min(vals) >= 0 and math.isfinite(sum(vals))):
+            return False
+        return (
+            set(map(type, map(dict.get, items, repeat("summary")))) <= _STR_OR_NONE
+            and set(map(type, map(dict.get, items, repeat("model_name")))) <= _STR_OR_NONE
+            and set(map(type, map(dict.get, items, repeat("chat")))) <= _LIST_OR_NONE
+        )
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return False
+
+
 def validate_events(
     obj: Any, *, max_batch: int = DEFAULT_MAX_BATCH_EVENTS, require_id: bool = False
 ) -> list[Event]:
@@ -159,6 +210,8 @@ def validate_events(
                 value=len(obj),
                 bound=max_batch,
             )
+        if len(obj) >= FUSED_MIN and all_valid(obj, require_id=require_id):
+            return obj
         for i, ev in enumerate(obj):
             validate_event(ev, where=f"events[{i}].", require_id=require_id)
         return obj

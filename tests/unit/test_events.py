@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from wsnotebook.errors import EventValidationError, LimitExceeded, ProtocolError
 from wsnotebook.events import (
     DEFAULT_MAX_BATCH_EVENTS,
+    FUSED_MIN,
+    all_valid,
     decode_events,
     decode_json,
     encode_json,
@@ -155,6 +157,86 @@ def test_bad_event_in_batch_names_its_index() -> None:
         validate_events([good(), good(session_id="")])
     with pytest.raises(EventValidationError, match=r"^events\[0\]\.id: expected integer"):
         validate_events([good()], require_id=True)
+
+
+class Str(str):
+    """A str subclass: valid for validate_event, outside the fused check's exact types."""
+
+
+# One change each to an event of a big batch: validate_events (fused check first) must give
+# exactly the per-event reference's verdict and message, wherever the event sits.
+BATCH_VARIANTS: list[tuple[str, Any]] = [
+    ("source_app", 1),
+    ("source_app", ""),
+    ("source_app", Str("app")),
+    ("session_id", None),
+    ("hook_event_type", True),
+    ("payload", "x"),
+    ("payload", None),
+    ("payload", []),
+    ("timestamp", "1"),
+    ("timestamp", True),
+    ("timestamp", -1),
+    ("timestamp", -0.5),
+    ("timestamp", math.inf),
+    ("timestamp", math.nan),
+    ("timestamp", 1e308),
+    ("timestamp", 2**70),
+    ("timestamp", None),
+    ("timestamp", 0),
+    ("summary", 1),
+    ("summary", None),
+    ("summary", "s"),
+    ("model_name", {}),
+    ("chat", "hi"),
+    ("chat", {}),
+    ("chat", [1]),
+    ("id", "7"),
+    ("id", 1.0),
+    ("id", False),
+    ("id", None),
+    ("id", 2**63),
+    ("extra", object()),
+]
+
+
+def reference_validate(batch: list[Any], require_id: bool) -> str | None:
+    for i, ev in enumerate(batch):
+        try:
+            validate_event(ev, where=f"events[{i}].", require_id=require_id)
+        except EventValidationError as exc:
+            return str(exc)
+    return None
+
+
+@pytest.mark.parametrize("require_id", [False, True])
+@pytest.mark.parametrize(("field", "value"), BATCH_VARIANTS)
+def test_big_batches_get_exactly_the_per_event_verdict(
+    field: str, value: Any, require_id: bool
+) -> None:
+    for pos in (0, 5, 11):
+        batch = [good(timestamp=1.5e12 + i, id=i + 1) for i in range(12)]
+        batch[3].pop("id")  # ids may be absent unless required
+        batch[pos][field] = value
+        for missing in ((), ("summary",), (field,)):
+            trial = [dict(ev) for ev in batch]
+            for name in missing:
+                trial[pos].pop(name, None)
+            expected = reference_validate(trial, require_id)
+            if expected is None:
+                assert validate_events(trial, require_id=require_id) is trial
+            else:
+                with pytest.raises(EventValidationError) as info:
+                    validate_events(trial, require_id=require_id)
+                assert str(info.value) == expected
+
+
+def test_fused_check_accepts_a_mixed_valid_batch_and_refuses_what_it_cannot_vouch_for() -> None:
+    batch = [good(timestamp=t, id=i) for i, t in enumerate((0, 1.5, None, 7), 1)] * 3
+    batch[1] = good()  # no id
+    assert all_valid(batch) and not all_valid(batch, require_id=True)
+    assert not all_valid([good(source_app=Str("app"))] * FUSED_MIN)  # valid, but not vouched
+    assert validate_events([good(source_app=Str("app"))] * FUSED_MIN)  # the reference accepts
 
 
 @pytest.mark.parametrize(("obj", "kind"), [("x", "string"), (3, "number"), (None, "null")])

@@ -69,6 +69,36 @@ def test_memory_store_facets_follow_eviction() -> None:
     asyncio.run(main())
 
 
+def test_memory_store_facets_match_the_retained_events_across_folds() -> None:
+    """Facet counts are folded in lazily, in C-level passes; whenever they are read they equal
+    the distinct values of the events still retained, including across evictions of values."""
+    from wsnotebook import _store
+
+    async def main() -> None:
+        store = MemoryStore(retain=300)
+        for batch in range(2 * _store._FOLD_EVERY // 10):
+            await store.append(
+                [
+                    ev(
+                        source_app=f"app{batch // 40}",
+                        session_id=f"s{(batch * 10 + i) // 7}",
+                        hook_event_type=f"h{i % 3}" if batch % 50 else "rare",
+                    )
+                    for i in range(10)
+                ]
+            )
+            if batch % 97 == 0 or batch % 100 == 99:
+                kept = await store.recent(1000)
+                assert await store.filter_options() == {
+                    "source_apps": sorted({s.source_app for s in kept}),
+                    "session_ids": sorted({s.session_id for s in kept}),
+                    "hook_event_types": sorted({s.hook_event_type for s in kept}),
+                }
+        assert len(store) == 300
+
+    asyncio.run(main())
+
+
 def test_memory_stores_have_distinct_epochs() -> None:
     assert MemoryStore().epoch != MemoryStore().epoch
 
