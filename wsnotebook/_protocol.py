@@ -534,11 +534,15 @@ class CpuBudget:
     the server also lets broadcast ticks linger (``_server.BUDGET_COALESCE``) so clients get
     fewer, larger ``batch`` messages: per-message work is most of the pipeline's cost at high
     rates, so this lets more events through the same budget (counted in :attr:`coalesced`).
+    The default threshold is well below the budget on purpose: lingering only when the budget
+    is nearly used up settles the share *at* the threshold (coalescing lowers it, which stops
+    the coalescing), while from 0.2 cores on a 10k ev/s pipeline coalesces steadily and uses
+    ~30 instead of ~40 us per event (measured: 40 instead of ~500 messages/s).
 
     Bounds: ``0.05 <= fraction <= 1.0`` (1.0 disables throttling), ``0.001 <= period <= 1``,
     ``0 < max_pause <= 1``, ``switch_interval`` None (never touch it) or ``1e-5..0.005`` s,
     ``0 < pressure <= 1``.  Defaults: half a core, 10 ms period (5 ms burst), 50 ms max pause,
-    switch interval 0.1 ms, pressure 0.8.
+    switch interval 0.1 ms, pressure 0.4 (with half a core: coalesce from 0.2 cores on).
     """
 
     def __init__(
@@ -552,7 +556,7 @@ class CpuBudget:
         busy_share: float = 0.2,
         idle_share: float = 0.05,
         idle_hold: float = 1.0,
-        pressure: float = 0.8,
+        pressure: float = 0.4,
     ) -> None:
         if not 0.05 <= fraction <= 1.0:
             raise ConfigError(f"cpu budget fraction must be in 0.05..1.0, got {fraction}")

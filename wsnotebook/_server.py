@@ -109,10 +109,11 @@ TICK_MAX_BYTES = 256 * 1024
 #: How long a broadcast tick lingers while the background CPU budget is under pressure (inside
 #: a kernel, see ``CpuBudget.under_pressure``): the tick's events leave as one message per
 #: client after this long (or earlier at TICK_MAX_BYTES / AUTO_BATCH_MAX) instead of at the end
-#: of the loop tick.  Measured in a kernel at 10k ev/s in batches of 10 under the half-core
-#: budget: ~700 -> ~45 messages/s to the monitor's client and 7-8k -> 10k ev/s delivered; the
-#: cost is up to this much added latency, only while the kernel's budget is saturated.
-BUDGET_COALESCE = 0.02
+#: of the loop tick.  Measured at 10k ev/s in batches of 10 under the half-core budget: ~500 ->
+#: ~75 messages/s to the monitor's client and ~40 -> ~30 us of CPU per event (20 ms: ~40
+#: messages/s, no further saving); the cost is up to this much added latency, only while
+#: background work uses a fifth of a core or more.
+BUDGET_COALESCE = 0.01
 #: Events ``publish_nowait`` may have accepted but not yet ingested; beyond it, it refuses.
 NOWAIT_MAX_PENDING = 100_000
 #: Most events ingested per loop callback from the ``publish_nowait`` backlog (whole batches).

@@ -135,6 +135,18 @@ def test_pressure_is_a_share_near_the_budget_and_passes_with_idle_time():
     assert b.under_pressure() is False
 
 
+def test_by_default_pressure_starts_at_a_fifth_of_a_core_well_below_the_budget():
+    """Coalescing must engage steadily for a busy pipeline (~0.3 core at 10k ev/s), not only
+    when the half-core budget is nearly used up, and never for light traffic (~0.05 core)."""
+    b = CpuBudget(max_pause=1.0)
+    t = 0.0
+    for cores, expected in ((0.05, False), (0.15, False), (0.25, True), (0.3, True)):
+        for _ in range(400):  # 2 s at this share, in 5 ms steps
+            t += 0.005
+            b.charge(t, 0.005 * cores)
+        assert b.under_pressure() is expected, cores
+
+
 def test_no_throttling_means_never_under_pressure():
     b = CpuBudget(fraction=1.0)
     b.charge(0.0, 0.0)
