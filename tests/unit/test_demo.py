@@ -407,3 +407,24 @@ def test_a_fast_producer_wakes_at_most_once_per_min_wake_and_sends_every_batch()
     assert DemoProducer.MIN_WAKE == 0.01
     assert 1 <= prod.wakeups <= 3000 // 100 + 1
     assert prod.metrics()["wakeups"] == prod.wakeups
+
+
+def test_a_fast_producer_yields_after_each_wake_up_and_then_every_yield_every_seconds() -> None:
+    # Yielding (and checking the CPU budget) after every batch cost a loop iteration per batch.
+    # Back-to-back batches now go out for up to YIELD_EVERY seconds between yields: with an
+    # interval nothing reaches, the producer yields exactly once at the start and once after
+    # each timer wake-up; with 0 it yields before every batch.
+    class NeverWithin(DemoProducer):
+        YIELD_EVERY = 1e9
+
+    class EveryBatch(DemoProducer):
+        YIELD_EVERY = 0.0
+
+    assert DemoProducer.YIELD_EVERY == 0.002
+    coarse = NeverWithin(RecordingServer(), rate=10_000, batch=10, seed=1, max_events=3000)
+    assert coarse.join(timeout=60) and coarse.sent == 3000
+    assert coarse.yields == coarse.wakeups + 1 == coarse.metrics()["yields"]
+    fine_server = RecordingServer()
+    fine = EveryBatch(fine_server, rate=10_000, batch=10, seed=1, max_events=3000)
+    assert fine.join(timeout=60) and fine.sent == 3000
+    assert fine.yields >= fine_server.calls == 300
