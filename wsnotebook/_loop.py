@@ -58,10 +58,14 @@ def _exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any])
 #: Share of one core wsnotebook's background work may use inside a Jupyter kernel.  Outside a
 #: kernel (CLI server, scripts, benchmarks) nothing competes for the GIL: no budget, no overhead.
 KERNEL_CPU_BUDGET = 0.5
-#: GIL switch interval (seconds) used inside a kernel while background work is busy; restored to
-#: the interpreter's previous value once it has been idle for a second (see CpuBudget).  0.1 ms:
-#: measured in a kernel at 10k ev/s, cell p99 was 36 ms at 5 ms, 28-34 ms at 0.5 ms and 18-21 ms
-#: at 0.1 ms (a cell's round trip needs the GIL back many times, each wait is up to one interval).
+#: Opt-in GIL switch interval (seconds) for busy background work inside a kernel:
+#: ``set_cpu_budget(switch_interval=KERNEL_SWITCH_INTERVAL)`` lowers it while background work is
+#: busy and restores the interpreter's value once it has been idle for a second (see CpuBudget).
+#: It was the default while the pipeline held the GIL for long stretches (cell p99 at 10k ev/s:
+#: 36 ms at 5 ms, 18-21 ms at 0.1 ms).  Once those holds were gone (monitor copies, full GC
+#: collections) lowering it cost more than it gave: ~0.31 vs ~0.37 cores at 10k ev/s, and cell
+#: p99 equal or better without it in 6 of 8 paired kernel runs (a little worse under a flood,
+#: which stays far within its 50 ms target).  So by default the interval is left alone.
 KERNEL_SWITCH_INTERVAL = 0.0001
 
 #: The background work's CPU budget (see :class:`~wsnotebook._protocol.CpuBudget`).  Change it
@@ -223,13 +227,14 @@ def set_cpu_budget(
     *,
     period: float = 0.01,
     max_pause: float = 0.05,
-    switch_interval: float | None = KERNEL_SWITCH_INTERVAL,
+    switch_interval: float | None = None,
 ) -> None:
     """Set the share of one core wsnotebook's background work may use (0.05..1.0).
 
     ``period``: longest burst is ``fraction * period`` CPU seconds (0.001..1 s);
     ``max_pause``: longest single pause (0..1 s); ``switch_interval``: GIL switch interval used
-    while background work is busy (1e-5..0.005 s), or None to never touch it.
+    while background work is busy (1e-5..0.005 s, e.g. ``KERNEL_SWITCH_INTERVAL``), or None (the
+    default) to never touch it.
     ``set_cpu_budget(1.0, switch_interval=None)`` turns the budget off entirely.
     """
     global budget, _budget_set_by_user
@@ -296,7 +301,7 @@ def get_loop() -> asyncio.AbstractEventLoop:
         if _loop is not None and _thread is not None and _thread.is_alive():
             return _loop
         if not _budget_set_by_user and _in_kernel():
-            budget = CpuBudget(fraction=KERNEL_CPU_BUDGET, switch_interval=KERNEL_SWITCH_INTERVAL)
+            budget = CpuBudget(fraction=KERNEL_CPU_BUDGET, switch_interval=None)
         loop = asyncio.SelectorEventLoop(_BudgetSelector())
         ready = threading.Event()
         thread = threading.Thread(

@@ -542,7 +542,7 @@ class CpuBudget:
     Bounds: ``0.05 <= fraction <= 1.0`` (1.0 disables throttling), ``0.001 <= period <= 1``,
     ``0 < max_pause <= 1``, ``switch_interval`` None (never touch it) or ``1e-5..0.005`` s,
     ``0 < pressure <= 1``.  Defaults: half a core, 10 ms period (5 ms burst), 50 ms max pause,
-    switch interval 0.1 ms, pressure 0.4 (with half a core: coalesce from 0.2 cores on).
+    switch interval untouched (None), pressure 0.4 (with half a core: coalesce from 0.2 cores on).
     """
 
     def __init__(
@@ -551,7 +551,7 @@ class CpuBudget:
         fraction: float = 0.5,
         period: float = 0.01,
         max_pause: float = 0.05,
-        switch_interval: float | None = 0.0001,
+        switch_interval: float | None = None,
         tau: float = 0.5,
         busy_share: float = 0.2,
         idle_share: float = 0.05,

@@ -127,17 +127,21 @@ def test_kernel_summary_gives_the_other_process_row_no_verdict_and_judges_the_de
     def row(scenario: str, p99: float) -> dict[str, Any]:
         return {"scenario": scenario, "p50_ms": p99 / 2, "p99_ms": p99, "p99_vs_idle": p99 / 5.0}
 
+    assert bk.DEFAULT_VARIANT == "budget"  # the kernel default: no switch-interval change
     rows = [
         row("idle", 5.0),
         row(bk.OTHER_PROCESS[0], 9.0),
-        row("10k ev/s, budget+switch", 9.5),
+        row("10k ev/s, budget", 9.5),
+        row("10k ev/s, budget+switch", 9.0),
         row("10k ev/s, off", 20.0),
-        row("flood, budget+switch", 60.0),
+        row("flood, budget", 60.0),
     ]
     out = {r[1].split(" (p50")[0]: r for r in bk.summary(rows)}
     ref = out[f"cell p99 ms, {bk.OTHER_PROCESS[0]}"]
     assert ref[6] == "reference: no shared GIL" and ref[7] == ""
-    assert out["cell p99 ms, 10k ev/s, budget+switch"][6:] == ["p99 <= 2x idle", "met"]
-    off = out["cell p99 ms, 10k ev/s, off"]
-    assert off[6].endswith("(variant; default is budget+switch)") and off[7] == "NOT met"
-    assert out["cell p99 ms, flood, budget+switch"][6:] == ["p99 <= 50 ms", "NOT met"]
+    assert out["cell p99 ms, 10k ev/s, budget"][6:] == ["p99 <= 2x idle", "met"]
+    for variant in ("off", "budget+switch"):
+        other = out[f"cell p99 ms, 10k ev/s, {variant}"]
+        assert other[6].endswith("(variant; default is budget)")
+    assert out["cell p99 ms, 10k ev/s, off"][7] == "NOT met"
+    assert out["cell p99 ms, flood, budget"][6:] == ["p99 <= 50 ms", "NOT met"]
