@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import math
+import random
 from typing import Any
 
 import orjson
@@ -281,6 +283,25 @@ def test_latency_stats_nearest_rank_percentiles() -> None:
     assert stats.percentile(0.0) == 0.0 and stats.percentile(1.0) == 100.0
     assert stats.percentile(0.5) == 50.0
     assert stats.summary((0.5, 0.999)) == {"p50": 50.0, "p99.9": 100.0}
+
+
+def test_latency_stats_partial_sort_gives_exactly_the_sorted_nearest_rank() -> None:
+    rng = random.Random(7)
+    for size in (1, 2, 3, 10, 999, 10_000):
+        stats = LatencyStats(size=size)
+        values = [rng.choice((rng.random() * 50, float(rng.randint(0, 5)))) for _ in range(size)]
+        stats.extend(values)
+        ordered = sorted(values)
+        qs = (0.0, 0.001, 0.5, 0.5, 0.9, 0.99, 0.999, 1.0)
+        expected = [ordered[min(size - 1, max(0, math.ceil(q * size) - 1))] for q in qs]
+        assert [stats.percentile(q) for q in qs] == expected
+        assert list(stats.summary((0.5, 0.9, 0.99, 0.999)).values()) == [
+            expected[2],
+            expected[4],
+            expected[5],
+            expected[6],
+        ]
+        assert all(type(v) is float for v in stats.summary().values())
 
 
 def test_latency_stats_keep_only_the_last_samples() -> None:
