@@ -9,10 +9,11 @@ Inside a Jupyter kernel, all of wsnotebook's background work runs under one CPU 
 under a flood: the loop's selector charges every loop iteration's CPU and sleeps the loop thread
 (releasing the GIL) when over budget; long loops call :func:`budget_checkpoint`, in-process
 producers await :func:`budget_ready` (backpressure), worker threads run inside
-:func:`background_work`, the server lets broadcast ticks linger under pressure (fewer, larger
-messages per client); and while background work is busy the GIL switch interval is lowered
-(5 ms -> 0.1 ms) so the kernel's own threads get the GIL back fast, restored after an idle
-second.  Counters: :func:`budget_stats`.  Outside a kernel nothing of this is active.
+:func:`background_work`, and the server lets broadcast ticks linger under pressure (fewer,
+larger messages per client).  Lowering the GIL switch interval while background work is busy
+is opt-in (``set_cpu_budget(switch_interval=KERNEL_SWITCH_INTERVAL)``; see that constant for
+why it is off by default).  Counters: :func:`budget_stats`.  Outside a kernel nothing of this
+is active.
 
 Errors inside background tasks are logged on the ``wsnotebook`` logger and counted in
 :data:`unhandled_errors`; the loop's exception handler is replaced so nothing is printed into a

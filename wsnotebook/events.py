@@ -22,18 +22,22 @@ other systems cannot read), refuses to *encode* integers beyond 64 bits (it *dec
 floats, so an oversized ``id`` fails validation), and limits nesting depth.  We decode to
 ``dict`` rather than typed ``msgspec`` structs because unknown fields must survive untouched;
 the client's batch fast path (:mod:`wsnotebook._columns`) uses msgspec only for batches without
-unknown fields and falls back to these dicts otherwise.
+unknown fields and falls back to these dicts otherwise.  Batches of dicts are validated by
+``msgspec.convert`` into a schema struct (:func:`all_valid`), the same checks in C, with
+:func:`validate_event` as the reference that words every error.
 """
 
 from __future__ import annotations
 
 import math
 import operator
+import sys
 import time
 from collections.abc import Iterable
 from itertools import repeat
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 import orjson
 
 from .errors import EventValidationError, LimitExceeded, ProtocolError
@@ -124,7 +128,13 @@ def validate_event(event: Any, *, where: str = "", require_id: bool = False) -> 
     if ts is not None:
         if isinstance(ts, bool) or not isinstance(ts, (int, float)):
             raise _fail(where, "timestamp", f"expected number (epoch ms), got {json_type(ts)}")
-        if not math.isfinite(ts) or ts < 0:
+        try:
+            finite = math.isfinite(ts)
+        except OverflowError:  # an int beyond the float range (too long to quote)
+            raise _fail(
+                where, "timestamp", "expected a non-negative epoch in ms, got a number beyond 1e308"
+            ) from None
+        if not finite or ts < 0:
             raise _fail(where, "timestamp", f"expected a non-negative epoch in ms, got {ts!r}")
     for field in _NULLABLE_STR_FIELDS:
         value = event.get(field)
@@ -140,52 +150,72 @@ def validate_event(event: Any, *, where: str = "", require_id: bool = False) -> 
     return event
 
 
-_REQUIRED_STR_GETTERS = tuple(operator.itemgetter(k) for k in _STR_FIELDS)
 _GET_PAYLOAD = operator.itemgetter("payload")
 _NONE = type(None)
-_STR_OR_NONE = frozenset({str, _NONE})
-_NUMBER_OR_NONE = frozenset({int, float, _NONE})
 _LIST_OR_NONE = frozenset({list, _NONE})
-_ABSENT = object()
-_INT_OR_ABSENT = frozenset({int, object})
+_NUMBER_OR_NONE = frozenset({int, float, _NONE})
 
-#: Smallest batch for which :func:`all_valid`'s fixed cost (~15 C-level passes) pays off.
-FUSED_MIN = 8
+_NonEmptyStr = Annotated[str, msgspec.Meta(min_length=1)]
+# ``le`` the largest float: rejects inf (and NaN fails every bound), as validate_event does.
+_Epoch = Annotated[float, msgspec.Meta(ge=0, le=sys.float_info.max)]
+
+
+class _Checked(msgspec.Struct, gc=False, kw_only=True):
+    """The schema of :func:`validate_event` for :func:`all_valid`, checked in C by
+    ``msgspec.convert``.  Unknown fields are ignored (kept by the caller, who never sees these
+    instances).  ``payload`` and ``chat`` are ``Any`` here (convert would copy a typed dict and
+    accepts a tuple for a list) and convert reads a ``Decimal`` as a float: those three fields'
+    exact types are checked by C-level passes of their own."""
+
+    source_app: _NonEmptyStr
+    session_id: _NonEmptyStr
+    hook_event_type: _NonEmptyStr
+    payload: Any
+    timestamp: _Epoch | None = None
+    summary: str | None = None
+    model_name: str | None = None
+    chat: Any = None
+    id: int = 0  # present: an int (never bool or None); absent: allowed
+
+
+class _CheckedWithId(_Checked, gc=False, kw_only=True):
+    id: int  # required
+
+
+# Batches are converted as one field of a struct: msgspec caches a struct's type information,
+# while a bare ``list[_Checked]`` is re-analysed on every call (~3 us, more than ten events).
+class _Batch(msgspec.Struct, gc=False):
+    events: list[_Checked]
+
+
+class _BatchWithId(msgspec.Struct, gc=False):
+    events: list[_CheckedWithId]
+
+
+#: Smallest batch for which :func:`all_valid` (one ``msgspec.convert`` call plus four C-level
+#: passes) is cheaper than one :func:`validate_event` call per event (even at ~5 here; at 10
+#: it is ~1.5x cheaper, from 100 on ~2.3x).
+FUSED_MIN = 6
 
 
 def all_valid(items: list[Any], *, require_id: bool = False) -> bool:
     """True only if every item passes ``validate_event(item, require_id=require_id)``: the same
-    checks, fused into C-level passes over the batch (several times cheaper than one call per
-    event).  False means "not sure": the caller then checks event by event with
-    :func:`validate_event`, which also words the error."""
+    checks in C (``msgspec.convert`` into a schema struct, ~2.5x cheaper than one call per
+    event at any batch size).  False means "not sure": the caller then checks event by event
+    with :func:`validate_event`, which also words the error.  Values outside msgspec's exact
+    types that the reference still accepts (a ``float`` subclass timestamp, say) get False."""
     try:
+        # Exact dicts only: convert would also read other mappings, which the reference refuses.
         if set(map(type, items)) != {dict}:
             return False
-        for get in _REQUIRED_STR_GETTERS:
-            col = list(map(get, items))
-            if set(map(type, col)) != {str} or not all(col):
-                return False
-        if set(map(type, map(_GET_PAYLOAD, items))) != {dict}:
-            return False
-        # bool is not int here; an absent id is allowed unless required.
-        id_types = set(map(type, map(dict.get, items, repeat("id"), repeat(_ABSENT))))
-        if not (id_types == {int} if require_id else id_types <= _INT_OR_ABSENT):
-            return False
-        ts: list[Any] = list(map(dict.get, items, repeat("timestamp")))
-        types = set(map(type, ts))
-        if not types <= _NUMBER_OR_NONE:
-            return False
-        vals = [t for t in ts if t is not None] if _NONE in types else ts
-        # A NaN can hide from min/max but not from sum (which may also overflow to inf on
-        # huge values: then the per-event reference decides).
-        if vals and not (min(vals) >= 0 and math.isfinite(sum(vals))):
-            return False
+        msgspec.convert({"events": items}, _BatchWithId if require_id else _Batch)
         return (
-            set(map(type, map(dict.get, items, repeat("summary")))) <= _STR_OR_NONE
-            and set(map(type, map(dict.get, items, repeat("model_name")))) <= _STR_OR_NONE
+            set(map(type, map(_GET_PAYLOAD, items))) == {dict}
             and set(map(type, map(dict.get, items, repeat("chat")))) <= _LIST_OR_NONE
+            # convert reads a Decimal as a float; the reference refuses it.
+            and set(map(type, map(dict.get, items, repeat("timestamp")))) <= _NUMBER_OR_NONE
         )
-    except (KeyError, TypeError, ValueError, OverflowError):
+    except (msgspec.ValidationError, TypeError, ValueError, OverflowError):
         return False
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import enum
 import math
 import time
+from collections import OrderedDict
+from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -89,6 +94,11 @@ def test_valid_event_is_returned_unchanged_and_uncopied() -> None:
             "timestamp",
             "timestamp: expected a non-negative epoch in ms, got nan",
         ),
+        (  # an int no float can hold: a clear error, not an OverflowError (nor a huge repr)
+            good(timestamp=10**5000),
+            "timestamp",
+            "timestamp: expected a non-negative epoch in ms, got a number beyond 1e308",
+        ),
         (good(summary=1), "summary", "summary: expected string or null, got number"),
         (good(model_name={}), "model_name", "model_name: expected string or null, got object"),
         (good(chat="hi"), "chat", "chat: expected array or null, got string"),
@@ -160,7 +170,15 @@ def test_bad_event_in_batch_names_its_index() -> None:
 
 
 class Str(str):
-    """A str subclass: valid for validate_event, outside the fused check's exact types."""
+    """A str subclass: valid for validate_event."""
+
+
+class Lst(list[Any]):
+    """A list subclass: valid for validate_event."""
+
+
+class IntFlag(enum.IntFlag):
+    A = 4
 
 
 # One change each to an event of a big batch: validate_events (fused check first) must give
@@ -197,6 +215,21 @@ BATCH_VARIANTS: list[tuple[str, Any]] = [
     ("id", None),
     ("id", 2**63),
     ("extra", object()),
+    # Types msgspec would read but the reference refuses, or the reverse:
+    ("chat", (1, 2)),
+    ("summary", Str("s")),
+    ("timestamp", 10**400),
+    ("timestamp", np.float64(5.0)),
+    ("timestamp", np.int64(5)),
+    ("timestamp", IntFlag.A),
+    ("timestamp", Decimal("5")),
+    ("timestamp", -0.0),
+    ("id", 7.0),
+    ("id", IntFlag.A),
+    ("id", np.int64(7)),
+    ("payload", MappingProxyType({})),
+    ("payload", OrderedDict()),
+    ("chat", Lst()),
 ]
 
 
@@ -235,8 +268,11 @@ def test_fused_check_accepts_a_mixed_valid_batch_and_refuses_what_it_cannot_vouc
     batch = [good(timestamp=t, id=i) for i, t in enumerate((0, 1.5, None, 7), 1)] * 3
     batch[1] = good()  # no id
     assert all_valid(batch) and not all_valid(batch, require_id=True)
-    assert not all_valid([good(source_app=Str("app"))] * FUSED_MIN)  # valid, but not vouched
-    assert validate_events([good(source_app=Str("app"))] * FUSED_MIN)  # the reference accepts
+    assert not all_valid([good(timestamp=np.float64(5))] * FUSED_MIN)  # valid, but not vouched
+    assert validate_events([good(timestamp=np.float64(5))] * FUSED_MIN)  # the reference accepts
+    assert not all_valid([OrderedDict(good())] * FUSED_MIN)  # events must be exact dicts
+    assert validate_events([OrderedDict(good())] * FUSED_MIN)
+    assert not all_valid([MappingProxyType(good())] * FUSED_MIN)
 
 
 @pytest.mark.parametrize(("obj", "kind"), [("x", "string"), (3, "number"), (None, "null")])
