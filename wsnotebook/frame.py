@@ -114,6 +114,8 @@ Callback = Callable[["EventFrame", int], Any]
 #: many values, then each time it doubles; it is compacted when at least half are dead.  Bound:
 #: at most ``max(_COMPACT_MIN, 2 * live values)`` values per column (~100-200 B each).
 _COMPACT_MIN = 65536
+#: Gap records an EventFrame keeps (the newest; ``stats()["gaps_total"]`` counts every one).
+MAX_GAPS = 10_000
 
 # --------------------------------------------------------------------------- GC pause
 
@@ -653,7 +655,8 @@ class EventFrame:
         self.callback_errors = 0
         self._version = 0
         self._init_storage()
-        self._gaps: list[tuple[int, int, str, pd.Timestamp]] = []
+        self._gaps: deque[tuple[int, int, str, pd.Timestamp]] = deque(maxlen=MAX_GAPS)
+        self._gaps_total = 0
         self._ids = IdSet()
         self._total = 0
         self._dropped = 0
@@ -1145,14 +1148,17 @@ class EventFrame:
 
     def mark_gap(self, from_id: int, to_id: int, reason: str) -> None:
         """Record that events ``from_id..to_id`` (inclusive; ``to_id=-1``: unknown end) were
-        lost, so the loss is visible in :attr:`gaps` instead of hidden."""
+        lost, so the loss is visible in :attr:`gaps` instead of hidden.  The newest
+        ``MAX_GAPS`` (10,000) records are kept; ``stats()["gaps_total"]`` counts all of them."""
         with self._lock:
             self._gaps.append((int(from_id), int(to_id), str(reason), pd.Timestamp.now(tz="UTC")))
+            self._gaps_total += 1
             self._version += 1
 
     @property
     def gaps(self) -> pd.DataFrame:
-        """Recorded losses: columns ``from_id``, ``to_id`` (int64), ``reason``, ``time`` (UTC)."""
+        """Recorded losses, oldest first: columns ``from_id``, ``to_id`` (int64), ``reason``,
+        ``time`` (UTC).  At most the newest ``MAX_GAPS`` (10,000)."""
         with self._lock:
             rows = list(self._gaps)
         return pd.DataFrame(
@@ -1165,11 +1171,12 @@ class EventFrame:
         )
 
     def clear(self) -> None:
-        """Drop every row and gap (``total``, ``dropped``, ``duplicates`` and remembered ids are
-        kept: ids that were seen stay deduplicated; call :meth:`reset_ids` to forget them)."""
+        """Drop every row and gap record (``total``, ``dropped``, ``duplicates``, ``gaps_total``
+        and remembered ids are kept: ids that were seen stay deduplicated; call
+        :meth:`reset_ids` to forget them)."""
         with self._lock:
             self._init_storage()
-            self._gaps = []
+            self._gaps.clear()
             self._version += 1
 
     # ------------------------------------------------------------------ subscribe
@@ -1487,6 +1494,7 @@ class EventFrame:
                 "dropped": self._dropped,
                 "duplicates": self._duplicates,
                 "gaps": len(self._gaps),
+                "gaps_total": self._gaps_total,
                 "version": self._version,
                 "chunks": len(self._frozen) + (1 if op.n else 0),
                 "id_intervals": len(self._ids.intervals),

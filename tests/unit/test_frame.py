@@ -15,7 +15,7 @@ from _helpers import T0_MS, make_hook_event
 import wsnotebook.frame as frame_module
 from wsnotebook._columns import decode_batch_columns
 from wsnotebook.errors import ConfigError, EventValidationError
-from wsnotebook.frame import EventFrame
+from wsnotebook.frame import MAX_GAPS, EventFrame
 
 UTC_NS = "datetime64[ns, UTC]"
 # The shared valid hook event (tests/_helpers.py): stamps server +1.5 ms, client +4 ms.
@@ -347,6 +347,18 @@ def test_gaps_are_recorded_as_a_typed_dataframe() -> None:
     assert gaps["reason"].tolist() == ["evicted", "new epoch"]
     assert gaps["from_id"].dtype == np.int64 and str(gaps["time"].dtype) == UTC_NS
     assert frame.stats()["gaps"] == 2
+
+
+def test_gap_records_are_bounded_to_the_newest_and_all_are_counted() -> None:
+    frame = EventFrame()
+    for i in range(MAX_GAPS + 5):
+        frame.mark_gap(10 * i, 10 * i + 3, "evicted")
+    gaps = frame.gaps
+    assert len(gaps) == MAX_GAPS
+    assert gaps["from_id"].iloc[0] == 50 and gaps["from_id"].iloc[-1] == 10 * (MAX_GAPS + 4)
+    assert frame.stats()["gaps"] == MAX_GAPS and frame.stats()["gaps_total"] == MAX_GAPS + 5
+    frame.clear()
+    assert len(frame.gaps) == 0 and frame.stats()["gaps_total"] == MAX_GAPS + 5
 
 
 # --------------------------------------------------------------------------- tail and filter
