@@ -74,6 +74,35 @@ def initial_message(
     return head + b"}"
 
 
+#: Room left in a message for its envelope (type, seq, epoch, ... and the separators).
+ENVELOPE_BYTES = 4096
+
+
+def fit_newest(encoded_events: Sequence[bytes], max_bytes: int) -> int:
+    """How many of the *newest* (last) ``encoded_events`` fit in one message of at most
+    ``max_bytes`` (envelope included): an ``initial`` snapshot keeps the latest events that fit.
+    At least one, so a single event is never held back (its size was bounded at ingest)."""
+    budget = max_bytes - ENVELOPE_BYTES
+    total = 0
+    for k, size in enumerate(map(len, reversed(encoded_events))):
+        total += size + 1
+        if total > budget:
+            return max(k, 1)
+    return len(encoded_events)
+
+
+def fit_oldest(encoded_events: Sequence[bytes], max_bytes: int) -> int:
+    """How many of the *oldest* (first) ``encoded_events`` fit in one message of at most
+    ``max_bytes``: a replay page sends those and continues after them.  At least one."""
+    budget = max_bytes - ENVELOPE_BYTES
+    total = 0
+    for k, size in enumerate(map(len, encoded_events)):
+        total += size + 1
+        if total > budget:
+            return max(k, 1)
+    return len(encoded_events)
+
+
 def heartbeat_message(timestamp_ms: float) -> bytes:
     return encode_json({"type": "heartbeat", "timestamp": int(timestamp_ms)})
 
@@ -179,24 +208,37 @@ def parse_server_message(raw: bytes | str) -> ServerMessage:
 class Batcher:
     """Collects items and flushes on size or age.
 
-    ``add(item)`` returns a full batch (a list) when ``max_size`` is reached, else ``None``.
-    ``poll()`` returns the pending batch when its oldest item is ``max_interval`` seconds old.
-    ``deadline()`` says when ``poll`` will next flush (``None`` when empty).  ``max_interval=0``
-    means flush on every poll.  Bounds: ``1 <= max_size <= 100_000``; ``0 <= max_interval <= 60``.
+    ``add(item)`` returns a full batch (a list) when ``max_size`` items are reached, or, with
+    ``max_bytes``, once the items' ``len`` adds up to ``max_bytes`` (a batch exceeds it by less
+    than its last item), else ``None``.  ``poll()`` returns the pending batch when its oldest
+    item is ``max_interval`` seconds old.  ``deadline()`` says when ``poll`` will next flush
+    (``None`` when empty).  ``max_interval=0`` means flush on every poll.  Bounds:
+    ``1 <= max_size <= 100_000``; ``0 <= max_interval <= 60``; ``max_bytes`` None or >= 1.
     """
 
-    __slots__ = ("max_size", "max_interval", "_clock", "_items", "_first")
+    __slots__ = ("max_size", "max_interval", "max_bytes", "_clock", "_items", "_first", "_bytes")
 
-    def __init__(self, max_size: int, max_interval: float = 0.05, *, clock: Clock) -> None:
+    def __init__(
+        self,
+        max_size: int,
+        max_interval: float = 0.05,
+        *,
+        clock: Clock,
+        max_bytes: int | None = None,
+    ) -> None:
         if not 1 <= max_size <= 100_000:
             raise ConfigError(f"batch size must be in 1..100000, got {max_size}")
         if not 0 <= max_interval <= 60:
             raise ConfigError(f"batch interval must be in 0..60 s, got {max_interval}")
+        if max_bytes is not None and max_bytes < 1:
+            raise ConfigError(f"batch max_bytes must be >= 1 or None, got {max_bytes}")
         self.max_size = max_size
         self.max_interval = max_interval
+        self.max_bytes = max_bytes
         self._clock = clock
         self._items: list[Any] = []
         self._first = 0.0
+        self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._items)
@@ -207,6 +249,10 @@ class Batcher:
         self._items.append(item)
         if len(self._items) >= self.max_size:
             return self.flush()
+        if self.max_bytes is not None:
+            self._bytes += len(item)
+            if self._bytes >= self.max_bytes:
+                return self.flush()
         return None
 
     def deadline(self) -> float | None:
@@ -219,6 +265,7 @@ class Batcher:
 
     def flush(self) -> list[Any]:
         items, self._items = self._items, []
+        self._bytes = 0
         return items
 
 

@@ -48,6 +48,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
+from aiohttp.web_protocol import RequestPayloadError
 
 from . import _loop
 from ._protocol import (
@@ -61,9 +62,11 @@ from ._protocol import (
     batch_message,
     error_message,
     event_message,
+    fit_newest,
+    fit_oldest,
     gap_message,
 )
-from ._store import MemoryStore, Store, StoredEvent, open_store
+from ._store import MemoryStore, Store, StoredEvent, open_store, snapshot_events
 from .errors import (
     ConfigError,
     EventValidationError,
@@ -289,7 +292,9 @@ class _Client:
         loop = asyncio.get_running_loop()
         self.loop = loop
         self.batcher = (
-            Batcher(batch, interval, clock=loop.time) if isinstance(batch, int) and batch else None
+            Batcher(batch, interval, clock=loop.time, max_bytes=TICK_MAX_BYTES)
+            if isinstance(batch, int) and batch
+            else None
         )
         self.since = since
         self.req_epoch = epoch
@@ -650,9 +655,14 @@ class _Client:
         replay_to = self.replay_to
         reset = False
         more = False
+        limit = server.max_message_bytes  # no message we send exceeds what we accept
         if self.since is None:
             page = await store.recent(server.initial_limit)
             page = [s for s in page if s.id <= replay_to]
+            # The latest events that fit in one message (fewer than initial_limit only when
+            # they are large): a snapshot too big for the client's limit would lock it out.
+            keep = fit_newest([s.encoded for s in page], limit)
+            page = page[len(page) - keep :]
             after = replay_to
         else:
             first = store.first_id
@@ -665,8 +675,11 @@ class _Client:
             if page and page[0].id > after + 1 and not reset:
                 # evicted between the check and the read: treat as reset
                 reset = True
+            full = len(page) >= REPLAY_PAGE
+            keep = fit_oldest([s.encoded for s in page], limit)
+            full, page = full or keep < len(page), page[:keep]
             after = page[-1].id if page else after
-            more = after < replay_to and len(page) >= REPLAY_PAGE
+            more = after < replay_to and full
         msg = _initial(
             [s.encoded for s in page],
             extended=self.extended,
@@ -681,6 +694,7 @@ class _Client:
             page = [s for s in await store.since(after, REPLAY_PAGE) if s.id <= replay_to]
             if not page:
                 break
+            page = page[: fit_oldest([s.encoded for s in page], limit)]
             if page[0].id > after + 1:
                 await self._send(
                     gap_message(after + 1, page[0].id - 1, "evicted", epoch=store.epoch)
@@ -769,6 +783,7 @@ class Server:
             self._own_cert_pem = pem.group(0) if pem else None
         self.ssl_context = ssl_context
         self.store: Store = open_store(store, retain=retain)
+        self.store.max_event_bytes = self.max_event_bytes
         self.running = False
         self._clients: set[_Client] = set()
         self._runner: web.AppRunner | None = None
@@ -997,23 +1012,28 @@ class Server:
     def publish_nowait(self, events: Event | list[Event]) -> int:
         """Hand one event (dict) or a list to the server without waiting; from any thread.
 
-        Validates in the caller's thread (raises EventValidationError / LimitExceeded like
-        :meth:`publish`, ServerError when stopped), then schedules the ingest on the server's
-        loop and returns the number of events **accepted**: all of them, or fewer (a prefix of
-        the list, possibly 0) when ``NOWAIT_MAX_PENDING`` (100,000) accepted events are still
-        waiting to be ingested -- the caller decides whether to retry the rest later.  Refused
+        Validates and encodes in the caller's thread (raises EventValidationError /
+        LimitExceeded like :meth:`publish`, ServerError when stopped), then schedules the
+        ingest of that snapshot on the server's loop (the caller may change its dicts at once:
+        what is stored is what was checked) and returns the number of events **accepted**:
+        all of them, or fewer (a prefix of the list, possibly 0) when ``NOWAIT_MAX_PENDING``
+        (100,000) accepted events are still waiting to be ingested -- the caller decides
+        whether to retry the rest later.  Refused
         events are counted in ``metrics()["publish_nowait_refused"]``.  Events from one thread
         are ingested in call order; batches waiting together are ingested as one store append
         (whole batches, up to ``NOWAIT_SLICE`` = 1000 events per loop callback).
-        Errors at ingest (e.g. a StoreError) are logged on the ``wsnotebook`` logger and counted
-        in ``metrics()["errors"]["publish_nowait"]``, never raised.
+        Errors at ingest (only store failures are left) are logged on the ``wsnotebook`` logger
+        and counted in ``metrics()["errors"]["publish_nowait"]``, never raised.
         """
         loop = self._loop
         if not self.running or loop is None:
             raise ServerError(f"server {self.url} is stopped")
-        batch = validate_events(events, max_batch=self.max_batch_events)
-        if batch is events:
-            batch = list(batch)  # the caller may reuse its list
+        # Encoded and decoded back here, in the caller's thread: the caller may change its
+        # dicts (or list) as soon as we return, and an event that cannot be stored must be
+        # refused now, not fail the later ingest it shares with other calls' events.
+        batch = snapshot_events(
+            validate_events(events, max_batch=self.max_batch_events), self.max_event_bytes
+        )
         n = len(batch)
         with self._nowait_lock:
             room = NOWAIT_MAX_PENDING - self._nowait_pending
@@ -1279,7 +1299,11 @@ class Server:
             return self._reject(
                 413, f"body: {length} bytes exceeds the limit of {self.max_message_bytes}"
             )
-        body = await request.read()
+        try:
+            body = await request.read()
+        except RequestPayloadError:  # a corrupt gzip/deflate body (aiohttp decodes it)
+            encoding = request.headers.get("Content-Encoding", "")
+            return self._reject(400, f"body: cannot decode Content-Encoding {encoding!r}")
         try:
             events = decode_events(
                 body,
@@ -1291,7 +1315,12 @@ class Server:
             return self._reject(413, str(exc))
         except (ProtocolError, EventValidationError) as exc:
             return self._reject(400, str(exc))
-        stored = await self._ingest(events)
+        try:
+            stored = await self._ingest(events)
+        except LimitExceeded as exc:  # valid, but its JSON is over max_event_bytes
+            return self._reject(413, str(exc))
+        except EventValidationError as exc:  # valid, but cannot be encoded as JSON
+            return self._reject(400, str(exc))
         if body.lstrip()[:1] == b"[":
             out = b"[" + b",".join(s.encoded for s in stored) + b"]"
         else:
@@ -1512,8 +1541,13 @@ class Server:
                         self._errors.bump("store")
                         client.send_control(error_message(str(exc), "store_error"))
                         return
-                    client.bad_messages = 0
-                    return
+                    except LimitExceeded as exc:  # over max_event_bytes once encoded
+                        code, message = "too_large", str(exc)
+                    except EventValidationError as exc:  # cannot be encoded as JSON
+                        code, message = "invalid_event", str(exc)
+                    else:
+                        client.bad_messages = 0
+                        return
         client.bad_messages += 1
         self._errors.bump(f"client_{code}")
         client.send_control(error_message(message, code))

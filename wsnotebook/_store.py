@@ -42,7 +42,7 @@ import msgspec
 import orjson
 
 from ._protocol import encode_event
-from .errors import ConfigError, StoreError
+from .errors import ConfigError, EventValidationError, LimitExceeded, ProtocolError, StoreError
 from .events import Event, decode_json, now_ms
 
 __all__ = [
@@ -52,7 +52,9 @@ __all__ = [
     "Store",
     "StoredEvent",
     "open_store",
+    "snapshot_events",
     "stamp",
+    "stamp_all",
     "stored_event",
 ]
 
@@ -106,13 +108,15 @@ class StoredEvent(msgspec.Struct, gc=False, frozen=True):
 
 def stored_event(ident: int, event: Event, encoded: bytes) -> StoredEvent:
     """The :class:`StoredEvent` of a validated ``event`` whose JSON is ``encoded``."""
-    return StoredEvent(
-        ident,
-        encoded,
-        sys.intern(event["source_app"]),
-        sys.intern(event["session_id"]),
-        sys.intern(event["hook_event_type"]),
-    )
+    app, session, hook = event["source_app"], event["session_id"], event["hook_event_type"]
+    try:
+        return StoredEvent(ident, encoded, sys.intern(app), sys.intern(session), sys.intern(hook))
+    except TypeError:  # a str subclass (a str-valued Enum, say): intern takes exact str only
+        # ``[:]`` of a str subclass is an exact str of the same characters (``str()`` would call
+        # ``__str__``, which an Enum overrides); orjson encodes such values the same way.
+        return StoredEvent(
+            ident, encoded, sys.intern(app[:]), sys.intern(session[:]), sys.intern(hook[:])
+        )
 
 
 def stamp(event: Event, ident: int, received_ms: float) -> StoredEvent:
@@ -128,6 +132,83 @@ def stamp(event: Event, ident: int, received_ms: float) -> StoredEvent:
     return stored_event(ident, out, bytes(memoryview(encode_event(out))))
 
 
+#: Bytes the server's own fields (``id``, ``timestamp``, ``server_received``) may add to an
+#: event: a stored event may exceed the ``max_event_bytes`` its sender was held to by this much.
+STAMP_SLACK = 128
+
+
+def stamp_all(
+    events: Sequence[Event], first: int, received_ms: float, max_bytes: int | None = None
+) -> list[StoredEvent]:
+    """:func:`stamp` every event (ids ``first``, ``first + 1``, ...), all or nothing.
+
+    An event that validated but cannot be encoded (a ``Decimal``, nesting deeper than orjson
+    writes (254), a lone surrogate, an int beyond 64 bits ...) raises
+    :class:`~wsnotebook.errors.EventValidationError` naming it and its field; one whose JSON is
+    over ``max_bytes`` (+ :data:`STAMP_SLACK`) raises :class:`~wsnotebook.errors.LimitExceeded`
+    (``limit="max_event_bytes"``).  Either way nothing is stamped: no id is used up.
+    """
+    try:
+        stored = [stamp(ev, first + i, received_ms) for i, ev in enumerate(events)]
+    except ProtocolError:
+        raise _unencodable(events) from None
+    if max_bytes is not None and stored:
+        sizes = [len(s.encoded) for s in stored]
+        biggest = max(sizes)
+        if biggest > max_bytes + STAMP_SLACK:
+            i = sizes.index(biggest)
+            where = f"events[{i}]" if len(events) > 1 else "event"
+            raise LimitExceeded(
+                f"{where}: {biggest} bytes as JSON exceeds the limit of {max_bytes}",
+                limit="max_event_bytes",
+                value=biggest,
+                bound=max_bytes,
+            )
+    return stored
+
+
+def snapshot_events(events: Sequence[Event], max_bytes: int | None = None) -> list[Event]:
+    """Deep copies of validated ``events`` as they will be stored, made now: each is encoded
+    (the checks of :func:`stamp_all`: EventValidationError when JSON cannot encode it,
+    LimitExceeded over ``max_bytes``) and decoded back.  For events handed over to be stored
+    later (``Server.publish_nowait``): whatever the caller does to its dicts afterwards, what
+    is stored is what was checked, and an event that cannot be stored is refused at once
+    instead of failing the later ingest it would share with other callers' events."""
+    try:
+        encoded = [encode_event(ev) for ev in events]
+    except ProtocolError:
+        raise _unencodable(events) from None
+    if max_bytes is not None and encoded:
+        sizes = [len(e) for e in encoded]
+        biggest = max(sizes)
+        if biggest > max_bytes:
+            i = sizes.index(biggest)
+            where = f"events[{i}]" if len(events) > 1 else "event"
+            raise LimitExceeded(
+                f"{where}: {biggest} bytes as JSON exceeds the limit of {max_bytes}",
+                limit="max_event_bytes",
+                value=biggest,
+                bound=max_bytes,
+            )
+    return [orjson.loads(e) for e in encoded]
+
+
+def _unencodable(events: Sequence[Event]) -> EventValidationError:
+    """The error for the first event of ``events`` that JSON cannot encode (error path only)."""
+    for i, ev in enumerate(events):
+        try:
+            encode_event(ev)
+        except ProtocolError as exc:
+            prefix = f"events[{i}]." if len(events) > 1 else ""
+            for field, value in ev.items():
+                try:
+                    encode_event({"v": value})
+                except ProtocolError as inner:
+                    return EventValidationError(f"{prefix}{field}: {inner}", field=str(field))
+            return EventValidationError(f"{prefix.rstrip('.') or 'event'}: {exc}", field="")
+    return EventValidationError("event: cannot encode as JSON", field="")  # pragma: no cover
+
+
 class Store(ABC):
     """The store interface the server uses (all methods run on the server's event loop).
 
@@ -138,6 +219,10 @@ class Store(ABC):
     kind: str = "abstract"
     epoch: str = ""
     retain: int = 0
+    #: Largest event (JSON bytes, before the server's own fields) ``append`` accepts; None: no
+    #: limit.  The server sets its ``max_event_bytes`` here, so every ingest path (POST bodies
+    #: of one event or many, WebSocket ``publish``, ``Server.publish``) is held to it.
+    max_event_bytes: int | None = None
 
     @property
     @abstractmethod
@@ -159,7 +244,8 @@ class Store(ABC):
     @abstractmethod
     async def append(self, events: Sequence[Event]) -> list[StoredEvent]:
         """Stamp and store validated events; return them once stored (durably, when the
-        backend is durable).  Raises :class:`StoreError` on failure."""
+        backend is durable).  Raises :class:`StoreError` on failure, and before storing
+        anything EventValidationError / LimitExceeded as :func:`stamp_all` does."""
 
     @abstractmethod
     async def recent(self, limit: int) -> list[StoredEvent]:
@@ -297,7 +383,7 @@ class MemoryStore(Store):
         """Synchronous append (the memory store never waits)."""
         received = now_ms()
         first = self._last + 1
-        stored = [stamp(ev, first + i, received) for i, ev in enumerate(events)]
+        stored = stamp_all(events, first, received, self.max_event_bytes)
         self._last += len(stored)
         self._ring.add(stored)
         return stored
@@ -561,7 +647,7 @@ class SQLiteStore(Store):
             raise StoreError(f"sqlite store {self.path}: not open")
         received = now_ms()
         first = self._next
-        stored = [stamp(ev, first + i, received) for i, ev in enumerate(events)]
+        stored = stamp_all(events, first, received, self.max_event_bytes)
         self._next += len(stored)
         assert self._loop is not None
         fut: asyncio.Future[None] = self._loop.create_future()

@@ -91,7 +91,7 @@ def json_type(value: Any) -> str:
         return "string"
     if isinstance(value, dict):
         return "object"
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, list):
         return "array"
     return type(value).__name__
 

@@ -103,6 +103,7 @@ def test_valid_event_is_returned_unchanged_and_uncopied() -> None:
         (good(model_name={}), "model_name", "model_name: expected string or null, got object"),
         (good(chat="hi"), "chat", "chat: expected array or null, got string"),
         (good(chat={}), "chat", "chat: expected array or null, got object"),
+        (good(chat=(1,)), "chat", "chat: expected array or null, got tuple"),
         (good(id="7"), "id", "id: expected integer, got string"),
         (good(id=1.0), "id", "id: expected integer, got number"),
         (good(id=False), "id", "id: expected integer, got boolean"),
@@ -296,7 +297,7 @@ def test_non_object_non_array_body_is_rejected(obj: Any, kind: str) -> None:
         ("s", "string"),
         ({}, "object"),
         ([], "array"),
-        ((), "array"),
+        ((), "tuple"),  # refused where an array is expected: "got array" would be a riddle
         ({1}, "set"),
         (b"x", "bytes"),
     ],

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from wsnotebook._protocol import (
     CLOSE_POLICY,
     CLOSE_TRY_AGAIN,
+    ENVELOPE_BYTES,
     RETRYABLE_CLOSE_CODES,
     Batcher,
     ClientMessage,
@@ -28,6 +29,8 @@ from wsnotebook._protocol import (
     encode_event,
     error_message,
     event_message,
+    fit_newest,
+    fit_oldest,
     gap_message,
     heartbeat_message,
     initial_message,
@@ -234,6 +237,57 @@ def test_batcher_zero_interval_flushes_on_every_poll_and_flush_empties() -> None
     assert b.poll() == [1]
     b.add(2)
     assert b.flush() == [2] and b.flush() == []
+
+
+def test_batcher_with_max_bytes_flushes_once_the_items_add_up_to_it() -> None:
+    b = Batcher(1000, 10.0, clock=FakeClock(), max_bytes=10)
+    assert b.add(b"abcd") is None and b.add(b"efgh") is None
+    assert b.add(b"ij") == [b"abcd", b"efgh", b"ij"]  # 10 bytes reached
+    assert b.add(b"x" * 50) == [b"x" * 50]  # one big item is a batch of its own
+    assert b.add(b"abc") is None and b.flush() == [b"abc"]
+    assert b.add(b"abcdefgh") is None  # the count restarted with the flush
+    with pytest.raises(ConfigError):
+        Batcher(10, clock=FakeClock(), max_bytes=0)
+
+
+# --------------------------------------------------------------------------- message size fit
+
+
+def test_fit_newest_keeps_the_latest_events_within_the_message_limit() -> None:
+    limit = ENVELOPE_BYTES + 100
+    assert fit_newest([], limit) == 0
+    assert fit_newest([b"x" * 10] * 5, limit) == 5  # all fit
+    assert fit_newest([b"x" * 30] * 5, limit) == 3  # 3 x (30 + 1 separator) <= 100 < 4 x 31
+    assert fit_newest([b"x" * 90, b"y" * 10, b"z" * 50], limit) == 2  # from the newest: 51+11
+    assert fit_newest([b"x" * 500], limit) == 1  # never none: the event was bounded at ingest
+
+
+def test_fit_oldest_keeps_the_first_events_within_the_message_limit() -> None:
+    limit = ENVELOPE_BYTES + 100
+    assert fit_oldest([], limit) == 0
+    assert fit_oldest([b"x" * 30] * 5, limit) == 3
+    assert fit_oldest([b"x" * 90, b"y" * 10, b"z" * 50], limit) == 1  # 91 + 11 > 100
+    assert fit_oldest([b"x" * 500, b"y"], limit) == 1
+
+
+@given(
+    st.lists(st.integers(1, 300), max_size=40), st.integers(ENVELOPE_BYTES, ENVELOPE_BYTES + 3000)
+)
+@settings(max_examples=200, deadline=None)
+def test_fitted_messages_never_exceed_the_limit_unless_one_event_alone_does(
+    sizes: list[int], limit: int
+) -> None:
+    events = [b"x" * n for n in sizes]
+    newest, oldest = fit_newest(events, limit), fit_oldest(events, limit)
+    for k, kept, rest in (
+        (newest, events[len(events) - newest :], events[: len(events) - newest][::-1]),
+        (oldest, events[:oldest], events[oldest:]),
+    ):
+        assert (k == 0) == (not events)
+        if k > 1:
+            assert len(batch_message(kept)) <= limit
+        if rest and k >= 1:  # the next event would not have fitted
+            assert sum(map(len, kept)) + len(rest[0]) + k + 1 > limit - ENVELOPE_BYTES
 
 
 # --------------------------------------------------------------------------- RateMeter

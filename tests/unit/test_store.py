@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import decimal
+import enum
 import sqlite3
 from typing import Any
 
 import orjson
 import pytest
 
-from wsnotebook._store import MemoryStore, SQLiteStore, open_store, parse_store_url, stamp
-from wsnotebook.errors import ConfigError, StoreError
+from wsnotebook._store import (
+    STAMP_SLACK,
+    MemoryStore,
+    SQLiteStore,
+    open_store,
+    parse_store_url,
+    snapshot_events,
+    stamp,
+    stamp_all,
+)
+from wsnotebook.errors import ConfigError, EventValidationError, LimitExceeded, StoreError
 
 
 def ev(**fields: Any) -> dict[str, Any]:
@@ -37,6 +48,59 @@ def test_stamp_sets_id_fills_timestamp_and_keeps_unknown_fields() -> None:
     assert orjson.loads(s.encoded) == s.event
     assert original["id"] == 99  # the input is not mutated
     assert stamp(ev(timestamp=5), 1, 2.0).event["timestamp"] == 5
+
+
+def test_stamp_all_refuses_an_unencodable_event_naming_it_and_its_field() -> None:
+    with pytest.raises(EventValidationError) as info:
+        stamp_all([ev(), ev(payload={"d": decimal.Decimal(1)})], 1, 1.0)
+    assert str(info.value).startswith("events[1].payload: cannot encode as JSON: ")
+    assert info.value.field == "payload"
+    with pytest.raises(EventValidationError, match=r"^extra: cannot encode as JSON"):
+        stamp_all([ev(extra={1, 2})], 1, 1.0)  # one event: no index
+
+
+def test_stamp_all_holds_every_event_to_max_bytes_plus_the_stamps_room() -> None:
+    fits = ev(payload={"b": "x" * 900})
+    size = len(orjson.dumps(fits))
+    assert stamp_all([fits], 1, 1.0, max_bytes=size)  # our own fields fit in STAMP_SLACK
+    assert len(stamp_all([fits], 1, 1.0)[0].encoded) <= size + STAMP_SLACK
+    with pytest.raises(LimitExceeded) as info:
+        stamp_all([ev(), fits], 1, 1.0, max_bytes=size - STAMP_SLACK)
+    assert str(info.value).startswith("events[1]: ")
+    assert (info.value.limit, info.value.bound) == ("max_event_bytes", size - STAMP_SLACK)
+
+
+def test_a_refused_append_uses_no_id() -> None:
+    async def main() -> None:
+        store = MemoryStore(retain=5)
+        store.max_event_bytes = 1024
+        with pytest.raises(LimitExceeded):
+            await store.append([ev(), ev(payload={"b": "x" * 2000})])
+        with pytest.raises(EventValidationError):
+            await store.append([ev(payload={"d": decimal.Decimal(1)})])
+        assert ids(await store.append([ev()])) == [1]
+
+    asyncio.run(main())
+
+
+def test_stored_facets_of_str_subclasses_are_their_text() -> None:
+    class App(str, enum.Enum):
+        WEB = "web"
+
+    s = stamp(ev(source_app=App.WEB), 1, 1.0)
+    assert type(s.source_app) is str and s.source_app == "web"
+    assert s.event["source_app"] == "web"
+
+
+def test_snapshot_events_are_deep_copies_checked_like_stamp_all() -> None:
+    original = ev(payload={"tool": {"n": 1}})
+    (copy,) = snapshot_events([original])
+    original["payload"]["tool"]["n"] = 2
+    assert copy == ev(payload={"tool": {"n": 1}})
+    with pytest.raises(EventValidationError, match=r"^events\[0\]\.payload: "):
+        snapshot_events([ev(payload={"d": decimal.Decimal(1)}), ev()])
+    with pytest.raises(LimitExceeded, match=r"^event: \d+ bytes as JSON exceeds the limit of 100"):
+        snapshot_events([ev(payload={"b": "x" * 200})], 100)
 
 
 def test_memory_store_assigns_increasing_ids_and_evicts_oldest() -> None:
