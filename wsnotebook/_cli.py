@@ -142,7 +142,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         url = server.url
         print(f"wsnotebook demo: server {server.http_url}  stream {url}", file=out, flush=True)
         connect_kwargs: dict[str, Any] = {}
-        if args.batch > 1:
+        if args.batch is not None:
             connect_kwargs["batch"] = args.batch
         client = connect(url, **connect_kwargs)
         producer = _demo.DemoProducer(
@@ -385,7 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--publish-batch", type=int, default=1, help="events per publish call (default 1)"
     )
     p.add_argument(
-        "--batch", type=int, default=1, help="client ?batch=N streaming (default 1: per event)"
+        "--batch",
+        type=int,
+        default=None,
+        help="client ?batch=N streaming, 0 = one message per event (default: batch=auto)",
     )
     p.add_argument("--seed", type=int, default=None, help="generator seed (default random)")
     p.add_argument(
@@ -461,9 +464,10 @@ def _version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    for name in ("batch", "publish_batch"):
-        if getattr(args, name, 1) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if getattr(args, "publish_batch", 1) < 1:
+        parser.error("--publish-batch must be >= 1")
+    if not 0 <= (getattr(args, "batch", None) or 0) <= 100_000:
+        parser.error("--batch must be in 0..100000")
     from .errors import WsnError
 
     try:

@@ -66,7 +66,15 @@ from ._protocol import (
     fit_oldest,
     gap_message,
 )
-from ._store import MemoryStore, Store, StoredEvent, open_store, snapshot_events
+from ._store import (
+    Appendable,
+    Encoded,
+    MemoryStore,
+    Store,
+    StoredEvent,
+    open_store,
+    snapshot_events,
+)
 from .errors import (
     ConfigError,
     EventValidationError,
@@ -812,14 +820,14 @@ class Server:
         self._flush_scheduled = False
         # publish_nowait: batches handed over by other threads, drained on the loop
         self._nowait_lock = threading.Lock()
-        self._nowait_queue: deque[list[Event]] = deque()
+        self._nowait_queue: deque[list[Encoded]] = deque()
         self._nowait_scheduled = False
         self._nowait_pending = 0
         self._nowait_refused = 0
         # the memory store appends synchronously: ingest without a coroutine per message (only
         # when ``append`` is MemoryStore's own, so a subclass overriding it keeps its behaviour)
         st = self.store
-        self._append_now: Callable[[list[Event]], list[StoredEvent]] | None = (
+        self._append_now: Callable[[Appendable], list[StoredEvent]] | None = (
             st.append_now
             if isinstance(st, MemoryStore) and type(st).append is MemoryStore.append
             else None
@@ -1063,7 +1071,7 @@ class Server:
     def _drain_nowait(self) -> None:
         # At most NOWAIT_SLICE events per callback, then yield to the loop (writers, I/O) and
         # continue: a backlog never lands on the clients' send queues in one tick.
-        batches: list[list[Event]] = []
+        batches: list[list[Encoded]] = []
         with self._nowait_lock:
             q = self._nowait_queue
             taken = 0
@@ -1111,7 +1119,7 @@ class Server:
         with self._nowait_lock:
             self._nowait_pending -= n
 
-    def _ingest_now(self, events: list[Event]) -> list[StoredEvent]:
+    def _ingest_now(self, events: Appendable) -> list[StoredEvent]:
         """Synchronous ingest (memory store only)."""
         assert self._append_now is not None
         stored = self._append_now(events)
@@ -1121,7 +1129,7 @@ class Server:
         self._broadcast(stored)
         return stored
 
-    async def _ingest(self, events: list[Event]) -> list[StoredEvent]:
+    async def _ingest(self, events: Appendable) -> list[StoredEvent]:
         if self._append_now is not None:
             return self._ingest_now(events)
         stored = await self.store.append(events)

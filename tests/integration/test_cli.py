@@ -59,6 +59,32 @@ def test_missing_command_is_a_usage_error() -> None:
     assert "required" in proc.stderr
 
 
+@pytest.mark.parametrize(("value", "expected"), [(None, "auto"), ("0", 0), ("250", 250)])
+def test_demo_batch_option_reaches_the_client(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, expected: Any
+) -> None:
+    import wsnotebook._client as client_module
+
+    seen: list[dict[str, Any]] = []
+    real_connect = client_module.connect
+
+    def spy(url: str, **options: Any) -> Any:
+        client = real_connect(url, **options)
+        seen.append(client._query())
+        return client
+
+    monkeypatch.setattr(client_module, "connect", spy)
+    args = ["demo", "--duration", "0.3", "--refresh", "0.1"]
+    args += [] if value is None else ["--batch", value]
+    assert _cli.main(args) == 0
+    assert seen[0].get("batch", "0") == str(expected)
+
+
+def test_demo_batch_out_of_bounds_is_a_usage_error() -> None:
+    proc = run_cli("demo", "--batch", "-1")
+    assert proc.returncode == 2 and "--batch must be in 0..100000" in proc.stderr
+
+
 def test_summary_line_shows_every_figure() -> None:
     line = _cli.summary_line(
         events=12345, rate=49.9, clients=2, p50=1.234, p99=250.0, reconnects=1, sent=12400,

@@ -182,6 +182,8 @@ def test_traffic_log_records_each_message(client: Client) -> None:
 def test_since_option_is_sent_on_the_first_connection() -> None:
     c = Client("ws://127.0.0.1:9/stream", since=41, batch=10, interval_ms=20)
     assert c._query() == {"ext": "1", "since": "41", "batch": "10", "interval_ms": "20"}
+    c = Client("ws://127.0.0.1:9/stream", batch=10, interval_ms=20.0)  # a whole float is fine
+    assert c._query()["interval_ms"] == "20"
     assert Client("ws://127.0.0.1:9/stream", batch=None)._query() == {"ext": "1"}
 
 
@@ -207,6 +209,8 @@ def test_urls_are_normalised() -> None:
         {"batch": "sometimes"},
         {"batch": -1},
         {"interval_ms": 10**6},
+        {"interval_ms": 12.5},  # the server takes whole milliseconds only
+        {"interval_ms": True},
         {"since": -3},
         {"ping_interval": 0},
         {"open_timeout": 0},

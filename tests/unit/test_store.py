@@ -92,15 +92,41 @@ def test_stored_facets_of_str_subclasses_are_their_text() -> None:
     assert s.event["source_app"] == "web"
 
 
-def test_snapshot_events_are_deep_copies_checked_like_stamp_all() -> None:
+def test_snapshots_store_what_was_handed_over_and_are_checked_like_stamp_all() -> None:
     original = ev(payload={"tool": {"n": 1}})
-    (copy,) = snapshot_events([original])
-    original["payload"]["tool"]["n"] = 2
-    assert copy == ev(payload={"tool": {"n": 1}})
+    items = snapshot_events([original])
+    original["payload"]["tool"]["n"] = 2  # the caller changes its dict afterwards
+    (stored,) = stamp_all(items, 7, 1000.5)
+    assert stored.event == {**ev(payload={"tool": {"n": 1}}), "id": 7, "timestamp": 1000,
+                            "server_received": 1000.5}  # fmt: skip
     with pytest.raises(EventValidationError, match=r"^events\[0\]\.payload: "):
         snapshot_events([ev(payload={"d": decimal.Decimal(1)}), ev()])
     with pytest.raises(LimitExceeded, match=r"^event: \d+ bytes as JSON exceeds the limit of 100"):
         snapshot_events([ev(payload={"b": "x" * 200})], 100)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        ev(),
+        ev(timestamp=5),
+        ev(timestamp=5.5, extra=[1, {"a": None}]),
+        ev(timestamp=None),
+        ev(id=99, server_received=1.0, timestamp=3),
+        ev(id="not even an int", summary="s", chat=[]),
+        ev(source_app="é✓", payload={"k": '\u2028 "quoted"'}),
+    ],
+)
+def test_a_snapshot_is_stored_with_exactly_the_fields_and_values_of_the_dict_path(
+    event: dict[str, Any],
+) -> None:
+    (spliced,) = stamp_all(snapshot_events([event]), 3, 1795736432259.8413)
+    (direct,) = stamp_all([event], 3, 1795736432259.8413)
+    assert spliced.event == direct.event  # key order may differ: a replaced id moves last
+    assert orjson.loads(spliced.encoded) == orjson.loads(direct.encoded)
+    assert (spliced.id, spliced.source_app, spliced.session_id, spliced.hook_event_type) == (
+        direct.id, direct.source_app, direct.session_id, direct.hook_event_type,
+    )  # fmt: skip
 
 
 def test_memory_store_assigns_increasing_ids_and_evicts_oldest() -> None:
