@@ -55,6 +55,7 @@ from ._protocol import (
     CLOSE_POLICY,
     CLOSE_TOO_BIG,
     RETRYABLE_CLOSE_CODES,
+    WSNOTEBOOK_HEADER,
     Backoff,
     Gap,
     LatencyStats,
@@ -525,6 +526,10 @@ class Client:
         self._final_seq: int | None = None
         self._pending: list[Event] = []  # live events received but not yet in the frame
         self._flush_scheduled = False
+        # Columnar fast path for ``batch`` messages: only from a wsnotebook server (decided per
+        # connection by its handshake header), whose events are compact orjson output, so the
+        # payload text it keeps as sent is what the dict path would store.
+        self._columnar = True
 
         self._state: State = "connecting"
         self.error: WsnError | None = None
@@ -878,6 +883,8 @@ class Client:
             log.debug("connect to %s failed: %r", _redact(self.url), exc)
             return verdict
         self._ws, self._meter = ws, meter
+        response = getattr(ws, "response", None)
+        self._columnar = response is not None and WSNOTEBOOK_HEADER in response.headers
         self.connects += 1
         if self.connects > 1:
             self._reconnect_rate.add()
@@ -919,16 +926,20 @@ class Client:
     def _handle(self, raw: bytes, wire: int) -> None:
         received = now_ms()
         self.messages += 1
-        if len(raw) >= _COLUMNS_MIN_BYTES and type(raw) is bytes and raw.startswith(BATCH_PREFIX):
+        if (
+            self._columnar
+            and len(raw) >= _COLUMNS_MIN_BYTES
+            and type(raw) is bytes
+            and raw.startswith(BATCH_PREFIX)
+        ):
             # The cyclic GC is paused for the batch: it builds and frees thousands of tuples,
             # which would otherwise trigger ~1.5 young collections per batch (~40% slower).
             with _gc_paused():
                 cols = decode_batch_columns(raw)  # None: take the dict path below
-                if cols is not None:
+                if cols is not None and self._append_columns(cols, received):
                     self.traffic.record(
                         "in", "batch", wire, decoded_bytes=len(raw), n_events=cols.n
                     )
-                    self._append_columns(cols, received)
                     return
         try:
             msg = parse_server_message(raw)
@@ -1000,21 +1011,25 @@ class Client:
             self._flush_scheduled = True
             loop.call_soon(self._flush)
 
-    def _append_columns(self, cols: EventColumns, received: float) -> None:
+    def _append_columns(self, cols: EventColumns, received: float) -> bool:
         """The fast path of :meth:`_append` for a batch decoded into columns (see
-        :mod:`wsnotebook._columns`): stamped and appended at once, after anything queued."""
+        :mod:`wsnotebook._columns`): stamped and appended at once, after anything queued.
+
+        False when the frame refused the batch (a value it cannot store, e.g. an id beyond
+        int64): nothing of it was added, and the caller takes the dict path, which keeps every
+        event the frame can store and counts the others as invalid."""
         self._flush()  # keep arrival order: queued per-event messages first
         cols.client_received = np.full(cols.n, received)
+        try:
+            added = self.frame._extend_columns(cols)
+        except Exception as exc:
+            log.debug("wsnotebook client: columnar append refused (%r); dict path", exc)
+            return False
         latency = received - cols.timestamp
         self._latency.extend(latency[~np.isnan(latency)].tolist())
         self._resume.on_ids(cols.id)
-        try:
-            added = self.frame._extend_columns(cols)
-        except Exception:
-            self._count("internal")
-            log.exception("wsnotebook client: frame append failed; %d events lost", cols.n)
-            return
         self._appended(cols.n, added)
+        return True
 
     def _flush(self) -> None:
         """Move queued events into the frame (also called before gaps, resets and drops)."""
@@ -1022,13 +1037,23 @@ class Client:
         if not self._pending:
             return
         events, self._pending = self._pending, []
+        n = len(events)
         try:
             added = self.frame.extend(events)
         except Exception:
-            self._count("internal")
-            log.exception("wsnotebook client: frame.extend failed; %d events lost", len(events))
-            return
-        self._appended(len(events), added)
+            # One event the frame cannot store (valid on the wire, e.g. an id beyond int64)
+            # must not cost the others: append one by one, drop and count only the bad ones.
+            added, bad = 0, 0
+            for ev in events:
+                try:
+                    added += self.frame.extend([ev])
+                except Exception as exc:
+                    bad += 1
+                    log.warning("wsnotebook client: event id=%r dropped: %s", ev.get("id"), exc)
+            self.invalid_events += bad
+            self._count("invalid_event", bad)
+            n -= bad
+        self._appended(n, added)
 
     def _appended(self, n: int, added: int) -> None:
         """Count ``added`` of ``n`` events as in the frame (the rest were duplicates)."""

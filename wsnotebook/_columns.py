@@ -137,12 +137,15 @@ def _join_object_payloads(parts: Sequence[Any]) -> tuple[bytes, np.ndarray] | No
     k = len(parts)
     lens = np.fromiter(map(len, parts), dtype=np.int64, count=k)
     blob = PAYLOAD_SEP.join(parts)
-    # Small batches of compact payloads (no newline: JSON strings cannot hold one, only a
-    # pretty-printing sender's whitespace can) are checked with two C-level scans: the only
-    # newlines are the separators', and each separator is followed by "{".  From ~50 payloads
+    # The only newlines must be the separators' (JSON strings cannot hold one, only a
+    # pretty-printing sender's whitespace can, and a payload holding "\n,\n" would split into
+    # two rows): one C-level count, at any batch size.  Then every payload must start with "{":
+    # for small batches each separator is followed by "{" (a second scan); from ~50 payloads
     # on, gathering each payload's first byte is cheaper (63 vs 160 us for 1000 here).
-    if k < _GATHER_MIN and blob[:1] == b"{" and blob.count(b"\n") == 2 * (k - 1):
-        return (blob, lens) if blob.count(_SEP_BRACE) == k - 1 else None
+    if blob.count(b"\n") != 2 * (k - 1):
+        return None
+    if k < _GATHER_MIN:
+        return (blob, lens) if blob[:1] == b"{" and blob.count(_SEP_BRACE) == k - 1 else None
     starts = np.zeros_like(lens)
     np.cumsum(lens[:-1] + len(PAYLOAD_SEP), out=starts[1:])
     if not (np.frombuffer(blob, dtype=np.uint8)[starts] == _OPEN_BRACE).all():

@@ -42,6 +42,13 @@ CLOSE_TRY_AGAIN = 1013  # slow consumer: its send queue overflowed; resume with 
 RETRYABLE_CLOSE_CODES = frozenset({1001, 1006, 1011, 1012, 1013})
 
 
+#: Handshake response header by which a wsnotebook server names itself (value: the wire
+#: protocol version).  A wsnotebook client takes its columnar fast path for ``batch`` messages
+#: only from such a server: its events are compact orjson output (see ``_columns.py``).
+WSNOTEBOOK_HEADER = "X-Wsnotebook"
+PROTOCOL_VERSION = "1"
+
+
 def encode_event(event: Event) -> bytes:
     """Encode one stored event once; the result is reused for every client."""
     return encode_json(event)

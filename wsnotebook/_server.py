@@ -56,6 +56,8 @@ from ._protocol import (
     CLOSE_INTERNAL,
     CLOSE_POLICY,
     CLOSE_TRY_AGAIN,
+    PROTOCOL_VERSION,
+    WSNOTEBOOK_HEADER,
     Batcher,
     RateLimiter,
     RateMeter,
@@ -1445,6 +1447,9 @@ class Server:
             upgrade_ok = False
         if not upgrade_ok:
             return self._reject(400, "expected a WebSocket upgrade request")
+        # Tells a wsnotebook client that our batches hold compact orjson events (its columnar
+        # fast path keeps payload text as sent; see _columns.py).  Seed clients ignore it.
+        ws.headers[WSNOTEBOOK_HEADER] = PROTOCOL_VERSION
         await ws.prepare(request)
         transport = request.transport
         peer = str(request.remote)

@@ -232,3 +232,39 @@ def test_async_api_runs_the_client_on_the_background_loop() -> None:
             return reached, c.state
 
         assert asyncio.run(main()) == (True, "closed")
+
+
+def test_batches_from_another_server_are_stored_like_single_events(
+    clients: list[Client],
+) -> None:
+    # Another server may send our batch prefix with escaped or spaced payload text; only a
+    # wsnotebook server (handshake header X-Wsnotebook) gets the columnar path, which keeps
+    # payload text as sent, so this one's rows must read as the dict path stores them.
+    head = b'{"id":%d,"source_app":"a","session_id":"s","hook_event_type":"T","payload":'
+    body = b",".join(head % i + b'{"w": "caf\\u00e9", "n": %d}}' % i for i in range(1, 201))
+
+    async def spaced(srv: SeedServer, ws: web.WebSocketResponse) -> None:
+        await ws.send_bytes(b'{"type":"batch","data":[' + body + b"]}")
+
+    with SeedServer(script=spaced) as srv:
+        c = connect(srv.url, **FAST)
+        clients.append(c)
+        assert c.wait_for(200)
+        assert c._columnar is False
+        assert len(c.frame.filter(search='"w":"café"', limit=None)) == 200
+        assert c.frame.snapshot(payload="json")["payload"].iloc[0] == '{"w":"café","n":1}'
+
+
+def test_a_wsnotebook_server_names_itself_so_its_batches_take_the_columnar_path(
+    clients: list[Client],
+) -> None:
+    import wsnotebook as wsn
+
+    srv = wsn.serve(port=0)
+    try:
+        c = connect(srv.url, **FAST)
+        clients.append(c)
+        assert c.wait_state("open")
+        assert c._columnar is True
+    finally:
+        srv.stop()

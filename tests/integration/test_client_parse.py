@@ -167,3 +167,33 @@ def test_fused_check_never_accepts_a_timestamp_the_reference_rejects(odd: Any) -
             pass
     good, invalid = _server_events(events)
     assert good == expected and invalid == len(events) - len(expected)
+
+
+@pytest.mark.parametrize("size", [3, 200], ids=["dict path", "columnar path"])
+def test_an_event_the_frame_cannot_store_costs_only_itself(size: int) -> None:
+    # Valid on the wire (validate_event accepts any int id) but beyond the frame's int64 ids.
+    client = Client("ws://127.0.0.1:9/stream", max_rows=1000)
+    events = [dict(GOOD, id=i, timestamp=1000.0 + i) for i in range(1, size + 1)]
+    events[1] = dict(GOOD, id=2**63 + 5)
+    raw = orjson.dumps({"type": "batch", "data": events})
+    client._handle(raw, len(raw))
+    assert client.frame.df["id"].tolist() == [1, *range(3, size + 1)]
+    assert client.invalid_events == 1 and client.events == size - 1
+    assert "internal" not in client.metrics()["errors"]
+
+
+def test_single_event_messages_queued_with_an_unstorable_one_are_all_kept() -> None:
+    import asyncio
+
+    client = Client("ws://127.0.0.1:9/stream", max_rows=1000)
+
+    async def feed() -> None:  # inside a loop: the events wait for one flush together
+        for i in range(1, 31):
+            ev = dict(GOOD, id=2**63 + 5) if i == 7 else dict(GOOD, id=i)
+            raw = orjson.dumps({"type": "event", "data": ev})
+            client._handle(raw, len(raw))
+        await asyncio.sleep(0)
+
+    asyncio.run(feed())
+    assert client.frame.df["id"].tolist() == [i for i in range(1, 31) if i != 7]
+    assert client.invalid_events == 1 and "internal" not in client.metrics()["errors"]
