@@ -64,9 +64,10 @@ KERNEL_CPU_BUDGET = 0.5
 #: busy and restores the interpreter's value once it has been idle for a second (see CpuBudget).
 #: It was the default while the pipeline held the GIL for long stretches (cell p99 at 10k ev/s:
 #: 36 ms at 5 ms, 18-21 ms at 0.1 ms).  Once those holds were gone (monitor copies, full GC
-#: collections) lowering it cost more than it gave: ~0.31 vs ~0.37 cores at 10k ev/s, and cell
-#: p99 was lower without it in 6 of 8 paired kernel comparisons (equal in 1, higher in 1; under a
-#: flood, mixed, far within its 50 ms target either way).  So by default it is left alone.
+#: collections) lowering it cost more than it gave: ~0.37 cores with it vs ~0.31 without at
+#: 10k ev/s, and cell p99 was lower without it in 6 of 8 paired kernel comparisons (equal in 1,
+#: higher in 1; under a flood, mixed, far within its 50 ms target either way).  So by default
+#: it is left alone.
 KERNEL_SWITCH_INTERVAL = 0.0001
 
 #: The background work's CPU budget (see :class:`~wsnotebook._protocol.CpuBudget`).  Change it

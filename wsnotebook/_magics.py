@@ -87,7 +87,7 @@ def _parsers() -> dict[str, _Parser]:
     serve = p["serve"] = _Parser(prog="%ws serve", add_help=True, exit_on_error=False)
     serve.add_argument("--port", type=_port, default=None, help="TCP port (0 = any free port)")
     serve.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
-    serve.add_argument("--store", default=None, help="'memory' or a SQLite path")
+    serve.add_argument("--store", default=None, help="'memory' or 'sqlite:///path/to/events.db'")
     connect = p["connect"] = _Parser(prog="%ws connect", exit_on_error=False)
     connect.add_argument("url", nargs="?", default=None, help="ws://host:port/stream")
     mon = p["monitor"] = _Parser(prog="%ws monitor", exit_on_error=False)

@@ -925,7 +925,7 @@ class Server:
             infos = socket.getaddrinfo(
                 self.host or None, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
             )
-        except socket.gaierror as exc:
+        except (socket.gaierror, UnicodeError) as exc:  # UnicodeError: e.g. "a..b" (IDNA)
             raise ConfigError(f"host: cannot resolve {self.host!r}: {exc}") from None
         family, _, _, _, addr = infos[0]
         sock = socket.socket(family, socket.SOCK_STREAM)

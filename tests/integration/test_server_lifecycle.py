@@ -183,6 +183,7 @@ def test_unusable_sqlite_paths_raise_store_error_and_free_the_port(tmp_path: Any
         {"heartbeat_interval": -1},
         {"max_message_bytes": "big"},
         {"host": "0.0.0.0", "token": ""},
+        {"host": "not..a..host", "token": "t"},  # IDNA refuses it: UnicodeError before
     ],
 )
 def test_invalid_options_raise_config_error(options: dict[str, Any]) -> None:
