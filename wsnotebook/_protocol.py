@@ -502,19 +502,39 @@ def _pname(q: float) -> str:
     return text
 
 
+#: Most id intervals an :class:`IdSet` keeps (a frame's dedupe memory: ~100 bytes each).
+MAX_ID_INTERVALS = 100_000
+
+
 class IdSet:
     """Membership of integer ids as sorted disjoint inclusive intervals.
 
     A contiguous stream of increasing ids costs one interval whatever its length, so dedupe over
     millions of events takes O(gaps) memory instead of a Python set's ~60 bytes per id.
     ``add`` returns False when the id was already present.
+
+    Bound: at most ``max_intervals`` (default ``MAX_ID_INTERVALS`` = 100,000) intervals.  Beyond
+    that the lowest hole is filled (its two intervals merged, counted in :attr:`holes_filled`):
+    sparse ids (every other id, say) can no longer grow it without bound, at the price that a
+    very late event whose id falls in such an old hole counts as already seen.
     """
 
-    __slots__ = ("_lo", "_hi")
+    __slots__ = ("_lo", "_hi", "holes_filled", "max_intervals")
 
-    def __init__(self) -> None:
+    def __init__(self, max_intervals: int | None = None) -> None:
         self._lo: list[int] = []
         self._hi: list[int] = []
+        self.max_intervals = MAX_ID_INTERVALS if max_intervals is None else max_intervals
+        if self.max_intervals < 1:
+            raise ConfigError(f"max_intervals must be >= 1, got {self.max_intervals}")
+        self.holes_filled = 0
+
+    def _bound(self) -> None:
+        lo, hi = self._lo, self._hi
+        while len(lo) > self.max_intervals:
+            hi[0] = hi[1]
+            del lo[1], hi[1]
+            self.holes_filled += 1
 
     def __len__(self) -> int:
         return sum(h - lo + 1 for lo, h in zip(self._lo, self._hi))
@@ -538,6 +558,8 @@ class IdSet:
         if not hi or ident > hi[-1] + 1:
             lo.append(ident)
             hi.append(ident)
+            if len(lo) > self.max_intervals:
+                self._bound()
             return True
         i = bisect.bisect_right(lo, ident) - 1
         if i >= 0 and ident <= hi[i]:
@@ -555,6 +577,8 @@ class IdSet:
         else:
             lo.insert(i + 1, ident)
             hi.insert(i + 1, ident)
+            if len(lo) > self.max_intervals:
+                self._bound()  # ``ident`` stays recorded (merging only widens intervals)
         return True
 
     def add_run(self, first: int, last: int) -> None:
@@ -564,6 +588,8 @@ class IdSet:
         else:
             self._lo.append(first)
             self._hi.append(last)
+            if len(self._lo) > self.max_intervals:
+                self._bound()
 
 
 class CpuBudget:

@@ -385,6 +385,31 @@ def test_idset_merges_intervals() -> None:
     assert ids.intervals == [(0, 100), (200, 300)] and 150 not in ids and 250 in ids
 
 
+def test_idset_keeps_at_most_max_intervals_by_filling_the_lowest_holes() -> None:
+    ids = IdSet(max_intervals=3)
+    for i in (2, 4, 6, 8):  # every other id: one interval each
+        assert ids.add(i)
+    assert ids.intervals == [(2, 4), (6, 6), (8, 8)] and ids.holes_filled == 1
+    assert 3 in ids  # the filled hole now counts as seen (a very late 3 is a duplicate)
+    assert ids.add(20) and ids.intervals == [(2, 6), (8, 8), (20, 20)]
+    assert ids.add(10) and ids.intervals == [(2, 8), (10, 10), (20, 20)]  # inserted, then bounded
+    ids.add_run(30, 40)
+    assert len(ids.intervals) == 3 and ids.holes_filled == 4 and ids.max() == 40
+    for ident in (2, 8, 10, 20, 35):
+        assert not ids.add(ident)
+    with pytest.raises(ConfigError):
+        IdSet(max_intervals=0)
+
+
+def test_sparse_ids_keep_the_dedupe_memory_bounded() -> None:
+    from wsnotebook._protocol import MAX_ID_INTERVALS
+
+    ids = IdSet()
+    for i in range(0, 2 * (MAX_ID_INTERVALS + 500), 2):
+        ids.add(i)
+    assert len(ids.intervals) == MAX_ID_INTERVALS and ids.holes_filled == 500
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(min_value=-50, max_value=50), max_size=80))
 def test_idset_behaves_like_a_python_set(values: list[int]) -> None:
