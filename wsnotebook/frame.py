@@ -24,7 +24,8 @@ Storage (why it looks like this: measured, see ``benchmarks/bench_frame.py``):
 * ``summary``, ``chat`` and unknown top-level fields: per row in the open chunk; a frozen chunk
   keeps each column as one JSON array text (``None`` when all null), so no per-row Python
   objects outlive their batch (a few survivors per batch can pin allocator arenas).
-* Dedupe uses :class:`wsnotebook._protocol.IdSet` (intervals), not a set of every id.
+* Dedupe uses :class:`wsnotebook._protocol.IdSet` (intervals), not a set of every id; at most
+  100,000 intervals (sparse ids beyond that fill the oldest holes, ``stats()["id_holes_filled"]``).
 
 Every public method takes the one lock briefly; ``.df``, ``tail`` and ``filter`` copy references
 under the lock and build the DataFrame outside it, so a reader never stalls the appending thread
@@ -116,6 +117,8 @@ Callback = Callable[["EventFrame", int], Any]
 _COMPACT_MIN = 65536
 #: Gap records an EventFrame keeps (the newest; ``stats()["gaps_total"]`` counts every one).
 MAX_GAPS = 10_000
+#: Most bins :meth:`EventFrame.throughput` builds (beyond: ``ConfigError``, use ``window=``).
+MAX_THROUGHPUT_BINS = 100_000
 
 # --------------------------------------------------------------------------- GC pause
 
@@ -171,6 +174,8 @@ class _Categories:
             raise EventValidationError(
                 f"{column}: expected string, got {json_type(value)}", field=column
             )
+        if not value.isascii():  # only new values get here: a dictionary hit was checked
+            _check_utf8(column, value)
         code = self.codes.get(value)
         if code is None:
             code = len(self.values)
@@ -208,6 +213,34 @@ class _Categories:
         self.codes.update(zip(self.values, range(n_live)))
         self.counts = counts[live]
         return remap
+
+
+def _check_utf8(column: str, text: str) -> None:
+    """Raise :class:`EventValidationError` naming ``column`` when ``text`` holds a lone
+    surrogate (``"\\ud800"``): such a ``str`` cannot be encoded as UTF-8, so it could be
+    stored but never frozen, written to Parquet or shown."""
+    try:
+        text.encode()
+    except UnicodeEncodeError as exc:
+        raise EventValidationError(
+            f"{column}: string is not valid UTF-8 (lone surrogate "
+            f"{ascii(text[exc.start])[1:-1]} at index {exc.start})",
+            field=column,
+        ) from None
+
+
+def _check_utf8_column(column: str, values: list[Any]) -> None:
+    """:func:`_check_utf8` for a batch's ``str``/``None`` column: one join and one
+    ``isascii`` pass in the common case, a per-value search only when it fails."""
+    text = "".join(filter(None, values))
+    if text.isascii():
+        return
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        for value in values:
+            if value:
+                _check_utf8(column, value)
 
 
 def _has_pyarrow() -> bool:
@@ -385,6 +418,21 @@ class _Open:
     def codes(self, j: int) -> np.ndarray:
         return _np(self.cats[j], np.int32, copy=True)
 
+    def truncate(self, n: int, ascii_text: bool) -> None:
+        """Drop rows ``n..`` again (undo a write that failed part way; each column is cut on
+        its own, so a column that was not appended to yet is left as it is)."""
+        columns: list[array[Any]] = [self.ids, self.ts, self.sr, self.cr, *self.cats]
+        for col in columns:
+            del col[n:]
+        del self.blob[self.cum[n] + n * _NSEP :]
+        del self.cum[n + 1 :]
+        del self.summary[n:]
+        del self.chat[n:]
+        del self.extra[n:]
+        self.n = n
+        self.ascii = ascii_text
+        self._snap = None
+
     def tail_view(self, k: int, *, text: bool = True) -> _Chunk:
         """The last ``k`` rows (``0 < k <= n``) as a new chunk of ``k`` rows, copying only
         those rows (O(k); :meth:`view` copies the whole open chunk, up to megabytes of text in
@@ -542,13 +590,16 @@ def _float_column(name: str, values: Any) -> np.ndarray:
 
 
 _FLOAT_TYPES = frozenset({float, type(None)})
-_NUMBER_TYPES = frozenset({float, int, bool, type(None)})
+_NUMBER_TYPES = frozenset({float, int, type(None)})
+_NUMBER_CLASSES = (int, float, np.integer, np.floating)
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 def _stamp_list(name: str, values: Any) -> list[Any]:
     """Epoch-ms values as a list of ``float`` (NaN when missing; one C-level type pass in the
-    common case), or a precise validation error; other types go through numpy as before."""
+    common case), or a precise validation error; other number types (numpy scalars, ``int``
+    and ``float`` subclasses) go through numpy.  Booleans and strings are refused as
+    :func:`~wsnotebook.events.validate_event` refuses them (``"123"`` is not 123 ms)."""
     if isinstance(values, np.ndarray):
         out: list[Any] = _float_column(name, values).tolist()
         return out
@@ -566,6 +617,13 @@ def _stamp_list(name: str, values: Any) -> list[Any]:
             raise EventValidationError(
                 f"{name}: expected number (epoch ms): {exc}", field=name
             ) from None
+    for v in values:
+        if v is not None and (
+            isinstance(v, (bool, np.bool_)) or not isinstance(v, _NUMBER_CLASSES)
+        ):
+            raise EventValidationError(
+                f"{name}: expected number (epoch ms), got {json_type(v)}", field=name
+            )
     out = _float_column(name, values).tolist()
     return out
 
@@ -589,16 +647,23 @@ def _dumps_text(value: Any, column: str) -> str | None:
         ) from None
 
 
+#: Largest ``abs(epoch ms)`` shown as a datetime: whole ms plus the fraction in ns must fit in
+#: int64 nanoseconds (datetime64[ns] spans ~1677-09-21 .. 2262-04-11).
+_MS_DATETIME_LIMIT = float((np.iinfo(np.int64).max // 1_000_000) - 1)
+
+
 def _ms_to_datetime(ms: np.ndarray) -> pd.DatetimeIndex:
-    """Epoch milliseconds (float, NaN = missing) -> UTC datetimes (NaT = missing).
+    """Epoch milliseconds (float, NaN = missing) -> UTC datetimes (NaT = missing, and for
+    values beyond ``±_MS_DATETIME_LIMIT``, outside what datetime64[ns] can hold: they would
+    wrap around int64 into plausible wrong dates).
 
     Whole milliseconds are converted exactly (``ms * 1e6`` in float64 would be off by up to
     ~100 ns at today's epochs); the fraction keeps sub-millisecond stamps to the nanosecond."""
-    bad = ~np.isfinite(ms)
-    clean = np.where(bad, 0.0, ms)
+    ok = np.abs(ms) <= _MS_DATETIME_LIMIT  # False for NaN and inf too (no warning)
+    clean = np.where(ok, ms, 0.0)
     whole = np.floor(clean)
     ns = whole.astype(np.int64) * 1_000_000 + np.rint((clean - whole) * 1e6).astype(np.int64)
-    ns[bad] = np.iinfo(np.int64).min
+    ns[~ok] = np.iinfo(np.int64).min
     return pd.DatetimeIndex(ns.view("M8[ns]")).tz_localize("UTC")
 
 
@@ -622,8 +687,10 @@ class EventFrame:
     already appended is ignored and counted in :attr:`duplicates` (ids are remembered as
     intervals, see :meth:`reset_ids`).  Events are expected to be valid
     (:func:`wsnotebook.events.validate_event`); the frame only rejects what it cannot store
-    (wrong types for its typed columns, values that are not JSON-encodable) with
-    :class:`~wsnotebook.errors.EventValidationError`, leaving the frame unchanged.
+    (wrong types for its typed columns, e.g. a string or boolean ``timestamp``; values that are
+    not JSON-encodable; strings that are not valid UTF-8, i.e. hold a lone surrogate) with
+    :class:`~wsnotebook.errors.EventValidationError` naming the field, leaving the frame
+    unchanged.  Bad method arguments raise :class:`~wsnotebook.errors.ConfigError`.
     """
 
     def __init__(
@@ -639,6 +706,8 @@ class EventFrame:
             raise ConfigError(f"max_rows must be in 1..{_MAX_ROWS_BOUND}, got {max_rows}")
         if chunk_rows is None:
             chunk_rows = min(16384, max_rows)
+        if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int):
+            raise ConfigError(f"chunk_rows must be an integer, got {type(chunk_rows).__name__}")
         if not 1 <= chunk_rows <= min(_MAX_CHUNK_ROWS, max_rows):
             raise ConfigError(
                 f"chunk_rows must be in 1..{min(_MAX_CHUNK_ROWS, max_rows)} "
@@ -914,10 +983,12 @@ class EventFrame:
         k = len(kept)
         try:
             app, sess, hook, payloads = (list(map(get, kept)) for get in _REQUIRED_GETTERS)
+            n_required = 4 * k
         except KeyError:  # a required field is missing: store it as null
             app, sess, hook, payloads = (
                 list(map(dict.get, kept, repeat(f))) for f in _REQUIRED_NAMES
             )
+            n_required = sum(k - col.count(None) for col in (app, sess, hook, payloads))
         models = list(map(dict.get, kept, repeat("model_name")))
         codes_all = [
             self._codes(0, app),
@@ -938,17 +1009,21 @@ class EventFrame:
         stamps = [_stamp_list(name, raw) for name, raw in zip(_STAMPS, raw_stamps)]
         summary = list(map(dict.get, kept, repeat("summary")))
         n_summary = k - summary.count(None)
-        if n_summary and not set(map(type, summary)) <= _STR_OR_NONE:
-            bad = next(s for s in summary if s is not None and not isinstance(s, str))
-            raise EventValidationError(
-                f"summary: expected string or null, got {json_type(bad)}", field="summary"
-            )
+        if n_summary:
+            if not set(map(type, summary)) <= _STR_OR_NONE:
+                for s in summary:  # str subclasses are fine
+                    if s is not None and not isinstance(s, str):
+                        raise EventValidationError(
+                            f"summary: expected string or null, got {json_type(s)}",
+                            field="summary",
+                        )
+            _check_utf8_column("summary", summary)
         chat = list(map(dict.get, kept, repeat("chat")))
         n_chat = k - chat.count(None)
         if n_chat:
             chat = [_dumps_text(c, "chat") for c in chat]
         # Keys we can account for; explicit nulls count as absent, so this never overestimates.
-        known = 4 * k + n_summary + n_chat + (k - models.count(None))
+        known = n_required + n_summary + n_chat + (k - models.count(None))
         known += k if all_ids else k - ids.count(-1)
         known += sum(k - a.count(None) for a in raw_stamps)
         extra: list[Any]
@@ -996,15 +1071,20 @@ class EventFrame:
                 v if type(v) is float else _NAN if v is None else _stamp_list(name, [v])[0]
             )
         summary = event.get("summary")
-        if summary is not None and not isinstance(summary, str):
-            raise EventValidationError(
-                f"summary: expected string or null, got {json_type(summary)}", field="summary"
-            )
+        if summary is not None:
+            if not isinstance(summary, str):
+                raise EventValidationError(
+                    f"summary: expected string or null, got {json_type(summary)}",
+                    field="summary",
+                )
+            if not summary.isascii():
+                _check_utf8("summary", summary)
         chat = _dumps_text(event.get("chat"), "chat")
         extra = None
         if not _KNOWN.issuperset(event):
             extra = _dumps_text({k: v for k, v in event.items() if k not in _KNOWN}, "extra")
         op = self._open
+        ascii_before = op.ascii
         op.ids.append(ident)
         op.ts.append(stamps[0])
         op.sr.append(stamps[1])
@@ -1020,18 +1100,39 @@ class EventFrame:
         op.chat.append(chat)
         op.extra.append(extra)
         op.n += 1
+        if op.n == op.capacity:
+            try:
+                self._freeze()
+            except BaseException:  # the frame stays as it was: the row is taken back
+                op.truncate(op.n - 1, ascii_before)
+                raise
         if ident != -1:
             self._ids.add(ident)
         self._total += 1
         self._version += 1
-        if op.n == op.capacity:
-            self._freeze()
         self._evict()
         return True
 
     def _write(self, cols: _Columns, codes: list[list[int]]) -> None:
         """Append validated columns to the open chunk(s), freezing full ones.  Everything was
-        validated by ``_columns``/``_dedupe``, so nothing here can fail half way."""
+        validated by ``_columns``/``_dedupe``, so nothing here should fail; if something does
+        anyway (freezing a chunk: compression, memory), every chunk frozen here is dropped and
+        the open chunk cut back, so the frame is exactly as before and the error propagates."""
+        op = self._open
+        n_open, ascii_open, n_frozen = op.n, op.ascii, len(self._frozen)
+        try:
+            self._write_rows(cols, codes)
+        except BaseException:
+            while len(self._frozen) > n_frozen:
+                chunk = self._frozen.pop()
+                self._frozen_rows -= chunk.n
+                for cats, chunk_codes in zip(self._cats, chunk.cats):
+                    cats.count(chunk_codes, -1)
+            self._open = op
+            op.truncate(n_open, ascii_open)
+            raise
+
+    def _write_rows(self, cols: _Columns, codes: list[list[int]]) -> None:
         k = len(cols.parts)
         pos = 0
         while pos < k:
@@ -1078,12 +1179,16 @@ class EventFrame:
                 self._freeze()
 
     def _freeze(self) -> None:
+        """Turn the full open chunk into a frozen one.  Building the chunk (packing, compression)
+        is the step that can fail: frame state changes only after it succeeded, and the
+        callers take their rows back when it raises (see :meth:`_write`)."""
         chunk = self._open.view(frozen=True, codec=self._codec)
-        for cats, codes in zip(self._cats, chunk.cats):
-            cats.count(codes, 1)
+        new_open = _Open(self.chunk_rows)
         self._frozen.append(chunk)
         self._frozen_rows += chunk.n
-        self._open = _Open(self.chunk_rows)
+        for cats, codes in zip(self._cats, chunk.cats):
+            cats.count(codes, 1)
+        self._open = new_open
 
     def _evict(self) -> None:
         """Drop the oldest rows beyond ``max_rows``, then compact category columns that are
@@ -1150,8 +1255,10 @@ class EventFrame:
         """Record that events ``from_id..to_id`` (inclusive; ``to_id=-1``: unknown end) were
         lost, so the loss is visible in :attr:`gaps` instead of hidden.  The newest
         ``MAX_GAPS`` (10,000) records are kept; ``stats()["gaps_total"]`` counts all of them."""
+        from_id = _int_arg("mark_gap", "from_id", from_id)
+        to_id = _int_arg("mark_gap", "to_id", to_id)
         with self._lock:
-            self._gaps.append((int(from_id), int(to_id), str(reason), pd.Timestamp.now(tz="UTC")))
+            self._gaps.append((from_id, to_id, str(reason), pd.Timestamp.now(tz="UTC")))
             self._gaps_total += 1
             self._version += 1
 
@@ -1223,11 +1330,18 @@ class EventFrame:
         """A pandas snapshot of every retained row (oldest first), typed:
 
         ``id`` int64 (-1 when absent); ``timestamp``, ``server_received``, ``client_received``
-        datetime64[ns, UTC] (NaT when absent); ``source_app``, ``session_id``,
-        ``hook_event_type`` category; ``payload`` dicts; ``summary``, ``model_name``, ``chat``
-        and unknown top-level fields objects; ``latency_ms`` (client_received - timestamp),
-        ``ingest_ms`` (server_received - timestamp), ``transit_ms`` (client_received -
-        server_received) float64.  Cost: O(rows); the payload dicts are decoded each call.
+        datetime64[ns, UTC] (NaT when absent, and for epochs beyond what datetime64[ns] holds,
+        about 1677-09-21 .. 2262-04-11: the latency columns and Parquet keep the raw numbers);
+        ``source_app``, ``session_id``, ``hook_event_type`` category; ``payload`` dicts;
+        ``summary``, ``model_name``, ``chat`` and unknown top-level fields objects;
+        ``latency_ms`` (client_received - timestamp), ``ingest_ms`` (server_received -
+        timestamp), ``transit_ms`` (client_received - server_received) float64.  Cost:
+        O(rows); the payload dicts are decoded each call.
+
+        Name clash: an unknown top-level field named ``latency_ms``, ``ingest_ms`` or
+        ``transit_ms`` does not get a column here, the computed column of that name wins; the
+        field's value is kept (in :meth:`to_parquet`'s ``extra`` JSON column, and back through
+        :meth:`from_parquet`).
         """
         pieces, values = self._pieces()
         return _build(pieces, values)
@@ -1244,9 +1358,9 @@ class EventFrame:
         return _build(pieces, values, payload=payload)
 
     def tail(self, n: int = 10) -> pd.DataFrame:
-        """The last ``n`` rows (oldest first) as a DataFrame like :attr:`df`; O(n)."""
-        if n < 0:
-            raise ConfigError(f"tail: n must be >= 0, got {n}")
+        """The last ``n`` rows (``n`` an ``int >= 0``; oldest first) as a DataFrame like
+        :attr:`df`; O(n)."""
+        n = _count_arg("tail", "n", n)
         pieces, values = self._tail_pieces(n)
         return _build(pieces, values)
 
@@ -1298,9 +1412,12 @@ class EventFrame:
     ) -> pd.DataFrame:
         """Rows matching every given condition, oldest first, as a DataFrame like :attr:`df`.
 
-        Category conditions take one value or several.  ``search`` is a regular expression
-        searched in ``summary`` and in the compact JSON text of ``payload`` (as sent, e.g.
-        ``"tool_name":"Bash"``; quotes inside strings appear escaped).  With ``limit``, chunks
+        Category conditions take one string or an iterable of strings.  ``search`` is a regular
+        expression (a ``str`` or a compiled ``str`` pattern) searched in ``summary`` and in the
+        compact JSON text of ``payload`` (as sent, e.g. ``"tool_name":"Bash"``; quotes inside
+        strings appear escaped); each row's texts are searched alone, so anchors (``^``,
+        ``\\A``, ``$``, ``\\Z``) and lookarounds see only that row.  ``limit`` is an ``int >= 0``.
+        Bad arguments raise :class:`~wsnotebook.errors.ConfigError`.  With ``limit``, chunks
         are scanned newest first and the scan stops after ``limit`` matches (cost follows the
         rows shown, not the frame size); the result is the newest ``limit`` matches.  An invalid
         pattern raises :class:`~wsnotebook.errors.ConfigError`.
@@ -1327,13 +1444,14 @@ class EventFrame:
     ) -> tuple[list[_Piece], list[list[str]]]:
         """Under the lock: the rows :meth:`filter` selects, as pieces, and the category
         values."""
-        if limit is not None and limit < 0:
-            raise ConfigError(f"filter: limit must be >= 0, got {limit}")
-        try:
-            pattern = re.compile(search) if isinstance(search, str) else search
-        except re.error as exc:
-            raise ConfigError(f"filter: invalid search pattern {search!r}: {exc}") from None
-        wanted = (source_app, session_id, hook_event_type)
+        if limit is not None:
+            limit = _count_arg("filter", "limit", limit)
+        pattern = _search_pattern(search)
+        wanted = (
+            _category_arg("source_app", source_app),
+            _category_arg("session_id", session_id),
+            _category_arg("hook_event_type", hook_event_type),
+        )
         with self._lock:
             chunks: list[tuple[_Chunk, int]] = [
                 (c, self._head if i == 0 else 0) for i, c in enumerate(self._frozen)
@@ -1348,19 +1466,14 @@ class EventFrame:
                     chunks.append((op.view(frozen=False), 0))
             values = [list(c.values) for c in self._cats]
             code_sets: list[np.ndarray | None] = []
-            for cond, cats in zip(wanted, self._cats):
-                if cond is None:
+            for items, cats in zip(wanted, self._cats):
+                if items is None:
                     code_sets.append(None)
                     continue
-                items = [cond] if isinstance(cond, str) else list(cond)
                 code_sets.append(
                     np.array([cats.codes[v] for v in items if v in cats.codes], dtype=np.int32)
                 )
-        blob_pattern = (
-            re.compile(pattern.pattern, pattern.flags | re.MULTILINE)
-            if pattern is not None
-            else None
-        )
+        blob_pattern = _blob_pattern(pattern) if pattern is not None else None
         pieces: list[_Piece] = []
         remaining = limit
         for chunk, start in reversed(chunks):
@@ -1371,7 +1484,7 @@ class EventFrame:
                 if codes is not None:
                     mask &= np.isin(col[start:], codes)
             rows = np.flatnonzero(mask) + start
-            if pattern is not None and blob_pattern is not None and len(rows):
+            if pattern is not None and len(rows):
                 rows = _search_rows(chunk, start, rows, pattern, blob_pattern)
             if remaining is not None:
                 rows = rows[max(0, len(rows) - remaining) :]
@@ -1411,8 +1524,17 @@ class EventFrame:
         skipped).  ``window`` keeps only the last ``ceil(window / freq)`` bins, ending with the
         bin of the newest timestamp (a fixed number of bins, handy for live charts).
         ``by`` (one of the category columns) gives a DataFrame with one column per value.
-        Empty bins count zero; the index holds the bin starts (UTC)."""
-        step = pd.Timedelta(freq)
+        Empty bins count zero; the index holds the bin starts (UTC).
+
+        At most ``MAX_THROUGHPUT_BINS`` (100,000) bins: without ``window`` there is one bin per
+        ``freq`` from the oldest to the newest timestamp, so a single stray old timestamp (say
+        0) next to current ones would need billions; beyond the bound a
+        :class:`~wsnotebook.errors.ConfigError` says how many bins it would take; pass
+        ``window`` (or a larger ``freq``)."""
+        try:
+            step = pd.Timedelta(freq)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"throughput: invalid freq {freq!r}: {exc}") from None
         if step <= pd.Timedelta(0):
             raise ConfigError(f"throughput: freq must be positive, got {freq!r}")
         if by is not None and by not in _CAT_COLUMNS:
@@ -1431,7 +1553,10 @@ class EventFrame:
             return pd.Series([], index=index, dtype=np.float64, name="events_per_s")
         last = np.floor(ts.max() / step_ms)
         if window is not None:
-            span = pd.Timedelta(window)
+            try:
+                span = pd.Timedelta(window)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"throughput: invalid window {window!r}: {exc}") from None
             if span <= pd.Timedelta(0):
                 raise ConfigError(f"throughput: window must be positive, got {window!r}")
             first = last - max(1, math.ceil(span.total_seconds() * 1000.0 / step_ms)) + 1
@@ -1439,6 +1564,20 @@ class EventFrame:
             ts, ok_idx = ts[keep], ok_idx[keep]
         else:
             first = np.floor(ts.min() / step_ms)
+        needed = float(last - first + 1)
+        if needed > MAX_THROUGHPUT_BINS:
+            count = f"{needed:,.0f}" if needed < 1e15 else f"{needed:.3g}"
+            if window is None:
+                where = "oldest timestamp"
+                hint = "window= (e.g. window='10min') to count only the newest bins"
+            else:
+                where = "window start"
+                hint = "a shorter window"
+            raise ConfigError(
+                f"throughput: {count} bins of {freq!r} would be needed from the {where} to the "
+                f"newest, more than MAX_THROUGHPUT_BINS ({MAX_THROUGHPUT_BINS:,}); "
+                f"pass {hint} or a larger freq"
+            )
         bins = (np.floor(ts / step_ms) - first).astype(np.int64)
         nbins = int(last - first) + 1
         index = _ms_to_datetime((first + np.arange(nbins)) * step_ms)
@@ -1498,6 +1637,7 @@ class EventFrame:
                 "version": self._version,
                 "chunks": len(self._frozen) + (1 if op.n else 0),
                 "id_intervals": len(self._ids.intervals),
+                "id_holes_filled": self._ids.holes_filled,
                 "subscribers": len(self._subscribers),
                 "callback_errors": self.callback_errors,
                 "memory_bytes": mem,
@@ -1566,7 +1706,8 @@ class EventFrame:
         compress: str | None = "auto",
     ) -> EventFrame:
         """Read a file written by :meth:`to_parquet` into a new frame (ids are deduplicated as
-        on append; ``max_rows`` defaults to ``max(1_000_000, rows in the file)``)."""
+        on append; ``max_rows`` defaults to ``max(1_000_000, rows in the file)``; ``max_rows``
+        and ``chunk_rows`` are checked as by the constructor)."""
         import pyarrow.parquet as pq
 
         table = pq.read_table(str(path))
@@ -1575,7 +1716,9 @@ class EventFrame:
             raise ConfigError(f"{path}: not an EventFrame parquet file (format {_PARQUET_FORMAT})")
         n = table.num_rows
         frame = cls(
-            max_rows=max_rows or max(1_000_000, n), chunk_rows=chunk_rows, compress=compress
+            max_rows=max(1_000_000, n) if max_rows is None else max_rows,
+            chunk_rows=chunk_rows,
+            compress=compress,
         )
         ids = table.column("id").to_numpy()
         ts = table.column("timestamp").to_numpy()
@@ -1798,14 +1941,98 @@ def _build(pieces: list[_Piece], values: list[list[str]], *, payload: str = "dic
         return pd.DataFrame(data, copy=False)
 
 
+# --------------------------------------------------------------------------- arguments
+
+
+def _int_arg(method: str, name: str, value: Any) -> int:
+    """``value`` as an ``int`` (``int`` or numpy integer, not ``bool``), else ConfigError."""
+    if not isinstance(value, bool):
+        with contextlib.suppress(TypeError):
+            return operator.index(value)
+    got = json_type(value) if value is None else f"{json_type(value)} {value!r}"
+    raise ConfigError(f"{method}: {name} must be an integer, got {got}")
+
+
+def _count_arg(method: str, name: str, value: Any) -> int:
+    """``value`` as an ``int >= 0`` (see :func:`_int_arg`), else ConfigError."""
+    n = _int_arg(method, name, value)
+    if n < 0:
+        raise ConfigError(f"{method}: {name} must be >= 0, got {n}")
+    return n
+
+
+def _category_arg(name: str, cond: Any) -> list[Any] | None:
+    """A ``filter`` category condition (one string or an iterable of them) as a list."""
+    if cond is None:
+        return None
+    if isinstance(cond, str):
+        return [cond]
+    if not isinstance(cond, (bytes, bytearray)):
+        with contextlib.suppress(TypeError):
+            items = list(cond)
+            for v in items:  # None selects rows without a value
+                if v is not None and not isinstance(v, str):
+                    raise ConfigError(
+                        f"filter: {name} values must be strings, got {json_type(v)} {v!r}"
+                    )
+            return items
+    raise ConfigError(
+        f"filter: {name} must be a string or an iterable of strings, got {json_type(cond)}"
+    )
+
+
+def _search_pattern(search: Any) -> re.Pattern[str] | None:
+    """``filter(search=...)`` compiled: a ``str`` or a compiled ``str`` pattern."""
+    if search is None:
+        return None
+    if isinstance(search, str):
+        try:
+            return re.compile(search)
+        except re.error as exc:
+            raise ConfigError(f"filter: invalid search pattern {search!r}: {exc}") from None
+    if isinstance(search, re.Pattern) and isinstance(search.pattern, str):
+        return search
+    raise ConfigError(
+        "filter: search must be a str or a compiled str pattern (re.compile of a str), "
+        f"got {json_type(search)}"
+    )
+
+
+# --------------------------------------------------------------------------- search
+
+#: Pattern text that can make a search of a chunk's joined text disagree with a search of
+#: each row alone: ``\A``/``\Z``/``\z`` (the joined text has one start and one end),
+#: lookahead/lookbehind (they see the neighbouring rows), atomic groups and possessive
+#: quantifiers (they may consume past the row end and then refuse to give it back).  A false
+#: alarm (e.g. an escaped ``\\A``) only costs the per-row scan.
+_CROSS_ROW = re.compile(r"\\[AZz]|\(\?<?[=!]|\(\?>|[*+?}]\+")
+
+
+def _blob_pattern(pattern: re.Pattern[str]) -> re.Pattern[str] | None:
+    """The pattern for one regex pass over a chunk's joined payload text, or ``None`` when
+    rows must be searched one by one.
+
+    The joined text is the rows separated by ``"\\n,\\n"`` (payload JSON has no raw
+    newline), searched with ``MULTILINE``: ``^``/``$`` then match at row edges as on a row
+    alone, ``\\b``/``\\B`` see a non-word separator as they see a row's edge, and any other
+    construct only reads characters its match consumes, so every row that matches alone has a
+    match of the joined text starting inside it (candidates are confirmed on the row alone).
+    Constructs in :data:`_CROSS_ROW` break that and take the per-row scan."""
+    if _CROSS_ROW.search(pattern.pattern):
+        return None
+    return re.compile(pattern.pattern, pattern.flags | re.MULTILINE)
+
+
 def _search_rows(
     chunk: _Chunk,
     start: int,
     rows: np.ndarray,
     pattern: re.Pattern[str],
-    blob_pattern: re.Pattern[str],
+    blob_pattern: re.Pattern[str] | None,
 ) -> np.ndarray:
-    """The subset of ``rows`` whose summary or payload text matches ``pattern`` (exact)."""
+    """The subset of ``rows`` whose summary or payload text matches ``pattern`` (exact: as
+    when each row is searched alone).  ``blob_pattern`` (see :func:`_blob_pattern`; ``None``:
+    never) allows one regex pass over the chunk's text when most rows are candidates."""
     hits = np.zeros(chunk.n, dtype=bool)
     summary = chunk.column("summary")
     if summary is not None:
@@ -1815,7 +2042,7 @@ def _search_rows(
                 hits[i] = True
     off = chunk.off
     whole = chunk.text()
-    if chunk.is_ascii and len(rows) * 4 > chunk.n - start:
+    if blob_pattern is not None and chunk.is_ascii and len(rows) * 4 > chunk.n - start:
         # One regex pass over the chunk's text; candidate rows are confirmed one by one.  Rows
         # are lines (separated by "\n,\n"; JSON text has no raw newline), and the pattern runs
         # with MULTILINE, so ^/$ behave at row edges as they do on a row alone.

@@ -287,6 +287,7 @@ def test_duplicate_ids_are_ignored_and_counted() -> None:
     assert frame.duplicates == 7
     assert ids_of(frame.df) == [1, 2, 3, 4, 10, 7, 5, 6]
     assert frame.stats()["id_intervals"] == 2  # 1..7 and 10: intervals, not a set of ids
+    assert frame.stats()["id_holes_filled"] == 0
 
 
 def test_events_without_id_are_never_deduplicated() -> None:
@@ -920,3 +921,366 @@ def test_contiguous_run_reaching_past_int64_is_rejected() -> None:
     assert len(frame) == 0
     assert frame.extend([at(top - 1), at(top)]) == 2
     assert ids_of(frame.df) == [top - 1, top]
+
+
+# --------------------------------------------------------------------------- audit fixes
+
+
+def _frame_state(frame: EventFrame) -> tuple[Any, ...]:
+    stats = frame.stats()
+    return (
+        len(frame),
+        frame.total,
+        stats["chunks"],
+        frame.df.to_dict("list"),
+        [frame.categories(c) for c in ("source_app", "session_id", "model_name")],
+    )
+
+
+@pytest.mark.parametrize(
+    "field", ["summary", "source_app", "session_id", "hook_event_type", "model_name"]
+)
+@pytest.mark.parametrize("method", ["append", "extend1", "extend"])
+def test_lone_surrogates_in_text_fields_are_refused_naming_the_field(
+    field: str, method: str
+) -> None:
+    """A ``str`` holding a lone surrogate cannot be encoded as UTF-8: it used to be stored and
+    then broke freezing (and the frame with it) or ``to_parquet``."""
+    frame = EventFrame(max_rows=10, chunk_rows=2)
+    frame.extend([ev(1), ev(2), ev(3)])
+    before = _frame_state(frame)
+    bad = ev(9, **{field: "ok \ud800 no"})
+    with pytest.raises(EventValidationError, match=f"^{field}: string is not valid UTF-8") as err:
+        if method == "append":
+            frame.append(bad)
+        elif method == "extend1":
+            frame.extend([bad])
+        else:
+            frame.extend([ev(8), bad, ev(10)])
+    assert err.value.field == field
+    assert _frame_state(frame) == before
+    assert frame.extend([ev(8), ev(9, **{field: "ok \u00e9 \U0001f600"}), ev(10)]) == 3
+    assert ids_of(frame.df) == [1, 2, 3, 8, 9, 10]
+
+
+def test_a_frame_offered_a_lone_surrogate_keeps_its_bounds_and_writes_parquet(
+    tmp_path: Any,
+) -> None:
+    pytest.importorskip("pyarrow")
+    frame = EventFrame(max_rows=8, chunk_rows=4)
+    with pytest.raises(EventValidationError, match="summary"):
+        frame.extend([ev(1, summary="bad \ud800")])
+    for i in range(2, 30):
+        assert frame.append(ev(i)) is True
+    assert frame.extend([ev(100), ev(101)]) == 2
+    assert len(frame) == 8 and ids_of(frame.df) == [*range(24, 30), 100, 101]
+    frame.to_parquet(tmp_path / "f.parquet")
+    assert ids_of(EventFrame.from_parquet(tmp_path / "f.parquet").df) == ids_of(frame.df)
+
+
+class _FailingCodec:
+    """Wraps a frame's codec; ``compress`` raises on call number ``fail_at`` (1-based)."""
+
+    def __init__(self, codec: Any, fail_at: int) -> None:
+        self.codec, self.fail_at, self.calls = codec, fail_at, 0
+
+    def compress(self, data: Any) -> bytes:
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise RuntimeError("compression failed")
+        out: bytes = self.codec.compress(data)
+        return out
+
+    def decompress(self, data: bytes, size: int) -> bytes:
+        out: bytes = self.codec.decompress(data, size)
+        return out
+
+
+@pytest.mark.parametrize(
+    ("method", "fail_at"), [("append", 1), ("extend1", 1), ("extend", 1), ("extend", 2)]
+)
+def test_a_failing_chunk_freeze_leaves_the_frame_exactly_as_before(
+    method: str, fail_at: int
+) -> None:
+    """Whatever fails while a full chunk is frozen (here: compression), the rows of that call
+    are taken back, so the frame neither half-stores a batch nor wedges with an overfull open
+    chunk; the same events can be appended once freezing works again."""
+    frame, ref = (EventFrame(max_rows=12, chunk_rows=4, compress="zlib") for _ in range(2))
+    for f in (frame, ref):
+        f.extend([ev(i, model_name=f"m{i}") for i in range(1, 7)])  # 1 frozen chunk + 2 rows
+    codec = frame._codec
+    frame._codec = _FailingCodec(codec, fail_at)  # type: ignore[assignment]
+    batch = [ev(i, model_name=f"m{i}") for i in range(7, 17)]  # fills 2 chunks, then a third
+    with pytest.raises(RuntimeError, match="compression failed"):
+        if method == "append":
+            for e in batch:
+                frame.append(e)
+        elif method == "extend1":
+            for e in batch:
+                frame.extend([e])
+        else:
+            frame.extend(batch)
+    # One event at a time, ev(7) was stored before ev(8) filled the chunk: ev(8) is taken back.
+    stored = 0 if method == "extend" else 1
+    ref.extend(batch[:stored])
+    assert _frame_state(frame) == _frame_state(ref)
+    frame._codec = codec
+    assert frame.extend(batch[stored:]) == len(batch) - stored
+    ref.extend(batch[stored:])
+    assert _frame_state(frame) == _frame_state(ref)
+    assert ids_of(frame.df) == list(range(5, 17)) and frame.duplicates == 0
+    assert len(frame) == 12 and frame.stats()["chunks"] == 3
+
+
+def test_throughput_refuses_more_bins_than_the_bound_and_points_to_window() -> None:
+    """One stray old timestamp next to current ones used to allocate one bin per second since
+    1970 (12.7 GiB); beyond MAX_THROUGHPUT_BINS it is a ConfigError naming the count."""
+    frame = EventFrame()
+    frame.extend([ev(1, timestamp=0), ev(2, timestamp=T0_MS), ev(3, timestamp=T0_MS + 2500)])
+    with pytest.raises(ConfigError, match=r"1,760,000,003 bins .*MAX_THROUGHPUT_BINS.*window="):
+        frame.throughput("1s")
+    assert frame.throughput("1s", window="5s").tolist() == [0, 0, 1, 0, 1]
+    with pytest.raises(ConfigError, match="bins"):
+        frame.throughput("1ms", window="24h")  # 86.4M bins even with a window
+    frame.extend([ev(4, timestamp=1e300)])
+    with pytest.raises(ConfigError, match=r"1e\+297 bins"):
+        frame.throughput("1s")
+    few = EventFrame()
+    few.extend(
+        [
+            ev(1, timestamp=T0_MS),
+            ev(2, timestamp=T0_MS + (frame_module.MAX_THROUGHPUT_BINS - 1) * 1000),
+        ]
+    )
+    assert len(few.throughput("1s")) == frame_module.MAX_THROUGHPUT_BINS
+
+
+def test_epochs_beyond_the_datetime64_range_show_as_nat_and_keep_their_numbers(
+    tmp_path: Any,
+) -> None:
+    """int64 nanoseconds end in 2262: larger epochs (or 1e300) used to wrap around into
+    plausible wrong dates (1680, 1906, 1970) with a numpy RuntimeWarning."""
+    import warnings
+
+    stamps = [9.2e12, 9.3e12, 1.7e15, 1e300, -1e13, T0_MS]
+    frame = EventFrame()
+    frame.extend(
+        [ev(i, timestamp=t, server_received=t, client_received=t + 1) for i, t in enumerate(stamps)]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        df = frame.df
+        table = frame._table()
+        tail = frame.tail(6)
+    expected = [pd.Timestamp(9.2e12, unit="ms", tz="UTC"), pd.NaT, pd.NaT, pd.NaT, pd.NaT]
+    expected.append(pd.Timestamp(T0_MS, unit="ms", tz="UTC"))
+    for name in ("timestamp", "server_received"):
+        assert df[name].tolist() == expected and tail[name].tolist() == expected
+    assert table["timestamp"] == expected
+    assert df["client_received"].isna().tolist() == [False, True, True, True, True, False]
+    assert df["latency_ms"].tolist() == [1.0, 1.0, 1.0, 0.0, 1.0, 1.0]  # raw numbers
+    assert frame.latency().loc["transit_ms", "count"] == 6
+    pq = pytest.importorskip("pyarrow.parquet")
+    frame.to_parquet(tmp_path / "t.parquet")
+    assert pq.read_table(tmp_path / "t.parquet").column("timestamp").to_pylist() == stamps
+
+
+def _ascii_search_events() -> list[dict[str, Any]]:
+    """ASCII rows only, so whole chunks take the one-pass scan of their joined text."""
+    words = ["alpha", "beta", "x", "alphabet", "gamma"]
+    return [
+        ev(i, payload={"text": words[i % 5], "i": i}, summary=f"s{i}" if i % 4 == 0 else None)
+        for i in range(1, 41)
+    ]
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r"\A\{\"text\"",
+        r"\}\Z",
+        r"(?<!\n)\{",
+        r"(?<![\n,])\{\"text\":\"x\"",
+        r"(?<=\{)\"text\"",
+        r"\d\}(?!\n)",
+        r"(?=\{\"text\":\"beta)",
+        r"^\{\"text\":\"x\"",
+        r"\d\}$",
+        r"(?m)^\{",
+        r"(?s)alpha.*\"i\":3\d",
+        r"(?>\d+)\}",
+        r"\"i\":\d++\}",
+        r"\bx\b",
+        r"\Balpha",
+        r"\A s\d",
+        r"alpha",
+        r"\n",
+        r"\s",
+    ],
+)
+@pytest.mark.parametrize("chunk_rows", [4, 16, 64])
+def test_search_results_equal_searching_each_row_alone_for_anchors_and_lookarounds(
+    pattern: str, chunk_rows: int
+) -> None:
+    import re
+
+    events = _ascii_search_events()
+    frame = EventFrame(max_rows=64, chunk_rows=chunk_rows)
+    frame.extend(events)
+    for rx in (re.compile(pattern), re.compile(pattern, re.MULTILINE)):
+        expected = [
+            e["id"]
+            for e in events
+            if rx.search(orjson.dumps(e["payload"]).decode()) or rx.search(e.get("summary") or "")
+        ]
+        assert ids_of(frame.filter(search=rx)) == expected, rx
+        assert ids_of(frame.filter(search=rx, limit=3)) == expected[-3:]
+        assert ids_of(frame.filter(search=rx, source_app="app1")) == [
+            i for i in expected if i % 2 == 1
+        ]
+
+
+def test_ordinary_search_patterns_keep_the_one_pass_scan() -> None:
+    import re
+
+    for fast in ("alpha", r"\"tool_name\":\"Bash\"", r"^\{", r"\d\}$", r"\bx\b", r"a+b*?"):
+        assert frame_module._blob_pattern(re.compile(fast)) is not None, fast
+    for slow in (r"\Ax", r"x\Z", r"(?=x)", r"(?!x)", r"(?<=x)", r"(?<!x)", r"(?>x)", r"x++"):
+        assert frame_module._blob_pattern(re.compile(slow)) is None, slow
+
+
+@pytest.mark.parametrize("chunk_rows", [2.5, 2.0, True, "4"])
+def test_chunk_rows_must_be_an_integer_like_max_rows(chunk_rows: Any) -> None:
+    with pytest.raises(ConfigError, match="chunk_rows must be an integer"):
+        EventFrame(max_rows=5, chunk_rows=chunk_rows)
+
+
+def test_unknown_fields_survive_a_missing_required_field_on_every_path() -> None:
+    """A key-count shortcut assumed the 4 required fields present and so missed the unknown
+    field of an event lacking one of them, but only in batches."""
+    odd = ev(1, foo="kept")  # one key missing, one unknown: as many keys as a full event
+    del odd["session_id"]
+    one, batched = EventFrame(), EventFrame()
+    one.extend([odd])
+    one.append(ev(2))
+    batched.extend([odd, ev(2)])
+    pd.testing.assert_frame_equal(one.df, batched.df)
+    assert batched.df["foo"].tolist() == ["kept", None]
+    assert batched.df["session_id"].isna().tolist() == [True, False]
+
+
+def test_from_parquet_checks_max_rows_like_the_constructor(tmp_path: Any) -> None:
+    pytest.importorskip("pyarrow")
+    frame = EventFrame()
+    frame.extend([ev(1), ev(2)])
+    frame.to_parquet(tmp_path / "f.parquet")
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ConfigError, match="max_rows"):
+            EventFrame.from_parquet(tmp_path / "f.parquet", max_rows=bad)
+    assert EventFrame.from_parquet(tmp_path / "f.parquet").max_rows == 1_000_000
+    assert EventFrame.from_parquet(tmp_path / "f.parquet", max_rows=1).df["id"].tolist() == [2]
+
+
+@pytest.mark.parametrize("value", ["123", True, False, b"1", [1]])
+@pytest.mark.parametrize("field", ["timestamp", "server_received", "client_received"])
+@pytest.mark.parametrize("method", ["append", "extend1", "extend"])
+def test_stamps_that_are_not_numbers_are_refused_as_validate_event_refuses_them(
+    value: Any, field: str, method: str
+) -> None:
+    """ "123" used to be stored as 123 ms and True as 1 ms."""
+    from wsnotebook.events import validate_event
+
+    frame = EventFrame()
+    frame.extend([ev(1), ev(2)])
+    before = frame.df
+    bad = ev(3, **{field: value})
+    with pytest.raises(EventValidationError) as err:
+        if method == "append":
+            frame.append(bad)
+        elif method == "extend1":
+            frame.extend([bad])
+        else:
+            frame.extend([ev(4), bad])
+    assert err.value.field == field
+    assert str(err.value).startswith(f"{field}: expected number (epoch ms), got ")
+    if field == "timestamp":
+        with pytest.raises(EventValidationError) as reference:
+            validate_event(bad)
+        assert str(err.value) == str(reference.value)
+    pd.testing.assert_frame_equal(frame.df, before)
+    assert frame.extend([ev(3, **{field: 5}), ev(4, **{field: 6.5})]) == 2
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda f: f.tail(None), "tail: n must be an integer, got null"),
+        (lambda f: f.tail("3"), "tail: n must be an integer, got string '3'"),
+        (lambda f: f.tail(2.5), "tail: n must be an integer"),
+        (lambda f: f.tail(True), "tail: n must be an integer"),
+        (lambda f: f.tail(-1), "tail: n must be >= 0"),
+        (lambda f: f.filter(limit="2"), "filter: limit must be an integer"),
+        (lambda f: f.filter(limit=-1), "filter: limit must be >= 0"),
+        (lambda f: f.filter(search=b"x"), "filter: search must be a str"),
+        (lambda f: f.filter(search=__import__("re").compile(b"x")), "filter: search must be"),
+        (lambda f: f.filter(search="("), "filter: invalid search pattern"),
+        (lambda f: f.filter(source_app=3), "filter: source_app must be a string or an iterable"),
+        (lambda f: f.filter(session_id=b"s"), "filter: session_id must be a string or"),
+        (lambda f: f.filter(hook_event_type=["Stop", 1]), "filter: hook_event_type values"),
+        (lambda f: f._table(source_app=3), "filter: source_app must be"),
+        (lambda f: f.mark_gap("a", 2, "r"), "mark_gap: from_id must be an integer"),
+        (lambda f: f.mark_gap(1, None, "r"), "mark_gap: to_id must be an integer"),
+        (lambda f: f.throughput("abc"), "throughput: invalid freq 'abc'"),
+        (lambda f: f.throughput("1s", window="abc"), "throughput: invalid window 'abc'"),
+    ],
+)
+def test_bad_arguments_raise_config_errors_naming_the_argument(call: Any, message: str) -> None:
+    import re
+
+    frame = EventFrame(chunk_rows=2)
+    frame.extend([ev(i) for i in range(1, 6)])
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}"):
+        call(frame)
+
+
+def test_integer_like_arguments_are_accepted() -> None:
+    frame = EventFrame(chunk_rows=2)
+    frame.extend([ev(i) for i in range(1, 6)])
+    assert ids_of(frame.tail(np.int64(2))) == [4, 5]
+    assert ids_of(frame.filter(limit=np.int32(1), source_app=("app0", "app1"))) == [5]
+    assert ids_of(frame.filter(session_id=iter(["session-1"]))) == [1, 4]
+    frame.mark_gap(np.int64(7), -1, "lost")
+    assert frame.gaps["from_id"].tolist() == [7]
+
+
+def test_unknown_fields_named_like_computed_latency_columns_lose_in_df_but_are_kept(
+    tmp_path: Any,
+) -> None:
+    """The computed ``latency_ms``/``ingest_ms``/``transit_ms`` win in ``.df`` (documented);
+    the event's own values stay in Parquet's ``extra`` and come back with from_parquet."""
+    pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    own = {"latency_ms": 5, "ingest_ms": 6, "transit_ms": 7, "custom": 1}
+    frame = EventFrame()
+    frame.extend([ev(1, **own), ev(2)])
+    df = frame.df
+    assert df["latency_ms"].tolist() == [4.0, 4.0] and df["ingest_ms"].tolist() == [1.5, 1.5]
+    assert df["transit_ms"].tolist() == [2.5, 2.5] and df["custom"].tolist() == [1, None]
+    doc = " ".join((EventFrame.df.__doc__ or "").split())
+    assert "``transit_ms`` does not get a column here, the computed column of that name wins" in doc
+    frame.to_parquet(tmp_path / "e.parquet")
+    extra = pq.read_table(tmp_path / "e.parquet").column("extra").to_pylist()
+    assert [None if e is None else orjson.loads(e) for e in extra] == [own, None]
+    again = EventFrame.from_parquet(tmp_path / "e.parquet")
+    again.to_parquet(tmp_path / "again.parquet")
+    assert pq.read_table(tmp_path / "again.parquet").column("extra").to_pylist() == extra
+
+
+def test_batches_accept_str_subclass_summaries() -> None:
+    class Text(str):
+        pass
+
+    frame = EventFrame()
+    assert frame.extend([ev(1, summary=Text("x \u00e9")), ev(2)]) == 2
+    assert frame.df["summary"].tolist() == ["x \u00e9", None]
