@@ -15,7 +15,9 @@ Exit codes: 0 success, 1 the server refused (HTTP error), 2 usage error, 3 conne
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
+import math
 import os
 import signal
 import subprocess
@@ -23,6 +25,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -273,7 +276,13 @@ def cmd_send(args: argparse.Namespace, out: TextIO = sys.stdout, stdin: TextIO =
     try:
         event = build_event(args, stdin)
         url = events_url(args.url)
-    except (ValueError, json.JSONDecodeError) as exc:
+        body = json.dumps(event, allow_nan=False, ensure_ascii=False).encode()
+        req = urllib.request.Request(url, data=body, method="POST")
+        req.host.encode("idna")  # a bad host: a usage error here, not a traceback later
+        port = urllib.parse.urlsplit(url).port  # raises ValueError on a bad port
+        del port
+    except (ValueError, json.JSONDecodeError, UnicodeError) as exc:
+        # allow_nan=False: NaN/Infinity from stdin would be posted as invalid JSON.
         print(f"wsnotebook send: {exc}", file=sys.stderr)
         return EXIT_USAGE
     headers = {
@@ -284,8 +293,8 @@ def cmd_send(args: argparse.Namespace, out: TextIO = sys.stdout, stdin: TextIO =
     token = args.token or os.environ.get("WSNOTEBOOK_TOKEN")
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    body = json.dumps(event).encode()
-    req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    for name, value in headers.items():
+        req.add_header(name, value)
     try:
         with urllib.request.urlopen(req, timeout=args.timeout) as resp:
             reply = resp.read().decode("utf-8", "replace")
@@ -297,8 +306,9 @@ def cmd_send(args: argparse.Namespace, out: TextIO = sys.stdout, stdin: TextIO =
             pass
         print(f"wsnotebook send: HTTP {exc.code}: {detail}", file=sys.stderr)
         return EXIT_HTTP_ERROR
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        # HTTPException: the peer answered, but not with HTTP (a bad status line, a cut body).
+        reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
         print(f"wsnotebook send: cannot reach {url}: {reason}", file=sys.stderr)
         return EXIT_CONNECTION
     try:
@@ -347,8 +357,16 @@ def cmd_bench(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
 
 def _positive_float(text: str) -> float:
     value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """A period or timeout in seconds: 0.01 .. 86400 (a day)."""
+    value = float(text)
+    if not 0.01 <= value <= 86_400:
+        raise argparse.ArgumentTypeError(f"must be in 0.01..86400 s, got {text}")
     return value
 
 
@@ -398,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop after this many seconds (default: run until Ctrl-C)",
     )
     p.add_argument(
-        "--refresh", type=_positive_float, default=1.0, help="summary refresh period s (default 1)"
+        "--refresh", type=_seconds, default=1.0, help="summary refresh period s (default 1)"
     )
     p.set_defaults(func=cmd_demo)
 
@@ -439,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", default=None)
     p.add_argument("--model-name", default=None)
     p.add_argument("--token", default=None, help="bearer token (or $WSNOTEBOOK_TOKEN)")
-    p.add_argument("--timeout", type=_positive_float, default=10.0, help="seconds (default 10)")
+    p.add_argument("--timeout", type=_seconds, default=10.0, help="seconds (default 10)")
     p.add_argument("--compact", action="store_true", help="print the reply on one line")
     p.set_defaults(func=cmd_send)
 

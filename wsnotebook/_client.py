@@ -310,13 +310,13 @@ def normalize_url(url: Any) -> str:
     text = url.strip()
     if "://" not in text:
         text = "ws://" + text
-    parts = urllib.parse.urlsplit(text)
-    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme.lower(), parts.scheme.lower())
-    path = parts.path if parts.path not in ("", "/") else "/stream"
-    text = urllib.parse.urlunsplit((scheme, parts.netloc, path, parts.query, ""))
     try:
+        parts = urllib.parse.urlsplit(text)
+        scheme = {"http": "ws", "https": "wss"}.get(parts.scheme.lower(), parts.scheme.lower())
+        path = parts.path if parts.path not in ("", "/") else "/stream"
+        text = urllib.parse.urlunsplit((scheme, parts.netloc, path, parts.query, ""))
         parse_uri(text)
-    except InvalidURI as exc:
+    except (InvalidURI, ValueError) as exc:  # ValueError: a bad port or bracketed host
         raise ClientError(f"invalid URL {url!r}: {exc}") from None
     return text
 

@@ -112,7 +112,8 @@ def _is_running(obj: Any) -> bool:
     if isinstance(running, bool):
         return running
     state = getattr(obj, "state", None)
-    return state != "closed" if isinstance(state, str) else True
+    # Anything else (say, a user's own ``ws_server = "ws://..."``) is not ours to reuse.
+    return state != "closed" if isinstance(state, str) else False
 
 
 def _stop(obj: Any) -> None:
@@ -189,14 +190,16 @@ class WsMagics(Magics):
         from ._server import serve
 
         current = self._current("ws_server")
-        if (
-            current is not None
-            and args.port in (None, 0, getattr(current, "port", None))
-            and args.host in (None, getattr(current, "host", None))
-            and args.store is None
-        ):
-            print(f"wsnotebook server: {current.url}  (ws_server, already running)")
-            return current  # re-running the cell keeps the running server
+        if current is not None:
+            if (
+                args.port in (None, 0, getattr(current, "port", None))
+                and args.host in (None, getattr(current, "host", None))
+                and args.store in (None, getattr(current, "_options", {}).get("store"))
+            ):
+                print(f"wsnotebook server: {current.url}  (ws_server, already running)")
+                return current  # re-running the cell keeps the running server
+            if any(o is current for o in self.started):
+                _stop(current)  # replaced by the new one: never leak the old server
         kwargs: dict[str, Any] = {}
         if args.port is not None:
             kwargs["port"] = args.port

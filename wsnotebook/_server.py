@@ -1793,6 +1793,9 @@ def serve(
         raise
     except OSError as exc:
         raise ServerError(f"cannot start server on {host}:{port}: {exc}") from None
+    # Registered under the port actually bound, with that port among its options: serve(port=0)
+    # then serve(port=server.port) with the same other options returns this server.
+    server._options = {**options, "port": server.port}
     with _registry_lock:
         _registry[(host, server.port)] = server
     if generated:

@@ -373,23 +373,52 @@ class Monitor:
         start: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= MAX_ROWS:
+        if isinstance(rows, (bool, np.bool_)) or not isinstance(rows, (int, np.integer)):
             raise ConfigError(f"rows must be an int in 1..{MAX_ROWS}, got {rows!r}")
-        if not isinstance(refresh_hz, (int, float)) or not (
-            MIN_REFRESH_HZ <= refresh_hz <= MAX_REFRESH_HZ
-        ):
+        rows = int(rows)
+        if not 1 <= rows <= MAX_ROWS:
+            raise ConfigError(f"rows must be an int in 1..{MAX_ROWS}, got {rows!r}")
+        if isinstance(refresh_hz, bool) or not isinstance(refresh_hz, (int, float, np.number)):
+            raise ConfigError(f"refresh_hz must be a number, got {refresh_hz!r}")
+        if not MIN_REFRESH_HZ <= refresh_hz <= MAX_REFRESH_HZ:
             raise ConfigError(
                 f"refresh_hz must be in {MIN_REFRESH_HZ}..{MAX_REFRESH_HZ}, got {refresh_hz!r}"
             )
         if window not in WINDOWS:
             raise ConfigError(f"window must be one of {list(WINDOWS)}, got {window!r}")
+        for name, flag in (("split_by_type", split_by_type), ("chart", chart)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise ConfigError(f"{name} must be True or False, got {flag!r}")
+        self._owned_client: Any = None
+        try:
+            self._setup(target, rows, refresh_hz, window, bool(split_by_type), bool(chart), ssl,
+                        start, clock)  # fmt: skip
+        except BaseException:
+            # The monitor's own client (a Server target) must not outlive a failed construction.
+            client, self._owned_client = self._owned_client, None
+            if client is not None:
+                client.close()
+            raise
+
+    def _setup(
+        self,
+        target: Any,
+        rows: int,
+        refresh_hz: float,
+        window: str,
+        split_by_type: bool,
+        chart: bool,
+        ssl: Any,
+        start: bool,
+        clock: Callable[[], float],
+    ) -> None:
         import ipywidgets as w
 
         self.target = target
         frame, client, server = _resolve(target)
         if ssl is not None and server is None:
             raise ConfigError("ssl= applies only when monitoring a Server")
-        self._owned_client = None
+        self._client_options: dict[str, Any] = {}
         if server is not None:
             from ._client import connect
 
@@ -403,6 +432,7 @@ class Monitor:
                 ssl = make_context() if callable(make_context) else None
             if ssl is not None:
                 options["ssl"] = ssl
+            self._client_options = options
             client = connect(server.url, **options)
             self._owned_client = client
             frame = client.frame
@@ -556,16 +586,27 @@ class Monitor:
     def _chart_data(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
         window = f"{WINDOWS[self.window.value]}s"
         split = bool(self.split.value)
+        # The window ends now (+1 s of clock skew), not at the newest timestamp: one event with a
+        # wrong clock (or microseconds sent as milliseconds) must not move the chart into the
+        # future or past what datetime64 can hold.
         try:
             data = self.frame.throughput(
-                "1s", window=window, by="hook_event_type" if split else None
+                "1s",
+                window=window,
+                by="hook_event_type" if split else None,
+                end=time.time() * 1000.0 + 1000.0,
             )
-        except TypeError:  # a frame without window/by support
+        except TypeError:  # a frame without window/by/end support
             data = self.frame.throughput("1s")
         if data is None or len(data) == 0:
             return np.array([], dtype="datetime64[ms]"), np.array([], dtype=float), []
-        # the newest bin is usually the second still in progress: leave it out (no false dip)
-        if len(data) > 1 and data.index[-1].timestamp() > time.time() - 1.0:
+        data = data[data.index.notna()]
+        if len(data) == 0:
+            return np.array([], dtype="datetime64[ms]"), np.array([], dtype=float), []
+        # bins of the second still in progress (and the skew second after it): left out, so no
+        # false dip at the right edge
+        cutoff = time.time() - 1.0
+        while len(data) > 1 and data.index[-1].timestamp() > cutoff:
             data = data.iloc[:-1]
         index = data.index
         if getattr(index, "tz", None) is not None:
@@ -668,7 +709,18 @@ class Monitor:
             self._stop.clear()
             if self.running:
                 return
+            if self.server is not None and self._owned_client is None:
+                # stop() closed the monitor's own client: a restarted Server monitor gets a new
+                # one (and shows its frame) instead of a client that stays "closed" for good.
+                from ._client import connect
+
+                client = connect(self.server.url, **self._client_options)
+                self._owned_client = self.client = client
+                self.frame = client.frame
+                self._dirty = True
+                self._last_slow = -math.inf
             self._future = _loop.submit(self._run())
+        _register(self)  # visible to stop_all() / %ws stop all again
 
     def _halt_tick(self) -> None:
         fut = self._future

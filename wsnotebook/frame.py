@@ -1519,10 +1519,14 @@ class EventFrame:
         *,
         window: str | pd.Timedelta | None = None,
         by: str | None = None,
+        end: float | None = None,
     ) -> pd.Series | pd.DataFrame:
         """Events per second in bins of ``freq``, by event ``timestamp`` (rows without one are
         skipped).  ``window`` keeps only the last ``ceil(window / freq)`` bins, ending with the
-        bin of the newest timestamp (a fixed number of bins, handy for live charts).
+        bin of the newest timestamp (a fixed number of bins, handy for live charts).  ``end``
+        (epoch ms, e.g. ``wsnotebook.events.now_ms()``) makes the bins end at that time
+        instead and leaves later timestamps out: a live chart is then not moved into the future
+        by one event with a wrong clock (or microseconds sent as milliseconds).
         ``by`` (one of the category columns) gives a DataFrame with one column per value.
         Empty bins count zero; the index holds the bin starts (UTC).
 
@@ -1541,17 +1545,21 @@ class EventFrame:
             raise ConfigError(f"throughput: by must be one of {', '.join(_CAT_COLUMNS)}")
         cols, cat_values = self._numeric(["timestamp"] + ([by] if by else []))
         ts = cols["timestamp"]
-        ok = np.isfinite(ts)
-        ts = ts[ok]
         step_ms = step.total_seconds() * 1000.0
         per_s = 1000.0 / step_ms
+        ok = np.isfinite(ts)
+        if end is not None:
+            if isinstance(end, bool) or not isinstance(end, (int, float)) or not math.isfinite(end):
+                raise ConfigError(f"throughput: end must be a finite epoch in ms, got {end!r}")
+            ok &= ts < (math.floor(end / step_ms) + 1) * step_ms  # up to the end of end's bin
+        ts = ts[ok]
         ok_idx = np.flatnonzero(ok)
         if not len(ts):
             index = pd.DatetimeIndex([], dtype="datetime64[ns, UTC]", name="time")
             if by:
                 return pd.DataFrame(index=index, dtype=np.float64)
             return pd.Series([], index=index, dtype=np.float64, name="events_per_s")
-        last = np.floor(ts.max() / step_ms)
+        last = np.floor((float(end) if end is not None else ts.max()) / step_ms)
         if window is not None:
             try:
                 span = pd.Timedelta(window)

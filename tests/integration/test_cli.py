@@ -181,6 +181,34 @@ def test_send_exits_nonzero_with_the_servers_error_on_4xx(
     assert proc.stdout == ""
 
 
+def test_send_reports_a_peer_that_does_not_speak_http_as_unreachable() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+
+        def answer() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HELLO NOT HTTP\r\n\r\n")
+
+        t = threading.Thread(target=answer, daemon=True)
+        t.start()
+        proc = run_cli("send", "--url", f"http://127.0.0.1:{port}", stdin='{"a": 1}')
+        t.join(10)
+    assert proc.returncode == 3, proc.stderr
+    assert "cannot reach" in proc.stderr and "BadStatusLine" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("value", ["inf", "0", "1e308"])
+def test_demo_refresh_and_send_timeout_out_of_bounds_are_usage_errors(value: str) -> None:
+    for args in (("demo", "--refresh", value), ("send", "--timeout", value)):
+        proc = run_cli(*args)
+        assert proc.returncode == 2 and "must be in 0.01..86400 s" in proc.stderr
+
+
 def test_send_reports_an_unreachable_server() -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
@@ -197,10 +225,15 @@ def test_send_reports_an_unreachable_server() -> None:
         ((), "{not json", "Expecting property name"),
         (("--type", "Stop"), "", "missing --source-app, --session-id"),
         (("--source-app", "a", "--session-id", "s", "--type", "T", "--payload", "[1"), "", ""),
+        ((), "NaN", "not JSON compliant"),  # would be posted as invalid JSON
+        (("--url", "http://127.0.0.1:abc"), '{"a": 1}', "Port could not be cast"),
+        (("--url", "http://127.0.0.1:99999"), '{"a": 1}', "Port out of range"),
+        (("--url", "http://" + "a" * 70 + ".invalid"), '{"a": 1}', "label"),
     ],
 )
 def test_send_usage_errors_exit_2(args: tuple[str, ...], stdin: str, message: str) -> None:
-    ns = _cli.build_parser().parse_args(["send", "--url", "http://127.0.0.1:9", *args])
+    argv = ["send", "--url", "http://127.0.0.1:9", *args]
+    ns = _cli.build_parser().parse_args(argv)
     err = io.StringIO()
     old = sys.stderr
     sys.stderr = err

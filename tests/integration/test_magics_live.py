@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from _helpers import use_fake_comms
@@ -93,4 +94,39 @@ def test_stop_all_stops_objects_started_outside_the_extension(shell: Interactive
         assert server not in _server.running_servers()
     finally:
         client.close()
+        server.stop()
+
+
+def test_rerunning_serve_with_other_options_replaces_the_server_instead_of_leaking_it(
+    shell: InteractiveShell, tmp_path: Any
+) -> None:
+    from wsnotebook import _server
+
+    first = shell.run_line_magic("ws", "serve --port 0 --store memory")
+    assert shell.run_line_magic("ws", "serve --port 0 --store memory") is first  # same options
+    db = f"sqlite:///{tmp_path / 'e.db'}"
+    second = shell.run_line_magic("ws", f"serve --port 0 --store {db}")
+    assert second is not first and not first.running  # the replaced one is stopped
+    assert shell.run_line_magic("ws", f"serve --port 0 --store {db}") is second
+    mine = [s for s in _server.running_servers() if s in (first, second)]
+    assert mine == [second]
+    shell.run_line_magic("ws", "stop all")
+
+
+def test_a_user_variable_named_ws_server_is_not_taken_for_a_server(
+    shell: InteractiveShell,
+) -> None:
+    shell.user_ns["ws_server"] = "ws://127.0.0.1:9/stream"  # the user's own string
+    server = shell.run_line_magic("ws", "serve --port 0")
+    assert server.running and shell.user_ns["ws_server"] is server
+    shell.run_line_magic("ws", "stop all")
+
+
+def test_serve_again_on_the_port_it_picked_returns_the_same_server() -> None:
+    import wsnotebook as wsn
+
+    server = wsn.serve(port=0)
+    try:
+        assert wsn.serve(port=server.port) is server  # was: ConfigError "different options"
+    finally:
         server.stop()

@@ -121,3 +121,46 @@ def test_connect_to_wss_without_ssl_uses_default_verification(
         trusted.wait_state("open", timeout=20)
     finally:
         trusted.close()
+
+
+def test_a_monitor_that_fails_to_build_closes_the_client_it_opened(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import wsnotebook as wsn
+    from wsnotebook import _client
+
+    server = wsn.serve(port=0)
+    try:
+        before = len(_client.running_clients())
+
+        def broken(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("widget construction failed")
+
+        monkeypatch.setattr(W, "render_table", broken)  # fails after the client connected
+        with pytest.raises(RuntimeError, match="widget construction failed"):
+            monitor(server)
+        assert len(_client.running_clients()) == before
+    finally:
+        server.stop()
+
+
+def test_a_restarted_server_monitor_is_registered_and_has_a_live_client() -> None:
+    import wsnotebook as wsn
+
+    server = wsn.serve(port=0)
+    try:
+        mon = monitor(server)
+        first = mon.client
+        mon.stop()
+        assert first.state == "closed" and mon not in W.running_monitors()
+        mon.start()
+        assert mon in W.running_monitors()
+        assert mon.client is not first and mon.client.wait_state("open", timeout=20)
+        server.publish({"source_app": "a", "session_id": "s", "hook_event_type": "T",
+                        "payload": {}})  # fmt: skip
+        assert mon.client.wait_for(1, timeout=20)
+        W.stop_all()
+        assert not mon.running and mon.client.state == "closed"
+    finally:
+        W.stop_all()
+        server.stop()

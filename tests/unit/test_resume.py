@@ -201,6 +201,9 @@ def test_urls_are_normalised() -> None:
         normalize_url("ftp://x/y")
     with pytest.raises(ClientError):
         normalize_url(42)
+    for bad in ("ws://127.0.0.1:99999/stream", "ws://127.0.0.1:abc/stream", "ws://[::1/stream"):
+        with pytest.raises(ClientError, match="invalid URL"):  # was a raw ValueError
+            normalize_url(bad)
 
 
 @pytest.mark.parametrize(

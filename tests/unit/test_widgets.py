@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import wsnotebook._widgets as W
@@ -328,6 +329,38 @@ def test_chart_splits_by_event_type(wire: list, clock: FakeClock):
     assert lines.display_legend is False and np.asarray(lines.y).sum() == 30
 
 
+@pytest.mark.parametrize(
+    "stray",
+    [time.time() * 1e6, 1e17, (time.time() + 75 * 365 * 86400) * 1000],
+    ids=["microseconds", "beyond datetime64", "year 2100"],
+)
+def test_one_event_with_a_wrong_clock_does_not_break_or_move_the_chart(
+    wire: list, clock: FakeClock, stray: float
+):
+    frame = EventFrame()
+    frame.extend(make_events(30))
+    frame.extend([{**make_events(1, start=99)[0], "timestamp": stray}])
+    mon = new_monitor(frame, clock)
+    for _ in range(3):
+        clock.now += 1.0
+        mon.refresh()
+    assert mon.errors == 0
+    assert np.asarray(mon._lines.y).sum() == 30  # the 30 real events, in a window ending now
+    assert np.datetime64(mon._xscale.max) <= np.datetime64(int(time.time() * 1000) + 5000, "ms")
+
+
+def test_throughput_can_end_at_a_given_time_leaving_later_timestamps_out() -> None:
+    frame = EventFrame()
+    now = 1_800_000_000_000.0
+    frame.extend([{**e, "timestamp": now - 500 * i} for i, e in enumerate(make_events(6))])
+    frame.extend([{**make_events(1, start=50)[0], "timestamp": now + 3_600_000}])
+    data = frame.throughput("1s", window="10s", end=now)
+    assert len(data) == 10 and data.sum() == 6
+    assert data.index[-1] == pd.Timestamp(now // 1000 * 1000, unit="ms", tz="UTC")
+    with pytest.raises(ConfigError, match="end must be a finite epoch"):
+        frame.throughput("1s", end=float("nan"))
+
+
 # --------------------------------------------------------------------------- buttons
 
 
@@ -457,9 +490,19 @@ def test_a_failing_tick_is_logged_and_counted_not_raised(
 
 def test_bad_options_raise_config_error(wire: list):
     frame = EventFrame()
-    for kwargs in ({"rows": 0}, {"rows": 5000}, {"refresh_hz": 0}, {"window": "2h"}):
+    for kwargs in (
+        {"rows": 0},
+        {"rows": 5000},
+        {"rows": True},
+        {"refresh_hz": 0},
+        {"refresh_hz": True},
+        {"window": "2h"},
+        {"split_by_type": "yes"},  # was a TraitError from ipywidgets
+        {"chart": 1},
+    ):
         with pytest.raises(ConfigError):
             W.monitor(frame, **kwargs)
+    assert W.monitor(frame, rows=np.int64(5)).rows.value == 5  # numpy ints are ints
     with pytest.raises(ConfigError, match="Client, Server or EventFrame"):
         W.monitor(object())
 
