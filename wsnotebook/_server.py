@@ -219,6 +219,13 @@ def _initial(
     return head + b"}"
 
 
+def _evicted_after(store: Store, after: int) -> bool:
+    """Were events right after id ``after`` evicted?  (A jump in the ids read is either an
+    eviction or a hole of never-used ids, left by a failed commit.)"""
+    first = store.first_id
+    return first is not None and first > after + 1
+
+
 def _utf8_size_over(data: str | bytes, limit: int) -> int:
     """``data``'s size in UTF-8 bytes when it exceeds ``limit``, else 0 (cheap for small str:
     a str of n characters encodes to n..4n bytes)."""
@@ -682,8 +689,9 @@ class _Client:
             reset = new_epoch or evicted or since > replay_to
             after = (first - 1 if first is not None else 0) if reset else since
             page = [s for s in await store.since(after, REPLAY_PAGE) if s.id <= replay_to]
-            if page and page[0].id > after + 1 and not reset:
-                # evicted between the check and the read: treat as reset
+            if page and page[0].id > after + 1 and not reset and _evicted_after(store, after):
+                # evicted between the check and the read: treat as reset (a hole the store's
+                # failed commits left in the id sequence is no loss: those ids were never used)
                 reset = True
             full = len(page) >= REPLAY_PAGE
             keep = fit_oldest([s.encoded for s in page], limit)
@@ -705,9 +713,10 @@ class _Client:
             if not page:
                 break
             page = page[: fit_oldest([s.encoded for s in page], limit)]
-            if page[0].id > after + 1:
+            if page[0].id > after + 1 and _evicted_after(store, after):
+                first = store.first_id or page[0].id
                 await self._send(
-                    gap_message(after + 1, page[0].id - 1, "evicted", epoch=store.epoch)
+                    gap_message(after + 1, min(first, page[0].id) - 1, "evicted", epoch=store.epoch)
                 )
             await self._send(batch_message([s.encoded for s in page]))
             self.events_out += len(page)
@@ -797,6 +806,8 @@ class Server:
         self.running = False
         self._clients: set[_Client] = set()
         self._runner: web.AppRunner | None = None
+        self._stopping: asyncio.Future[None] | None = None
+        self._broadcast_last = 0  # id of the newest event handed to the clients
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = 0.0
@@ -915,6 +926,7 @@ class Server:
             await self.store.close()
             raise
         self._runner = runner
+        self._broadcast_last = self.store.last_id
         self.running = True
         self._started = time.monotonic()
         if self.heartbeat_interval > 0:
@@ -943,10 +955,22 @@ class Server:
         return sock
 
     async def stop_async(self) -> None:
-        """Close every connection (1001), free the port, close the store.  Idempotent."""
+        """Close every connection (1001), free the port, close the store.  Idempotent; a second
+        call while the first is running waits for it."""
+        if self._stopping is not None:
+            await asyncio.shield(self._stopping)
+            return
         if not self.running:
             return
-        self.running = False
+        self._stopping = asyncio.get_running_loop().create_future()
+        try:
+            await self._stop_now()
+        finally:
+            self._stopping.set_result(None)
+
+    async def _stop_now(self) -> None:
+        self.running = False  # publish/publish_nowait refuse from here on
+        await self._ingest_pending_nowait()
         with _registry_lock:
             if _registry.get((self.host, self.port)) is self:
                 del _registry[(self.host, self.port)]
@@ -987,8 +1011,9 @@ class Server:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the server; the port is free when this returns.  Safe to call twice."""
-        if not self.running:
+        """Stop the server; the port is free when this returns.  Safe to call twice, also
+        from two threads at once (the second call waits for the first)."""
+        if not self.running and self._stopping is None:
             return
         if _loop.in_loop_thread():
             raise RuntimeError("Server.stop() called from the loop thread; use stop_async()")
@@ -998,14 +1023,22 @@ class Server:
     async def publish_async(self, events: Event | list[Event]) -> list[Event]:
         """Validate and ingest on the loop; returns the stored events."""
         batch = validate_events(events, max_batch=self.max_batch_events)
-        stored = await self._ingest(batch)
+        try:
+            stored = await self._ingest(batch)
+        except StoreError:
+            self._errors.bump("store")
+            raise
         return [s.event for s in stored]
 
     async def _publish_count(self, events: Event | list[Event]) -> int:
         """:meth:`publish_async` for producers that ignore the result (the demo): returns how
         many events were stored, without decoding them back into dicts."""
         batch = validate_events(events, max_batch=self.max_batch_events)
-        return len(await self._ingest(batch))
+        try:
+            return len(await self._ingest(batch))
+        except StoreError:
+            self._errors.bump("store")
+            raise
 
     def publish(self, events: Event | list[Event]) -> list[Event]:
         """Ingest one event (dict) or a list from any thread, exactly like ``POST /events``.
@@ -1046,6 +1079,8 @@ class Server:
         )
         n = len(batch)
         with self._nowait_lock:
+            if not self.running:  # checked under the lock: stop ingests what was queued before
+                raise ServerError(f"server {self.url} is stopped")
             room = NOWAIT_MAX_PENDING - self._nowait_pending
             if n > room:
                 self._nowait_refused += n - max(room, 0)
@@ -1073,6 +1108,8 @@ class Server:
     def _drain_nowait(self) -> None:
         # At most NOWAIT_SLICE events per callback, then yield to the loop (writers, I/O) and
         # continue: a backlog never lands on the clients' send queues in one tick.
+        if not self.running:
+            return  # stopping: _ingest_pending_nowait ingests whatever is still queued
         batches: list[list[Encoded]] = []
         with self._nowait_lock:
             q = self._nowait_queue
@@ -1091,11 +1128,6 @@ class Server:
         n = len(events)
         if not events:
             return
-        if not self.running:
-            self._nowait_done(n)
-            self._errors.bump("publish_nowait")
-            log.warning("wsnotebook: %d published events dropped: server stopped", n)
-            return
         if self._append_now is not None:
             try:
                 self._ingest_now(events)
@@ -1107,6 +1139,24 @@ class Server:
             return
         task = asyncio.ensure_future(self._ingest(events))
         task.add_done_callback(functools.partial(self._nowait_task_done, n=n))
+
+    async def _ingest_pending_nowait(self) -> None:
+        """On stop: ingest every event ``publish_nowait`` accepted and that still waits (an
+        accepted event is never dropped by a graceful stop; new calls are refused already)."""
+        while True:
+            with self._nowait_lock:
+                batches = list(self._nowait_queue)
+                self._nowait_queue.clear()
+            if not batches:
+                return
+            events = [e for b in batches for e in b]
+            try:
+                await self._ingest(events)
+            except Exception as exc:
+                self._errors.bump("publish_nowait")
+                log.error("wsnotebook: publish_nowait ingest at stop failed: %r", exc)
+            finally:
+                self._nowait_done(len(events))
 
     def _nowait_task_done(self, task: asyncio.Future[list[StoredEvent]], *, n: int) -> None:
         self._nowait_done(n)
@@ -1147,6 +1197,12 @@ class Server:
         ``BROADCAST_CHECKPOINT_EVERY`` clients, ``_loop.budget_checkpoint()`` runs after every
         that many, so a big fan-out inside a kernel yields the GIL when over the CPU budget (a
         no-op outside a kernel / without a budget)."""
+        if stored:
+            # Everything up to here has been handed to the clients registered so far; a client
+            # registering now replays up to this id from the store and gets the rest live.  (A
+            # store that commits in a worker thread may already hold later ids that are not yet
+            # broadcast: ``store.last_id`` would make them arrive twice, replayed and live.)
+            self._broadcast_last = stored[-1].id
         clients = self._clients
         if not clients:
             return
@@ -1462,7 +1518,7 @@ class Server:
         )
         # register and fix the replay end atomically (no await in between): every event with
         # id <= replay_to comes from the store, every later one through the live path.
-        client.replay_to = self.store.last_id
+        client.replay_to = self._broadcast_last
         self._clients.add(client)
         self._connections_total += 1
         client.writer_task = asyncio.ensure_future(client.run_writer())
