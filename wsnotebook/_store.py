@@ -11,8 +11,9 @@
   in the database (``synchronous=NORMAL`` in WAL mode: it survives a process or kernel crash; a
   power cut may lose the last transactions).  The latest events (up to 10,000) are also cached in
   memory so ``initial`` snapshots and short resumes never touch the disk; older replays read the
-  database from a worker thread.  ``retain`` bounds the table too: older rows are pruned in the
-  writer thread.
+  database from a worker thread.  ``retain`` bounds the table exactly: each commit deletes the
+  rows beyond the newest ``retain`` (in the writer thread), and so does ``open``.  One store at a
+  time may have a database open (an exclusive lock on ``<path>.lock``).
 
 Both stamp events the same way (:func:`stamp`): ``id`` (increasing from 1 in a fresh store),
 ``timestamp`` (epoch ms int) when absent, ``server_received`` (epoch ms float).  Each stored event
@@ -24,6 +25,9 @@ A later backend (e.g. Redis Streams) implements :class:`Store`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
+import fcntl
 import itertools
 import logging
 import operator
@@ -38,7 +42,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from itertools import repeat
 from operator import attrgetter
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import msgspec
 import orjson
@@ -155,10 +159,6 @@ def stamp(event: Event, ident: int, received_ms: float) -> StoredEvent:
 #: What a store appends: validated event dicts, or events encoded ahead (:class:`Encoded`).
 Appendable = Sequence[Event] | Sequence[Encoded]
 
-#: Bytes the server's own fields (``id``, ``timestamp``, ``server_received``) may add to an
-#: event: a stored event may exceed the ``max_event_bytes`` its sender was held to by this much.
-STAMP_SLACK = 128
-
 
 def stamp_all(
     events: Appendable,
@@ -171,9 +171,11 @@ def stamp_all(
 
     An event that validated but cannot be encoded (a ``Decimal``, nesting deeper than orjson
     writes (254), a lone surrogate, an int beyond 64 bits ...) raises
-    :class:`~wsnotebook.errors.EventValidationError` naming it and its field; one whose JSON is
-    over ``max_bytes`` (+ :data:`STAMP_SLACK`) raises :class:`~wsnotebook.errors.LimitExceeded`
-    (``limit="max_event_bytes"``).  Either way nothing is stamped: no id is used up.
+    :class:`~wsnotebook.errors.EventValidationError` naming it and its field; one whose JSON
+    *without the server's fields* is over ``max_bytes`` raises
+    :class:`~wsnotebook.errors.LimitExceeded` (``limit="max_event_bytes"``): the rule of
+    :func:`snapshot_events`, so every ingest path accepts the same events.  Either way nothing
+    is stamped: no id is used up.
     """
     if events and type(events[0]) is Encoded:
         return _stamp_encoded(cast(Sequence[Encoded], events), first, received_ms)
@@ -184,16 +186,23 @@ def stamp_all(
         raise _unencodable(events) from None
     if max_bytes is not None and stored:
         sizes = [len(s.encoded) for s in stored]
-        biggest = max(sizes)
-        if biggest > max_bytes + STAMP_SLACK:
-            i = sizes.index(biggest)
-            where = f"events[{i}]" if len(events) > 1 else "event"
-            raise LimitExceeded(
-                f"{where}: {biggest} bytes as JSON exceeds the limit of {max_bytes}",
-                limit="max_event_bytes",
-                value=biggest,
-                bound=max_bytes,
-            )
+        if max(sizes) > max_bytes:
+            # Rare: a stamped event over the limit.  Its JSON without our fields (shorter than
+            # the stamped JSON, which holds the same keys and values plus ours) decides.
+            over = {
+                i: len(encode_event(_without_server_fields(events[i])))
+                for i, size in enumerate(sizes)
+                if size > max_bytes
+            }
+            i = max(over, key=over.__getitem__)
+            if over[i] > max_bytes:
+                where = f"events[{i}]" if len(events) > 1 else "event"
+                raise LimitExceeded(
+                    f"{where}: {over[i]} bytes as JSON exceeds the limit of {max_bytes}",
+                    limit="max_event_bytes",
+                    value=over[i],
+                    bound=max_bytes,
+                )
     return stored
 
 
@@ -317,7 +326,8 @@ class Store(ABC):
         """Open resources (raise :class:`StoreError` when unusable)."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
-        """Release resources; pending appends complete first."""
+        """Release resources; appends already pending complete first, later ones raise
+        :class:`StoreError`."""
 
     @abstractmethod
     async def append(self, events: Appendable) -> list[StoredEvent]:
@@ -335,7 +345,8 @@ class Store(ABC):
 
     @abstractmethod
     async def filter_options(self) -> dict[str, list[str]]:
-        """Distinct values of ``source_app``, ``session_id``, ``hook_event_type`` (sorted)."""
+        """Distinct values of ``source_app``, ``session_id``, ``hook_event_type`` among the
+        retained events (sorted)."""
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -496,6 +507,10 @@ SQLITE_CACHE_EVENTS = 10_000
 SQLITE_GROUP_MAX = 1_000
 
 _STOP = object()
+#: Facet entries (per field) below which the SQLite store never drops stale values.
+_FACET_COMPACT_MIN = 4096
+#: SQLite's primary result code for a write to a read-only database.
+_SQLITE_READONLY = 8
 
 
 def parse_store_url(store: str) -> tuple[str, str]:
@@ -521,11 +536,56 @@ def open_store(store: str | Store, *, retain: int) -> Store:
     return SQLiteStore(path, retain=retain)
 
 
+class _Opened(NamedTuple):
+    """What :meth:`SQLiteStore._open_sync` hands to :meth:`SQLiteStore.open`."""
+
+    lock_fd: int
+    write_conn: sqlite3.Connection
+    read_conn: sqlite3.Connection
+    epoch: str
+    last: int
+    first: int | None
+    rows: int
+    cached: list[StoredEvent]
+    facets: list[dict[str, int]]
+
+    def discard(self) -> None:
+        """Close what was opened (an open that cannot complete)."""
+        for conn in (self.read_conn, self.write_conn):
+            with contextlib.suppress(Exception):
+                conn.close()
+        with contextlib.suppress(OSError):
+            os.close(self.lock_fd)
+
+
+def _discard_late(fut: asyncio.Future[_Opened]) -> None:
+    """Done-callback of an open whose caller was cancelled: close what it opened."""
+    if not fut.cancelled() and fut.exception() is None:
+        fut.result().discard()
+
+
+def _decode_rows(rows: list[Any]) -> list[StoredEvent]:
+    """``(id, data)`` rows as stored events (raises on rows that are not event JSON)."""
+    return [stored_event(int(i), decode_json(d), bytes(d)) for i, d in rows]
+
+
 class SQLiteStore(Store):
     """SQLite (WAL) store with a writer thread doing group commit; see the module docstring.
 
-    ``retain`` (default 100,000; 1..100,000,000) bounds the table: the writer thread prunes rows
-    older than the newest ``retain`` ones.  Epoch and id sequence persist across restarts.
+    ``retain`` (default 100,000; 1..100,000,000) bounds the table exactly: every commit deletes
+    the rows older than the newest ``retain`` ones (in the writer thread, in the same
+    transaction), and so does :meth:`open` (a restart with a smaller ``retain`` takes effect at
+    once).  So ``len()``, ``first_id``, ``recent``, ``since`` and ``filter_options`` (the
+    distinct values among the retained events, as for :class:`MemoryStore`) never see more than
+    ``retain`` events.  Epoch and id sequence persist across restarts.
+
+    :meth:`open` takes an exclusive lock on ``<path>.lock`` (``flock``; the file is left in
+    place) and holds it until :meth:`close` has finished the writer: a second store on the same
+    database, in this process or another, fails to open instead of both writing the same ids.
+    It also proves the database writable (a write committed at open) and reads the cached
+    events back, so a read-only or corrupt database is a :class:`StoreError` naming the path at
+    open, not a failure of every later write.  A failed open leaves nothing open.  An instance
+    may be opened again after :meth:`close` (it reloads everything from the database).
     """
 
     kind = "sqlite"
@@ -533,18 +593,33 @@ class SQLiteStore(Store):
     def __init__(self, path: str | os.PathLike[str], *, retain: int = 100_000) -> None:
         self.path = os.fspath(path)
         self.retain = _check_retain(retain)
+        self._read_lock = threading.Lock()
+        self._facet_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._read_conn: sqlite3.Connection | None = None
+        self._generation = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        """Forget every piece of in-memory state (open() reloads it from the database)."""
         self.epoch = ""
         self._cache = _Ring(min(self.retain, SQLITE_CACHE_EVENTS), facets=False)
-        self._facets: dict[str, set[str]] = {name: set() for name, _ in FACET_FIELDS}
         self._next = 1  # next id to assign
         self._last = 0  # newest committed id
         self._first: int | None = None
         self._count = 0
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._read_conn: sqlite3.Connection | None = None
-        self._read_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._accepting = False  # True from a completed open() until close() begins
+        self._why_not = "not open"  # why append() refuses otherwise (close(): "closed")
+        # Per facet field: value -> the newest id that holds it.  A value is among the retained
+        # events iff that id >= the oldest retained id, whatever ids failed commits skipped.
+        # Kept by the writer thread (with _w_first), read under _facet_lock.
+        self._facet_seen: list[dict[str, int]] = [{} for _ in FACET_FIELDS]
+        self._facet_bound = _FACET_COMPACT_MIN  # entries that trigger dropping stale values
+        # The table as the writer thread knows it (rows, oldest id): the writer's own state.
+        self._w_count = 0
+        self._w_first: int | None = None
         self.commits = 0
         self.commit_errors = 0
 
@@ -565,119 +640,274 @@ class SQLiteStore(Store):
         conn.execute("PRAGMA busy_timeout=5000")
         return conn
 
-    def _open_sync(self) -> list[StoredEvent]:
+    def _lock(self) -> int:
+        """Take the store's exclusive lock: ``<path>.lock`` (symlinks resolved), ``flock``.
+
+        A sidecar file, not the database: SQLite locks the database with POSIX ``fcntl``
+        locks, which a process loses on *every* descriptor of the file when it closes any one
+        of them, so a descriptor of our own on the database could drop SQLite's locks."""
+        lock_path = os.path.realpath(self.path) + ".lock"
         try:
-            directory = os.path.dirname(os.path.abspath(self.path))
-            if not os.path.isdir(directory):
-                raise StoreError(f"sqlite store {self.path}: directory {directory} does not exist")
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise StoreError(
+                f"sqlite store {self.path}: cannot open the lock file {lock_path}: "
+                f"{exc.strerror or exc}"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise StoreError(
+                    f"sqlite store {self.path}: is in use by another wsnotebook server "
+                    f"(it holds {lock_path})"
+                ) from None
+            raise StoreError(
+                f"sqlite store {self.path}: cannot lock {lock_path}: {exc.strerror or exc}"
+            ) from None
+        return fd
+
+    def _open_sync(self) -> _Opened:
+        """Lock, open, check and load the database (worker thread).  On any failure closes
+        everything it opened and raises StoreError naming the path."""
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(directory):
+            raise StoreError(f"sqlite store {self.path}: directory {directory} does not exist")
+        lock_fd = self._lock()
+        conns: list[sqlite3.Connection] = []
+        try:
             conn = self._connect()
-            try:
-                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-                if str(mode).lower() != "wal":
-                    raise StoreError(f"sqlite store {self.path}: cannot enable WAL mode ({mode})")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.executescript(_SCHEMA)
-                row = conn.execute("SELECT value FROM meta WHERE key='epoch'").fetchone()
-                if row is None:
-                    conn.execute("BEGIN IMMEDIATE")
-                    conn.execute(
-                        "INSERT OR IGNORE INTO meta VALUES ('epoch', ?), ('schema', ?)",
-                        (secrets.token_hex(8), _SCHEMA_VERSION),
-                    )
-                    conn.execute("COMMIT")
-                    row = conn.execute("SELECT value FROM meta WHERE key='epoch'").fetchone()
-                self.epoch = str(row[0])
-                lo, hi, count = conn.execute(
-                    "SELECT MIN(id), MAX(id), COUNT(*) FROM events"
-                ).fetchone()
-                seq = conn.execute("SELECT value FROM meta WHERE key='last_id'").fetchone()
-                self._last = max(int(hi or 0), int(seq[0]) if seq else 0)
-                self._next = self._last + 1
-                self._first = int(lo) if lo is not None else None
-                self._count = int(count)
-                for name, _ in FACET_FIELDS:
-                    self._facets[name] = {
-                        r[0] for r in conn.execute(f"SELECT DISTINCT {name} FROM events")
-                    }
-                rows = conn.execute(
-                    "SELECT id, data FROM events ORDER BY id DESC LIMIT ?", (self._cache.size,)
-                ).fetchall()
-            except BaseException:
-                conn.close()
+            conns.append(conn)
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"sqlite store {self.path}: cannot enable WAL mode ({mode})")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA)
+            epoch, last, first, count = self._prepare(conn)
+            facets: list[dict[str, int]] = [{} for _ in FACET_FIELDS]
+            for *values, newest in conn.execute(
+                "SELECT source_app, session_id, hook_event_type, MAX(id) FROM events"
+                " GROUP BY source_app, session_id, hook_event_type"
+            ):
+                for seen, value in zip(facets, values):
+                    value = sys.intern(str(value))
+                    seen[value] = max(seen.get(value, 0), newest)
+            rows = conn.execute(
+                "SELECT id, data FROM events ORDER BY id DESC LIMIT ?",
+                (min(self.retain, SQLITE_CACHE_EVENTS),),
+            ).fetchall()
+            rows.reverse()
+            cached = _decode_rows(rows)
+            read_conn = self._connect()
+            conns.append(read_conn)
+        except BaseException as exc:
+            for c in conns:
+                with contextlib.suppress(Exception):
+                    c.close()
+            os.close(lock_fd)
+            if isinstance(exc, StoreError) or not isinstance(exc, Exception):
                 raise
+            if not isinstance(exc, sqlite3.Error):
+                reason = f"{type(exc).__name__}: {exc}"
+            elif getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_READONLY:
+                reason = f"cannot write: {exc}"
+            else:
+                reason = str(exc)
+            raise StoreError(f"sqlite store {self.path}: {reason}") from exc
+        return _Opened(lock_fd, conn, read_conn, epoch, last, first, count, cached, facets)
+
+    def _prepare(self, conn: sqlite3.Connection) -> tuple[str, int, int | None, int]:
+        """In one write transaction: create the epoch if missing, read the sequence, prune to
+        ``retain`` and rewrite ``last_id`` (a committed write: proves the database writable).
+        Returns ``(epoch, last_id, first_id, count)``."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise StoreError(f"sqlite store {self.path}: {exc}") from None
-        self._write_conn = conn
-        self._read_conn = self._connect()
-        return [stored_event(int(i), decode_json(d), bytes(d)) for i, d in reversed(rows)]
+            raise StoreError(f"sqlite store {self.path}: cannot write: {exc}") from exc
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key='epoch'").fetchone()
+            if row is None:
+                row = (secrets.token_hex(8),)
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('epoch', ?), ('schema', ?)",
+                    (row[0], _SCHEMA_VERSION),
+                )
+            epoch = str(row[0])
+            hi, count = conn.execute("SELECT MAX(id), COUNT(*) FROM events").fetchone()
+            seq = conn.execute("SELECT value FROM meta WHERE key='last_id'").fetchone()
+            try:
+                last = max(int(hi or 0), int(seq[0]) if seq else 0)
+            except (TypeError, ValueError):
+                raise StoreError(
+                    f"sqlite store {self.path}: corrupt sequence (meta last_id {seq[0]!r})"
+                ) from None
+            if count > self.retain:
+                conn.execute(
+                    "DELETE FROM events WHERE id <= "
+                    "(SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                    (self.retain,),
+                )
+                count = self.retain
+            (lo,) = conn.execute("SELECT MIN(id) FROM events").fetchone()
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('last_id', ?)", (str(last),))
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreError(f"sqlite store {self.path}: cannot write: {exc}") from exc
+        except BaseException:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise
+        return epoch, last, int(lo) if lo is not None else None, int(count)
 
     async def open(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        cached = await asyncio.to_thread(self._open_sync)
-        self._cache.add(cached)
-        self._thread = threading.Thread(
+        if self._thread is not None:
+            raise StoreError(f"sqlite store {self.path}: already open")
+        self._reset()
+        self._generation += 1
+        loop = asyncio.get_running_loop()
+        task = loop.run_in_executor(None, self._open_sync)
+        try:
+            opened = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_discard_late)
+            raise
+        self._loop = loop
+        self.epoch = opened.epoch
+        self._last = opened.last
+        self._next = opened.last + 1
+        self._first = opened.first
+        self._count = self._w_count = opened.rows
+        self._w_first = opened.first
+        self._cache.add(opened.cached)
+        with self._facet_lock:
+            self._facet_seen = opened.facets
+            self._facet_bound = max(_FACET_COMPACT_MIN, 2 * max(map(len, opened.facets)))
+        thread = threading.Thread(
             target=self._writer,
+            args=(opened.write_conn, opened.lock_fd, self._queue, loop, self._generation),
             name=f"wsnotebook-sqlite-{os.path.basename(self.path)}",
             daemon=True,
         )
-        self._thread.start()
+        try:
+            thread.start()
+        except BaseException as exc:
+            opened.discard()
+            self._reset()
+            raise StoreError(f"sqlite store {self.path}: cannot start the writer: {exc}") from exc
+        self._thread = thread
+        self._read_conn = opened.read_conn
+        self._accepting = True
 
     async def close(self) -> None:
+        """Refuse new appends, commit those already queued, stop the writer (which releases
+        the lock), close the reader.  Appends queued behind the stop fail with StoreError."""
+        self._accepting = False
+        if self._thread is not None or self._read_conn is not None:
+            self._why_not = "closed"
         thread = self._thread
         if thread is not None:
             self._queue.put(_STOP)
             await asyncio.to_thread(thread.join, 30)
+            if thread.is_alive():  # pragma: no cover - a commit stuck for 30 s
+                log.error("sqlite store %s: the writer did not stop within 30 s", self.path)
             self._thread = None
+            self._refuse(self._drain(self._queue))
         if self._read_conn is not None:
             with self._read_lock:
                 self._read_conn.close()
             self._read_conn = None
 
     # ------------------------------------------------------------------ writing
-    def _writer(self) -> None:
-        conn = self._write_conn
-        stop = False
+    @staticmethod
+    def _drain(q: queue.SimpleQueue[Any]) -> list[Any]:
+        """The appends left in ``q`` (stop markers dropped)."""
+        left: list[Any] = []
+        while True:
+            try:
+                item = q.get_nowait()
+            except queue.Empty:
+                return left
+            if item is not _STOP:
+                left.append(item)
+
+    def _refuse(self, items: list[Any]) -> None:
+        """Fail appends that came after close() began (on the loop thread)."""
+        for _, fut in items:
+            if not fut.done():
+                fut.set_exception(StoreError(f"sqlite store {self.path}: closed"))
+
+    def _writer(
+        self,
+        conn: sqlite3.Connection,
+        lock_fd: int,
+        q: queue.SimpleQueue[Any],
+        loop: asyncio.AbstractEventLoop,
+        generation: int,
+    ) -> None:
+        def to_loop(callback: Callable[..., None], *args: Any) -> None:
+            with contextlib.suppress(RuntimeError):  # loop closed at interpreter exit
+                loop.call_soon_threadsafe(callback, *args)
+
         try:
+            stop = False
             while not stop:
-                item = self._queue.get()
+                item = q.get()
                 if item is _STOP:
                     break
                 group = [item]
                 while len(group) < SQLITE_GROUP_MAX:
                     try:
-                        nxt = self._queue.get_nowait()
+                        nxt = q.get_nowait()
                     except queue.Empty:
                         break
                     if nxt is _STOP:
                         stop = True
                         break
                     group.append(nxt)
-                self._commit(conn, group)
+                try:
+                    outcome = self._commit(conn, group)
+                except BaseException as exc:  # pragma: no cover - _commit reports its own
+                    outcome = (exc, 0, None)
+                to_loop(self._committed, generation, group, *outcome)
+            late = self._drain(q)
+            if late:  # queued behind the stop marker: never committed, so refused
+                to_loop(self._refuse, late)
         finally:
             conn.close()
+            os.close(lock_fd)  # releases the lock: the database is free for another store
 
-    def _commit(self, conn: sqlite3.Connection, group: list[Any]) -> None:
+    def _commit(
+        self, conn: sqlite3.Connection, group: list[Any]
+    ) -> tuple[BaseException | None, int, int | None]:
+        """Commit a group of appends (writer thread): ``(error, rows, first_id)`` after it."""
         rows = [
-            (
-                s.id,
-                s.source_app,
-                s.session_id,
-                s.hook_event_type,
-                s.encoded,
-            )
+            (s.id, s.source_app, s.session_id, s.hook_event_type, s.encoded)
             for stored, _ in group
             for s in stored
         ]
-        top = max(s.id for stored, _ in group for s in stored)
         error: BaseException | None = None
-        pruned_first: int | None = None
+        count, first = self._w_count, self._w_first
         try:
             conn.execute("BEGIN")
             conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", rows)
-            conn.execute("INSERT OR REPLACE INTO meta VALUES ('last_id', ?)", (str(top),))
-            if self._count + len(rows) > self.retain + max(1, self.retain // 10):
-                conn.execute("DELETE FROM events WHERE id <= ?", (top - self.retain,))
-                pruned_first = conn.execute("SELECT MIN(id) FROM events").fetchone()[0]
+            # appends are queued in id order: the group's last row has its highest id
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('last_id', ?)", (str(rows[-1][0]),))
+            count += len(rows)
+            if first is None:
+                first = rows[0][0]
+            over = count - self.retain
+            if over > 0:  # delete the oldest rows beyond retain: the new oldest is after them
+                row = conn.execute(
+                    "SELECT id FROM events ORDER BY id LIMIT 1 OFFSET ?", (over,)
+                ).fetchone()
+                if row is None:  # fewer rows than counted (cannot happen while locked)
+                    count, first = conn.execute("SELECT COUNT(*), MIN(id) FROM events").fetchone()
+                else:
+                    first = row[0]
+                    count -= conn.execute("DELETE FROM events WHERE id < ?", (first,)).rowcount
             conn.execute("COMMIT")
             self.commits += 1
         except BaseException as exc:  # report to every waiter, keep the thread alive
@@ -688,30 +918,42 @@ class SQLiteStore(Store):
             except sqlite3.Error:
                 pass
             log.error("sqlite store %s: commit failed: %s", self.path, exc)
-        loop = self._loop
-        assert loop is not None
-        try:
-            loop.call_soon_threadsafe(self._committed, group, error, len(rows), pruned_first)
-        except RuntimeError:  # loop closed at interpreter exit
-            pass
+        else:
+            self._committed_rows(rows, count, first)
+        return error, count, first
+
+    def _committed_rows(self, rows: list[Any], count: int, first: int | None) -> None:
+        """The writer's state after a commit of ``rows``: the table's row count and oldest id,
+        and the newest id of each facet value (C-level passes: ``dict.update`` keeps the last,
+        highest, id of a value).  Values no retained row holds are dropped now and then, so
+        high-cardinality fields (session ids) do not grow memory without bound."""
+        ids = [row[0] for row in rows]
+        with self._facet_lock:
+            self._w_count, self._w_first = count, first
+            seen_all = self._facet_seen
+            for index, seen in enumerate(seen_all, 1):
+                seen.update(zip(map(operator.itemgetter(index), rows), ids))
+            if max(map(len, seen_all)) > self._facet_bound and first is not None:
+                for seen in seen_all:
+                    for value in [v for v, newest in seen.items() if newest < first]:
+                        del seen[value]
+                self._facet_bound = max(_FACET_COMPACT_MIN, 2 * max(map(len, seen_all)))
 
     def _committed(
-        self, group: list[Any], error: BaseException | None, n: int, pruned_first: int | None
+        self,
+        generation: int,
+        group: list[Any],
+        error: BaseException | None,
+        count: int,
+        first: int | None,
     ) -> None:
-        if error is None:
+        if error is None and generation == self._generation:
+            add = self._cache.add
             for stored, _ in group:
-                self._cache.add(stored)
-                ev_last = stored[-1].id
-                if ev_last > self._last:
-                    self._last = ev_last
-                if self._first is None:
-                    self._first = stored[0].id
-                for name, values in self._facets.items():
-                    values.update(map(attrgetter(name), stored))
-            self._count += n
-            if pruned_first is not None:
-                self._count = self._last - int(pruned_first) + 1 if self._last else 0
-                self._first = int(pruned_first)
+                add(stored)
+            self._last = max(self._last, group[-1][0][-1].id)
+            self._count = count
+            self._first = first
         for _, fut in group:
             if fut.done():
                 continue
@@ -721,11 +963,13 @@ class SQLiteStore(Store):
                 fut.set_exception(StoreError(f"sqlite store {self.path}: {error}"))
 
     async def append(self, events: Appendable) -> list[StoredEvent]:
-        if self._thread is None:
-            raise StoreError(f"sqlite store {self.path}: not open")
+        if not self._accepting:
+            raise StoreError(f"sqlite store {self.path}: {self._why_not}")
         received = now_ms()
         first = self._next
         stored = stamp_all(events, first, received, self.max_event_bytes)
+        if not stored:
+            return stored
         self._next += len(stored)
         assert self._loop is not None
         fut: asyncio.Future[None] = self._loop.create_future()
@@ -734,37 +978,57 @@ class SQLiteStore(Store):
         return stored
 
     # ------------------------------------------------------------------ reading
-    def _read(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
+    def _read_events(self, sql: str, args: tuple[Any, ...]) -> list[StoredEvent]:
+        """Rows ``(id, data)`` of ``sql`` as stored events (worker thread)."""
         with self._read_lock:
             if self._read_conn is None:
                 raise StoreError(f"sqlite store {self.path}: closed")
             try:
-                return self._read_conn.execute(sql, args).fetchall()
+                rows = self._read_conn.execute(sql, args).fetchall()
             except sqlite3.Error as exc:
                 raise StoreError(f"sqlite store {self.path}: {exc}") from None
+        try:
+            return _decode_rows(rows)
+        except Exception as exc:
+            raise StoreError(
+                f"sqlite store {self.path}: corrupt event row: {type(exc).__name__}: {exc}"
+            ) from exc
 
     async def recent(self, limit: int) -> list[StoredEvent]:
         if limit <= len(self._cache) or len(self._cache) >= self._count:
             return self._cache.recent(limit)
-        rows = await asyncio.to_thread(
-            self._read,
+        stored = await asyncio.to_thread(
+            self._read_events,
             "SELECT id, data FROM events WHERE id <= ? ORDER BY id DESC LIMIT ?",
-            (self._last, limit),
+            (self._last, min(limit, self.retain)),
         )
-        return [stored_event(int(i), decode_json(d), bytes(d)) for i, d in reversed(rows)]
+        stored.reverse()
+        return stored
 
     async def since(self, after_id: int, limit: int) -> list[StoredEvent]:
         if self._cache.covers(after_id):
             return self._cache.since(after_id, limit)
-        rows = await asyncio.to_thread(
-            self._read,
+        return await asyncio.to_thread(
+            self._read_events,
             "SELECT id, data FROM events WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
-            (after_id, self._last, limit),
+            (after_id, self._last, min(limit, self.retain)),
         )
-        return [stored_event(int(i), decode_json(d), bytes(d)) for i, d in rows]
+
+    def _facet_values(self) -> dict[str, list[str]]:
+        with self._facet_lock:
+            first = self._w_first
+            items = [list(seen.items()) for seen in self._facet_seen]
+        if first is None:
+            return {key: [] for _, key in FACET_FIELDS}
+        return {
+            key: sorted([value for value, newest in pairs if newest >= first])
+            for (_, key), pairs in zip(FACET_FIELDS, items)
+        }
 
     async def filter_options(self) -> dict[str, list[str]]:
-        return {key: sorted(self._facets[name]) for name, key in FACET_FIELDS}
+        """Distinct values among the retained rows (tracked by the writer thread; listed and
+        sorted in a worker thread, off the event loop)."""
+        return await asyncio.to_thread(self._facet_values)
 
     def stats(self) -> dict[str, Any]:
         out = super().stats()
