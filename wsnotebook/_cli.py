@@ -481,7 +481,13 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # ``bench`` passes options it does not know to run_all.py (``bench --only fanout``), with or
+    # without a ``--`` first; every other command refuses them.
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        if args.command != "bench":
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.rest = [*unknown, *args.rest]
     if getattr(args, "publish_batch", 1) < 1:
         parser.error("--publish-batch must be >= 1")
     if not 0 <= (getattr(args, "batch", None) or 0) <= 100_000:

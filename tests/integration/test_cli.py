@@ -264,6 +264,23 @@ def test_bench_runs_run_all_with_quick_passthrough(
     assert json.loads((tmp_path / "args.json").read_text()) == ["--quick", "--only", "x"]
 
 
+def test_bench_passes_unknown_options_through_without_a_double_dash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bench = tmp_path / "benchmarks"
+    bench.mkdir()
+    (bench / "run_all.py").write_text(
+        "import sys, pathlib, json\n"
+        "pathlib.Path('args.json').write_text(json.dumps(sys.argv[1:]))\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert _cli.main(["bench", "--only", "fanout", "--reps", "3"]) == 0
+    assert json.loads((tmp_path / "args.json").read_text()) == ["--only", "fanout", "--reps", "3"]
+    with pytest.raises(SystemExit) as info:  # other commands still refuse unknown options
+        _cli.main(["send", "--bogus"])
+    assert info.value.code == 2
+
+
 def test_bench_without_a_suite_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
