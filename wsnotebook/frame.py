@@ -1441,9 +1441,11 @@ class EventFrame:
         *,
         search: str | re.Pattern[str] | None = None,
         limit: int | None = None,
+        scan: int | None = None,
     ) -> tuple[list[_Piece], list[list[str]]]:
         """Under the lock: the rows :meth:`filter` selects, as pieces, and the category
-        values."""
+        values.  ``scan``: look at the newest ``scan`` rows only (the monitor bounds its
+        per-tick search cost with it; ``None``: every retained row)."""
         if limit is not None:
             limit = _count_arg("filter", "limit", limit)
         pattern = _search_pattern(search)
@@ -1476,9 +1478,13 @@ class EventFrame:
         blob_pattern = _blob_pattern(pattern) if pattern is not None else None
         pieces: list[_Piece] = []
         remaining = limit
+        unscanned = scan
         for chunk, start in reversed(chunks):
-            if remaining == 0:
+            if remaining == 0 or unscanned == 0:
                 break
+            if unscanned is not None:
+                start = max(start, chunk.n - unscanned)
+                unscanned -= chunk.n - start
             mask = np.ones(chunk.n - start, dtype=bool)
             for codes, col in zip(code_sets, chunk.cats):
                 if codes is not None:

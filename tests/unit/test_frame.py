@@ -1284,3 +1284,14 @@ def test_batches_accept_str_subclass_summaries() -> None:
     frame = EventFrame()
     assert frame.extend([ev(1, summary=Text("x \u00e9")), ev(2)]) == 2
     assert frame.df["summary"].tolist() == ["x \u00e9", None]
+
+
+@pytest.mark.parametrize("chunk_rows", [3, 7, 100])
+def test_filter_pieces_can_scan_only_the_newest_rows(chunk_rows: int) -> None:
+    frame = EventFrame(chunk_rows=chunk_rows)
+    frame.extend([ev(i, summary="hit" if i % 5 == 0 else "miss") for i in range(1, 41)])
+    for scan in (0, 1, 9, 10, 11, 40, 100):
+        table = frame._table(search="hit", scan=scan)
+        expected = [i for i in range(max(1, 41 - scan), 41) if i % 5 == 0]
+        assert list(table["id"]) == expected, scan
+    assert list(frame._table(search="hit", scan=10, limit=1)["id"]) == [40]

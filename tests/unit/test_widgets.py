@@ -361,6 +361,24 @@ def test_throughput_can_end_at_a_given_time_leaving_later_timestamps_out() -> No
         frame.throughput("1s", end=float("nan"))
 
 
+def test_the_search_box_looks_at_the_newest_rows_only_and_says_so(
+    wire: list, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(W, "SEARCH_SCAN_ROWS", 10)
+    frame = EventFrame()
+    frame.extend(make_events(30, summary="needle"))
+    mon = new_monitor(frame, clock)
+    mon.search.value = "needle"
+    clock.now += 0.25
+    mon.refresh()
+    assert sorted(table_ids(mon)) == list(range(21, 31))  # not 1..30: a bounded scan
+    assert "search: newest 10 rows" in mon.status.value
+    mon.search.value = ""
+    clock.now += 0.25
+    mon.refresh()
+    assert "search: newest" not in mon.status.value
+
+
 # --------------------------------------------------------------------------- buttons
 
 
