@@ -3,7 +3,7 @@
 One ipywidgets box with
 
 * a **status line**: connection state, clients connected (server), events total, events/s,
-  reconnects, dropped, errors, p50/p99 latency;
+  reconnects, dropped, gaps (losses recorded by the client), errors, p50/p99 latency;
 * a **live table** of the newest N rows (newest first), filtered by ``source_app``,
   ``session_id``, ``hook_event_type`` (dropdowns fed by ``frame.categories``) and a regex search
   box (searching the newest ``SEARCH_SCAN_ROWS`` = 50,000 rows); every value is HTML-escaped;
@@ -277,6 +277,7 @@ _STATUS_LABELS = (
     ("events_per_s", "ev/s"),
     ("reconnects", "reconnects"),
     ("dropped", "dropped"),
+    ("gaps", "gaps"),
     ("errors", "errors"),
     ("p50_ms", "p50 ms"),
     ("p99_ms", "p99 ms"),
@@ -285,7 +286,8 @@ _STATUS_LABELS = (
 
 def render_status(status: dict[str, Any]) -> str:
     """HTML status line from a status dict (keys: ``state``, ``clients``, ``events``,
-    ``events_per_s``, ``reconnects``, ``dropped``, ``errors``, ``p50_ms``, ``p99_ms``, ``note``).
+    ``events_per_s``, ``reconnects``, ``dropped``, ``gaps``, ``errors``, ``p50_ms``, ``p99_ms``,
+    ``note``).
     Missing keys are left out, ``None`` shows as "–"; every value is HTML-escaped."""
     state = str(status.get("state", ""))
     parts = [f"<span class='wsn-state wsn-state-{_esc(state)}'>{_esc(state)}</span>"]
@@ -945,6 +947,8 @@ class Monitor:
             + _count(cm.get("dropped"))
             + _count(sm.get("dropped_slow_clients", sm.get("dropped")))
         )
+        # losses the client recorded (frame.mark_gap): shown, never hidden
+        status["gaps"] = int(getattr(self.frame, "_gaps_total", 0) or 0)
         status["errors"] = self.errors + _count(cm.get("errors")) + _count(sm.get("errors"))
         status["p50_ms"], status["p99_ms"] = self._latency
         notes = []

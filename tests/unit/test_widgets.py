@@ -379,6 +379,18 @@ def test_the_search_box_looks_at_the_newest_rows_only_and_says_so(
     assert "search: newest" not in mon.status.value
 
 
+def test_the_status_line_shows_the_losses_the_client_recorded(wire: list, clock: FakeClock):
+    frame = EventFrame()
+    frame.extend(make_events(3))
+    mon = new_monitor(frame, clock)
+    mon.refresh()
+    assert "gaps</span> <span class='wsn-v'>0<" in mon.status.value
+    frame.mark_gap(4, 9, "evicted")
+    clock.now += 0.25
+    mon.refresh()
+    assert "gaps</span> <span class='wsn-v'>1<" in mon.status.value
+
+
 # --------------------------------------------------------------------------- buttons
 
 
