@@ -476,6 +476,19 @@ def test_close_stops_the_tick_and_closes_every_widget(wire: list):
         mon.start()
 
 
+def test_close_leaves_no_widget_model_of_the_monitor_open(wire: list) -> None:
+    from ipywidgets.widgets.widget import _instances
+
+    frame = EventFrame()
+    W.monitor(frame).close()  # warm-up: classes and shared defaults
+    before = set(_instances)
+    mon = W.monitor(frame, split_by_type=True)
+    created = set(_instances) - before
+    assert len(created) > 40  # layouts, styles, the chart's marks, axes and scales too
+    mon.close()
+    assert not (set(_instances) & created)  # each one closed (was: 36 of 53 left open)
+
+
 def test_the_monitor_table_renders_the_same_without_pandas(wire: list) -> None:
     frame = EventFrame(max_rows=50, chunk_rows=8)
     events = make_events(40)
