@@ -15,6 +15,7 @@ Exit codes: 0 success, 1 the server refused (HTTP error), 2 usage error, 3 conne
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import math
@@ -156,7 +157,10 @@ def cmd_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         rate = 0.0
         with _StopSignal() as stop:
             while True:
-                interrupted = stop.wait(args.refresh)
+                wait = args.refresh
+                if args.duration is not None:  # the last wait ends with the duration
+                    wait = max(0.0, min(wait, start + args.duration - time.monotonic()))
+                interrupted = stop.wait(wait)
                 now = time.monotonic()
                 total = int(getattr(client.frame, "total", len(client.frame)))
                 dt = now - last_t
@@ -191,6 +195,10 @@ def cmd_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
                     break
         if tty:
             out.write("\n")
+        producer.stop()
+        # Events still in flight reach the client before the final count (bounded wait).
+        with contextlib.suppress(TimeoutError):
+            client.wait_for(producer.sent, timeout=5.0)
         print(
             f"done: produced {producer.sent:,d} events, client received "
             f"{int(getattr(client.frame, 'total', 0)):,d}, producer errors {producer.errors}",

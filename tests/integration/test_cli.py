@@ -361,6 +361,16 @@ def test_demo_runs_for_a_duration_and_reports_received_events() -> None:
     assert lat and float(lat.group(1)) <= float(lat.group(2)) < 60_000
     done = re.search(r"produced ([\d,]+) events, client received ([\d,]+)", proc.stdout)
     assert done and int(done.group(2).replace(",", "")) > 100
+    produced, received = (int(g.strip(",").replace(",", "")) for g in done.groups())
+    assert produced == received  # the final count waits for the events in flight
+
+
+def test_demo_duration_is_not_rounded_up_to_the_refresh_period() -> None:
+    proc = run_cli("demo", "--duration", "0.5", "--refresh", "30", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    last = [ln for ln in proc.stdout.splitlines() if "ev/s" in ln][-1]
+    elapsed = float(re.search(r"\[\s*([\d.]+)s\]", last).group(1))  # type: ignore[union-attr]
+    assert elapsed < 5  # was 30: the first refresh
 
 
 def test_demo_stops_cleanly_on_ctrl_c() -> None:
