@@ -9,7 +9,8 @@
 * ``bench`` — run ``benchmarks/run_all.py`` (``--quick`` and any further arguments pass through).
 
 Exit codes: 0 success, 1 the server refused (HTTP error), 2 usage error, 3 connection failure,
-130 interrupted.
+130 interrupted (``demo`` stopped by Ctrl-C before its ``--duration``; for ``serve``, Ctrl-C and
+SIGTERM are the normal way to stop, a clean stop exits 0).
 """
 
 from __future__ import annotations
