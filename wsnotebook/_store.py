@@ -196,13 +196,7 @@ def stamp_all(
             }
             i = max(over, key=over.__getitem__)
             if over[i] > max_bytes:
-                where = f"events[{i}]" if len(events) > 1 else "event"
-                raise LimitExceeded(
-                    f"{where}: {over[i]} bytes as JSON exceeds the limit of {max_bytes}",
-                    limit="max_event_bytes",
-                    value=over[i],
-                    bound=max_bytes,
-                )
+                raise _too_large(i, len(events), over[i], max_bytes)
     return stored
 
 
@@ -245,15 +239,19 @@ def snapshot_events(events: Sequence[Event], max_bytes: int | None = None) -> li
         sizes = [len(item.encoded) for item in items]
         biggest = max(sizes)
         if biggest > max_bytes:
-            i = sizes.index(biggest)
-            where = f"events[{i}]" if len(items) > 1 else "event"
-            raise LimitExceeded(
-                f"{where}: {biggest} bytes as JSON exceeds the limit of {max_bytes}",
-                limit="max_event_bytes",
-                value=biggest,
-                bound=max_bytes,
-            )
+            raise _too_large(sizes.index(biggest), len(items), biggest, max_bytes)
     return items
+
+
+def _too_large(i: int, n: int, size: int, max_bytes: int) -> LimitExceeded:
+    """The error for event ``i`` of ``n`` whose JSON is ``size`` bytes, over ``max_bytes``."""
+    where = f"events[{i}]" if n > 1 else "event"
+    return LimitExceeded(
+        f"{where}: {size} bytes as JSON exceeds the limit of {max_bytes}",
+        limit="max_event_bytes",
+        value=size,
+        bound=max_bytes,
+    )
 
 
 def _without_server_fields(event: Event) -> Event:

@@ -248,17 +248,23 @@ def test_send_usage_errors_exit_2(args: tuple[str, ...], stdin: str, message: st
 # --------------------------------------------------------------------------- bench
 
 
-def test_bench_runs_run_all_with_quick_passthrough(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def fake_bench(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exit_code: int = 0) -> None:
+    """A benchmarks/run_all.py in ``tmp_path`` (the cwd) that writes its arguments to
+    args.json and exits with ``exit_code``."""
     bench = tmp_path / "benchmarks"
     bench.mkdir()
     (bench / "run_all.py").write_text(
-        "import sys, pathlib\n"
-        "pathlib.Path('args.json').write_text(__import__('json').dumps(sys.argv[1:]))\n"
-        "sys.exit(5)\n"
+        "import sys, pathlib, json\n"
+        "pathlib.Path('args.json').write_text(json.dumps(sys.argv[1:]))\n"
+        f"sys.exit({exit_code})\n"
     )
     monkeypatch.chdir(tmp_path)
+
+
+def test_bench_runs_run_all_with_quick_passthrough(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_bench(tmp_path, monkeypatch, exit_code=5)
     code = _cli.main(["bench", "--quick", "--", "--only", "x"])
     assert code == 5
     assert json.loads((tmp_path / "args.json").read_text()) == ["--quick", "--only", "x"]
@@ -267,13 +273,7 @@ def test_bench_runs_run_all_with_quick_passthrough(
 def test_bench_passes_unknown_options_through_without_a_double_dash(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bench = tmp_path / "benchmarks"
-    bench.mkdir()
-    (bench / "run_all.py").write_text(
-        "import sys, pathlib, json\n"
-        "pathlib.Path('args.json').write_text(json.dumps(sys.argv[1:]))\n"
-    )
-    monkeypatch.chdir(tmp_path)
+    fake_bench(tmp_path, monkeypatch)
     assert _cli.main(["bench", "--only", "fanout", "--reps", "3"]) == 0
     assert json.loads((tmp_path / "args.json").read_text()) == ["--only", "fanout", "--reps", "3"]
     with pytest.raises(SystemExit) as info:  # other commands still refuse unknown options
