@@ -286,6 +286,7 @@ class _Chunk:
     """Rows ``0..n-1`` of a chunk.  Frozen chunks are immutable; snapshots share them."""
 
     __slots__ = (
+        "bins",
         "blob",
         "cats",
         "chat",
@@ -320,6 +321,8 @@ class _Chunk:
     ) -> None:
         self.n = n
         self.ids, self.ts, self.sr, self.cr = ids, ts, sr, cr
+        # throughput(): (step_ms, distinct bins, row counts) of this chunk (see _bin_counts)
+        self.bins: tuple[float, np.ndarray, np.ndarray] | None = None
         self.cats = cats
         self.off = off  # off[i] = start of row i; row i = text[off[i] : off[i+1] - _NSEP]
         self.summary, self.chat, self.extra = summary, chat, extra
@@ -1534,7 +1537,10 @@ class EventFrame:
         instead and leaves later timestamps out: a live chart is then not moved into the future
         by one event with a wrong clock (or microseconds sent as milliseconds).
         ``by`` (one of the category columns) gives a DataFrame with one column per value.
-        Empty bins count zero; the index holds the bin starts (UTC).
+        Empty bins count zero; the index holds the bin starts (UTC).  A row's bin is
+        ``floor(timestamp / freq)``, and ``end`` and ``window`` select whole bins.  Cost: without
+        ``by``, O(rows of the open chunk) per call plus a small sum per frozen chunk (whose
+        counts are computed once per ``freq`` and kept with it); with ``by``, O(rows).
 
         At most ``MAX_THROUGHPUT_BINS`` (100,000) bins: without ``window`` there is one bin per
         ``freq`` from the oldest to the newest timestamp, so a single stray old timestamp (say
@@ -1549,23 +1555,40 @@ class EventFrame:
             raise ConfigError(f"throughput: freq must be positive, got {freq!r}")
         if by is not None and by not in _CAT_COLUMNS:
             raise ConfigError(f"throughput: by must be one of {', '.join(_CAT_COLUMNS)}")
-        cols, cat_values = self._numeric(["timestamp"] + ([by] if by else []))
-        ts = cols["timestamp"]
         step_ms = step.total_seconds() * 1000.0
         per_s = 1000.0 / step_ms
-        ok = np.isfinite(ts)
+        if end is not None and (
+            isinstance(end, bool) or not isinstance(end, (int, float)) or not math.isfinite(end)
+        ):
+            raise ConfigError(f"throughput: end must be a finite epoch in ms, got {end!r}")
+        # Rows are binned by floor(timestamp / freq) and every condition below is on those
+        # bins, so a row is counted in exactly the bin it falls in.  Without ``by``, each
+        # frozen chunk's bin counts are computed once and cached on the chunk (chunks are
+        # immutable): a live chart over 200k rows costs ~0.3 instead of ~3.5 ms a second, time
+        # during which a worker thread held the GIL the kernel's cells were waiting for.
+        codes: np.ndarray | None = None
+        if by is None:
+            pieces, _ = self._pieces(text=False)
+            parts = [_bin_counts(chunk, sl, step_ms) for chunk, sl in pieces]
+            bins = _concat([b for b, _ in parts], np.float64)
+            weights = _concat([w for _, w in parts], np.int64)
+        else:
+            cols, cat_values = self._numeric(["timestamp", by])
+            ts = cols["timestamp"]
+            ok = np.isfinite(ts)
+            bins = np.floor(ts[ok] / step_ms)
+            codes = cols[by][ok]
+            weights = np.ones(len(bins), dtype=np.int64)
         if end is not None:
-            if isinstance(end, bool) or not isinstance(end, (int, float)) or not math.isfinite(end):
-                raise ConfigError(f"throughput: end must be a finite epoch in ms, got {end!r}")
-            ok &= ts < (math.floor(end / step_ms) + 1) * step_ms  # up to the end of end's bin
-        ts = ts[ok]
-        ok_idx = np.flatnonzero(ok)
-        if not len(ts):
+            keep = bins <= math.floor(end / step_ms)  # up to the end of end's bin
+            bins, weights = bins[keep], weights[keep]
+            codes = None if codes is None else codes[keep]
+        if not len(bins):
             index = pd.DatetimeIndex([], dtype="datetime64[ns, UTC]", name="time")
             if by:
                 return pd.DataFrame(index=index, dtype=np.float64)
             return pd.Series([], index=index, dtype=np.float64, name="events_per_s")
-        last = np.floor((float(end) if end is not None else ts.max()) / step_ms)
+        last = float(math.floor(end / step_ms)) if end is not None else float(bins.max())
         if window is not None:
             try:
                 span = pd.Timedelta(window)
@@ -1574,10 +1597,11 @@ class EventFrame:
             if span <= pd.Timedelta(0):
                 raise ConfigError(f"throughput: window must be positive, got {window!r}")
             first = last - max(1, math.ceil(span.total_seconds() * 1000.0 / step_ms)) + 1
-            keep = ts >= first * step_ms
-            ts, ok_idx = ts[keep], ok_idx[keep]
+            keep = bins >= first
+            bins, weights = bins[keep], weights[keep]
+            codes = None if codes is None else codes[keep]
         else:
-            first = np.floor(ts.min() / step_ms)
+            first = float(bins.min())
         needed = float(last - first + 1)
         if needed > MAX_THROUGHPUT_BINS:
             count = f"{needed:,.0f}" if needed < 1e15 else f"{needed:.3g}"
@@ -1592,19 +1616,18 @@ class EventFrame:
                 f"newest, more than MAX_THROUGHPUT_BINS ({MAX_THROUGHPUT_BINS:,}); "
                 f"pass {hint} or a larger freq"
             )
-        bins = (np.floor(ts / step_ms) - first).astype(np.int64)
+        offsets = (bins - first).astype(np.int64)
         nbins = int(last - first) + 1
         index = _ms_to_datetime((first + np.arange(nbins)) * step_ms)
         index.name = "time"
-        if by is None:
-            counts = np.bincount(bins, minlength=nbins) * per_s
+        if codes is None:
+            counts = np.bincount(offsets, weights=weights, minlength=nbins) * per_s
             return pd.Series(counts, index=index, name="events_per_s")
-        codes = cols[by][ok_idx]
         values = cat_values[_CAT_COLUMNS.index(by)]
         data: dict[str, np.ndarray] = {}
         for code in np.unique(codes):
             label = values[code] if code >= 0 else "(none)"
-            data[label] = np.bincount(bins[codes == code], minlength=nbins) * per_s
+            data[label] = np.bincount(offsets[codes == code], minlength=nbins) * per_s
         return pd.DataFrame(data, index=index)
 
     def latency(self, percentiles: Sequence[float] = (0.5, 0.9, 0.99, 0.999)) -> pd.DataFrame:
@@ -1824,6 +1847,31 @@ class _PlainColumns:
 
 def _concat(arrays: list[np.ndarray], dtype: Any) -> np.ndarray:
     return np.concatenate(arrays) if arrays else np.empty(0, dtype=dtype)
+
+
+def _bin_counts(
+    chunk: _Chunk, sl: slice | np.ndarray, step_ms: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct bins ``floor(timestamp / step_ms)`` (float64, ascending) of the piece's rows
+    with a finite timestamp, and how many rows each holds.  A whole chunk's result is cached on
+    it (one step at a time: the last one asked for); a part of a chunk (the oldest, partly
+    evicted) is counted afresh."""
+    whole = isinstance(sl, slice) and sl.indices(chunk.n) == (0, chunk.n, 1)
+    if whole and chunk.bins is not None and chunk.bins[0] == step_ms:
+        return chunk.bins[1], chunk.bins[2]
+    ts = chunk.ts[sl]
+    b = np.floor(ts[np.isfinite(ts)] / step_ms)
+    if len(b) > 1 and not (b[1:] >= b[:-1]).all():  # arrival order is nearly time order
+        b.sort()
+    if len(b):
+        starts = np.flatnonzero(np.concatenate(([True], b[1:] != b[:-1])))
+        counts = np.diff(np.append(starts, len(b)))
+        b = b[starts]
+    else:
+        counts = np.empty(0, dtype=np.int64)
+    if whole:
+        chunk.bins = (step_ms, b, counts)
+    return b, counts
 
 
 def _numeric_column(chunk: _Chunk, name: str) -> np.ndarray:

@@ -1032,6 +1032,57 @@ def test_a_failing_chunk_freeze_leaves_the_frame_exactly_as_before(
     assert len(frame) == 12 and frame.stats()["chunks"] == 3
 
 
+def _reference_throughput(
+    stamps: list[Any], step_ms: float, window_bins: int | None, end: float | None
+) -> dict[float, int]:
+    """Rows per bin, plainly: bins are floor(timestamp / step); ``end`` keeps bins up to end's;
+    a window keeps its last ``window_bins`` bins (empty bins included, as zeros)."""
+    import math
+    from collections import Counter
+
+    bins = [math.floor(t / step_ms) for t in stamps if t is not None and math.isfinite(t)]
+    if end is not None:
+        bins = [b for b in bins if b <= math.floor(end / step_ms)]
+    if not bins:
+        return {}
+    last = math.floor(end / step_ms) if end is not None else max(bins)
+    first = last - window_bins + 1 if window_bins is not None else min(bins)
+    counts = Counter(b for b in bins if b >= first)
+    return {float(b): counts.get(b, 0) for b in range(first, last + 1)}
+
+
+def test_throughput_matches_a_plain_count_across_chunks_evictions_and_cached_bins() -> None:
+    """throughput() caches each frozen chunk's bin counts; whatever the chunking, eviction
+    (a partly evicted oldest chunk), disorder, missing stamps or freq changes (the cache holds
+    one step), it equals a plain per-row count."""
+    rng = np.random.default_rng(7)
+    frame = EventFrame(max_rows=500, chunk_rows=64)
+    stamps: list[Any] = []
+    for i in range(1, 1401):
+        t: Any = T0_MS + i * 7 + float(rng.integers(-900, 900))  # out of order near edges
+        if i % 97 == 0:
+            t = None
+        elif i % 89 == 0:
+            t = T0_MS + 1000 * int(rng.integers(0, 9))  # exactly on a bin edge
+        frame.append(ev(i, timestamp=t))
+        stamps.append(t)
+        if i % 173 == 0:
+            kept = stamps[-len(frame) :]
+            for freq, step_ms in (("1s", 1000.0), ("250ms", 250.0), ("1s", 1000.0)):
+                for window, window_bins in ((None, None), ("3s", int(3000 // step_ms))):
+                    for end in (None, T0_MS + i * 7 - 2000.0):
+                        got = frame.throughput(freq, window=window, end=end)
+                        want = _reference_throughput(kept, step_ms, window_bins, end)
+                        per_s = 1000.0 / step_ms
+                        assert got.tolist() == [n * per_s for n in want.values()], (i, freq)
+                        assert [ts.value // 1_000_000 for ts in got.index] == [
+                            b * step_ms for b in want
+                        ]
+    frozen = frame._frozen
+    assert len(frozen) > 2
+    assert all(chunk.bins is not None for chunk in list(frozen)[1:])  # whole chunks: cached
+
+
 def test_throughput_refuses_more_bins_than_the_bound_and_points_to_window() -> None:
     """One stray old timestamp next to current ones used to allocate one bin per second since
     1970 (12.7 GiB); beyond MAX_THROUGHPUT_BINS it is a ConfigError naming the count."""
