@@ -1806,7 +1806,8 @@ class _PlainColumns:
     """Rows of some pieces as plain lists, read like a DataFrame by the monitor's
     ``render_table``: ``len()``, ``columns`` and ``[name]``.  Columns: ``id``, ``timestamp``
     (pandas ``Timestamp``/``NaT``), ``source_app``, ``session_id``, ``hook_event_type``,
-    ``summary``, ``payload`` (decoded), ``latency_ms`` (client_received - timestamp, NaN)."""
+    ``summary``, ``payload_json`` (each payload's JSON text, ``bytes``: not decoded, the table
+    previews it from the text), ``latency_ms`` (client_received - timestamp, NaN)."""
 
     columns = (
         "id",
@@ -1815,7 +1816,7 @@ class _PlainColumns:
         "session_id",
         "hook_event_type",
         "summary",
-        "payload",
+        "payload_json",
         "latency_ms",
     )
 
@@ -1828,7 +1829,7 @@ class _PlainColumns:
             "id": ids.tolist(),
             "timestamp": list(_ms_to_datetime(ts)),
             "summary": _object_column(pieces, "summary", n),
-            "payload": _payloads(pieces),
+            "payload_json": _payload_bytes(pieces),
             "latency_ms": (cr - ts).tolist(),
         }
         for j, name in enumerate(("source_app", "session_id", "hook_event_type")):
@@ -1915,6 +1916,20 @@ def _payloads(pieces: list[_Piece]) -> list[Any]:
             whole = chunk.text()
             text = b"[" + _SEP.join([chunk.row_text(whole, i) for i in sl.tolist()]) + b"]"
         out.extend(orjson.loads(text))
+    return out
+
+
+def _payload_bytes(pieces: list[_Piece]) -> list[bytes]:
+    """Each row's payload JSON text, not decoded."""
+    out: list[bytes] = []
+    for chunk, sl in pieces:
+        text = chunk.text()
+        if isinstance(sl, slice):
+            a, b, _ = sl.indices(chunk.n)
+            if b > a:
+                out.extend(text[chunk.off[a] : chunk.off[b] - _NSEP].split(_SEP))
+        else:
+            out.extend(chunk.row_text(text, i) for i in sl.tolist())
     return out
 
 

@@ -13,8 +13,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import wsnotebook._widgets as W
 from wsnotebook.errors import ConfigError
@@ -502,6 +505,10 @@ def test_the_monitor_table_renders_the_same_without_pandas(wire: list) -> None:
         if i % 7 == 0:
             e["session_id"] = "0b5e1c9a-1234-4bcd-9ef0-123456789abc"
     events[5]["timestamp"] = None
+    # large payloads: previewed from their text (PREVIEW_SCAN_BYTES), never decoded whole
+    events[38]["payload"] = {"cwd": "/w", "tool_response": {"content": "é\"x" * 20_000}}
+    events[39]["payload"] = {"tool_name": "Read", "session_id": "s", "out": ["ok"] * 9_000}
+    assert all(len(orjson.dumps(e["payload"])) >= W.PREVIEW_SCAN_BYTES for e in events[38:])
     frame.extend(events)
     frame.extend([{**make_events(1)[0], "id": -1}])  # a row without an id
     for kw in ({}, {"limit": 7}, {"hook_event_type": "Stop", "limit": 5}, {"search": "Édit"}):
@@ -584,3 +591,60 @@ def test_status_line_says_when_the_cpu_budget_deferred_work(
     assert note == ("CPU budget 0.5 core: throttled 1.2 s, producers held 0.5 s, 40 sends batched")
     stats.update(throttle_pauses=0, producer_waits=0)  # batching alone is worth saying too
     assert "40 sends batched" in mon._status(0)["note"]
+
+
+_JSON_VALUES = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**63), 2**63 - 1),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=300),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=5), st.dictionaries(st.text(max_size=6), inner, max_size=5)
+    ),
+    max_leaves=30,
+)
+_PAYLOAD_KEYS = st.one_of(
+    st.sampled_from([*sorted(W._BOILERPLATE_KEYS), "tool_name", "tool_input"]), st.text(max_size=8)
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(_PAYLOAD_KEYS, _JSON_VALUES, max_size=8))
+def test_the_payload_preview_from_json_text_equals_the_preview_of_the_decoded_payload(
+    payload: dict[str, Any],
+) -> None:
+    text = orjson.dumps(payload)
+    assert W._preview_json(text) == W._preview(None, orjson.loads(text))
+
+
+def test_the_payload_preview_reads_only_what_the_cell_shows() -> None:
+    """A 0.9 MB tool output is not decoded to show 160 characters: the scan stops once the
+    cell is full, so text past that point is never read (here it is not even JSON)."""
+    head = b'{"session_id":"s","cwd":"/w","tool_name":"Read","tool_response":"'
+    text = head + b"x" * 900_000 + b"<not json"
+    preview = W._preview_json(text)
+    assert preview == ('{"tool_name":"Read","tool_response":"' + "x" * 200)[:159] + "…"
+    # cut inside a 4-byte character: still a full cell, and marked as cut
+    wide = orjson.dumps({"a": "\U0001f600" * 170})
+    assert W._preview_json(wide) == W._preview(None, orjson.loads(wide))
+    # not a compact object: None, and the table decodes it instead
+    for text in (b"[1]", b'{ "a": 1 }', b'{"a":1', b'{"a":}', b'{"a":1]'):
+        assert W._preview_json(text) is None
+
+
+def test_the_table_previews_payload_text_it_cannot_scan_by_decoding_it() -> None:
+    class Plain:
+        columns = ("id", "summary", "payload_json")
+
+        def __len__(self) -> int:
+            return 1
+
+        def __getitem__(self, name: str) -> list[Any]:
+            return {"id": [7], "summary": [None], "payload_json": [b'{ "cwd": "/w", "a": 1 }']}[
+                name
+            ]
+
+    assert "{&quot;a&quot;:1}" in W.render_table(Plain())
