@@ -5,8 +5,10 @@ One ipywidgets box with
 * a **status line**: connection state, clients connected (server), events total, events/s,
   reconnects, dropped, gaps (losses recorded by the client), errors, p50/p99 latency;
 * a **live table** of the newest N rows (newest first), filtered by ``source_app``,
-  ``session_id``, ``hook_event_type`` (dropdowns fed by ``frame.categories``) and a regex search
-  box (searching the newest ``SEARCH_SCAN_ROWS`` = 50,000 rows); every value is HTML-escaped;
+  ``session_id``, ``hook_event_type`` (dropdowns fed by ``frame.categories``) and a search box:
+  its text is searched literally, ``/pattern/`` is a regular expression (Python ``re``, no time
+  limit: a pattern like ``/(a+)+$/`` can stall the kernel), in the newest ``SEARCH_SCAN_ROWS`` =
+  50,000 rows' summary and payload JSON text; every value is HTML-escaped;
 * a **throughput chart** (bqplot): events/s over the last 1 m / 5 m / 15 m, optionally one line per
   ``hook_event_type``;
 * **pause/resume** and **clear** buttons.
@@ -263,6 +265,19 @@ def _cut(raw: bytes) -> str:
     if len(text) > MAX_CELL_CHARS:
         text = text[: MAX_CELL_CHARS - 1] + "…"
     return text
+
+
+def _search_regex(box: str) -> str | None:
+    """The pattern the search box asks for: its text searched literally, or, written as
+    ``/pattern/``, a regular expression.  Literal by default because Python's ``re`` has no
+    time limit and holds the GIL: a pattern with nested quantifiers typed by accident (say
+    ``(a+)+$``) could stall the whole kernel, and ``foo(`` or ``a+b`` would not even compile.
+    """
+    if not box:
+        return None
+    if len(box) >= 3 and box[0] == "/" and box[-1] == "/":
+        return box[1:-1]
+    return re.escape(box)
 
 
 def _fmt_time(value: Any) -> str:
@@ -559,7 +574,7 @@ class Monitor:
         self.session_id = w.Dropdown(options=_dropdown_options("sessions", []), layout=dd_layout)
         self.hook_event_type = w.Dropdown(options=_dropdown_options("types", []), layout=dd_layout)
         self.search = w.Text(
-            placeholder="regex search (summary / payload)", layout=w.Layout(width="250px")
+            placeholder="search summary / payload (/regex/)", layout=w.Layout(width="250px")
         )
         self.rows = w.BoundedIntText(
             value=rows, min=1, max=MAX_ROWS, description="rows", layout=w.Layout(width="120px")
@@ -905,7 +920,7 @@ class Monitor:
         return True
 
     def _query(self) -> tuple[Any, ...]:
-        search = self.search.value or None
+        search = _search_regex(self.search.value)
         self._regex_error = None
         if search:
             try:

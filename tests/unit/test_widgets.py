@@ -261,14 +261,39 @@ def test_regex_search_filters_and_a_bad_regex_is_shown_not_raised(wire: list, cl
     frame.extend(make_events(20))
     frame.extend(make_events(1, start=21, summary="deploy to prod"))
     mon = new_monitor(frame, clock)
-    mon.search.value = "dep.oy"
+    mon.search.value = "/dep.oy/"
     mon.refresh()
     assert table_ids(mon) == [21]
-    mon.search.value = "([unclosed"
+    mon.search.value = "/([unclosed/"
     mon.refresh()
     assert "bad regex" in mon.status.value
     assert mon.errors == 0
     assert len(table_ids(mon)) == 20  # the bad pattern is ignored, not applied
+
+
+def test_the_search_box_text_is_literal_unless_written_as_a_regex(wire: list, clock: FakeClock):
+    """A pattern with nested quantifiers typed by accident must not stall the kernel (re has
+    no timeout and holds the GIL): plain text is searched literally; /.../ opts into regex."""
+    frame = EventFrame()
+    frame.extend(make_events(3, summary="deploy to prod"))
+    frame.extend(make_events(1, start=4, summary="call f(a+b) then x.y"))
+    frame.extend(make_events(1, start=5, summary="aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!"))
+    mon = new_monitor(frame, clock)
+    for text, want in (
+        ("dep.oy", []),  # not a regex: "." is a dot
+        ("f(a+b)", [4]),  # would not even compile as a regex
+        ("x.y", [4]),
+        ("(a+)+$", []),  # catastrophic as a regex on row 5; literal: instant, no match
+        ("/dep.oy/", [3, 2, 1]),
+        ("/", []),  # a lone slash is text
+    ):
+        mon.search.value = text
+        clock.now += 0.25
+        mon.refresh()
+        assert table_ids(mon) == want, text
+        assert "bad regex" not in mon.status.value
+    assert W._search_regex("") is None
+    assert W._search_regex("//") == "//"  # too short to hold a pattern: text
 
 
 # --------------------------------------------------------------------------- throttling
@@ -506,7 +531,7 @@ def test_the_monitor_table_renders_the_same_without_pandas(wire: list) -> None:
             e["session_id"] = "0b5e1c9a-1234-4bcd-9ef0-123456789abc"
     events[5]["timestamp"] = None
     # large payloads: previewed from their text (PREVIEW_SCAN_BYTES), never decoded whole
-    events[38]["payload"] = {"cwd": "/w", "tool_response": {"content": "é\"x" * 20_000}}
+    events[38]["payload"] = {"cwd": "/w", "tool_response": {"content": 'é"x' * 20_000}}
     events[39]["payload"] = {"tool_name": "Read", "session_id": "s", "out": ["ok"] * 9_000}
     assert all(len(orjson.dumps(e["payload"])) >= W.PREVIEW_SCAN_BYTES for e in events[38:])
     frame.extend(events)
