@@ -14,12 +14,16 @@ fields, so the structs *forbid* them: a batch holding any event with an unknown 
 (or any other mismatch) returns ``None`` and the caller takes the dict path
 (:func:`wsnotebook._protocol.parse_server_message`), which keeps unknown fields and reports
 invalid events one by one.  The fast path therefore accepts a subset of what the dict path
-accepts, and stores the same values.
+accepts, and stores the same values, with one exception: payload text is checked to be UTF-8
+and an object, not parsed, so a number beyond the float range inside a payload (which our
+server never writes; only a foreign server sending the ``X-Wsnotebook`` header could) is
+stored as text where the dict path would refuse the event.  The frame then shows that one
+payload as its text (``frame._decode_rows``); finding it here would cost a parse per byte.
 
 Acceptance, event by event (the rules of ``validate_event(event, require_id=True)``):
 ``id`` an integer within int64; ``source_app``, ``session_id``, ``hook_event_type`` non-empty
-strings; ``payload`` an object (its text is kept byte for byte as received, e.g. with the
-sender's whitespace); ``timestamp`` a non-negative number or null; ``summary`` and
+strings; ``payload`` an object in valid UTF-8 (its text is kept byte for byte as received, e.g.
+with the sender's whitespace); ``timestamp`` a non-negative number or null; ``summary`` and
 ``model_name`` strings or null; ``chat`` an array or null; ``server_received`` and
 ``client_received`` numbers or null.  No other field.  Bounds: none beyond the caller's
 message-size limit; a batch of any length is decoded in one call.
@@ -144,6 +148,14 @@ def _join_object_payloads(parts: Sequence[Any]) -> tuple[bytes, np.ndarray] | No
     # on, gathering each payload's first byte is cheaper (63 vs 160 us for 1000 here).
     if blob.count(b"\n") != 2 * (k - 1):
         return None
+    # msgspec.Raw skips the payload without checking its UTF-8 (the dict path refuses invalid
+    # UTF-8, which would make every later decode of the chunk fail): one C pass, only when
+    # some payload text is not ASCII.
+    if not blob.isascii():
+        try:
+            blob.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
     if k < _GATHER_MIN:
         return (blob, lens) if blob[:1] == b"{" and blob.count(_SEP_BRACE) == k - 1 else None
     starts = np.zeros_like(lens)
@@ -161,7 +173,9 @@ def decode_batch_columns(raw: bytes | bytearray | memoryview | str) -> EventColu
     """
     try:
         msg = _DECODER.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, RecursionError, UnicodeError):
+        # RecursionError: msgspec gives up ~1000 levels deep (less with a deeper caller stack)
+        # where orjson goes to 1024; UnicodeError: a str holding a lone surrogate.
         return None
     events = msg.data
     if msg.type != "batch" or not events:

@@ -81,15 +81,22 @@ def initial_message(
     return head + b"}"
 
 
-#: Room left in a message for its envelope (type, seq, epoch, ... and the separators).
+#: Room left in a message for its envelope (type, seq, epoch, ... and the separators); for
+#: small limits an eighth of the limit (>= 128 bytes: the largest envelope we write is ~120).
 ENVELOPE_BYTES = 4096
+
+
+def event_room(max_bytes: int) -> int:
+    """Bytes of encoded events (with their separators) one message of at most ``max_bytes``
+    can carry beside its envelope."""
+    return max_bytes - min(ENVELOPE_BYTES, max(128, max_bytes // 8))
 
 
 def fit_newest(encoded_events: Sequence[bytes], max_bytes: int) -> int:
     """How many of the *newest* (last) ``encoded_events`` fit in one message of at most
     ``max_bytes`` (envelope included): an ``initial`` snapshot keeps the latest events that fit.
     At least one, so a single event is never held back (its size was bounded at ingest)."""
-    budget = max_bytes - ENVELOPE_BYTES
+    budget = event_room(max_bytes)
     total = 0
     for k, size in enumerate(map(len, reversed(encoded_events))):
         total += size + 1
@@ -101,7 +108,7 @@ def fit_newest(encoded_events: Sequence[bytes], max_bytes: int) -> int:
 def fit_oldest(encoded_events: Sequence[bytes], max_bytes: int) -> int:
     """How many of the *oldest* (first) ``encoded_events`` fit in one message of at most
     ``max_bytes``: a replay page sends those and continues after them.  At least one."""
-    budget = max_bytes - ENVELOPE_BYTES
+    budget = event_room(max_bytes)
     total = 0
     for k, size in enumerate(map(len, encoded_events)):
         total += size + 1
@@ -301,8 +308,20 @@ class Backoff:
         rng: random.Random | None = None,
         clock: Clock,
     ) -> None:
-        if base <= 0 or factor < 1 or cap < base or min_delay < 0:
-            raise ConfigError("backoff: need base > 0, factor >= 1, cap >= base, min_delay >= 0")
+        values = (base, factor, cap, min_delay, stable_after)
+        if not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            for v in values
+        ):
+            raise ConfigError(
+                "backoff: base, factor, cap, min_delay and stable_after must be finite numbers, "
+                f"got {values}"
+            )
+        if base <= 0 or factor < 1 or cap < base or min_delay < 0 or stable_after < 0:
+            raise ConfigError(
+                "backoff: need base > 0, factor >= 1, cap >= base, min_delay >= 0, "
+                "stable_after >= 0"
+            )
         if max_attempts is not None and max_attempts < 0:
             raise ConfigError("backoff: max_attempts must be >= 0 or None")
         self.base, self.factor, self.cap, self.min_delay = base, factor, cap, min_delay
@@ -405,6 +424,8 @@ class ResumeState:
         return gaps
 
     def on_gap(self, from_id: int, to_id: int) -> None:
+        if to_id < 0:  # ids are >= 1; a server's negative gap end moves nothing
+            return
         if self.last_id is None or to_id > self.last_id:
             self.last_id = to_id
 
@@ -415,7 +436,8 @@ class ResumeState:
     def on_ids(self, ids: Iterable[int]) -> None:
         """Live events with these ids arrived (the columnar path: no event dicts)."""
         top = max(ids, default=None)
-        if top is not None and (self.last_id is None or top > self.last_id):
+        # ids are >= 1: a negative one (a foreign server's) never becomes a resume position
+        if top is not None and top >= 0 and (self.last_id is None or top > self.last_id):
             self.last_id = top
 
 

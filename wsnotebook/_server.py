@@ -64,6 +64,7 @@ from ._protocol import (
     batch_message,
     error_message,
     event_message,
+    event_room,
     fit_newest,
     fit_oldest,
     gap_message,
@@ -119,6 +120,10 @@ FAST_WRITE_LIMIT = 64 * 1024
 #: Bytes of event data a client collects during one loop tick before it writes them out early
 #: (the tick buffer is written with one ``transport.write`` at the end of the tick otherwise).
 TICK_MAX_BYTES = 256 * 1024
+#: Most bytes stamping adds to an event's JSON beyond ``max_event_bytes`` (``id``,
+#: ``server_received`` and a filled ``timestamp``, with their keys): a fixed batch leaves room
+#: for one more event of the largest accepted size plus this.
+_STAMP_BYTES = 128
 #: How long a broadcast tick lingers while the background CPU budget is under pressure (inside
 #: a kernel, see ``CpuBudget.under_pressure``): the tick's events leave as one message per
 #: client after this long (or earlier at TICK_MAX_BYTES / AUTO_BATCH_MAX) instead of at the end
@@ -308,8 +313,16 @@ class _Client:
         self.peer = peer
         loop = asyncio.get_running_loop()
         self.loop = loop
+        # No message may outgrow max_message_bytes (a client with the same limit would close
+        # with 1009): a batch=auto tick or queued run is cut before an event would overflow
+        # it; a fixed batch is flushed once it could not take one more event of the largest
+        # size ingest accepts (Batcher flushes after the item that reaches its max_bytes).
+        room = event_room(server.max_message_bytes)
+        self.tick_room = min(TICK_MAX_BYTES, room)
+        self.run_room = min(AUTO_RUN_MAX_BYTES, room)
+        batch_bytes = max(1, min(TICK_MAX_BYTES, room - server.max_event_bytes - _STAMP_BYTES))
         self.batcher = (
-            Batcher(batch, interval, clock=loop.time, max_bytes=TICK_MAX_BYTES)
+            Batcher(batch, interval, clock=loop.time, max_bytes=batch_bytes)
             if isinstance(batch, int) and batch
             else None
         )
@@ -382,6 +395,9 @@ class _Client:
                 self.timer = self.loop.call_at(deadline, self._flush_batch)
             return
         tick = self.tick
+        if tick and self.auto and self.tick_bytes + len(tick) + len(encoded) > self.tick_room:
+            self.flush_tick()  # this event would make the batch message too large
+            tick = self.tick
         if tick or self._tick_ok():
             if not tick:
                 self.server._mark_dirty(self)
@@ -409,7 +425,7 @@ class _Client:
             tick = self.tick
             if (
                 len(tick) + len(run.encoded) <= AUTO_BATCH_MAX
-                and self.tick_bytes + add < TICK_MAX_BYTES
+                and self.tick_bytes + add + len(tick) + len(run.encoded) < self.tick_room
             ):
                 if not tick:
                     self.server._mark_dirty(self)
@@ -541,7 +557,7 @@ class _Client:
             queue
             and queue[-1][2] == _KIND_RUN
             and len(self.runs[-1]) < AUTO_BATCH_MAX
-            and self.tail_run_bytes + len(encoded) <= AUTO_RUN_MAX_BYTES
+            and self.tail_run_bytes + len(encoded) + len(self.runs[-1]) <= self.run_room
         ):
             self.runs[-1].append(encoded)
             queue[-1] = (b"", queue[-1][1] + 1, _KIND_RUN)
@@ -776,7 +792,9 @@ class Server:
         self.port = port
         self.token = token
         self.initial_limit = initial_limit
-        self.max_event_bytes = max_event_bytes
+        # An event must fit in one message once stamped (no message we send may exceed
+        # max_message_bytes): a larger max_event_bytes is lowered to that.
+        self.max_event_bytes = min(max_event_bytes, event_room(max_message_bytes) - _STAMP_BYTES)
         self.max_message_bytes = max_message_bytes
         self.max_batch_events = max_batch_events
         self.max_connections = max_connections

@@ -346,7 +346,12 @@ def render_table(df: Any) -> str:
             # Small payloads decode faster (C) than the scanner reads them (Python, ~20 us a
             # cell); from PREVIEW_SCAN_BYTES on, decoding grows with the size, the scan does not.
             scanned = _preview_json(raw) if len(raw) >= PREVIEW_SCAN_BYTES else None
-            text = scanned if scanned is not None else _preview(None, orjson.loads(raw))
+            if scanned is None:
+                try:
+                    scanned = _preview(None, orjson.loads(raw))
+                except orjson.JSONDecodeError:  # see frame._decode_rows: shown as its text
+                    scanned = _preview(raw.decode("utf-8", "replace"), None)
+            text = scanned
         else:
             text = _preview(summary, payloads[i])
         parts.append(

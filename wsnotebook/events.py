@@ -288,7 +288,12 @@ def decode_events(
     """
     # "surrogatepass": a str holding lone surrogates must reach orjson (-> ProtocolError) instead
     # of escaping here as a UnicodeEncodeError.
-    size = len(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
+    if isinstance(data, str):
+        size = len(data.encode("utf-8", "surrogatepass"))
+    elif isinstance(data, memoryview):
+        size = data.nbytes  # len() counts items, not bytes, for a memoryview of wider items
+    else:
+        size = len(data)
     if size > max_message_bytes:
         raise LimitExceeded(
             f"body: {size} bytes exceeds the limit of {max_message_bytes}",

@@ -1915,8 +1915,26 @@ def _payloads(pieces: list[_Piece]) -> list[Any]:
                 continue
             whole = chunk.text()
             text = b"[" + _SEP.join([chunk.row_text(whole, i) for i in sl.tolist()]) + b"]"
-        out.extend(orjson.loads(text))
+        try:
+            out.extend(orjson.loads(text))
+        except orjson.JSONDecodeError:
+            out.extend(_decode_rows(text))
     return out
+
+
+def _decode_rows(text: bytes) -> list[Any]:
+    """Each row of a joined ``[...]`` payload text decoded alone; a row JSON cannot decode is
+    kept as its text (``str``).  Only the client's columnar path can store one (it checks a
+    payload's UTF-8 but does not parse it): a number beyond the float range sent by a foreign
+    server that claims to be wsnotebook.  One such row must not make the chunk undecodable."""
+    rows: list[Any] = []
+    for raw in text[1:-1].split(_SEP):
+        try:
+            rows.append(orjson.loads(raw))
+        except orjson.JSONDecodeError:
+            log.warning("EventFrame: a payload is not decodable JSON; kept as text: %.80r", raw)
+            rows.append(raw.decode("utf-8", "replace"))
+    return rows
 
 
 def _payload_bytes(pieces: list[_Piece]) -> list[bytes]:

@@ -165,3 +165,51 @@ def test_fixed_size_batches_of_big_events_are_flushed_early(server_factory: Any)
         big_events(srv, 3, 200_000)
         msg = json.loads(ws.recv(timeout=10))  # 256 KiB reached: no waiting for 1000 or 60 s
         assert msg["type"] == "batch" and [e["id"] for e in msg["data"]] == [1, 2]
+
+
+@pytest.mark.parametrize("query", ["batch=auto", "batch=1000&interval_ms=50", "batch=auto&deflate"])
+def test_live_batches_stay_within_max_message_bytes(server_factory: Any, query: str) -> None:
+    """A live batch used to be cut at 256 KiB whatever the limit: with an 8 KiB limit a client
+    held to the same limit was closed with 1009."""
+    srv = server_factory(max_event_bytes=2048, max_message_bytes=8192)
+    deflate = query.endswith("&deflate")
+    url = f"{srv.url}?{query.removesuffix('&deflate')}"
+    with connect(url, max_size=8192, compression="deflate" if deflate else None) as ws:
+        ws.recv(timeout=10)  # initial
+        events = [
+            {"source_app": "a", "session_id": "s", "hook_event_type": "T",
+             "payload": {"i": i, "pad": "y" * (150 + i % 1700)}}
+            for i in range(300)
+        ]  # fmt: skip
+        srv.publish(events)  # one ingest: all of them reach the client in the same tick
+        seen: list[int] = []
+        sizes: list[int] = []
+        while len(seen) < 300:
+            raw = ws.recv(timeout=10)
+            sizes.append(len(raw))
+            msg = json.loads(raw)
+            seen += (
+                [e["id"] for e in msg["data"]] if msg["type"] == "batch" else [msg["data"]["id"]]
+            )
+    assert seen == list(range(1, 301))
+    assert max(sizes) <= 8192
+    assert len(sizes) > 1  # batched, and cut by bytes
+
+
+def test_an_event_limit_beyond_what_fits_one_message_is_lowered_to_it(
+    server_factory: Any, http_request: Any
+) -> None:
+    """max_event_bytes=4096 with max_message_bytes=1024 let a 3 KB event through, broadcast
+    as a 3.2 KB frame that closed every client held to 1024 bytes for good."""
+    srv = server_factory(max_event_bytes=4096, max_message_bytes=1024)
+    assert srv.max_event_bytes == 1024 - 128 - 128
+    event = {"source_app": "a", "session_id": "s", "hook_event_type": "T"}
+    with connect(srv.url, max_size=1024) as ws:
+        ws.recv(timeout=10)  # initial
+        res = post(http_request, srv, json.dumps({**event, "payload": {"p": "x" * 3000}}))
+        assert res.status == 413
+        with pytest.raises(LimitExceeded):
+            srv.publish({**event, "payload": {"p": "x" * 3000}})
+        srv.publish({**event, "payload": {"p": "x" * 600}})  # fits: delivered, within the limit
+        raw = ws.recv(timeout=10)
+    assert len(raw) <= 1024 and json.loads(raw)["data"]["id"] == 1

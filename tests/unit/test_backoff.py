@@ -160,3 +160,15 @@ def test_unexpected_close_codes_stop(code: int) -> None:
 def test_message_too_big_stops() -> None:
     v = classify_close(ConnectionClosedError(None, Close(1009, "over size limit")))
     assert not v.retry and isinstance(v.error, ClientError)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"cap": float("nan")}, {"base": float("inf"), "cap": float("inf")},
+     {"stable_after": float("nan")}, {"factor": float("nan")}, {"min_delay": float("inf")},
+     {"base": True}],
+)  # fmt: skip
+def test_backoff_refuses_settings_that_are_not_finite_numbers(bad: dict) -> None:
+    """cap=nan gave a 10 ms reconnect storm, inf an endless wait, stable_after=nan never reset."""
+    with pytest.raises(ConfigError, match="backoff"):
+        Backoff(clock=lambda: 0.0, **bad)

@@ -394,3 +394,37 @@ def test_a_non_object_payload_is_never_taken_for_an_object(
     # Batches of 50+ payloads check first bytes by gathering instead of scanning separators.
     assert decode_batch_columns(_raw_batch([b'{"a":1}'] * padding + payloads)) is None
     assert decode_batch_columns(_raw_batch(payloads + [b"{ }"] * padding)) is None
+
+
+def test_what_msgspec_cannot_decode_returns_none_instead_of_raising() -> None:
+    """msgspec gives up ~1000 levels deep (orjson reads 1024), and a str with a lone surrogate
+    cannot be encoded: both used to raise out of the "never raises" fast path and lose the
+    batch; now they take the dict path."""
+    deep = orjson.dumps(make_hook_event(1))[:-1] + b',"chat":' + b"[" * 1010 + b"]" * 1010 + b"}"
+    raw = BATCH_PREFIX + orjson.dumps(make_hook_event(2)) + b"," + deep + b"]}"
+    assert decode_batch_columns(raw) is None
+    msg = parse_server_message(raw)
+    assert [e["id"] for e in msg.events] == [2, 1]  # the dict path still takes them
+    text = batch(events(1)).decode().replace('"payload":{', '"payload":{"x":"\ud800",')
+    assert decode_batch_columns(text) is None
+
+
+def test_a_payload_that_is_not_utf8_takes_the_dict_path_which_refuses_it() -> None:
+    good = orjson.dumps(make_hook_event(1, payload={"k": "é"}))
+    bad = orjson.dumps(make_hook_event(2)).replace(b'"payload":{', b'"payload":{"x":"\xff",')
+    assert decode_batch_columns(batch_message([good])) is not None  # non-ASCII, valid UTF-8
+    assert decode_batch_columns(batch_message([good, bad])) is None
+
+
+def test_a_payload_number_beyond_float_range_is_kept_as_its_text_not_a_broken_chunk() -> None:
+    """The fast path checks payload text for UTF-8 but does not parse it: a foreign server's
+    1e400 is stored.  It must not make the frame's whole chunk undecodable."""
+    odd = orjson.dumps(make_hook_event(2)).replace(b'"payload":{', b'"payload":{"n":1e400,')
+    raw = batch_message(
+        [orjson.dumps(e) for e in events(1)] + [odd] + [orjson.dumps(make_hook_event(3))]
+    )
+    frame = frame_via_columns(raw)
+    payloads = frame.df["payload"].tolist()
+    assert payloads[0] == make_hook_event(1)["payload"]
+    assert payloads[2] == make_hook_event(3)["payload"]
+    assert isinstance(payloads[1], str) and payloads[1].startswith('{"n":1e400')

@@ -446,3 +446,16 @@ def test_encode_json_stringifies_non_string_keys_and_rejects_what_json_cannot_ho
         encode_json({"a": object()})
     with pytest.raises(ProtocolError, match="cannot encode as JSON"):
         encode_json({1: object()})
+
+
+def test_a_memoryview_body_is_sized_in_bytes_not_items() -> None:
+    """len() of a memoryview of wider items counts items: a 4 KB body passed a 1,100 limit."""
+    body = (
+        b'{"source_app":"a","session_id":"s","hook_event_type":"T","payload":{"p":"'
+        + b"x" * 4000
+        + b'"}}'
+    )
+    wide = memoryview(body + b" " * (-len(body) % 4)).cast("I")
+    assert len(wide) < 1100 < wide.nbytes
+    with pytest.raises(LimitExceeded):
+        decode_events(wide, max_event_bytes=1100, max_message_bytes=1100)

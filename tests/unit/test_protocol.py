@@ -29,6 +29,7 @@ from wsnotebook._protocol import (
     encode_event,
     error_message,
     event_message,
+    event_room,
     fit_newest,
     fit_oldest,
     gap_message,
@@ -254,7 +255,9 @@ def test_batcher_with_max_bytes_flushes_once_the_items_add_up_to_it() -> None:
 
 
 def test_fit_newest_keeps_the_latest_events_within_the_message_limit() -> None:
-    limit = ENVELOPE_BYTES + 100
+    limit = 228
+    assert event_room(limit) == 100  # 128 bytes kept for the envelope at small limits
+    assert event_room(1 << 20) == (1 << 20) - ENVELOPE_BYTES
     assert fit_newest([], limit) == 0
     assert fit_newest([b"x" * 10] * 5, limit) == 5  # all fit
     assert fit_newest([b"x" * 30] * 5, limit) == 3  # 3 x (30 + 1 separator) <= 100 < 4 x 31
@@ -263,7 +266,7 @@ def test_fit_newest_keeps_the_latest_events_within_the_message_limit() -> None:
 
 
 def test_fit_oldest_keeps_the_first_events_within_the_message_limit() -> None:
-    limit = ENVELOPE_BYTES + 100
+    limit = 228
     assert fit_oldest([], limit) == 0
     assert fit_oldest([b"x" * 30] * 5, limit) == 3
     assert fit_oldest([b"x" * 90, b"y" * 10, b"z" * 50], limit) == 1  # 91 + 11 > 100
@@ -490,3 +493,15 @@ def test_gap_message_advances_resume_point() -> None:
     assert state.since() == 9
     state.on_gap(1, 2)
     assert state.since() == 9
+
+
+@pytest.mark.parametrize("limit", [1024, 2048, 4096, 8192])
+def test_small_message_limits_still_carry_the_events_that_fit(limit: int) -> None:
+    """A fixed 4 KiB envelope reserve left room for one event whatever the limit <= 4 KiB."""
+    events = [orjson.dumps({"id": i, "pad": "x" * 30}) for i in range(300)]  # ~50 bytes each
+    for fit in (fit_newest, fit_oldest):
+        k = fit(events, limit)
+        picked = events[-k:] if fit is fit_newest else events[:k]
+        message = initial_message(picked, seq=300, epoch="e" * 16, reset=False, extended=True)
+        assert len(message) <= limit
+        assert k * 52 >= 0.8 * limit  # all but the envelope's share of the limit is used

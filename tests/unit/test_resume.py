@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from wsnotebook._client import Client, normalize_url
+from wsnotebook._protocol import ResumeState
 from wsnotebook.errors import ClientError, ConfigError
 from wsnotebook.frame import EventFrame
 
@@ -256,3 +257,13 @@ def test_compression_auto_is_off_on_loopback_and_on_elsewhere(url: str, expected
 def test_compression_rejects_other_values() -> None:
     with pytest.raises(ConfigError, match="compression"):
         Client("ws://127.0.0.1:9/stream", compression="yes")
+
+
+def test_a_negative_id_from_a_foreign_server_never_becomes_the_resume_position() -> None:
+    """since() is sent as ?since=N (N >= 0): -1 or -5 would make every reconnect a 400."""
+    state = ResumeState()
+    state.on_gap(1, -1)
+    state.on_ids([-5])
+    assert state.since() is None
+    state.on_ids([3, -7])
+    assert state.since() == 3
