@@ -4,9 +4,14 @@ Every server under test (ours and the baselines) runs in its own process and spe
 stdin/stdout control protocol, so the orchestrator treats them alike:
 
 * the server prints ``PORT <n>`` once listening on 127.0.0.1 (port 0: any free port);
-* ``GO <count> <rate> <chunk>`` produces ``count`` ~200-byte events at ``rate`` ev/s (0 = as
-  fast as possible, yielding to I/O every ``chunk`` events) and answers ``DONE <count> <s>``;
-* ``STATS`` answers ``STATS {json}``; ``QUIT`` (or stdin EOF) exits.
+* ``GO <count> <rate> <chunk>`` produces ``count`` events (``make_event``: ~220 bytes as
+  produced, ~270 once the server adds ``id`` and ``server_received``, ~295 as an ``event``
+  message) at ``rate`` ev/s (0 = as fast as possible, yielding to I/O every ``chunk`` events)
+  and answers ``DONE <count> <s>``;
+* ``STATS`` answers ``STATS {json}`` (with ``rss``); ``STATS gc`` first runs a full garbage
+  collection (``gc.collect()`` / node's ``global.gc()``, node started with ``--expose-gc``) and
+  says so with ``"gc": true``, so RSS reads do not bill uncollected garbage to one runtime;
+  ``QUIT`` (or stdin EOF) exits.
 
 Load generators (``baselines/ws_loadgen.js``, ``baselines/py_loadgen.py``) take one JSON argument,
 print ``READY`` when every client holds its initial snapshot, and ``RESULT {json}`` at the end.
@@ -45,7 +50,9 @@ def now_ms() -> float:
 
 
 def make_event(i: int, ts: float | None = None) -> dict[str, Any]:
-    """The benchmark event: ~200 bytes once the server adds ``id`` and ``server_received``."""
+    """The benchmark event: ~220 bytes of JSON as produced, ~270 once the server adds ``id``
+    and ``server_received``, ~295 as an ``{"type":"event","data":...}`` message (the exact size
+    varies by a few bytes with the digits of ``seq``, ``id`` and the timestamps)."""
     return {
         "source_app": "bench",
         "session_id": f"session-{i % 8}",
@@ -220,7 +227,12 @@ class BenchServer(Proc):
     def __init__(self, name: str, cmd: list[str], *, env: dict[str, str] | None = None) -> None:
         super().__init__(cmd, env=env)
         self.name = name
-        self.port = int(self.expect("PORT", 60))
+        try:
+            self.port = int(self.expect("PORT", 60))
+        except BaseException:
+            # The caller never gets the object, so nobody else could stop this child.
+            self.kill()
+            raise
 
     def url(self, query: str = "") -> str:
         return f"ws://127.0.0.1:{self.port}/stream" + (f"?{query}" if query else "")
@@ -229,15 +241,21 @@ class BenchServer(Proc):
         self.send(f"GO {count} {rate} {chunk}")
         return float(self.expect("DONE", timeout).split()[1])
 
-    def stats(self) -> dict[str, Any]:
-        self.send("STATS")
-        return dict(json.loads(self.expect("STATS", 30)))
+    def stats(self, *, collect: bool = False) -> dict[str, Any]:
+        """The server's STATS; ``collect`` runs a full GC in the server first (RSS reads) and
+        fails if the server could not (a node started without ``--expose-gc``)."""
+        self.send("STATS gc" if collect else "STATS")
+        out = dict(json.loads(self.expect("STATS", 30)))
+        if collect and not out.get("gc"):
+            raise RuntimeError(f"{self.name}: STATS gc did not run a garbage collection")
+        return out
 
 
 def server_cmd(impl: str) -> tuple[list[str], bool]:
     """Command line of a server implementation; the bool says whether it needs node."""
     if impl == "node-ws":
-        return ["node", str(BASELINES / "ws_server.js"), "0"], True
+        # --expose-gc: ``STATS gc`` can collect V8 garbage before an RSS read (bench_memory).
+        return ["node", "--expose-gc", str(BASELINES / "ws_server.js"), "0"], True
     if impl == "websockets":
         return [PY, str(BASELINES / "ws_broadcast.py")], False
     if impl == "wsnotebook":
@@ -297,10 +315,18 @@ def run_load(
 def summarize(res: dict[str, Any], *, clients: int, expect: int) -> dict[str, Any]:
     """Per-client and aggregate delivered events/s from a load generator RESULT.
 
-    ``per_client_evs`` = events a client received / (its last receive - the moment the producer
-    was told to GO): the delivery rate from the client's point of view, fair to servers that
-    batch.  (The former (n - 1) / (last - first receive) is kept as ``per_client_evs_steady``:
-    it is meaningless when a few batch messages carry all events.)
+    ``per_client_evs`` (the headline figure) = ``aggregate_evs`` / C: all events delivered / the
+    span from the moment the producer was told to GO to the last receive of any client, per
+    client.  For a server that delivers to its clients in lockstep it equals each client's own
+    rate; for one that serves them unevenly it is what the clients got on average over the
+    time it took to serve them all, so neither a fast median nor dropped clients flatter it.
+
+    Each client's own rate = events it received / (its last receive - GO), fair to servers
+    that batch; their median and minimum are kept as ``median_client_evs`` and
+    ``slowest_client_evs`` (a client that received nothing counts as 0).  The former
+    (n - 1) / (last - first receive) is kept as ``per_client_evs_steady``: it is meaningless when
+    a few batch messages carry all events.  Without ``go_ms`` (not from ``run_load``) the span
+    starts at the first receive and the per-client rates are the steady ones.
     """
     rows = res["clients"]
     go_ms = res.get("go_ms")
@@ -314,18 +340,24 @@ def summarize(res: dict[str, Any], *, clients: int, expect: int) -> dict[str, An
             if go_ms is None:
                 firsts.append(first)
                 lasts.append(last)
-        if go_ms is not None and count > 0 and last > go_ms:
-            per_client.append(count / ((last - go_ms) / 1000.0))
-            firsts.append(go_ms)
-            lasts.append(last)
+        if go_ms is not None:
+            if count > 0 and last > go_ms:
+                per_client.append(count / ((last - go_ms) / 1000.0))
+                firsts.append(go_ms)
+                lasts.append(last)
+            else:
+                per_client.append(0.0)
     if go_ms is None:
         per_client = steady
     span = (max(lasts) - min(firsts)) / 1000.0 if firsts else 0.0
+    aggregate = (total / span) if span > 0 else None
     closed = sum(1 for r in rows if r[3] not in (0, None) and r[0] < expect)
     return {
-        "per_client_evs": median(per_client),
+        "per_client_evs": aggregate / clients if aggregate is not None and clients else None,
+        "median_client_evs": median(per_client),
+        "slowest_client_evs": min(per_client) if per_client else None,
         "per_client_evs_steady": median(steady),
-        "aggregate_evs": (total / span) if span > 0 else None,
+        "aggregate_evs": aggregate,
         "delivered": total / float(clients * expect) if clients and expect else None,
         "closed_early": closed,
         "timed_out": bool(res.get("timed_out")),

@@ -11,6 +11,7 @@ producer waits 0.5 ms and offers the rest again: backpressure, never a drop.
 
 from __future__ import annotations
 
+import gc
 import json
 import resource
 import sys
@@ -81,8 +82,14 @@ def main() -> None:
 
             threading.Thread(target=job, daemon=True).start()
         elif parts[0] == "STATS":
+            # "STATS gc" (RSS reads): collect garbage first, like the baselines do
+            collect = parts[1:] == ["gc"]
+            if collect:
+                gc.collect()
             m = dict(server.metrics())
             m["rss"] = proc.memory_info().rss
+            if collect:
+                m["gc"] = True
             print("STATS " + json.dumps(m, default=str), flush=True)
         elif parts[0] == "QUIT":
             break

@@ -1,8 +1,8 @@
 """Fan-out to 10 clients: wsnotebook's server beside a bare ``websockets`` broadcast server.
 
-Both servers run in their own process and produce the same ~200-byte events flat out (see
-``benchmarks/_harness.py``); one load-generator process holds 10 Python ``websockets`` clients
-for every server, so the client cost is equal.  Variants:
+Both servers run in their own process and produce the same events flat out (~270 B stored,
+~295 B per ``event`` message; see ``benchmarks/_harness.py``); one load-generator process holds
+10 Python ``websockets`` clients for every server, so the client cost is equal.  Variants:
 
 * ``websockets`` (baseline): ``websockets.broadcast`` per event, no validation/storage/queues;
 * ``wsnotebook per-event`` (``?batch=0``): validation, store, per-client bounded queues;
@@ -12,8 +12,10 @@ Our server runs with ``queue_size`` large enough for a whole run: the baseline b
 bound, while our default queue (4096 messages) drops clients that fall that far behind a
 flat-out producer with close 1013 -- an overload policy, not a speed difference.
 
-Figures: per-client delivered events/s (median over clients) and aggregate events/s, medians of
-``--reps`` (>= 3) runs interleaved across servers, each beside the baseline of the same run.
+Figures: per-client delivered events/s (aggregate / clients, see ``_harness.summarize``: the
+median client would flatter a server that serves its clients unevenly) and aggregate events/s,
+medians of ``--reps`` (>= 3) runs interleaved across servers, each beside the baseline of the
+same run.
 
 Run: ``.venv/bin/python -m benchmarks.bench_fanout [--quick] [--reps N]``; writes
 ``benchmarks/results/bench_fanout.json``.
@@ -47,12 +49,12 @@ def run(*, quick: bool = False, reps: int = 3, log: Any = print) -> dict[str, An
     # clients that fall that far behind a flat-out producer (close 1013, by design).  To compare
     # delivery speed rather than overload policy, our server gets a queue that holds a whole run.
     ours_cmd = h.server_cmd("wsnotebook")[0] + [json.dumps({"queue_size": max(count, 4096)})]
-    servers = {
-        "websockets": h.BenchServer("websockets", h.server_cmd("websockets")[0]),
-        "wsnotebook": h.BenchServer("wsnotebook", ours_cmd),
-    }
+    servers: dict[str, h.BenchServer] = {}
     runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in VARIANTS}
     try:
+        # Started inside the try: a failed second start must not leave the first running.
+        servers["websockets"] = h.BenchServer("websockets", h.server_cmd("websockets")[0])
+        servers["wsnotebook"] = h.BenchServer("wsnotebook", ours_cmd)
         for rep in range(reps):
             for label, impl, query in VARIANTS:
                 try:
@@ -109,7 +111,7 @@ def main() -> None:
     res = run(quick=args.quick, reps=reps)
     res["machine"] = h.machine()
     res["seconds"] = round(time.monotonic() - t0, 1)
-    print(f"\nFan-out to {CLIENTS} clients, {res['events']} events of ~200 B, medians of {reps}")
+    print(f"\nFan-out to {CLIENTS} clients, {res['events']} events of ~295 B, medians of {reps}")
     print(
         h.table(
             [

@@ -13,6 +13,10 @@
   client does by default: with the echo per event the sender fell behind its own stream in some
   runs and was dropped as a slow client, close 1013, and the run now fails at once if so.)
 
+HTTP requests that fail (non-200 answer or connection error) are left out of the rate and
+counted: the row's JSON has ``errors`` (failed requests and failed reps per side) and its
+measure says ``(ERRORS: ...)`` whenever any occurred.
+
 Run alone: ``python benchmarks/bench_ingest.py [--quick]`` (needs node for the load generator).
 """
 
@@ -29,9 +33,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as h
 
 CONCURRENCY = 16
+ERROR_KEYS = (
+    "ours_failed_requests",
+    "ours_failed_reps",
+    "baseline_failed_requests",
+    "baseline_failed_reps",
+)
 
 
-def http_run(server: h.BenchServer, mode: str, seconds: float, env: dict[str, str]) -> float:
+def error_mark(err: dict[str, int]) -> str:
+    """The suffix that marks a row whose figures came with failures ("" when none): failed
+    requests are left out of the rate, so the rate alone would hide them."""
+    parts = []
+    for who in ("ours", "baseline"):
+        req, reps = err.get(f"{who}_failed_requests", 0), err.get(f"{who}_failed_reps", 0)
+        if req or reps:
+            what = [f"{req} failed requests"] if req else []
+            what += [f"{reps} failed reps"] if reps else []
+            parts.append(f"{who} {' + '.join(what)}")
+    return f" (ERRORS: {'; '.join(parts)})" if parts else ""
+
+
+def http_run(
+    server: h.BenchServer, mode: str, seconds: float, env: dict[str, str]
+) -> tuple[float, int]:
+    """(successful requests/s, failed requests): failures are not in the rate but are
+    reported beside it, so a server that answers errors fast cannot pass for a fast one."""
     cfg = {
         "base": f"http://127.0.0.1:{server.port}",
         "mode": mode,
@@ -45,7 +72,7 @@ def http_run(server: h.BenchServer, mode: str, seconds: float, env: dict[str, st
         lg.kill()
     if res["errors"] and not res["ok"]:
         raise RuntimeError(f"all {res['errors']} requests failed")
-    return float(res["ok"]) / float(res["seconds"])
+    return float(res["ok"]) / float(res["seconds"]), int(res["errors"])
 
 
 def ws_publish_run(server: h.BenchServer, count: int, env: dict[str, str]) -> float:
@@ -79,20 +106,35 @@ def run(
         return {"rows": [], "skipped": "node not available for the load generator"}
     seconds = 0.5 if quick else 3.0
     count = 5_000 if quick else 50_000
-    ours = h.BenchServer("wsnotebook", h.server_cmd("wsnotebook")[0])
-    floor_http = h.BenchServer("aiohttp", [h.PY, str(h.BASELINES / "aiohttp_post.py")])
-    floor_ws = h.BenchServer("websockets", h.server_cmd("websockets")[0])
     raw: dict[str, dict[str, list[float | None]]] = {}
+    # per measure: failed requests (summed over reps) and failed reps, per side
+    errors: dict[str, dict[str, int]] = {}
 
     def measure(key: str, who: str, fn: Any) -> None:
+        err = errors.setdefault(key, dict.fromkeys(ERROR_KEYS, 0))
         try:
             value = fn()
+            if isinstance(value, tuple):  # http_run: (rate, failed requests)
+                value, failed = value
+                err[f"{who}_failed_requests"] += failed
         except Exception as exc:
             log(f"  ingest {key} {who}: {exc}")
             value = None
+            err[f"{who}_failed_reps"] += 1
         raw.setdefault(key, {}).setdefault(who, []).append(value)
 
+    started: list[h.BenchServer] = []
+
+    def start(name: str, cmd: list[str]) -> h.BenchServer:
+        server = h.BenchServer(name, cmd)
+        started.append(server)
+        return server
+
     try:
+        # Started inside the try: a failed start stops the servers already running.
+        ours = start("wsnotebook", h.server_cmd("wsnotebook")[0])
+        floor_http = start("aiohttp", [h.PY, str(h.BASELINES / "aiohttp_post.py")])
+        floor_ws = start("websockets", h.server_cmd("websockets")[0])
         for rep in range(reps):
             for mode in ("keepalive", "close"):
                 how = "keep-alive" if mode == "keepalive" else "Connection: close"
@@ -104,18 +146,20 @@ def run(
             measure(key, "baseline", lambda: ws_publish_run(floor_ws, count, node_env))
             log(f"  ingest rep {rep + 1}/{reps}")
     finally:
-        for s in (ours, floor_http, floor_ws):
+        for s in started:
             s.close()
     rows = []
     for key, d in raw.items():
         o, b = h.median(d.get("ours", [])), h.median(d.get("baseline", []))
+        err = errors.get(key, dict.fromkeys(ERROR_KEYS, 0))
         rows.append(
             {
-                "measure": key,
+                "measure": key + error_mark(err),
                 "ours": o,
                 "baseline": "minimal aiohttp handler" if "POST" in key else "bare websockets",
                 "baseline_value": b,
                 "ratio": h.ratio(o, b),
+                "errors": err,
                 "raw": d,
             }
         )

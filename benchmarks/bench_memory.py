@@ -2,8 +2,11 @@
 
 * Connections: each server starts fresh (own process), we read its RSS, a Node ``ws`` load
   generator opens 1,000 idle connections (each gets its ``initial`` snapshot), and we read the
-  RSS again: bytes per connection = delta / 1000.  Ours beside the bare ``websockets`` and Node
-  ``ws`` servers, same run.  ``RLIMIT_NOFILE`` is raised to its hard limit first.
+  RSS again: bytes per connection = delta / 1000.  Each RSS read follows a full garbage
+  collection in the server (``STATS gc``: ``gc.collect()`` in the Python servers,
+  ``global.gc()`` in node, started with ``--expose-gc``), so no runtime's uncollected garbage
+  (V8's, above all) counts as memory per connection.  Ours beside the bare ``websockets`` and
+  Node ``ws`` servers, same run.  ``RLIMIT_NOFILE`` is raised to its hard limit first.
 * Frame: ``benchmarks/bench_frame.py``'s fresh-subprocess measurement (``rss_per_event``): RSS
   per event retained in an ``EventFrame`` beside retaining the decoded dicts.
 
@@ -36,7 +39,7 @@ def conn_rss(impl: str, n: int, node_env: dict[str, str]) -> float:
     server = h.BenchServer(impl, cmd, env=node_env)
     try:
         server.go(300, 0, 100)  # a realistic initial snapshot to send
-        before = int(server.stats()["rss"])
+        before = int(server.stats(collect=True)["rss"])
         cfg = {
             "url": server.url("batch=auto" if impl == "wsnotebook" else ""),
             "clients": n,
@@ -50,7 +53,7 @@ def conn_rss(impl: str, n: int, node_env: dict[str, str]) -> float:
         lg = h.Proc(["node", str(h.BASELINES / "ws_loadgen.js"), json.dumps(cfg)], env=node_env)
         try:
             lg.expect("READY", 120)
-            st = server.stats()
+            st = server.stats(collect=True)
             if int(st.get("connections", n)) < n:
                 raise RuntimeError(f"{impl}: only {st.get('connections')} of {n} connected")
             return (int(st["rss"]) - before) / n

@@ -19,7 +19,8 @@ function makeClock() {
 
 const PAD = 'x'.repeat(64);
 
-// The same ~200-byte event the Python producers send (see benchmarks/_bench_util.py).
+// The same event the Python producers send (benchmarks/_harness.py make_event): ~220 bytes
+// of JSON as produced, ~270 once the server adds id and server_received.
 function makeEvent(i, nowMs) {
   return {
     source_app: 'bench',

@@ -1,7 +1,7 @@
 // Ingest load generator.  Usage: node http_loadgen.js '<json>' with keys
 //   base (http://127.0.0.1:PORT), mode ("keepalive" | "close" | "wspublish"),
 //   concurrency, duration_s (HTTP modes), count (wspublish: events to send).
-// HTTP modes: `concurrency` loops POST one ~200-byte event to /events for duration_s and print
+// HTTP modes: `concurrency` loops POST one ~220-byte event to /events for duration_s and print
 //   RESULT {ok, errors, seconds}.  "close" sends `Connection: close` (a new TCP connection per
 //   request, like the seed's hook scripts).
 // wspublish: one WebSocket to /stream sends `count` {"type":"publish","data":ev} messages as fast

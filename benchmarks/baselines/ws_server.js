@@ -4,7 +4,10 @@
 //   prints "PORT <n>" once listening on 127.0.0.1 (port 0 = any free port);
 //   "GO <count> <rate> <chunk>" produces <count> events at <rate> ev/s (0 = as fast as possible,
 //   yielding to I/O every <chunk> events), then prints "DONE <count> <seconds>";
-//   "STATS" prints "STATS {json}"; "QUIT" (or stdin EOF) exits.
+//   "STATS" prints "STATS {json}"; "STATS gc" first runs a full V8 collection (needs
+//   `node --expose-gc`, as _harness.server_cmd starts it) so uncollected garbage is not counted
+//   in `rss`, like the Python servers' gc.collect(), and adds "gc": true; "QUIT" (or stdin EOF)
+//   exits.
 'use strict';
 const http = require('http');
 const readline = require('readline');
@@ -80,7 +83,10 @@ rl.on('line', (line) => {
       process.stdout.write('DONE ' + count + ' ' + secs.toFixed(4) + '\n');
     });
   } else if (parts[0] === 'STATS') {
+    const collect = parts[1] === 'gc' && typeof global.gc === 'function';
+    if (collect) global.gc();
     const stats = { connections: wss.clients.size, sent, rss: process.memoryUsage().rss };
+    if (collect) stats.gc = true;
     process.stdout.write('STATS ' + JSON.stringify(stats) + '\n');
   } else if (parts[0] === 'QUIT') {
     process.exit(0);

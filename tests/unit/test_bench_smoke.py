@@ -51,17 +51,54 @@ def test_percentiles_use_nearest_rank_and_handle_empty_input() -> None:
 def test_summarize_computes_per_client_and_aggregate_rates() -> None:
     import _harness as h
 
-    # two clients, 1001 events each over 1 s (per client 1000 ev/s); one closed early with 1013.
+    # No go_ms: spans start at the first receive.  Two clients, 1001 events each over 1 s; one
+    # closed early with 1013 after 10 events.
     res: dict[str, Any] = {
         "clients": [[1001, 0.0, 1000.0, 1000], [1001, 500.0, 1500.0, 1000], [10, 0.0, 1.0, 1013]],
         "lat": {"p99": 1.0},
         "timed_out": False,
     }
     out = h.summarize(res, clients=3, expect=1001)
-    assert out["per_client_evs"] == pytest.approx(1000.0)
     assert out["aggregate_evs"] == pytest.approx(2012 / 1.5)
+    assert out["per_client_evs"] == pytest.approx(2012 / 1.5 / 3)  # aggregate / C
+    assert out["median_client_evs"] == pytest.approx(1000.0)
     assert out["closed_early"] == 1
     assert out["delivered"] == pytest.approx(2012 / 3003)
+
+
+def test_summarize_headline_is_aggregate_over_clients_not_the_median_client() -> None:
+    import _harness as h
+
+    go = 10_000.0
+    # lockstep: every client gets its 1000 events by go + 1 s -> every figure is 1000 ev/s
+    lock = h.summarize(
+        {"clients": [[1000, go + 1, go + 1000, 1000]] * 4, "go_ms": go}, clients=4, expect=1000
+    )
+    assert lock["per_client_evs"] == pytest.approx(1000.0)
+    assert lock["median_client_evs"] == pytest.approx(1000.0)
+    assert lock["slowest_client_evs"] == pytest.approx(1000.0)
+    # uneven: three clients done in 0.5 s, one in 2 s.  The median client says 2000 ev/s, the
+    # fair per-client figure is 4000 events / 2 s / 4 = 500 = the slowest client's rate.
+    uneven = h.summarize(
+        {
+            "clients": [[1000, go + 1, go + 500, 1000]] * 3 + [[1000, go + 1, go + 2000, 1000]],
+            "go_ms": go,
+        },
+        clients=4,
+        expect=1000,
+    )
+    assert uneven["median_client_evs"] == pytest.approx(2000.0)
+    assert uneven["per_client_evs"] == pytest.approx(500.0)
+    assert uneven["slowest_client_evs"] == pytest.approx(500.0)
+    # a client that got nothing counts as 0 for the slowest client and lowers aggregate / C
+    dropped = h.summarize(
+        {"clients": [[1000, go + 1, go + 1000, 1000], [0, 0.0, 0.0, 1013]], "go_ms": go},
+        clients=2,
+        expect=1000,
+    )
+    assert dropped["slowest_client_evs"] == 0.0
+    assert dropped["per_client_evs"] == pytest.approx(500.0)
+    assert dropped["delivered"] == pytest.approx(0.5) and dropped["closed_early"] == 1
 
 
 def test_table_aligns_columns_and_formats_numbers() -> None:
@@ -75,30 +112,76 @@ def test_table_aligns_columns_and_formats_numbers() -> None:
     assert h.fmt(None) == "-"
 
 
+def _fanout_run(rate: float, **over: Any) -> dict[str, Any]:
+    run: dict[str, Any] = {
+        "per_client_evs": rate,
+        "median_client_evs": rate * 1.2,
+        "slowest_client_evs": rate,
+        "aggregate_evs": rate * 10,
+        "delivered": 1.0,
+        "closed_early": 0,
+        "timed_out": False,
+        "lat": {"p99": 1.0},
+        "deflate_negotiated": 10,
+    }
+    run.update(over)
+    return run
+
+
+def _fanout_results(*ours: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    run = _fanout_run
+    return {
+        "C=10|deflate=off|node|wsnotebook batch=auto": list(ours),
+        "C=10|deflate=off|node|node-ws": [run(10.0), run(20.0), run(15.0)],
+    }
+
+
 def test_fanout_aggregate_ratios_against_node_ws_and_summary_verdict() -> None:
     import bench_fanout_matrix as fm
 
-    def run(rate: float) -> dict[str, Any]:
-        return {
-            "per_client_evs": rate,
-            "aggregate_evs": rate * 10,
-            "delivered": 1.0,
-            "closed_early": 0,
-            "lat": {"p99": 1.0},
-            "deflate_negotiated": 10,
-        }
-
-    results = {
-        "C=10|deflate=off|node|wsnotebook batch=auto": [run(30.0), run(31.0), run(29.0)],
-        "C=10|deflate=off|node|node-ws": [run(10.0), run(20.0), run(15.0)],
-    }
-    rows = fm.aggregate(results)
+    run = _fanout_run
+    rows = fm.aggregate(_fanout_results(run(30.0), run(31.0), run(29.0)))
     auto = next(r for r in rows if r["server"] == "wsnotebook batch=auto")
     assert auto["per_client_evs"] == 30.0
+    assert auto["median_client_evs"] == pytest.approx(36.0)
     assert auto["vs_node_ws"] == pytest.approx(2.0)
     (line,) = fm.summary(rows)
     assert line[-1] == "met" and line[-2] == ">= 1.5x node-ws"
-    assert "| 10 " in fm.detail_table(rows)
+    assert "agg/C" in line[1]
+    table = fm.detail_table(rows)
+    assert "| 10 " in table and "median client" in table and "slowest client" in table
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"delivered": 0.999},
+        {"closed_early": 1},
+        {"timed_out": True},
+        {"error": "load generator timed out"},
+    ],
+)
+def test_fanout_verdict_refuses_a_run_with_drops_whatever_the_rate(bad: dict[str, Any]) -> None:
+    import bench_fanout_matrix as fm
+
+    run = _fanout_run
+    broken = {"error": bad["error"]} if "error" in bad else run(300.0, **bad)
+    rows = fm.aggregate(_fanout_results(run(300.0), broken, run(300.0)))
+    (line,) = fm.summary(rows)
+    assert line[-1] == "NOT met (drops)"
+    assert "DROPS" in line[1]
+
+
+def test_fanout_deflate_counts_as_negotiated_only_when_every_client_negotiated_it() -> None:
+    import bench_fanout_matrix as fm
+
+    run = _fanout_run
+    key = "C=10|deflate=on|node|wsnotebook batch=auto"
+    (full,) = fm.aggregate({key: [run(1.0), run(1.0), run(1.0)]})
+    (partial,) = fm.aggregate({key: [run(1.0), run(1.0, deflate_negotiated=9), run(1.0)]})
+    assert full["deflate_negotiated"] is True
+    assert partial["deflate_negotiated"] is False
+    assert "(refused)" in fm.detail_table([partial])
 
 
 def test_write_json_round_trips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -145,3 +228,55 @@ def test_kernel_summary_gives_the_other_process_row_no_verdict_and_judges_the_de
         assert other[6].endswith("(variant; default is budget)")
     assert out["cell p99 ms, 10k ev/s, off"][7] == "NOT met"
     assert out["cell p99 ms, flood, budget"][6:] == ["p99 <= 50 ms", "NOT met"]
+
+
+def test_client_decode_rows_label_their_ratio_as_paired() -> None:
+    import bench_client
+
+    paired = {
+        "measure": "decode path batched 1000",
+        "ours_evs": 540e3,
+        "baseline": "orjson.loads only",
+        "baseline_evs": 635e3,
+        "ratio": 0.67,  # median of per-pair ratios, not 540 / 635
+        "ratio_kind": "paired",
+    }
+    socket = {**paired, "measure": "over a socket batch=1000", "ratio_kind": "of medians"}
+    rows = bench_client.summary([paired, socket])
+    assert rows[0][3] == "orjson.loads only (paired)"
+    assert rows[1][3] == "orjson.loads only"
+    assert "(paired)" in bench_client.detail_table([paired])
+
+
+def test_ingest_marks_rows_with_failed_requests_or_reps() -> None:
+    import bench_ingest
+
+    clean = dict.fromkeys(bench_ingest.ERROR_KEYS, 0)
+    assert bench_ingest.error_mark(clean) == ""
+    mark = bench_ingest.error_mark({**clean, "ours_failed_requests": 3, "baseline_failed_reps": 1})
+    assert mark == " (ERRORS: ours 3 failed requests; baseline 1 failed reps)"
+
+
+def test_kernel_bg_cores_is_not_reported_where_nothing_was_accounted() -> None:
+    import bench_kernel as bk
+
+    rep = {"rt": [1.0, 2.0, 3.0], "cpu_share": 0.0}
+    samples = {
+        "idle": [{"rt": [1.0, 2.0]}],
+        "10k ev/s, off": [rep],
+        "10k ev/s, budget": [{**rep, "cpu_share": 0.31}],
+        bk.OTHER_PROCESS[0]: [{**rep, "cpu_share": 0.27}],
+    }
+    rows = {r["scenario"]: r for r in bk.aggregate(samples)}
+    assert rows["10k ev/s, off"]["cpu_share"] is None
+    assert rows["10k ev/s, budget"]["cpu_share"] == 0.31
+    assert rows[bk.OTHER_PROCESS[0]]["cpu_share"] == 0.27
+    assert "| 10k ev/s, off " in bk.detail_table(list(rows.values()))
+
+
+def test_node_server_runs_with_expose_gc_for_the_memory_bench() -> None:
+    import _harness as h
+
+    cmd, needs_node = h.server_cmd("node-ws")
+    assert needs_node and "--expose-gc" in cmd
+    assert "global.gc()" in (h.BASELINES / "ws_server.js").read_text()
