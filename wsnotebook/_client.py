@@ -316,9 +316,19 @@ def normalize_url(url: Any) -> str:
         path = parts.path if parts.path not in ("", "/") else "/stream"
         text = urllib.parse.urlunsplit((scheme, parts.netloc, path, parts.query, ""))
         parse_uri(text)
+        host = parts.hostname or ""
+        # urlsplit and websockets take any text as a host ("not a url" became a client
+        # retrying DNS lookups forever): a host is a name, an IPv4 address or [IPv6].
+        if not _HOST.fullmatch(host):
+            raise ValueError(f"{host!r} is not a host name or address")
     except (InvalidURI, ValueError) as exc:  # ValueError: a bad port or bracketed host
         raise ClientError(f"invalid URL {url!r}: {exc}") from None
     return text
+
+
+#: A host as urlsplit gives it (no brackets): letters (any script), digits, ``-``, ``_``, ``.``,
+#: or an IPv6 address with an optional zone.
+_HOST = re.compile(r"[^\W]([\w.-]*[^\W])?|[0-9A-Fa-f:.]+(%[\w.-]+)?")
 
 
 def _is_loopback_url(url: str) -> bool:

@@ -205,6 +205,12 @@ def test_urls_are_normalised() -> None:
     for bad in ("ws://127.0.0.1:99999/stream", "ws://127.0.0.1:abc/stream", "ws://[::1/stream"):
         with pytest.raises(ClientError, match="invalid URL"):  # was a raw ValueError
             normalize_url(bad)
+    # any text was taken as a host: "not a url" became a client retrying DNS lookups forever
+    for bad in ("not a url", "ws://host name/stream", "ws://-x:1/", "http://a b:80"):
+        with pytest.raises(ClientError, match="is not a host name or address"):
+            normalize_url(bad)
+    assert normalize_url("ws://münchen.example:1") == "ws://münchen.example:1/stream"
+    assert normalize_url("ws://[fe80::1%eth0]:9/s") == "ws://[fe80::1%eth0]:9/s"
 
 
 @pytest.mark.parametrize(
