@@ -58,19 +58,32 @@ class TrafficLog:
     """Bounded ring of per-message traffic entries plus lifetime totals.
 
     ``size``: entries kept (1..10,000,000; default 100,000; the oldest are dropped first).
-    ``clock``: returns epoch seconds (default :func:`time.time`).
+    ``clock``: returns epoch seconds (default :func:`time.time`), the entries' ``time``.
+    ``rate_clock``: the clock rates are computed with; default :func:`time.monotonic` with the
+    default ``clock`` (a wall clock set back must not make old entries look recent), else
+    ``clock`` itself (an injected clock drives both).
     """
 
-    def __init__(self, *, size: int = 100_000, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        size: int = 100_000,
+        clock: Callable[[], float] = time.time,
+        rate_clock: Callable[[], float] | None = None,
+    ) -> None:
         if not 1 <= size <= 10_000_000:
             raise ConfigError(f"traffic_size must be in 1..10000000, got {size}")
         self.size = size
         self._clock = clock
+        self._rate_clock = rate_clock or (time.monotonic if clock is time.time else clock)
+        self._same_clock = self._rate_clock is clock
         self._lock = threading.Lock()
         self._ring: deque[TrafficEntry] = deque(maxlen=size)
+        self._ticks: deque[float] = deque(maxlen=size)  # rate_clock stamp of each entry
         self._totals = {d: _Totals() for d in DIRECTIONS}
         self.dropped = 0
         self.started = clock()
+        self._started_tick = self._rate_clock()
 
     # ------------------------------------------------------------------ recording
 
@@ -91,10 +104,12 @@ class TrafficLog:
         entry = TrafficEntry(
             self._clock() if at is None else at, direction, type, nbytes, decoded, n_events
         )
+        tick = entry.time if self._same_clock else self._rate_clock()
         with self._lock:
             if len(self._ring) == self.size:
                 self.dropped += 1
             self._ring.append(entry)
+            self._ticks.append(tick)
             tot = self._totals[direction]
             tot.messages += 1
             tot.bytes += nbytes
@@ -157,24 +172,25 @@ class TrafficLog:
         seconds of retained entries (divided by ``min(window, time since the log started)``,
         at least 1 ms).  Also ``window_s``, ``entries`` (retained) and ``dropped``.
         """
-        if window <= 0:
-            raise ConfigError(f"window must be > 0 s, got {window}")
-        now = self._clock()
+        if not (isinstance(window, (int, float)) and 0 < window < float("inf")):
+            raise ConfigError(f"window must be a finite number of seconds > 0, got {window!r}")
+        now = self._rate_clock()
         with self._lock:
             totals = {
                 d: (t.messages, t.bytes, t.decoded_bytes, t.events) for d, t in self._totals.items()
             }
             recent = {d: [0, 0, 0] for d in DIRECTIONS}
             cutoff = now - window
-            for entry in reversed(self._ring):
-                if entry.time < cutoff:
+            for entry, tick in zip(reversed(self._ring), reversed(self._ticks)):
+                if tick < cutoff:
                     break
                 acc = recent[entry.direction]
                 acc[0] += 1
                 acc[1] += entry.bytes
                 acc[2] += entry.n_events
             entries, dropped = len(self._ring), self.dropped
-        span = max(1e-3, min(window, now - self.started))
+        age = now - self._started_tick
+        span = max(1e-3, min(window, age)) if age > 0 else window
         out: dict[str, Any] = {"window_s": span, "entries": entries, "dropped": dropped}
         for d in DIRECTIONS:
             msgs_w, bytes_w, events_w = recent[d]
@@ -190,6 +206,7 @@ class TrafficLog:
         """Forget the retained entries (lifetime totals are kept)."""
         with self._lock:
             self._ring.clear()
+            self._ticks.clear()
 
     def __repr__(self) -> str:
         return f"<TrafficLog entries={len(self)} size={self.size} dropped={self.dropped}>"

@@ -134,3 +134,29 @@ def test_client_metrics_do_not_walk_the_traffic_window(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(client.traffic, "stats", walk)
     assert client.metrics()["bytes_in_wire"] == 1000
+
+
+def test_rates_stay_true_after_the_wall_clock_is_set_back() -> None:
+    """Rates run on a monotonic clock (entries keep wall time for ``df``): after an hour at
+    10 msg/s and a 60 s step back of the wall clock, the rate read 70 msg/s."""
+    wall, mono = FakeClock(), FakeClock(5.0)
+    log = TrafficLog(clock=wall, rate_clock=mono)
+    young = TrafficLog(clock=wall, rate_clock=mono)
+    for _ in range(3600 * 10):
+        log.record("in", "event", 10, n_events=1)
+        wall.t += 0.1
+        mono.t += 0.1
+    wall.t -= 60.0
+    for _ in range(100):  # 10 s at 10 msg/s after the step
+        log.record("in", "event", 10, n_events=1)
+        wall.t += 0.1
+        mono.t += 0.1
+    assert log.stats(window=10.0)["in"]["messages_per_s"] == pytest.approx(10.0, rel=0.02)
+    assert log.entries()[-1].time < log.entries()[0].time + 3600  # wall time as recorded
+    assert young.stats(window=10.0)["window_s"] == 10.0
+    for bad in (float("nan"), float("inf"), 0, -1, "10"):
+        with pytest.raises(ConfigError):
+            log.stats(window=bad)
+    # default clocks: wall time for entries, a monotonic clock for rates
+    default = TrafficLog()
+    assert default._rate_clock is not default._clock
