@@ -517,7 +517,7 @@ class _Client:
             len(self.pending) >= self.server.queue_size
             or self.qbytes + len(msg) > self.server.max_queue_bytes
         ):
-            self.overflow()
+            self.overflow(len(msg))
             return
         self.pending.append((msg, kind))
         self.qbytes += len(msg)
@@ -532,7 +532,7 @@ class _Client:
             len(self.queue) >= self.server.queue_size
             or self.qbytes + len(msg) > self.server.max_queue_bytes
         ):
-            self.overflow()
+            self.overflow(len(msg))
             return
         self.queue.append((msg, n, kind))
         self.qbytes += len(msg)
@@ -550,7 +550,7 @@ class _Client:
         queue = self.queue
         server = self.server
         if self.qbytes + len(emsg) > server.max_queue_bytes:
-            self.overflow()
+            self.overflow(len(emsg))
             return
         encoded = emsg[len(_EVENT_PREFIX) : -1]
         if (
@@ -564,7 +564,7 @@ class _Client:
             self.tail_run_bytes += len(encoded)
         else:
             if len(queue) >= server.queue_size:
-                self.overflow()
+                self.overflow(len(emsg))
                 return
             self.runs.append([encoded])
             queue.append((b"", 1, _KIND_RUN))
@@ -587,14 +587,20 @@ class _Client:
             self.timer.cancel()
             self.timer = None
 
-    def overflow(self) -> None:
-        """The send queue is full: drop this client with 1013 (memory stays bounded)."""
-        self.server._dropped_slow += 1
+    def overflow(self, incoming: int) -> None:
+        """The send queue is full: drop this client with 1013 (memory stays bounded).
+        ``incoming``: bytes of the message that did not fit."""
+        server = self.server
+        server._dropped_slow += 1
         log.warning(
-            "wsnotebook: dropping slow client %s (send queue full: %d messages, %d bytes)",
+            "wsnotebook: dropping slow client %s (send queue full: %d messages, %d bytes queued; "
+            "a %d-byte message would pass queue_size=%d or max_queue_bytes=%d)",
             self.peer,
             len(self.queue) + len(self.pending),
             self.qbytes,
+            incoming,
+            server.queue_size,
+            server.max_queue_bytes,
         )
         self.start_close(CLOSE_TRY_AGAIN, b"slow consumer: send queue overflow")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import re
 import threading
 from typing import Any
 
@@ -161,14 +163,23 @@ def test_auto_batching_sends_events_singly_when_keeping_up_and_coalesces_when_be
 
 
 def test_slow_client_is_dropped_with_1013_while_others_get_everything(
-    server_factory: Any, make_event: Any
+    server_factory: Any, make_event: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     srv = server_factory(queue_size=64)
-    with connect(srv.url, max_queue=1, compression=None) as slow:
+    with (
+        caplog.at_level(logging.WARNING, logger="wsnotebook"),
+        connect(srv.url, max_queue=1, compression=None) as slow,
+    ):
         assert recv_json(slow)["type"] == "initial"
         fast_results = _run_with_fast_readers(srv, make_event)
         assert srv.metrics()["dropped_slow_clients"] == 1
         assert close_code(slow) == 1013
+    # the log says which limit the message that did not fit would have passed
+    assert re.search(
+        r"dropping slow client .*send queue full: \d+ messages, \d+ bytes queued; "
+        r"a \d+-byte message would pass queue_size=64 or max_queue_bytes=\d+",
+        caplog.text,
+    )
     total = srv.store.last_id
     assert [sorted(r) for r in fast_results] == [list(range(1, total + 1))] * 2
     assert all(r == sorted(r) for r in fast_results)
