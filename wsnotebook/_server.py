@@ -1393,7 +1393,12 @@ class Server:
             body = await request.read()
         except RequestPayloadError:  # a corrupt gzip/deflate body (aiohttp decodes it)
             encoding = request.headers.get("Content-Encoding", "")
-            return self._reject(400, f"body: cannot decode Content-Encoding {encoding!r}")
+            resp = self._reject(400, f"body: cannot decode Content-Encoding {encoding!r}")
+            # Close the connection: aiohttp would otherwise drain the rest of the body after
+            # the reply, meet the same decode error and log it as an unhandled exception (a
+            # 35-line traceback per request); the body's framing is unknown anyway.
+            resp.force_close()
+            return resp
         try:
             events = decode_events(
                 body,
