@@ -189,7 +189,8 @@ def parse_server_message(raw: bytes | str) -> ServerMessage:
 
     Unknown message types are returned with ``type`` set and no events (the caller counts and
     ignores them).  Events failing validation are dropped and counted in ``invalid``; they never
-    raise.  Only undecodable JSON or a non-object message raises :class:`ProtocolError`.
+    raise.  Undecodable JSON, a non-object message, a non-string ``type`` or an ``initial`` or
+    ``batch`` whose ``data`` is not an array raise :class:`ProtocolError`.
     Events are validated as by ``validate_event(event, require_id=True)``; batches of
     ``FUSED_MIN`` (6) or more go through a fused check first (:func:`wsnotebook.events.all_valid`),
     ~1.5-2.3x cheaper.
@@ -219,6 +220,19 @@ def parse_server_message(raw: bytes | str) -> ServerMessage:
 # --------------------------------------------------------------------------- batching
 
 
+def _bounded(
+    name: str, value: Any, lo: float, hi: float = math.inf, *, integer: bool = False
+) -> None:
+    """``value`` must be a number in ``lo..hi`` (an ``int`` when ``integer``; never a ``bool``,
+    NaN or, unless ``hi`` is infinite, inf): else a :class:`ConfigError` naming ``name``."""
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"{name} must be {kind}, got {value!r}")
+    if not lo <= value <= hi or value != value:  # value != value: NaN
+        raise ConfigError(f"{name} must be in {lo}..{hi}, got {value!r}")
+
+
 class Batcher:
     """Collects items and flushes on size or age.
 
@@ -240,12 +254,10 @@ class Batcher:
         clock: Clock,
         max_bytes: int | None = None,
     ) -> None:
-        if not 1 <= max_size <= 100_000:
-            raise ConfigError(f"batch size must be in 1..100000, got {max_size}")
-        if not 0 <= max_interval <= 60:
-            raise ConfigError(f"batch interval must be in 0..60 s, got {max_interval}")
-        if max_bytes is not None and max_bytes < 1:
-            raise ConfigError(f"batch max_bytes must be >= 1 or None, got {max_bytes}")
+        _bounded("batch size", max_size, 1, 100_000, integer=True)
+        _bounded("batch interval", max_interval, 0, 60)
+        if max_bytes is not None:
+            _bounded("batch max_bytes", max_bytes, 1, integer=True)
         self.max_size = max_size
         self.max_interval = max_interval
         self.max_bytes = max_bytes
@@ -452,8 +464,7 @@ class RateMeter:
     """
 
     def __init__(self, *, window: float = 10.0, clock: Clock) -> None:
-        if window < 1:
-            raise ConfigError("rate window must be >= 1 s")
+        _bounded("rate window", window, 1, 1e9)
         self.window = window
         self._clock = clock
         self._buckets: deque[list[float]] = deque()  # [second, count]
@@ -486,8 +497,7 @@ class LatencyStats:
     """Percentiles over the most recent ``size`` samples (a ring; default 10,000)."""
 
     def __init__(self, size: int = 10_000) -> None:
-        if size < 1:
-            raise ConfigError("latency sample size must be >= 1")
+        _bounded("latency sample size", size, 1, integer=True)
         self._samples: deque[float] = deque(maxlen=size)
         self.count = 0
 
@@ -547,8 +557,7 @@ class IdSet:
         self._lo: list[int] = []
         self._hi: list[int] = []
         self.max_intervals = MAX_ID_INTERVALS if max_intervals is None else max_intervals
-        if self.max_intervals < 1:
-            raise ConfigError(f"max_intervals must be >= 1, got {self.max_intervals}")
+        _bounded("max_intervals", self.max_intervals, 1, integer=True)
         self.holes_filled = 0
 
     def _bound(self) -> None:
@@ -833,12 +842,9 @@ class RateLimiter:
     __slots__ = ("rate", "burst", "max_keys", "_clock", "_buckets", "_idle_after", "evictions")
 
     def __init__(self, rate: float, burst: int, *, max_keys: int = 10_000, clock: Clock) -> None:
-        if not (math.isfinite(rate) and rate >= 0):
-            raise ConfigError(f"rate must be a finite number >= 0, got {rate}")
-        if burst < 1:
-            raise ConfigError(f"burst must be >= 1, got {burst}")
-        if max_keys < 1:
-            raise ConfigError(f"max_keys must be >= 1, got {max_keys}")
+        _bounded("rate", rate, 0, 1e12)
+        _bounded("burst", burst, 1, integer=True)
+        _bounded("max_keys", max_keys, 1, integer=True)
         self.rate = float(rate)
         self.burst = float(burst)
         self.max_keys = max_keys

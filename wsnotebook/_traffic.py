@@ -71,8 +71,8 @@ class TrafficLog:
         clock: Callable[[], float] = time.time,
         rate_clock: Callable[[], float] | None = None,
     ) -> None:
-        if not 1 <= size <= 10_000_000:
-            raise ConfigError(f"traffic_size must be in 1..10000000, got {size}")
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 10_000_000:
+            raise ConfigError(f"traffic_size must be an integer in 1..10000000, got {size!r}")
         self.size = size
         self._clock = clock
         self._rate_clock = rate_clock or (time.monotonic if clock is time.time else clock)

@@ -22,6 +22,7 @@ from wsnotebook._protocol import (
     Gap,
     IdSet,
     LatencyStats,
+    RateLimiter,
     RateMeter,
     ResumeState,
     ServerMessage,
@@ -505,3 +506,33 @@ def test_small_message_limits_still_carry_the_events_that_fit(limit: int) -> Non
         message = initial_message(picked, seq=300, epoch="e" * 16, reset=False, extended=True)
         assert len(message) <= limit
         assert k * 52 >= 0.8 * limit  # all but the envelope's share of the limit is used
+
+
+@pytest.mark.parametrize(
+    ("build", "name"),
+    [
+        (lambda v: Batcher(v, clock=FakeClock()), "batch size"),
+        (lambda v: Batcher(10, v, clock=FakeClock()), "batch interval"),
+        (lambda v: Batcher(10, clock=FakeClock(), max_bytes=v), "batch max_bytes"),
+        (lambda v: RateMeter(window=v, clock=FakeClock()), "rate window"),
+        (lambda v: LatencyStats(v), "latency sample size"),
+        (lambda v: IdSet(v), "max_intervals"),
+        (lambda v: RateLimiter(v, 10, clock=FakeClock()), "rate"),
+        (lambda v: RateLimiter(1.0, v, clock=FakeClock()), "burst"),
+        (lambda v: RateLimiter(1.0, 10, max_keys=v, clock=FakeClock()), "max_keys"),
+    ],
+)
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), True, 2.5, "3", 0])
+def test_sans_io_bounds_refuse_nan_inf_bools_and_wrong_types(
+    build: Any, name: str, bad: Any
+) -> None:
+    """NaN passed every '< 1' check (IdSet(nan) kept no bound, RateMeter(window=nan) every
+    bucket); 2.5 as a size was a TypeError deep inside, not a ConfigError naming it."""
+    if name in ("batch interval", "rate") and (bad == 0 or bad == 2.5):
+        build(bad)  # 0 and 2.5 are fine there
+        return
+    if name == "rate window" and bad == 2.5:
+        build(bad)
+        return
+    with pytest.raises(ConfigError, match=name):
+        build(bad)
