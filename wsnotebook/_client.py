@@ -316,19 +316,46 @@ def normalize_url(url: Any) -> str:
         path = parts.path if parts.path not in ("", "/") else "/stream"
         text = urllib.parse.urlunsplit((scheme, parts.netloc, path, parts.query, ""))
         parse_uri(text)
-        host = parts.hostname or ""
         # urlsplit and websockets take any text as a host ("not a url" became a client
-        # retrying DNS lookups forever): a host is a name, an IPv4 address or [IPv6].
-        if not _HOST.fullmatch(host):
-            raise ValueError(f"{host!r} is not a host name or address")
-    except (InvalidURI, ValueError) as exc:  # ValueError: a bad port or bracketed host
+        # retrying DNS lookups forever)
+        _check_host(parts.hostname or "")
+    except (InvalidURI, ValueError) as exc:  # ValueError: a bad port, host or bracketed host
         raise ClientError(f"invalid URL {url!r}: {exc}") from None
     return text
 
 
-#: A host as urlsplit gives it (no brackets): letters (any script), digits, ``-``, ``_``, ``.``,
-#: or an IPv6 address with an optional zone.
-_HOST = re.compile(r"[^\W]([\w.-]*[^\W])?|[0-9A-Fa-f:.]+(%[\w.-]+)?")
+_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+
+
+def _check_host(host: str) -> None:
+    """``host`` (as urlsplit gives it: no brackets) must be a DNS name (IDNA, a trailing dot
+    and ``_`` allowed), an IPv4 address or an IPv6 address with an optional zone; else
+    ``ValueError``."""
+    bad = ValueError(f"{host!r} is not a host name or address")
+    if ":" in host:  # only inside brackets: IPv6
+        addr, _, zone = host.partition("%")
+        try:
+            ipaddress.IPv6Address(addr)
+        except ValueError:
+            raise bad from None
+        if zone and not re.fullmatch(r"[\w.~-]+", urllib.parse.unquote(zone)):
+            raise bad
+        return
+    name = urllib.parse.unquote(host).rstrip(".")
+    if name and all(c.isdigit() or c == "." for c in name):  # digits and dots: IPv4 only
+        try:
+            ipaddress.IPv4Address(name)
+        except ValueError:
+            raise bad from None
+        return
+    try:
+        ascii_name = name.encode("idna").decode("ascii")  # checks label lengths, empty labels
+    except UnicodeError:
+        raise bad from None
+    if not ascii_name or len(ascii_name) > 253:
+        raise bad
+    if not all(_LABEL.fullmatch(label) for label in ascii_name.split(".")):
+        raise bad
 
 
 def _is_loopback_url(url: str) -> bool:

@@ -131,7 +131,14 @@ def gap_message(from_id: int, to_id: int, reason: str, *, epoch: str | None = No
     )
 
 
+#: Longest ``error`` message text (characters): an error that quotes what a client sent (an
+#: unknown ``type``, say) must not make the reply bigger than the message it answers.
+MAX_ERROR_CHARS = 300
+
+
 def error_message(message: str, code: str) -> bytes:
+    if len(message) > MAX_ERROR_CHARS:
+        message = message[: MAX_ERROR_CHARS - 1] + "…"
     return encode_json({"type": "error", "data": {"message": message, "code": code}})
 
 
@@ -221,16 +228,23 @@ def parse_server_message(raw: bytes | str) -> ServerMessage:
 
 
 def _bounded(
-    name: str, value: Any, lo: float, hi: float = math.inf, *, integer: bool = False
+    name: str,
+    value: Any,
+    lo: float,
+    hi: float = math.inf,
+    *,
+    integer: bool = False,
+    unit: str = "",
 ) -> None:
-    """``value`` must be a number in ``lo..hi`` (an ``int`` when ``integer``; never a ``bool``,
-    NaN or, unless ``hi`` is infinite, inf): else a :class:`ConfigError` naming ``name``."""
+    """``value`` must be a finite number in ``lo..hi`` (an ``int`` when ``integer``; never a
+    ``bool``): else a :class:`ConfigError` naming ``name`` (and ``unit``, e.g. ``" s"``)."""
     kinds = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds):
         kind = "an integer" if integer else "a number"
         raise ConfigError(f"{name} must be {kind}, got {value!r}")
-    if not lo <= value <= hi or value != value:  # value != value: NaN
-        raise ConfigError(f"{name} must be in {lo}..{hi}, got {value!r}")
+    if not (lo <= value <= hi and math.isfinite(value)):
+        bounds = f">= {lo:g}{unit}" if hi == math.inf else f"in {lo:g}..{hi:g}{unit}"
+        raise ConfigError(f"{name} must be {bounds}, got {value!r}")
 
 
 class Batcher:
@@ -255,7 +269,7 @@ class Batcher:
         max_bytes: int | None = None,
     ) -> None:
         _bounded("batch size", max_size, 1, 100_000, integer=True)
-        _bounded("batch interval", max_interval, 0, 60)
+        _bounded("batch interval", max_interval, 0, 60, unit=" s")
         if max_bytes is not None:
             _bounded("batch max_bytes", max_bytes, 1, integer=True)
         self.max_size = max_size
@@ -268,6 +282,11 @@ class Batcher:
 
     def __len__(self) -> int:
         return len(self._items)
+
+    @property
+    def nbytes(self) -> int:
+        """``len`` of the pending items added up (0 without ``max_bytes``)."""
+        return self._bytes
 
     def add(self, item: Any) -> list[Any] | None:
         if not self._items:
@@ -320,15 +339,16 @@ class Backoff:
         rng: random.Random | None = None,
         clock: Clock,
     ) -> None:
-        values = (base, factor, cap, min_delay, stable_after)
-        if not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            for v in values
-        ):
-            raise ConfigError(
-                "backoff: base, factor, cap, min_delay and stable_after must be finite numbers, "
-                f"got {values}"
-            )
+        values = {
+            "base": base,
+            "factor": factor,
+            "cap": cap,
+            "min_delay": min_delay,
+            "stable_after": stable_after,
+        }
+        for name, v in values.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ConfigError(f"backoff: {name} must be a finite number, got {v!r}")
         if base <= 0 or factor < 1 or cap < base or min_delay < 0 or stable_after < 0:
             raise ConfigError(
                 "backoff: need base > 0, factor >= 1, cap >= base, min_delay >= 0, "
@@ -464,7 +484,7 @@ class RateMeter:
     """
 
     def __init__(self, *, window: float = 10.0, clock: Clock) -> None:
-        _bounded("rate window", window, 1, 1e9)
+        _bounded("rate window", window, 1, unit=" s")
         self.window = window
         self._clock = clock
         self._buckets: deque[list[float]] = deque()  # [second, count]

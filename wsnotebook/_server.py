@@ -121,8 +121,8 @@ FAST_WRITE_LIMIT = 64 * 1024
 #: (the tick buffer is written with one ``transport.write`` at the end of the tick otherwise).
 TICK_MAX_BYTES = 256 * 1024
 #: Most bytes stamping adds to an event's JSON beyond ``max_event_bytes`` (``id``,
-#: ``server_received`` and a filled ``timestamp``, with their keys): a fixed batch leaves room
-#: for one more event of the largest accepted size plus this.
+#: ``server_received`` and a filled ``timestamp``, with their keys; ~101 at most): an event of
+#: the largest accepted size must still fit one message.
 _STAMP_BYTES = 128
 #: How long a broadcast tick lingers while the background CPU budget is under pressure (inside
 #: a kernel, see ``CpuBudget.under_pressure``): the tick's events leave as one message per
@@ -314,15 +314,14 @@ class _Client:
         loop = asyncio.get_running_loop()
         self.loop = loop
         # No message may outgrow max_message_bytes (a client with the same limit would close
-        # with 1009): a batch=auto tick or queued run is cut before an event would overflow
-        # it; a fixed batch is flushed once it could not take one more event of the largest
-        # size ingest accepts (Batcher flushes after the item that reaches its max_bytes).
+        # with 1009): a batch=auto tick, a queued run or a fixed batch is sent before an event
+        # that would overflow it joins.
         room = event_room(server.max_message_bytes)
+        self.room = room
         self.tick_room = min(TICK_MAX_BYTES, room)
         self.run_room = min(AUTO_RUN_MAX_BYTES, room)
-        batch_bytes = max(1, min(TICK_MAX_BYTES, room - server.max_event_bytes - _STAMP_BYTES))
         self.batcher = (
-            Batcher(batch, interval, clock=loop.time, max_bytes=batch_bytes)
+            Batcher(batch, interval, clock=loop.time, max_bytes=self.tick_room)
             if isinstance(batch, int) and batch
             else None
         )
@@ -385,6 +384,11 @@ class _Client:
             return
         batcher = self.batcher
         if batcher is not None:
+            if len(batcher) and batcher.nbytes + len(batcher) + len(encoded) > self.room:
+                # this event would make the batch message too large: send what is pending
+                self._cancel_timer()
+                items = batcher.flush()
+                self._push_msg(batch_message(items), len(items), _KIND_BATCH)
             full = batcher.add(encoded)
             if full is not None:
                 self._cancel_timer()
@@ -1776,7 +1780,9 @@ def serve(
     * ``initial_limit=300`` (0..100,000): events in the ``initial`` snapshot.
     * ``retain=100_000`` (1..100,000,000): events the store keeps (oldest evicted first).
     * ``max_event_bytes=1 MiB``, ``max_message_bytes=16 MiB`` (1 KiB..1 GiB): body/frame limits
-      (413 / close 1009); ``max_batch_events=10_000`` (1..1,000,000) events per batch.
+      (413 / close 1009); ``max_event_bytes`` is lowered to what fits one message of
+      ``max_message_bytes`` once stamped (``Server.max_event_bytes`` holds the value in force);
+      ``max_batch_events=10_000`` (1..1,000,000) events per batch.
     * ``max_connections=1000`` (1..100,000) WebSocket clients (more: HTTP 503).
     * ``queue_size=4096`` (1..1,000,000) messages and ``max_queue_bytes=64 MiB`` per client send
       queue; overflow drops that client with close 1013 (counted).

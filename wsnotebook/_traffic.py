@@ -104,7 +104,12 @@ class TrafficLog:
         entry = TrafficEntry(
             self._clock() if at is None else at, direction, type, nbytes, decoded, n_events
         )
-        tick = entry.time if self._same_clock else self._rate_clock()
+        if self._same_clock:
+            tick = entry.time
+        elif at is None:
+            tick = self._rate_clock()
+        else:  # an entry dated ``at`` (wall time): as long ago on the rate clock
+            tick = self._rate_clock() - (self._clock() - at)
         with self._lock:
             if len(self._ring) == self.size:
                 self.dropped += 1
@@ -170,7 +175,9 @@ class TrafficLog:
         (wire / decoded bytes; 1.0 without compression, ``None`` before any message), and
         ``messages_per_s`` / ``bytes_per_s`` / ``events_per_s`` over the last ``window``
         seconds of retained entries (divided by ``min(window, time since the log started)``,
-        at least 1 ms).  Also ``window_s``, ``entries`` (retained) and ``dropped``.
+        at least 1 ms; by ``window`` when the rate clock reads earlier than the log's start,
+        which only an injected clock can do).  Also ``window_s``, ``entries`` (retained) and
+        ``dropped``.
         """
         if not (isinstance(window, (int, float)) and 0 < window < float("inf")):
             raise ConfigError(f"window must be a finite number of seconds > 0, got {window!r}")

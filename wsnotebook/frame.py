@@ -1855,11 +1855,12 @@ def _bin_counts(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The distinct bins ``floor(timestamp / step_ms)`` (float64, ascending) of the piece's rows
     with a finite timestamp, and how many rows each holds.  A whole chunk's result is cached on
-    it (one step at a time: the last one asked for); a part of a chunk (the oldest, partly
-    evicted) is counted afresh."""
+    it when dense (at most one entry per 16 rows; one step at a time: the last one asked for);
+    a part of a chunk (the oldest, partly evicted) is counted afresh."""
     whole = isinstance(sl, slice) and sl.indices(chunk.n) == (0, chunk.n, 1)
-    if whole and chunk.bins is not None and chunk.bins[0] == step_ms:
-        return chunk.bins[1], chunk.bins[2]
+    cached = chunk.bins  # read once: another thread may store another step meanwhile
+    if whole and cached is not None and cached[0] == step_ms:
+        return cached[1], cached[2]
     ts = chunk.ts[sl]
     b = np.floor(ts[np.isfinite(ts)] / step_ms)
     if len(b) > 1 and not (b[1:] >= b[:-1]).all():  # arrival order is nearly time order
@@ -1870,7 +1871,9 @@ def _bin_counts(
         b = b[starts]
     else:
         counts = np.empty(0, dtype=np.int64)
-    if whole:
+    if whole and len(b) <= max(64, chunk.n // 16):
+        # Dense counts only: a slow stream (about one row per bin) would cache ~16 B per row,
+        # memory stats() does not count, to save a recount that is cheap at that rate.
         chunk.bins = (step_ms, b, counts)
     return b, counts
 

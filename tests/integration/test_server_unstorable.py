@@ -176,10 +176,14 @@ def test_fixed_size_batches_of_big_events_are_flushed_early(server_factory: Any)
 
 
 @pytest.mark.parametrize("query", ["batch=auto", "batch=1000&interval_ms=50", "batch=auto&deflate"])
-def test_live_batches_stay_within_max_message_bytes(server_factory: Any, query: str) -> None:
+@pytest.mark.parametrize("max_event_bytes", [2048, 1 << 20])
+def test_live_batches_stay_within_max_message_bytes(
+    server_factory: Any, query: str, max_event_bytes: int
+) -> None:
     """A live batch used to be cut at 256 KiB whatever the limit: with an 8 KiB limit a client
-    held to the same limit was closed with 1009."""
-    srv = server_factory(max_event_bytes=2048, max_message_bytes=8192)
+    held to the same limit was closed with 1009.  With the default (larger) event limit the
+    batches must still carry many events (a first fix sent one event per fixed batch)."""
+    srv = server_factory(max_event_bytes=max_event_bytes, max_message_bytes=8192)
     deflate = query.endswith("&deflate")
     url = f"{srv.url}?{query.removesuffix('&deflate')}"
     with connect(url, max_size=8192, compression="deflate" if deflate else None) as ws:
@@ -201,7 +205,7 @@ def test_live_batches_stay_within_max_message_bytes(server_factory: Any, query: 
             )
     assert seen == list(range(1, 301))
     assert max(sizes) <= 8192
-    assert len(sizes) > 1  # batched, and cut by bytes
+    assert 1 < len(sizes) < 150  # batched (~1 KB events: ~7 per 8 KiB message), cut by bytes
 
 
 def test_an_event_limit_beyond_what_fits_one_message_is_lowered_to_it(
@@ -221,3 +225,17 @@ def test_an_event_limit_beyond_what_fits_one_message_is_lowered_to_it(
         srv.publish({**event, "payload": {"p": "x" * 600}})  # fits: delivered, within the limit
         raw = ws.recv(timeout=10)
     assert len(raw) <= 1024 and json.loads(raw)["data"]["id"] == 1
+
+
+def test_fixed_batches_keep_batching_under_a_1_mib_message_limit(server_factory: Any) -> None:
+    """Review: with max_message_bytes=1 MiB (a common client limit) and the default event limit,
+    a fixed batch of 100 small events went out as 100 one-event messages."""
+    srv = server_factory(max_message_bytes=1 << 20)
+    with connect(f"{srv.url}?batch=100&interval_ms=60000", max_size=1 << 20) as ws:
+        ws.recv(timeout=10)  # initial
+        srv.publish([
+            {"source_app": "a", "session_id": "s", "hook_event_type": "T", "payload": {"i": i}}
+            for i in range(100)
+        ])  # fmt: skip
+        msg = json.loads(ws.recv(timeout=10))
+    assert msg["type"] == "batch" and len(msg["data"]) == 100

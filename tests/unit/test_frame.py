@@ -1346,3 +1346,16 @@ def test_filter_pieces_can_scan_only_the_newest_rows(chunk_rows: int) -> None:
         expected = [i for i in range(max(1, 41 - scan), 41) if i % 5 == 0]
         assert list(table["id"]) == expected, scan
     assert list(frame._table(search="hit", scan=10, limit=1)["id"]) == [40]
+
+
+def test_throughput_caches_only_dense_bin_counts() -> None:
+    """About one row per bin (a slow stream) would cache ~16 B per row that stats() does not
+    count: such chunks are recounted instead; dense ones keep their counts."""
+    sparse = EventFrame(max_rows=1000, chunk_rows=200)
+    sparse.extend([ev(i, timestamp=T0_MS + i * 1000) for i in range(1, 601)])  # 1 per second
+    dense = EventFrame(max_rows=1000, chunk_rows=200)
+    dense.extend([ev(i, timestamp=T0_MS + i) for i in range(1, 601)])  # 1 per millisecond
+    for frame in (sparse, dense):
+        assert frame.throughput("1s").sum() == 600
+    assert all(chunk.bins is None for chunk in sparse._frozen)
+    assert all(chunk.bins is not None for chunk in dense._frozen)

@@ -16,6 +16,7 @@ from wsnotebook._protocol import (
     CLOSE_POLICY,
     CLOSE_TRY_AGAIN,
     ENVELOPE_BYTES,
+    MAX_ERROR_CHARS,
     RETRYABLE_CLOSE_CODES,
     Batcher,
     ClientMessage,
@@ -536,3 +537,11 @@ def test_sans_io_bounds_refuse_nan_inf_bools_and_wrong_types(
         return
     with pytest.raises(ConfigError, match=name):
         build(bad)
+
+
+def test_an_error_reply_never_quotes_more_than_max_error_chars() -> None:
+    """Review: an error quoting a 2 KB unknown type made a 6 KB reply, over a 4 KiB limit."""
+    reply = orjson.loads(error_message("unknown type: " + "\\u0000" * 2000, "unknown_type"))
+    assert len(reply["data"]["message"]) == MAX_ERROR_CHARS
+    assert reply["data"]["message"].endswith("…")
+    assert orjson.loads(error_message("short", "x"))["data"]["message"] == "short"

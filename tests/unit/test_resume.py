@@ -206,11 +206,21 @@ def test_urls_are_normalised() -> None:
         with pytest.raises(ClientError, match="invalid URL"):  # was a raw ValueError
             normalize_url(bad)
     # any text was taken as a host: "not a url" became a client retrying DNS lookups forever
-    for bad in ("not a url", "ws://host name/stream", "ws://-x:1/", "http://a b:80"):
+    bad_hosts = [
+        "not a url", "ws://host name/stream", "ws://-x:1/", "http://a b:80", "ws://dead%beef:1",
+        "ws://abc%zz:1", "ws://.:1", "ws://...:1", "ws://a..b:1", f"ws://{'a' * 64}.com:1",
+        "ws://999.999.999.999:1",
+    ]  # fmt: skip
+    for bad in bad_hosts:
         with pytest.raises(ClientError, match="is not a host name or address"):
             normalize_url(bad)
-    assert normalize_url("ws://münchen.example:1") == "ws://münchen.example:1/stream"
-    assert normalize_url("ws://[fe80::1%eth0]:9/s") == "ws://[fe80::1%eth0]:9/s"
+    good_hosts = [
+        "ws://münchen.example:1", "ws://[fe80::1%eth0]:9/s", "ws://[fe80::1%25eth0]:9/",
+        "ws://localhost.:4000", "ws://हिन्दी.example:4000", "ws://b%C3%BCcher.de:4000",
+        "ws://[::ffff:127.0.0.1]:1", "ws://a_b.local:1", "ws://10.0.0.1:1",
+    ]  # fmt: skip
+    for good in good_hosts:
+        assert normalize_url(good).startswith("ws://")
 
 
 @pytest.mark.parametrize(

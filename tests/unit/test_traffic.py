@@ -160,3 +160,12 @@ def test_rates_stay_true_after_the_wall_clock_is_set_back() -> None:
     # default clocks: wall time for entries, a monotonic clock for rates
     default = TrafficLog()
     assert default._rate_clock is not default._clock
+
+
+def test_an_entry_dated_in_the_past_is_not_counted_as_now_with_separate_clocks() -> None:
+    wall, mono = FakeClock(), FakeClock(5.0)
+    log = TrafficLog(clock=wall, rate_clock=mono)
+    log.record("in", "event", 10, n_events=1, at=wall.t - 3600)  # an hour ago
+    log.record("in", "event", 10, n_events=1, at=wall.t - 1)
+    assert log.stats(window=10.0)["in"]["events"] == 2  # lifetime totals
+    assert log.stats(window=10.0)["in"]["messages_per_s"] == pytest.approx(1 / 10.0)
