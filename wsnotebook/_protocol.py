@@ -530,10 +530,15 @@ class LatencyStats:
         self.count += len(values)
 
     def percentile(self, q: float) -> float | None:
-        """Nearest-rank percentile, ``q`` in [0, 1]; ``None`` without samples."""
+        """Nearest-rank percentile, ``q`` in [0, 1] (else :class:`ConfigError`); ``None``
+        without samples."""
+        _bounded("percentile q", q, 0, 1)
         return self._ranks((q,))[0] if self._samples else None
 
     def summary(self, qs: Sequence[float] = (0.5, 0.9, 0.99)) -> dict[str, float | None]:
+        """``{"p50": ..., ...}`` for each ``q`` in ``qs`` (each in [0, 1])."""
+        for q in qs:
+            _bounded("percentile q", q, 0, 1)
         if not self._samples:
             return {f"p{_pname(q)}": None for q in qs}
         return {f"p{_pname(q)}": v for q, v in zip(qs, self._ranks(qs))}

@@ -545,3 +545,14 @@ def test_an_error_reply_never_quotes_more_than_max_error_chars() -> None:
     assert len(reply["data"]["message"]) == MAX_ERROR_CHARS
     assert reply["data"]["message"].endswith("…")
     assert orjson.loads(error_message("short", "x"))["data"]["message"] == "short"
+
+
+@pytest.mark.parametrize("q", [-0.1, 1.5, float("nan"), True])
+def test_latency_percentiles_outside_0_1_are_refused_not_clamped(q: Any) -> None:
+    stats = LatencyStats(10)
+    stats.extend([1.0, 2.0, 3.0])
+    with pytest.raises(ConfigError, match="percentile q"):
+        stats.percentile(q)
+    with pytest.raises(ConfigError, match="percentile q"):
+        stats.summary((0.5, q))
+    assert stats.percentile(1) == 3.0 and stats.percentile(0) == 1.0
