@@ -8,7 +8,7 @@ Two measurements, each beside a floor measured in the same run:
   fed pre-encoded server messages -- one ``event`` message per event, and ``batch`` messages of
   1000 -- beside ``orjson.loads`` of the same bytes (decoding alone, the floor of any client
   that builds event dicts).  Batches as our server encodes them take the columnar fast path
-  (``wsnotebook._columns``: msgspec, payload text never decoded); the ``dict path`` row sends
+  (``wsnotebook.events.columns``: msgspec, payload text never decoded); the ``dict path`` row sends
   the same batches with ``"type"`` last, which takes the general path (orjson dicts).  Called
   outside a loop the handler appends each message at once; the ``in loop`` line runs it inside
   a running loop yielding every 100 messages, so a burst reaches the frame in one ``extend``
@@ -76,7 +76,7 @@ def messages(n: int, batch: int, *, type_last: bool = False) -> list[bytes]:
 
 def handler_rate(msgs: list[bytes], n: int) -> float:
     """Events/s through ``Client._handle`` (a client that never connects)."""
-    from wsnotebook._client import Client
+    from wsnotebook.client.client import Client
 
     client = Client("ws://127.0.0.1:9/stream", max_rows=max(n, 1))
     handle = client._handle
@@ -96,7 +96,7 @@ def handler_rate_in_loop(msgs: list[bytes], n: int, burst: int = 100) -> float:
     the client then appends each burst to the frame in one ``extend`` (``call_soon`` flush)."""
     import asyncio
 
-    from wsnotebook._client import Client
+    from wsnotebook.client.client import Client
 
     client = Client("ws://127.0.0.1:9/stream", max_rows=max(n, 1))
     handle = client._handle
@@ -135,7 +135,7 @@ def socket_rate(server: h.BenchServer, count: int, batch: Any, timeout: float) -
     ``READY``).  "Received" here is "appended to the frame": the figure includes our decoding.
     """
     import wsnotebook as wsn
-    from wsnotebook import _loop
+    from wsnotebook.runtime import loop as _loop
 
     client = wsn.connect(server.url(), batch=batch, compression=False, max_rows=count + 1000)
     try:

@@ -1,7 +1,7 @@
 """Kernel responsiveness under load: the background CPU budget's variants, measured together.
 
 A real IPython kernel (``jupyter_client.KernelManager``) runs, inside itself, a wsnotebook server,
-the demo producer (``wsnotebook._demo.start_demo``), a client (``wsn.connect``, default
+the demo producer (``wsnotebook.demo.producer.start_demo``), a client (``wsn.connect``, default
 ``batch="auto"``) and a displayed live monitor (``wsn.monitor(client)``, 4 Hz tick rendering in a
 worker thread).  From outside we execute trivial cells (``pass``) back to back and time each
 execute_request -> execute_reply round trip.  Scenarios, interleaved per rep:
@@ -9,7 +9,7 @@ execute_request -> execute_reply round trip.  Scenarios, interleaved per rep:
 * ``idle``: the same kernel with nothing of wsnotebook running (the baseline), measured at
   the start of every rep (before the first setup, then after each teardown);
 * ``10k ev/s`` and ``flood`` (producer at its maximum: 100k ev/s offered in batches of 100),
-  each under four budget variants (``wsnotebook._loop.set_cpu_budget``):
+  each under four budget variants (``wsnotebook.runtime.loop.set_cpu_budget``):
   ``off`` (1.0, no switch interval change), ``budget`` (0.5 core, token-bucket slices only:
   the default inside a kernel), ``switch`` (no budget, GIL switch interval lowered to 0.1 ms
   while busy) and ``budget+switch`` (both; the default until the pipeline's long GIL holds
@@ -48,12 +48,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _harness as h
 
-from wsnotebook._loop import KERNEL_SWITCH_INTERVAL
+from wsnotebook.runtime.loop import KERNEL_SWITCH_INTERVAL
 
 SETUP = """
 import functools, inspect, json, time
-import wsnotebook as wsn, wsnotebook._loop as _wl, wsnotebook._demo as _wd
-import wsnotebook._widgets as _ww, wsnotebook._client as _wc
+import wsnotebook as wsn, wsnotebook.runtime.loop as _wl, wsnotebook.demo.producer as _wd
+import wsnotebook.widget.view as _ww, wsnotebook.client.client as _wc
 from IPython.display import display
 _srv = wsn.serve(port=0)
 _cli = wsn.connect(_srv.url, max_rows=200_000)

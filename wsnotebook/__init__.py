@@ -1,6 +1,6 @@
 """wsnotebook: turn a Jupyter kernel into a live event monitor.
 
-Public API (everything else lives in underscore modules)::
+Public API (everything else is internal: see the README's "How it works" for the layout)::
 
     import wsnotebook as wsn
     server = wsn.serve(port=4000)        # background HTTP + WebSocket server, returns at once
@@ -18,6 +18,7 @@ from .errors import (
     AuthError,
     ClientError,
     ConfigError,
+    ConnectionClosedError,
     EventValidationError,
     LimitExceeded,
     PortInUseError,
@@ -26,7 +27,6 @@ from .errors import (
     StoreError,
     WsnError,
 )
-from .frame import EventFrame
 
 __version__ = "0.1.0"
 
@@ -34,6 +34,7 @@ __all__ = [
     "AuthError",
     "ClientError",
     "ConfigError",
+    "ConnectionClosedError",
     "EventFrame",
     "EventValidationError",
     "LimitExceeded",
@@ -43,27 +44,34 @@ __all__ = [
     "StoreError",
     "WsnError",
     "__version__",
+    "budget_stats",
     "connect",
     "load_ipython_extension",
     "monitor",
     "serve",
+    "set_cpu_budget",
     "unload_ipython_extension",
 ]
 
 if TYPE_CHECKING:
-    from ._client import connect
-    from ._magics import load_ipython_extension, unload_ipython_extension
-    from ._server import serve
-    from ._widgets import monitor
+    from .client import connect
+    from .frame import EventFrame
+    from .magics import load_ipython_extension, unload_ipython_extension
+    from .runtime.loop import budget_stats, set_cpu_budget
+    from .server import serve
+    from .widget import monitor
 
 # Heavy modules (aiohttp, websockets, ipywidgets) load on first use, so `import wsnotebook` and
 # `%load_ext wsnotebook` stay fast; the names resolve to the real functions (signatures, docs).
 _LAZY = {
-    "serve": "._server",
-    "connect": "._client",
-    "monitor": "._widgets",
-    "load_ipython_extension": "._magics",
-    "unload_ipython_extension": "._magics",
+    "EventFrame": ".frame",
+    "serve": ".server",
+    "connect": ".client",
+    "monitor": ".widget",
+    "load_ipython_extension": ".magics",
+    "unload_ipython_extension": ".magics",
+    "set_cpu_budget": ".runtime.loop",
+    "budget_stats": ".runtime.loop",
 }
 
 

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 import wsnotebook as wsn
-from wsnotebook import _loop
-from wsnotebook._protocol import CLOSE_TRY_AGAIN
+from wsnotebook.protocol import CLOSE_TRY_AGAIN
+from wsnotebook.runtime import loop as _loop
 
 FULL = os.environ.get("WSN_FULL") == "1"
 EVENTS = 50_000 if FULL else 20_000

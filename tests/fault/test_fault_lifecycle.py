@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 import wsnotebook as wsn
-from wsnotebook import _loop
+from wsnotebook.runtime import loop as _loop
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 import wsnotebook as wsn
-from wsnotebook._store import SQLiteStore
 from wsnotebook.errors import StoreError
+from wsnotebook.store.store import SQLiteStore
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -13,9 +13,9 @@ import atheris
 import pandas  # noqa: F401  (imported uninstrumented first: only wsnotebook is instrumented)
 
 with atheris.instrument_imports(include=["wsnotebook"]):
-    from wsnotebook._protocol import ResumeState, parse_client_message, parse_server_message
     from wsnotebook.errors import WsnError
     from wsnotebook.events import decode_events
+    from wsnotebook.protocol import ResumeState, parse_client_message, parse_server_message
 
 
 def one_input(data: bytes) -> None:

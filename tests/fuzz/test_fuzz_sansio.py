@@ -18,14 +18,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from wsnotebook._protocol import (
-    Batcher,
-    IdSet,
-    ResumeState,
-    ServerMessage,
-    parse_client_message,
-    parse_server_message,
-)
 from wsnotebook.errors import EventValidationError, LimitExceeded, ProtocolError, WsnError
 from wsnotebook.events import (
     REQUIRED_FIELDS,
@@ -34,6 +26,14 @@ from wsnotebook.events import (
     encode_json,
     validate_event,
     validate_events,
+)
+from wsnotebook.frame.idset import IdSet
+from wsnotebook.protocol import (
+    Batcher,
+    ResumeState,
+    ServerMessage,
+    parse_client_message,
+    parse_server_message,
 )
 
 FULL = os.environ.get("WSN_FULL") == "1"

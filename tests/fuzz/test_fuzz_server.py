@@ -29,8 +29,8 @@ from websockets.sync.client import connect as ws_connect
 from websockets.sync.server import serve as ws_serve
 
 import wsnotebook as wsn
-from wsnotebook import _loop
 from wsnotebook.events import validate_event
+from wsnotebook.runtime import loop as _loop
 
 FULL = os.environ.get("WSN_FULL") == "1"
 N = 10 if FULL else 1

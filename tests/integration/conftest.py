@@ -1,6 +1,6 @@
 """Loopback fixtures shared by the integration tests.
 
-* ``server_factory(**options)`` -> a running :class:`wsnotebook._server.Server` on 127.0.0.1 with
+* ``server_factory(**options)`` -> a running :class:`wsnotebook.server.Server` on 127.0.0.1 with
   a free port (``port=0``); every server it made is stopped at teardown.
 * ``server`` -> one default server (memory store, no token).
 * ``http_request(method, url, body=None, headers=None, timeout=10)`` -> ``HTTPResult`` with
@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import trustme
 
-from wsnotebook._server import Server, serve
+from wsnotebook.server.server import Server, serve
 
 
 def make_event(**fields: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from wsnotebook import _cli
+from wsnotebook import cli as _cli
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -63,7 +63,7 @@ def test_missing_command_is_a_usage_error() -> None:
 def test_demo_batch_option_reaches_the_client(
     monkeypatch: pytest.MonkeyPatch, value: str | None, expected: Any
 ) -> None:
-    import wsnotebook._client as client_module
+    import wsnotebook.client.client as client_module
 
     seen: list[dict[str, Any]] = []
     real_connect = client_module.connect

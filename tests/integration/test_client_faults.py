@@ -12,9 +12,9 @@ import pytest
 from _seed_server import SeedServer, SilentServer, free_port, make_event
 from aiohttp import web
 
-from wsnotebook._client import Client, close_all, connect, running_clients
-from wsnotebook._protocol import Backoff
+from wsnotebook.client.client import Client, close_all, connect, running_clients
 from wsnotebook.errors import AuthError, ClientError
+from wsnotebook.protocol import Backoff
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -220,7 +220,7 @@ def test_invalid_url_raises_at_connect() -> None:
 def test_async_api_runs_the_client_on_the_background_loop() -> None:
     import asyncio
 
-    from wsnotebook._client import connect_async
+    from wsnotebook.client.client import connect_async
 
     with SeedServer() as srv:
         srv.publish([make_event(i) for i in range(3)])

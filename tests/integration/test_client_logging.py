@@ -11,9 +11,15 @@ from typing import Any
 
 import pytest
 
-import wsnotebook._loop as _loop
-from wsnotebook._client import Client, _mask_secrets, _RedactingLogger, _token_secrets, connect
-from wsnotebook._server import Server, serve
+import wsnotebook.runtime.loop as _loop
+from wsnotebook.client.client import (
+    Client,
+    _mask_secrets,
+    _RedactingLogger,
+    _token_secrets,
+    connect,
+)
+from wsnotebook.server.server import Server, serve
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
-from wsnotebook._client import Client
-from wsnotebook._protocol import ServerMessage, parse_server_message
+from wsnotebook.client.client import Client
 from wsnotebook.errors import ProtocolError, WsnError
 from wsnotebook.events import decode_json, json_type, validate_event
+from wsnotebook.protocol import ServerMessage, parse_server_message
 
 
 def reference_parse(raw: bytes | str) -> ServerMessage:
@@ -154,7 +154,7 @@ def test_handler_stamps_counts_and_drops_invalid_events_in_one_batch() -> None:
 
 @pytest.mark.parametrize("odd", [float("nan"), float("inf"), -0.5, 10**400, 1e308])
 def test_fused_check_never_accepts_a_timestamp_the_reference_rejects(odd: Any) -> None:
-    from wsnotebook._protocol import _server_events
+    from wsnotebook.protocol.messages import _server_events
 
     events = [dict(GOOD, id=i, timestamp=5.0) for i in range(1, 10)]
     events.insert(4, dict(GOOD, id=99, timestamp=odd))

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-import wsnotebook._loop as _loop
-from wsnotebook._client import Client, connect
-from wsnotebook._server import Server, serve
+import wsnotebook.runtime.loop as _loop
+from wsnotebook.client.client import Client, connect
 from wsnotebook.errors import AuthError
+from wsnotebook.server.server import Server, serve
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -11,7 +11,7 @@ import pytest
 from _helpers import use_fake_comms
 from IPython.core.interactiveshell import InteractiveShell
 
-import wsnotebook._widgets as W
+import wsnotebook.widget.view as W
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -43,7 +43,9 @@ def shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
 def test_serve_demo_monitor_stats_stop_in_a_shell(
     shell: InteractiveShell, capsys: pytest.CaptureFixture
 ):
-    from wsnotebook import _client, _demo, _server
+    from wsnotebook.client import client as _client
+    from wsnotebook.demo import producer as _demo
+    from wsnotebook.server import server as _server
 
     server = shell.run_line_magic("ws", "serve --port 0")
     assert server.running and shell.user_ns["ws_server"] is server
@@ -83,7 +85,7 @@ def test_serve_demo_monitor_stats_stop_in_a_shell(
 
 def test_stop_all_stops_objects_started_outside_the_extension(shell: InteractiveShell):
     import wsnotebook as wsn
-    from wsnotebook import _server
+    from wsnotebook.server import server as _server
 
     server = wsn.serve(port=0)
     client = wsn.connect(server.url)
@@ -100,7 +102,7 @@ def test_stop_all_stops_objects_started_outside_the_extension(shell: Interactive
 def test_rerunning_serve_with_other_options_replaces_the_server_instead_of_leaking_it(
     shell: InteractiveShell, tmp_path: Any
 ) -> None:
-    from wsnotebook import _server
+    from wsnotebook.server import server as _server
 
     first = shell.run_line_magic("ws", "serve --port 0 --store memory")
     assert shell.run_line_magic("ws", "serve --port 0 --store memory") is first  # same options

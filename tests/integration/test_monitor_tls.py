@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from _helpers import use_fake_comms, wss_first_message
 
-import wsnotebook._widgets as W
+import wsnotebook.widget.view as W
 from wsnotebook import monitor
 
 pytestmark = pytest.mark.timeout(90)
@@ -127,7 +127,7 @@ def test_a_monitor_that_fails_to_build_closes_the_client_it_opened(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import wsnotebook as wsn
-    from wsnotebook import _client
+    from wsnotebook.client import client as _client
 
     server = wsn.serve(port=0)
     try:

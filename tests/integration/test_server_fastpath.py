@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from wsnotebook import _loop
-from wsnotebook import _server as server_mod
-from wsnotebook._server import Server
 from wsnotebook.errors import EventValidationError, LimitExceeded, ServerError
+from wsnotebook.runtime import loop as _loop
+from wsnotebook.server import server as server_mod
+from wsnotebook.server.server import Server
 
 
 def recv_json(ws: ClientConnection, timeout: float = 10.0) -> Any:
@@ -218,8 +218,8 @@ def test_control_messages_keep_their_place_between_tick_buffered_events(
 def test_publish_nowait_ingest_errors_are_logged_and_counted_not_raised(
     server_factory: Any, make_event: Any, wait_until: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from wsnotebook._store import MemoryStore
     from wsnotebook.errors import StoreError
+    from wsnotebook.store.store import MemoryStore
 
     class BrokenStore(MemoryStore):
         async def append(self, events: Any) -> Any:

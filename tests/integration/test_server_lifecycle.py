@@ -12,8 +12,6 @@ import psutil
 import pytest
 from websockets.sync.client import connect
 
-from wsnotebook import _loop, _server
-from wsnotebook._server import Server, running_servers, serve, stop_all
 from wsnotebook.errors import (
     ConfigError,
     EventValidationError,
@@ -21,6 +19,9 @@ from wsnotebook.errors import (
     ServerError,
     StoreError,
 )
+from wsnotebook.runtime import loop as _loop
+from wsnotebook.server import server as _server
+from wsnotebook.server.server import Server, running_servers, serve, stop_all
 
 
 def free_port() -> int:

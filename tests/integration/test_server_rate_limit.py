@@ -13,8 +13,8 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 import wsnotebook as wsn
-from wsnotebook._server import Server, serve
 from wsnotebook.errors import ConfigError
+from wsnotebook.server.server import Server, serve
 
 
 def handshake(url: str) -> int:

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect
 
-from wsnotebook._server import serve
-from wsnotebook._store import MemoryStore, StoredEvent
 from wsnotebook.errors import StoreError
+from wsnotebook.server.server import serve
+from wsnotebook.store.store import MemoryStore, StoredEvent
 
 
 def event(n: int) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from wsnotebook._server import Server
+from wsnotebook.server.server import Server
 
 
 def recv_json(ws: ClientConnection, timeout: float = 10.0) -> Any:

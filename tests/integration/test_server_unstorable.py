@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect
 
-from wsnotebook._server import Server
 from wsnotebook.errors import EventValidationError, LimitExceeded
+from wsnotebook.server.server import Server
 
 JSON = {"Content-Type": "application/json"}
 # orjson reads 1024 levels of nesting but writes only 254: 300 passes decoding, fails encoding.

@@ -16,9 +16,9 @@ import orjson
 import pytest
 from websockets.sync.client import connect
 
-from wsnotebook._server import Server, serve
-from wsnotebook._store import SQLiteStore
 from wsnotebook.errors import ServerError, StoreError
+from wsnotebook.server.server import Server, serve
+from wsnotebook.store.store import SQLiteStore
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -25,8 +25,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 import wsnotebook as wsn
-from wsnotebook import _server
 from wsnotebook.errors import AuthError, ConfigError
+from wsnotebook.server import server as _server
 
 pytestmark = pytest.mark.timeout(120)
 

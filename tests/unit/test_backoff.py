@@ -10,9 +10,9 @@ from websockets.exceptions import ConnectionClosedError, InvalidMessage, Invalid
 from websockets.frames import Close
 from websockets.http11 import Response
 
-from wsnotebook._client import classify_close, classify_exception
-from wsnotebook._protocol import Backoff
+from wsnotebook.client.client import classify_close, classify_exception
 from wsnotebook.errors import AuthError, ClientError, ConfigError
+from wsnotebook.protocol import Backoff
 
 
 class FakeClock:

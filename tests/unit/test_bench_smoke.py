@@ -195,7 +195,7 @@ def test_write_json_round_trips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 def test_client_bench_builds_valid_server_messages() -> None:
     import bench_client
 
-    from wsnotebook._protocol import parse_server_message
+    from wsnotebook.protocol import parse_server_message
 
     single = bench_client.messages(3, 1)
     batched = bench_client.messages(2500, 1000)

@@ -1,4 +1,4 @@
-"""The columnar fast path (wsnotebook._columns) and the frame/client code that consumes it.
+"""The columnar fast path (wsnotebook.events.columns) and the frame/client code that consumes it.
 
 The contract: ``decode_batch_columns`` accepts a subset of what the dict path
 (``parse_server_message`` + ``EventFrame.extend``) accepts, and a frame fed through it holds
@@ -18,10 +18,10 @@ from _helpers import make_hook_event
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wsnotebook._client import Client
-from wsnotebook._columns import BATCH_PREFIX, decode_batch_columns
-from wsnotebook._protocol import batch_message, parse_server_message
+from wsnotebook.client.client import Client
+from wsnotebook.events.columns import BATCH_PREFIX, decode_batch_columns
 from wsnotebook.frame import EventFrame
+from wsnotebook.protocol import batch_message, parse_server_message
 
 
 def batch(events: list[Any]) -> bytes:
@@ -284,7 +284,7 @@ def test_property_fast_path_accepts_a_subset_and_stores_what_the_dict_path_store
 def client(monkeypatch: pytest.MonkeyPatch) -> Any:
     """A never-connected client whose fast path takes batches of any size (it normally waits
     for _COLUMNS_MIN_BYTES, so small test batches would all take the dict path)."""
-    from wsnotebook import _client
+    from wsnotebook.client import client as _client
 
     monkeypatch.setattr(_client, "_COLUMNS_MIN_BYTES", 0)
     return _client.Client("ws://127.0.0.1:9/stream")
@@ -293,7 +293,7 @@ def client(monkeypatch: pytest.MonkeyPatch) -> Any:
 def test_client_sends_big_batches_down_the_fast_path_and_small_ones_down_the_dict_path(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from wsnotebook import _client
+    from wsnotebook.client import client as _client
 
     calls: list[int] = []
     real = _client.decode_batch_columns

@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from wsnotebook import _loop
-from wsnotebook._protocol import CpuBudget
 from wsnotebook.errors import ConfigError
+from wsnotebook.runtime import loop as _loop
+from wsnotebook.runtime.budget import CpuBudget
 
 # ------------------------------------------------------------------ sans-I/O, fake clocks
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from wsnotebook import _demo
-from wsnotebook._demo import (
+from wsnotebook.demo import producer as _demo
+from wsnotebook.demo.producer import (
     HOOK_EVENT_TYPES,
     DemoProducer,
     EventGenerator,

@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 from _helpers import T0_MS, make_hook_event
 
-import wsnotebook.frame as frame_module
-from wsnotebook._columns import decode_batch_columns
+import wsnotebook.frame.frame as frame_module
 from wsnotebook.errors import ConfigError, EventValidationError
-from wsnotebook.frame import MAX_GAPS, EventFrame
+from wsnotebook.events.columns import decode_batch_columns
+from wsnotebook.frame import EventFrame
+from wsnotebook.frame.frame import MAX_GAPS
 
 UTC_NS = "datetime64[ns, UTC]"
 # The shared valid hook event (tests/_helpers.py): stamps server +1.5 ms, client +4 ms.

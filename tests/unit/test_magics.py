@@ -10,7 +10,7 @@ from _helpers import use_fake_comms
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-import wsnotebook._widgets as W
+import wsnotebook.widget.view as W
 from wsnotebook.frame import EventFrame
 
 pytestmark = pytest.mark.timeout(60)

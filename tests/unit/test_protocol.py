@@ -12,7 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wsnotebook._protocol import (
+from wsnotebook.errors import ConfigError, ProtocolError
+from wsnotebook.frame.idset import IdSet
+from wsnotebook.protocol import (
     CLOSE_POLICY,
     CLOSE_TRY_AGAIN,
     ENVELOPE_BYTES,
@@ -21,10 +23,7 @@ from wsnotebook._protocol import (
     Batcher,
     ClientMessage,
     Gap,
-    IdSet,
-    LatencyStats,
     RateLimiter,
-    RateMeter,
     ResumeState,
     ServerMessage,
     batch_message,
@@ -40,7 +39,7 @@ from wsnotebook._protocol import (
     parse_client_message,
     parse_server_message,
 )
-from wsnotebook.errors import ConfigError, ProtocolError
+from wsnotebook.stats import LatencyStats, RateMeter
 
 
 class FakeClock:
@@ -407,7 +406,7 @@ def test_idset_keeps_at_most_max_intervals_by_filling_the_lowest_holes() -> None
 
 
 def test_sparse_ids_keep_the_dedupe_memory_bounded() -> None:
-    from wsnotebook._protocol import MAX_ID_INTERVALS
+    from wsnotebook.frame.idset import MAX_ID_INTERVALS
 
     ids = IdSet()
     for i in range(0, 2 * (MAX_ID_INTERVALS + 500), 2):

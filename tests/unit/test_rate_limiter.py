@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from wsnotebook._protocol import RateLimiter
 from wsnotebook.errors import ConfigError
+from wsnotebook.protocol import RateLimiter
 
 
 class FakeClock:

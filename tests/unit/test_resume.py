@@ -9,10 +9,10 @@ from typing import Any
 import orjson
 import pytest
 
-from wsnotebook._client import Client, normalize_url
-from wsnotebook._protocol import ResumeState
+from wsnotebook.client.client import Client, normalize_url
 from wsnotebook.errors import ClientError, ConfigError
 from wsnotebook.frame import EventFrame
+from wsnotebook.protocol import ResumeState
 
 
 def ev(i: int, **extra: Any) -> dict[str, Any]:

@@ -18,7 +18,8 @@ from typing import Any
 import orjson
 import pytest
 
-from wsnotebook._store import (
+from wsnotebook.errors import ConfigError, EventValidationError, LimitExceeded, StoreError
+from wsnotebook.store.store import (
     MemoryStore,
     SQLiteStore,
     open_store,
@@ -27,7 +28,6 @@ from wsnotebook._store import (
     stamp,
     stamp_all,
 )
-from wsnotebook.errors import ConfigError, EventValidationError, LimitExceeded, StoreError
 
 
 def ev(**fields: Any) -> dict[str, Any]:
@@ -195,7 +195,7 @@ def test_memory_store_facets_follow_eviction() -> None:
 def test_memory_store_facets_match_the_retained_events_across_folds() -> None:
     """Facet counts are folded in lazily, in C-level passes; whenever they are read they equal
     the distinct values of the events still retained, including across evictions of values."""
-    from wsnotebook import _store
+    from wsnotebook.store import store as _store
 
     async def main() -> None:
         store = MemoryStore(retain=300)
@@ -305,7 +305,7 @@ def test_sqlite_store_prunes_to_retain_and_reads_old_rows_from_disk(tmp_path: An
 def test_sqlite_store_reads_beyond_its_cache_from_the_database(
     tmp_path: Any, monkeypatch: Any
 ) -> None:
-    import wsnotebook._store as mod
+    import wsnotebook.store.store as mod
 
     monkeypatch.setattr(mod, "SQLITE_CACHE_EVENTS", 5)
 
@@ -564,7 +564,7 @@ def test_a_database_is_used_by_one_store_at_a_time(tmp_path: Path) -> None:
 
 CHILD = """
 import asyncio, sys
-from wsnotebook._store import SQLiteStore
+from wsnotebook.store.store import SQLiteStore
 async def main():
     store = SQLiteStore(sys.argv[1])
     await store.open()
@@ -680,7 +680,7 @@ def test_sqlite_retained_count_is_the_rows_in_the_table_after_failed_commits(
 def test_a_sqlite_store_never_holds_or_reports_more_than_retain_events(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import wsnotebook._store as mod
+    import wsnotebook.store.store as mod
 
     monkeypatch.setattr(mod, "SQLITE_CACHE_EVENTS", 4)  # reads beyond the cache hit the table
     path = tmp_path / "e.db"
@@ -714,7 +714,7 @@ def test_sqlite_facet_values_of_pruned_events_do_not_accumulate_in_memory(
 ) -> None:
     """A high-cardinality field (a new session id per event) must not grow the store's memory
     without bound: values no retained event holds are forgotten."""
-    import wsnotebook._store as mod
+    import wsnotebook.store.store as mod
 
     monkeypatch.setattr(mod, "_FACET_COMPACT_MIN", 16)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from wsnotebook._traffic import TrafficLog
+from wsnotebook.client.traffic import TrafficLog
 from wsnotebook.errors import ConfigError
 
 
@@ -123,7 +123,7 @@ def test_totals_match_the_lifetime_part_of_stats() -> None:
 
 def test_client_metrics_do_not_walk_the_traffic_window(monkeypatch: pytest.MonkeyPatch) -> None:
     """metrics() runs on every monitor tick: it must stay O(1) in the traffic log's size."""
-    from wsnotebook._client import Client
+    from wsnotebook.client.client import Client
 
     client = Client("ws://127.0.0.1:9/stream")
     for _ in range(100):

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import wsnotebook._widgets as W
+import wsnotebook.widget.view as W
 from wsnotebook.errors import ConfigError
 from wsnotebook.frame import EventFrame
 

@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["TrafficEntry", "TrafficLog"]
 

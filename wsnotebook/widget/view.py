@@ -58,9 +58,9 @@ from typing import Any
 import numpy as np
 import orjson
 
-from . import _loop
-from ._protocol import RateMeter
-from .errors import ConfigError
+from ..errors import ConfigError
+from ..runtime import loop as _loop
+from ..stats import RateMeter
 
 log = logging.getLogger("wsnotebook")
 
@@ -186,7 +186,7 @@ def _preview(summary: Any, payload: Any) -> str:
         if isinstance(payload, dict) and _BOILERPLATE_KEYS.intersection(payload):
             payload = {k: v for k, v in payload.items() if k not in _BOILERPLATE_KEYS}
         try:
-            from .events import encode_json
+            from ..events import encode_json
 
             text = encode_json(payload).decode()
         except Exception:
@@ -430,7 +430,7 @@ def _dropdown_options(label: str, values: Sequence[str]) -> tuple[tuple[str, str
 
 def _resolve(target: Any) -> tuple[Any, Any, Any]:
     """(frame, client, server) for a Client, Server or EventFrame (duck-typed, no heavy imports)."""
-    from .frame import EventFrame
+    from ..frame import EventFrame
 
     if isinstance(target, EventFrame):
         return target, None, None
@@ -544,7 +544,7 @@ class Monitor:
             raise ConfigError("ssl= applies only when monitoring a Server")
         self._client_options: dict[str, Any] = {}
         if server is not None:
-            from ._client import connect
+            from ..client import connect
 
             options: dict[str, Any] = {}
             token = getattr(server, "token", None)
@@ -839,7 +839,7 @@ class Monitor:
             if self.server is not None and self._owned_client is None:
                 # stop() closed the monitor's own client: a restarted Server monitor gets a new
                 # one (and shows its frame) instead of a client that stays "closed" for good.
-                from ._client import connect
+                from ..client import connect
 
                 client = connect(self.server.url, **self._client_options)
                 self._owned_client = self.client = client

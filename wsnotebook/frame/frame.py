@@ -47,7 +47,6 @@ Bounds: ``1 <= max_rows <= 100_000_000``; ``1 <= chunk_rows <= 1_048_576`` and
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import math
 import operator
@@ -56,7 +55,7 @@ import threading
 import zlib
 from array import array
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import accumulate, compress, repeat
 from pathlib import Path
 from typing import Any
@@ -65,10 +64,11 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from ._columns import PAYLOAD_SEP, EventColumns
-from ._protocol import IdSet
-from .errors import ConfigError, EventValidationError
-from .events import Event, json_type
+from ..errors import ConfigError, EventValidationError
+from ..events import Event, json_type
+from ..events.columns import PAYLOAD_SEP, EventColumns
+from ..runtime.gcpause import gc_paused
+from .idset import IdSet
 
 __all__ = ["EventFrame"]
 
@@ -119,34 +119,6 @@ _COMPACT_MIN = 65536
 MAX_GAPS = 10_000
 #: Most bins :meth:`EventFrame.throughput` builds (beyond: ``ConfigError``, use ``window=``).
 MAX_THROUGHPUT_BINS = 100_000
-
-# --------------------------------------------------------------------------- GC pause
-
-_gc_lock = threading.Lock()
-_gc_depth = 0
-_gc_was_enabled = False
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC while building many dicts at once (re-entrant, thread-safe).
-
-    Decoding a million payload dicts with the collector running costs ~1.5x: every few hundred
-    allocations it rescans the young generation.  Nothing built here forms cycles.
-    """
-    global _gc_depth, _gc_was_enabled
-    with _gc_lock:
-        if _gc_depth == 0:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
-        _gc_depth += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_depth -= 1
-            if _gc_depth == 0 and _gc_was_enabled:
-                gc.enable()
 
 
 # --------------------------------------------------------------------------- storage
@@ -1994,7 +1966,7 @@ def _build(pieces: list[_Piece], values: list[list[str]], *, payload: str = "dic
     sr = _concat([c.sr[sl] for c, sl in pieces], np.float64)
     cr = _concat([c.cr[sl] for c, sl in pieces], np.float64)
     cats = [_concat([c.cats[j][sl] for c, sl in pieces], np.int32) for j in range(len(values))]
-    with _gc_paused():
+    with gc_paused():
         payload_col = (
             _object_array(_payloads(pieces))
             if payload == "dict"

@@ -134,9 +134,9 @@ def _client_latency(client: Any) -> tuple[float | None, float | None]:
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    from . import _demo
-    from ._client import connect
-    from ._server import serve
+    from .. import demo as _demo
+    from ..client import connect
+    from ..server import serve
 
     store = f"sqlite:///{args.db}" if args.db else "memory"
     server = serve(host=args.host, port=args.port, store=store)
@@ -219,7 +219,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    from ._server import serve
+    from ..server import serve
 
     store = "memory" if args.memory else f"sqlite:///{args.db}"
     kwargs: dict[str, Any] = {"host": args.host, "port": args.port, "store": store}
@@ -280,7 +280,7 @@ def build_event(args: argparse.Namespace, stdin: TextIO) -> Any:
 
 
 def cmd_send(args: argparse.Namespace, out: TextIO = sys.stdout, stdin: TextIO = sys.stdin) -> int:
-    from ._demo import events_url
+    from ..demo import events_url
 
     try:
         event = build_event(args, stdin)
@@ -483,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return f"wsnotebook {__version__}"
 
@@ -501,7 +501,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--publish-batch must be >= 1")
     if not 0 <= (getattr(args, "batch", None) or 0) <= 100_000:
         parser.error("--batch must be in 0..100000")
-    from .errors import WsnError
+    from ..errors import WsnError
 
     try:
         return int(args.func(args))

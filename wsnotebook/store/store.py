@@ -47,9 +47,9 @@ from typing import Any, NamedTuple, cast
 import msgspec
 import orjson
 
-from ._protocol import encode_event
-from .errors import ConfigError, EventValidationError, LimitExceeded, ProtocolError, StoreError
-from .events import Event, decode_json, now_ms
+from ..errors import ConfigError, EventValidationError, LimitExceeded, ProtocolError, StoreError
+from ..events import Event, decode_json, now_ms
+from ..protocol import encode_event
 
 __all__ = [
     "FACET_FIELDS",

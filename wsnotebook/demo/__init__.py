@@ -7,10 +7,11 @@
 
 from __future__ import annotations
 
-from ._demo import (
+from .producer import (
     DemoProducer,
     EventGenerator,
     active_producers,
+    events_url,
     make_event,
     start_demo,
     stop_all,
@@ -18,6 +19,7 @@ from ._demo import (
 
 __all__ = [
     "DemoProducer",
+    "events_url",
     "EventGenerator",
     "active_producers",
     "make_event",

@@ -38,9 +38,9 @@ from math import floor
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from . import _loop
-from .errors import ConfigError
-from .events import Event, encode_json, now_ms
+from ..errors import ConfigError
+from ..events import Event, encode_json, now_ms
+from ..runtime import loop as _loop
 
 __all__ = [
     "HOOK_EVENT_TYPES",

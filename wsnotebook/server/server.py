@@ -50,35 +50,7 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 from aiohttp.web_protocol import RequestPayloadError
 
-from . import _loop
-from ._protocol import (
-    CLOSE_GOING_AWAY,
-    CLOSE_INTERNAL,
-    CLOSE_POLICY,
-    CLOSE_TRY_AGAIN,
-    PROTOCOL_VERSION,
-    WSNOTEBOOK_HEADER,
-    Batcher,
-    RateLimiter,
-    RateMeter,
-    batch_message,
-    error_message,
-    event_message,
-    event_room,
-    fit_newest,
-    fit_oldest,
-    gap_message,
-)
-from ._store import (
-    Appendable,
-    Encoded,
-    MemoryStore,
-    Store,
-    StoredEvent,
-    open_store,
-    snapshot_events,
-)
-from .errors import (
+from ..errors import (
     ConfigError,
     EventValidationError,
     LimitExceeded,
@@ -88,7 +60,7 @@ from .errors import (
     StoreError,
     WsnError,
 )
-from .events import (
+from ..events import (
     DEFAULT_MAX_BATCH_EVENTS,
     DEFAULT_MAX_EVENT_BYTES,
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -99,6 +71,34 @@ from .events import (
     json_type,
     now_ms,
     validate_events,
+)
+from ..protocol import (
+    CLOSE_GOING_AWAY,
+    CLOSE_INTERNAL,
+    CLOSE_POLICY,
+    CLOSE_TRY_AGAIN,
+    PROTOCOL_VERSION,
+    WSNOTEBOOK_HEADER,
+    Batcher,
+    RateLimiter,
+    batch_message,
+    error_message,
+    event_message,
+    event_room,
+    fit_newest,
+    fit_oldest,
+    gap_message,
+)
+from ..runtime import loop as _loop
+from ..stats import RateMeter
+from ..store import (
+    Appendable,
+    Encoded,
+    MemoryStore,
+    Store,
+    StoredEvent,
+    open_store,
+    snapshot_events,
 )
 
 __all__ = ["Server", "running_servers", "serve", "stop_all"]

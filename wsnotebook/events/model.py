@@ -40,7 +40,7 @@ from typing import Annotated, Any
 import msgspec
 import orjson
 
-from .errors import EventValidationError, LimitExceeded, ProtocolError
+from ..errors import EventValidationError, LimitExceeded, ProtocolError
 
 __all__ = [
     "REQUIRED_FIELDS",

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
-from ._protocol import CpuBudget
+from .budget import CpuBudget
 
 log = logging.getLogger("wsnotebook")
 

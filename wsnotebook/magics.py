@@ -187,7 +187,7 @@ class WsMagics(Magics):
 
     # ----------------------------------------------------------------- commands
     def _cmd_serve(self, args: argparse.Namespace) -> Any:
-        from ._server import serve
+        from .server import serve
 
         current = self._current("ws_server")
         if current is not None:
@@ -212,7 +212,7 @@ class WsMagics(Magics):
         return self._track(server, "ws_server")
 
     def _cmd_connect(self, args: argparse.Namespace) -> Any:
-        from ._client import connect
+        from .client import connect
 
         url = args.url
         if url is None:
@@ -230,7 +230,7 @@ class WsMagics(Magics):
         return self._track(client, "ws_client")
 
     def _cmd_monitor(self, args: argparse.Namespace) -> Any:
-        from ._widgets import monitor
+        from .widget import monitor
 
         if args.target is not None:
             if args.target not in self.ns:
@@ -246,7 +246,7 @@ class WsMagics(Magics):
         return self._track(mon, "ws_monitor")
 
     def _cmd_demo(self, args: argparse.Namespace) -> Any:
-        from ._demo import start_demo
+        from .demo import start_demo
 
         server = self._current("ws_server")
         if server is None:
