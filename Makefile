@@ -35,6 +35,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check wsnotebook tests benchmarks
 	$(BIN)/ruff format --check wsnotebook tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .errors import (
     AuthError,
     ClientError,
@@ -21,14 +22,14 @@ from .errors import (
     ConnectionClosedError,
     EventValidationError,
     LimitExceeded,
+    LoopThreadError,
     PortInUseError,
     ProtocolError,
     ServerError,
     StoreError,
+    WaitTimeout,
     WsnError,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AuthError",
@@ -38,10 +39,12 @@ __all__ = [
     "EventFrame",
     "EventValidationError",
     "LimitExceeded",
+    "LoopThreadError",
     "PortInUseError",
     "ProtocolError",
     "ServerError",
     "StoreError",
+    "WaitTimeout",
     "WsnError",
     "__version__",
     "budget_stats",

@@ -1,7 +1,23 @@
 """The one exception hierarchy of wsnotebook.
 
 Every error the package raises derives from :class:`WsnError`, so ``except wsnotebook.WsnError``
-catches all of them.  Background tasks (server handlers, client loops, widget ticks) never raise
+catches all of them.  Where a builtin meaning fits, the error derives from that builtin too, so
+``except ValueError`` / ``except TimeoutError`` code keeps working::
+
+    WsnError
+    ├── EventValidationError (ValueError)   an event is malformed; .field names the field
+    ├── LimitExceeded (ValueError)          a size/count limit; .limit .value .bound
+    ├── ProtocolError (ValueError)          a wire message is not valid protocol
+    ├── ConfigError (ValueError)            an option or argument is out of bounds / conflicts
+    ├── LoopThreadError (RuntimeError)      a blocking call made on the background loop thread
+    ├── WaitTimeout (TimeoutError)          a blocking wait (wait_for, run, stop) ran out of time
+    ├── ServerError                         the server could not start or stop
+    │   ├── PortInUseError (OSError)        .host .port
+    │   └── StoreError                      the event store failed (path, corruption, disk)
+    └── ClientError                         retrying cannot fix it (bad URL, refused)
+        ├── ConnectionClosedError           the client is closed
+        └── AuthError                       401/403 or close code 1008
+  Background tasks (server handlers, client loops, widget ticks) never raise
 into the kernel: they log on the ``wsnotebook`` logger, count the error in ``metrics()``, and close
 connections with a documented code instead.
 """
@@ -17,6 +33,8 @@ __all__ = [
     "PortInUseError",
     "StoreError",
     "ConfigError",
+    "LoopThreadError",
+    "WaitTimeout",
     "ClientError",
     "ConnectionClosedError",
     "AuthError",
@@ -56,6 +74,16 @@ class ProtocolError(WsnError, ValueError):
 
 class ConfigError(WsnError, ValueError):
     """An option given to ``serve()``/``connect()``/``monitor()`` is invalid or conflicts."""
+
+
+class LoopThreadError(WsnError, RuntimeError):
+    """A blocking call (``stop()``, ``publish()``, ``wait_for()``...) was made from the
+    background loop thread, where it would deadlock; use the ``*_async`` variant there."""
+
+
+class WaitTimeout(WsnError, TimeoutError):
+    """A blocking wait ran out of time (``client.wait_for``, a stop or start that did not
+    finish).  Nothing was lost: the operation may still complete in the background."""
 
 
 class ServerError(WsnError):

@@ -36,7 +36,7 @@ def frame_via_columns(raw: bytes, **kw: Any) -> EventFrame:
     frame = EventFrame(**kw)
     cols = decode_batch_columns(raw)
     assert cols is not None
-    frame._extend_columns(cols)
+    frame.extend_columns(cols)
     return frame
 
 
@@ -93,7 +93,7 @@ def test_payload_whitespace_from_other_encoders_is_kept_and_still_accepted() -> 
     assert cols is not None
     assert bytes(cols.payload[0]) == b'{ "a" : [1, 2] }'
     frame = EventFrame()
-    frame._extend_columns(cols)
+    frame.extend_columns(cols)
     assert frame.df["payload"].tolist() == [{"a": [1, 2]}]
 
 
@@ -188,7 +188,7 @@ def test_duplicates_within_a_batch_and_against_the_frame_are_skipped_and_counted
             if via == "columns":
                 cols = decode_batch_columns(raw)
                 assert cols is not None
-                frame._extend_columns(cols)
+                frame.extend_columns(cols)
             else:
                 frame.extend(parse_server_message(raw).events)
         frames.append(frame)
@@ -211,7 +211,7 @@ def test_subscribers_hear_once_per_columnar_batch() -> None:
     frame.subscribe(lambda _f, n: heard.append(n))
     cols = decode_batch_columns(batch(events(20)))
     assert cols is not None
-    assert frame._extend_columns(cols) == 20
+    assert frame.extend_columns(cols) == 20
     assert heard == [20]
 
 
@@ -271,7 +271,7 @@ def test_property_fast_path_accepts_a_subset_and_stores_what_the_dict_path_store
         return
     assert msg.invalid == 0, "the fast path accepted an event the dict path rejects"
     a = EventFrame(chunk_rows=4)
-    a._extend_columns(cols)
+    a.extend_columns(cols)
     b = EventFrame(chunk_rows=4)
     b.extend(msg.events)
     assert_same_frames(a, b)

@@ -157,7 +157,7 @@ def _append(frame: EventFrame, events: list[dict[str, Any]], path: str) -> None:
     raw = b'{"type":"batch","data":[' + b",".join(map(orjson.dumps, events)) + b"]}"
     cols = decode_batch_columns(raw)
     assert cols is not None
-    frame._extend_columns(cols)
+    frame.extend_columns(cols)
 
 
 @pytest.mark.parametrize("path", ["dicts", "columns"])
@@ -411,7 +411,7 @@ def test_tail_and_unfiltered_filter_equal_the_last_rows_of_df(n: int) -> None:
     assert [r["id"] for r in expected] == list(range(8, 38))[-n:]
     assert _rows_of(frame.tail(n)) == expected
     assert _rows_of(frame.filter(limit=n)) == expected
-    cols, _ = frame._numeric(["timestamp", "client_received"], last=n)
+    cols, _ = frame.numeric_columns(["timestamp", "client_received"], last=n)
     assert (
         cols["timestamp"].astype(np.int64).tolist()
         == (df["timestamp"].tail(n).astype("int64") // 1_000_000).tolist()
@@ -1122,7 +1122,7 @@ def test_epochs_beyond_the_datetime64_range_show_as_nat_and_keep_their_numbers(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         df = frame.df
-        table = frame._table()
+        table = frame.plain_table()
         tail = frame.tail(6)
     expected = [pd.Timestamp(9.2e12, unit="ms", tz="UTC"), pd.NaT, pd.NaT, pd.NaT, pd.NaT]
     expected.append(pd.Timestamp(T0_MS, unit="ms", tz="UTC"))
@@ -1343,10 +1343,10 @@ def test_filter_pieces_can_scan_only_the_newest_rows(chunk_rows: int) -> None:
     frame = EventFrame(chunk_rows=chunk_rows)
     frame.extend([ev(i, summary="hit" if i % 5 == 0 else "miss") for i in range(1, 41)])
     for scan in (0, 1, 9, 10, 11, 40, 100):
-        table = frame._table(search="hit", scan=scan)
+        table = frame.plain_table(search="hit", scan=scan)
         expected = [i for i in range(max(1, 41 - scan), 41) if i % 5 == 0]
         assert list(table["id"]) == expected, scan
-    assert list(frame._table(search="hit", scan=10, limit=1)["id"]) == [40]
+    assert list(frame.plain_table(search="hit", scan=10, limit=1)["id"]) == [40]
 
 
 def test_throughput_caches_only_dense_bin_counts() -> None:

@@ -538,10 +538,10 @@ def test_the_monitor_table_renders_the_same_without_pandas(wire: list) -> None:
     frame.extend([{**make_events(1)[0], "id": -1}])  # a row without an id
     for kw in ({}, {"limit": 7}, {"hook_event_type": "Stop", "limit": 5}, {"search": "Édit"}):
         cond = [kw.get(k) for k in ("source_app", "session_id", "hook_event_type")]
-        plain = frame._table(*cond, search=kw.get("search"), limit=kw.get("limit"))
+        plain = frame.plain_table(*cond, search=kw.get("search"), limit=kw.get("limit"))
         assert W.render_table(plain) == W.render_table(frame.filter(**kw))
         assert len(plain) == len(frame.filter(**kw))
-    assert W.render_table(frame._table(limit=0)) == W.render_table(frame.filter(limit=0))
+    assert W.render_table(frame.plain_table(limit=0)) == W.render_table(frame.filter(limit=0))
 
 
 def test_a_failing_tick_is_logged_and_counted_not_raised(
@@ -554,7 +554,7 @@ def test_a_failing_tick_is_logged_and_counted_not_raised(
         raise RuntimeError("frame exploded")
 
     with caplog.at_level(logging.ERROR, logger="wsnotebook"):
-        frame._table = boom  # type: ignore[method-assign]
+        frame.plain_table = boom  # type: ignore[method-assign]
         frame.extend(make_events(1))
         assert wait_until(lambda: mon.errors >= 1)
     assert mon.running  # keeps ticking

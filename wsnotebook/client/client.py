@@ -1058,7 +1058,7 @@ class Client:
         self._flush()  # keep arrival order: queued per-event messages first
         cols.client_received = np.full(cols.n, received)
         try:
-            added = self.frame._extend_columns(cols)
+            added = self.frame.extend_columns(cols)
         except Exception as exc:
             log.debug("wsnotebook client: columnar append refused (%r); dict path", exc)
             return False

@@ -797,7 +797,7 @@ class EventFrame:
             self._notify(subscribers, len(kept))
         return len(kept)
 
-    def _extend_columns(self, cols: EventColumns) -> int:
+    def extend_columns(self, cols: EventColumns) -> int:
         """``extend`` for a batch already decoded into columns (the client's fast path, see
         :mod:`wsnotebook._columns`): the same dedupe, eviction and notification, no dicts.
 
@@ -834,7 +834,7 @@ class EventFrame:
                 self._ids.add(ident)
 
     def _dedupe_ids(self, ids: Sequence[int]) -> tuple[list[int] | None, list[int], Any]:
-        """Dedupe for :meth:`_extend_columns` (ids are ints within int64; -1: no id).  Returns
+        """Dedupe for :meth:`extend_columns` (ids are ints within int64; -1: no id).  Returns
         (row indices to keep, or None for all; ids to remember one by one; contiguous run
         ``(first, last)`` or None)."""
         k = len(ids)
@@ -1402,7 +1402,7 @@ class EventFrame:
         )
         return _build(pieces, values)
 
-    def _table(self, *args: Any, **kwargs: Any) -> _PlainColumns:
+    def plain_table(self, *args: Any, **kwargs: Any) -> _PlainColumns:
         """:meth:`filter` (arguments of :meth:`_filter_pieces`) as plain columns for the
         monitor's table: the same rows, no pandas (building a DataFrame was most of a monitor
         tick, in Python holding the GIL)."""
@@ -1477,7 +1477,7 @@ class EventFrame:
 
     # ------------------------------------------------------------------ analysis helpers
 
-    def _numeric(
+    def numeric_columns(
         self, names: Sequence[str], *, last: int | None = None
     ) -> tuple[dict[str, np.ndarray], list[list[str]]]:
         """Concatenated numeric columns (ts/sr/cr/cat codes) of retained rows (only the last
@@ -1545,7 +1545,7 @@ class EventFrame:
             bins = _concat([b for b, _ in parts], np.float64)
             weights = _concat([w for _, w in parts], np.int64)
         else:
-            cols, cat_values = self._numeric(["timestamp", by])
+            cols, cat_values = self.numeric_columns(["timestamp", by])
             ts = cols["timestamp"]
             ok = np.isfinite(ts)
             bins = np.floor(ts[ok] / step_ms)
@@ -1610,7 +1610,7 @@ class EventFrame:
         for q in percentiles:
             if not 0 <= q <= 1:
                 raise ConfigError(f"latency: percentiles must be in [0, 1], got {q}")
-        cols, _ = self._numeric(["timestamp", "server_received", "client_received"])
+        cols, _ = self.numeric_columns(["timestamp", "server_received", "client_received"])
         ts, sr, cr = cols["timestamp"], cols["server_received"], cols["client_received"]
         series = {"latency_ms": cr - ts, "ingest_ms": sr - ts, "transit_ms": cr - sr}
         labels = [f"p{_pname(q)}" for q in percentiles]

@@ -983,7 +983,7 @@ class Monitor:
                 self._update_filters()
             if self._dirty or version != self._last_version or query != self._last_query:
                 source_app, session_id, hook_event_type, search, limit = query
-                rows = frame._table(  # filter() without building a DataFrame
+                rows = frame.plain_table(  # filter() without building a DataFrame
                     source_app,
                     session_id,
                     hook_event_type,
@@ -1035,7 +1035,9 @@ class Monitor:
         """p50/p99 of ``client_received - timestamp`` over the last ``LATENCY_SAMPLE`` rows
         (linear interpolation), from the numeric columns alone: no DataFrame, no payloads."""
         try:
-            cols, _ = self.frame._numeric(["timestamp", "client_received"], last=LATENCY_SAMPLE)
+            cols, _ = self.frame.numeric_columns(
+                ["timestamp", "client_received"], last=LATENCY_SAMPLE
+            )
             lat = cols["client_received"] - cols["timestamp"]
             lat = lat[np.isfinite(lat)]
             if len(lat) == 0:
