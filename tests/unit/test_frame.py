@@ -1279,7 +1279,7 @@ def test_stamps_that_are_not_numbers_are_refused_as_validate_event_refuses_them(
         (lambda f: f.filter(source_app=3), "filter: source_app must be a string or an iterable"),
         (lambda f: f.filter(session_id=b"s"), "filter: session_id must be a string or"),
         (lambda f: f.filter(hook_event_type=["Stop", 1]), "filter: hook_event_type values"),
-        (lambda f: f._table(source_app=3), "filter: source_app must be"),
+        (lambda f: f.plain_table(source_app=3), "filter: source_app must be"),
         (lambda f: f.mark_gap("a", 2, "r"), "mark_gap: from_id must be an integer"),
         (lambda f: f.mark_gap(1, None, "r"), "mark_gap: to_id must be an integer"),
         (lambda f: f.throughput("abc"), "throughput: invalid freq 'abc'"),
