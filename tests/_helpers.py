@@ -76,3 +76,13 @@ def wss_first_message(url: str, ssl_context: ssl.SSLContext, timeout: float = 10
             return str(await asyncio.wait_for(ws.recv(), timeout))
 
     return asyncio.run(first())
+
+
+class FakeClock:
+    """An injected clock for the sans-I/O classes: returns ``now``, which tests move by hand."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

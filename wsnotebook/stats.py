@@ -1,12 +1,9 @@
-"""Sans-I/O core of the wire protocol: messages, batching, backoff, resume, rate and latency.
+"""Rate and latency statistics (sans-I/O, injected clock): ``RateMeter``, ``LatencyStats``.
 
-Nothing here touches a socket or reads the clock by itself: clocks and random number generators
-are injected, so every policy is unit-tested exhaustively and fast.  The server and the client are
-thin asyncio shells around these classes.  The wire protocol is documented in
-``docs/protocol.md``.
-
-Message types (server -> client): ``initial``, ``event``, ``batch``, ``heartbeat``, ``gap``,
-``error``.  Client -> server: ``publish``, ``heartbeat``.
+``RateMeter`` counts events in one-second buckets over a sliding ``window`` (bounded memory:
+``window`` buckets); ``LatencyStats`` keeps the most recent ``size`` samples (a ring) and
+answers percentiles by rank.  Both refuse NaN, infinities and bools in their settings with a
+:class:`~wsnotebook.errors.ConfigError` naming the setting.
 """
 
 from __future__ import annotations

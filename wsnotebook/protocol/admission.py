@@ -1,12 +1,8 @@
-"""Sans-I/O core of the wire protocol: messages, batching, backoff, resume, rate and latency.
+"""Admission control (sans-I/O): ``RateLimiter``, per-key token buckets (injected clock).
 
-Nothing here touches a socket or reads the clock by itself: clocks and random number generators
-are injected, so every policy is unit-tested exhaustively and fast.  The server and the client are
-thin asyncio shells around these classes.  The wire protocol is documented in
-``docs/protocol.md``.
-
-Message types (server -> client): ``initial``, ``event``, ``batch``, ``heartbeat``, ``gap``,
-``error``.  Client -> server: ``publish``, ``heartbeat``.
+Used for WebSocket handshakes per client IP (429 + ``Retry-After`` over the limit).  Bounds:
+at most ``max_keys`` keys in memory, least recently seen evicted first; refused attempts spend
+nothing.
 """
 
 from __future__ import annotations

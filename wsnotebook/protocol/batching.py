@@ -1,12 +1,7 @@
-"""Sans-I/O core of the wire protocol: messages, batching, backoff, resume, rate and latency.
+"""``Batcher`` (sans-I/O): collect items, flush on count, bytes or age (injected clock).
 
-Nothing here touches a socket or reads the clock by itself: clocks and random number generators
-are injected, so every policy is unit-tested exhaustively and fast.  The server and the client are
-thin asyncio shells around these classes.  The wire protocol is documented in
-``docs/protocol.md``.
-
-Message types (server -> client): ``initial``, ``event``, ``batch``, ``heartbeat``, ``gap``,
-``error``.  Client -> server: ``publish``, ``heartbeat``.
+Invariants: a batch never holds more than ``max_size`` items and exceeds ``max_bytes`` by less
+than its last item; nothing is dropped: every item added comes out of exactly one flush.
 """
 
 from __future__ import annotations

@@ -1,12 +1,14 @@
-"""Sans-I/O core of the wire protocol: messages, batching, backoff, resume, rate and latency.
-
-Nothing here touches a socket or reads the clock by itself: clocks and random number generators
-are injected, so every policy is unit-tested exhaustively and fast.  The server and the client are
-thin asyncio shells around these classes.  The wire protocol is documented in
-``docs/protocol.md``.
+"""Wire messages (sans-I/O): types, encoders, parsers, close codes, size fitting.
 
 Message types (server -> client): ``initial``, ``event``, ``batch``, ``heartbeat``, ``gap``,
-``error``.  Client -> server: ``publish``, ``heartbeat``.
+``error``.  Client -> server: ``publish``, ``heartbeat``.  The format is documented in
+``docs/protocol.md``; seed clients see only ``initial``/``event`` unless they opt in.
+
+Invariants: encoders take events already encoded as JSON bytes and never re-encode them; an
+``error`` text is cut at :data:`MAX_ERROR_CHARS`; ``fit_newest``/``fit_oldest`` never return a
+count whose message would exceed ``max_bytes`` (an eighth of small limits, at most
+:data:`ENVELOPE_BYTES`, is kept for the envelope); parsers raise only
+:class:`~wsnotebook.errors.ProtocolError` (and the event validation errors it wraps).
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
-"""Sans-I/O core of the wire protocol: messages, batching, backoff, resume, rate and latency.
+"""Reconnect policy (sans-I/O): ``Backoff`` delays, ``ResumeState`` and ``Gap`` records.
 
-Nothing here touches a socket or reads the clock by itself: clocks and random number generators
-are injected, so every policy is unit-tested exhaustively and fast.  The server and the client are
-thin asyncio shells around these classes.  The wire protocol is documented in
-``docs/protocol.md``.
-
-Message types (server -> client): ``initial``, ``event``, ``batch``, ``heartbeat``, ``gap``,
-``error``.  Client -> server: ``publish``, ``heartbeat``.
+``Backoff`` is exponential with full jitter (injected RNG) and a cap; ``ResumeState`` tracks the
+last id and epoch a client holds, builds the ``?since=&epoch=`` of the next attempt, and turns
+what the server says on reconnect (a new epoch, evicted ids, a final heartbeat) into ``Gap``
+records.  Invariant: a loss is always recorded as a ``Gap``, never hidden; a gap whose end is
+unknown has ``to_id = -1`` and a stated lower bound.
 """
 
 from __future__ import annotations
