@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from _helpers import use_fake_comms, wss_first_message
 
-import wsnotebook.widget.view as W
+import wsnotebook.widget as W
 from wsnotebook import monitor
+from wsnotebook.widget import view
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -118,7 +119,7 @@ def test_connect_to_wss_without_ssl_uses_default_verification(
         client.close()
     trusted = wsn.connect(srv.url, ssl=srv.client_ssl_context())
     try:
-        trusted.wait_state("open", timeout=20)
+        assert trusted.wait_state("open", timeout=20)
     finally:
         trusted.close()
 
@@ -136,7 +137,7 @@ def test_a_monitor_that_fails_to_build_closes_the_client_it_opened(
         def broken(*args: Any, **kwargs: Any) -> Any:
             raise RuntimeError("widget construction failed")
 
-        monkeypatch.setattr(W, "render_table", broken)  # fails after the client connected
+        monkeypatch.setattr(view, "render_table", broken)  # fails after the client connected
         with pytest.raises(RuntimeError, match="widget construction failed"):
             monitor(server)
         assert len(_client.running_clients()) == before
