@@ -1,7 +1,7 @@
 """Kernel responsiveness under load: the background CPU budget's variants, measured together.
 
 A real IPython kernel (``jupyter_client.KernelManager``) runs, inside itself, a wsnotebook server,
-the demo producer (``wsnotebook.demo.producer.start_demo``), a client (``wsn.connect``, default
+the demo producer (``wsnotebook.demo.start_demo``), a client (``wsn.connect``, default
 ``batch="auto"``) and a displayed live monitor (``wsn.monitor(client)``, 4 Hz tick rendering in a
 worker thread).  From outside we execute trivial cells (``pass``) back to back and time each
 execute_request -> execute_reply round trip.  Scenarios, interleaved per rep:
@@ -52,7 +52,7 @@ from wsnotebook.runtime.loop import KERNEL_SWITCH_INTERVAL
 
 SETUP = """
 import functools, inspect, json, time
-import wsnotebook as wsn, wsnotebook.runtime.loop as _wl, wsnotebook.demo.producer as _wd
+import wsnotebook as wsn, wsnotebook.runtime.loop as _wl, wsnotebook.demo as _wd
 import wsnotebook.widget.view as _ww, wsnotebook.client.client as _wc
 from IPython.display import display
 _srv = wsn.serve(port=0)

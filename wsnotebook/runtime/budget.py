@@ -1,12 +1,9 @@
-"""Sans-I/O core of the wire protocol: messages, batching, backoff, resume, rate and latency.
+"""``CpuBudget`` (sans-I/O, injected clock): the token bucket of background CPU time.
 
-Nothing here touches a socket or reads the clock by itself: clocks and random number generators
-are injected, so every policy is unit-tested exhaustively and fast.  The server and the client are
-thin asyncio shells around these classes.  The wire protocol is documented in
-``docs/protocol.md``.
-
-Message types (server -> client): ``initial``, ``event``, ``batch``, ``heartbeat``, ``gap``,
-``error``.  Client -> server: ``publish``, ``heartbeat``.
+``fraction`` CPU-seconds per wall second, bursts capped at ``fraction * period``; the loop
+charges it and pauses (releasing the GIL) while in debt, at most ``max_pause`` per pause.  The
+measured rationale is in docs/design.md ("CPU budget").  No thread or clock is touched here:
+:mod:`wsnotebook.runtime.loop` is the shell that applies it.
 """
 
 from __future__ import annotations
@@ -126,7 +123,9 @@ class CpuBudget:
         budget (the last accounted value: a cheap read, no clock)."""
         return self.fraction < 1.0 and self.share >= self.pressure * self.fraction
 
-    def _accrue(self, wall: float) -> None:
+    def accrue(self, wall: float) -> None:
+        """Bring credit and the share estimate up to wall time ``wall`` (idle time since the
+        last call earns credit, up to the burst; the share decays)."""
         last = self._last_wall
         self._last_wall = wall
         if last is None:
@@ -139,7 +138,7 @@ class CpuBudget:
 
     def charge(self, wall: float, cpu_used: float, *, worker: bool = False) -> None:
         """Record ``cpu_used`` seconds of background CPU ending at ``wall`` (negative -> 0)."""
-        self._accrue(wall)
+        self.accrue(wall)
         used = max(0.0, cpu_used)
         if worker:
             self.worker_cpu_seconds += used
@@ -153,7 +152,7 @@ class CpuBudget:
         """Seconds to sleep now to pay back the debt (0 when within budget); not counted."""
         if not self.enabled:
             return 0.0
-        self._accrue(wall)
+        self.accrue(wall)
         if self.credit >= 0.0:
             return 0.0
         pause = -self.credit / self.fraction
@@ -188,7 +187,7 @@ class CpuBudget:
 
     def resumed(self, wall: float, cpu: float | None = None) -> None:
         """Call after a pause so the pause itself counts as idle wall time."""
-        self._accrue(wall)
+        self.accrue(wall)
         if cpu is not None:
             self._last_cpu = cpu
 
@@ -196,7 +195,7 @@ class CpuBudget:
         """Should the GIL switch interval be lowered now?  (Hysteresis on :attr:`share`.)"""
         if self.switch_interval is None:
             return False
-        self._accrue(wall)
+        self.accrue(wall)
         if self.share >= self.busy_share:
             self._idle_since = None
             if not self._switch_low:

@@ -5,14 +5,14 @@ kernel's own loop is never touched (no ``nest_asyncio``).  The public API is syn
 thread-safe: it schedules coroutines here with :func:`run` / :func:`submit`.
 
 Inside a Jupyter kernel, all of wsnotebook's background work runs under one CPU budget
-(:class:`~wsnotebook._protocol.CpuBudget`, half a core by default) so the kernel stays responsive
-under a flood: the loop's selector charges every loop iteration's CPU and sleeps the loop thread
-(releasing the GIL) when over budget; long loops call :func:`budget_checkpoint`, in-process
-producers await :func:`budget_ready` (backpressure), worker threads run inside
+(:class:`~wsnotebook.runtime.budget.CpuBudget`, half a core by default) so the kernel stays
+responsive under a flood: the loop's selector charges every loop iteration's CPU and sleeps the
+loop thread (releasing the GIL) when over budget; long loops call :func:`budget_checkpoint`,
+in-process producers await :func:`budget_ready` (backpressure), worker threads run inside
 :func:`background_work`, and the server lets broadcast ticks linger under pressure (fewer,
-larger messages per client).  Lowering the GIL switch interval while background work is busy
-is opt-in (``set_cpu_budget(switch_interval=KERNEL_SWITCH_INTERVAL)``; see that constant for
-why it is off by default).  Counters: :func:`budget_stats`.  Outside a kernel nothing of this
+larger messages per client). Lowering the GIL switch interval while background work is busy is
+opt-in (``set_cpu_budget(switch_interval=KERNEL_SWITCH_INTERVAL)``; see that constant for why it
+is off by default). Counters: :func:`budget_stats`.  Outside a kernel nothing of this
 is active.
 
 Errors inside background tasks are logged on the ``wsnotebook`` logger and counted in
@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
+from ..errors import LoopThreadError, WaitTimeout
 from .budget import CpuBudget
 
 log = logging.getLogger("wsnotebook")
@@ -70,7 +71,7 @@ KERNEL_CPU_BUDGET = 0.5
 #: it is left alone.
 KERNEL_SWITCH_INTERVAL = 0.0001
 
-#: The background work's CPU budget (see :class:`~wsnotebook._protocol.CpuBudget`).  Change it
+#: The background work's CPU budget (see :class:`~wsnotebook.runtime.budget.CpuBudget`).  Change it
 #: with :func:`set_cpu_budget`; ``fraction=1.0, switch_interval=None`` turns everything off.
 budget = CpuBudget(fraction=1.0, switch_interval=None)
 _budget_set_by_user = False
@@ -262,7 +263,7 @@ def budget_stats() -> dict[str, Any]:
     b = budget
     now = time.monotonic()
     with _budget_lock:
-        b._accrue(now)
+        b.accrue(now)
         return {
             "cpu_budget": b.fraction,
             "cpu_share": round(b.share, 3),
@@ -328,12 +329,24 @@ def submit(coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
 def run(coro: Coroutine[Any, Any, T], timeout: float | None = 30.0) -> T:
     """Run ``coro`` on the background loop and wait for its result (bounded by ``timeout``).
 
-    Must not be called from the loop thread itself (it would deadlock): raises RuntimeError.
+    Must not be called from the loop thread itself (it would deadlock): raises
+    :class:`~wsnotebook.errors.LoopThreadError` (a RuntimeError).  When ``timeout`` passes
+    first, raises :class:`~wsnotebook.errors.WaitTimeout` (a TimeoutError); the coroutine is
+    not cancelled and may still complete in the background.  A TimeoutError raised by the
+    coroutine itself propagates unchanged.
     """
     if in_loop_thread():
         coro.close()
-        raise RuntimeError("wsnotebook: blocking call made from the background loop thread")
-    return submit(coro).result(timeout)
+        raise LoopThreadError("wsnotebook: blocking call made from the background loop thread")
+    fut = submit(coro)
+    try:
+        return fut.result(timeout)
+    except concurrent.futures.TimeoutError:
+        # The builtin TimeoutError on 3.11+, so the coroutine's own TimeoutError lands here
+        # too: only the wait running out (the future not done with an error) is WaitTimeout.
+        if fut.done() and not fut.cancelled() and fut.exception() is not None:
+            raise
+        raise WaitTimeout(f"wsnotebook: no result within {timeout} s") from None
 
 
 def call_soon(callback: Callable[..., Any], *args: Any) -> None:

@@ -1,24 +1,31 @@
-"""Where a server keeps its events: the Store interface, the in-memory ring and SQLite."""
+"""Where a server keeps its events: the Store interface, the in-memory ring and SQLite.
+
+Modules: ``base`` (the :class:`Store` interface, :class:`StoredEvent`, :class:`Encoded`, retain
+bounds) · ``stamping`` (ids, timestamps, encoding once; pure) · ``memory`` (the bounded ring,
+:class:`MemoryStore`) · ``sqlite_db`` (lock, schema, open) · ``sqlite`` (:class:`SQLiteStore`:
+writer thread with group commit, cached reads) · ``url`` (``serve(store=...)`` values).
+Both backends stamp events the same way (:func:`stamp`): ``id`` increasing from 1 in a fresh
+store, ``timestamp`` (epoch ms int) when absent, ``server_received`` (epoch ms float); each
+stored event is encoded to JSON once and the bytes are reused by every reply, replay and
+broadcast.  A later backend (e.g. Redis Streams) implements :class:`Store`.
+"""
 
 from __future__ import annotations
 
-from .store import (
+from .base import (
     FACET_FIELDS,
     MAX_RETAIN,
     MIN_RETAIN,
     Appendable,
     Encoded,
-    MemoryStore,
-    SQLiteStore,
     Store,
     StoredEvent,
-    open_store,
-    parse_store_url,
-    snapshot_events,
-    stamp,
-    stamp_all,
     stored_event,
 )
+from .memory import MemoryStore
+from .sqlite import SQLiteStore
+from .stamping import snapshot_events, stamp, stamp_all
+from .url import open_store, parse_store_url
 
 __all__ = [
     "FACET_FIELDS",

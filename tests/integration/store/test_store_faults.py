@@ -17,8 +17,8 @@ import pytest
 from websockets.sync.client import connect
 
 from wsnotebook.errors import ServerError, StoreError
-from wsnotebook.server.server import Server, serve
-from wsnotebook.store.store import SQLiteStore
+from wsnotebook.server import Server, serve
+from wsnotebook.store import SQLiteStore
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -1,11 +1,10 @@
-"""Stores: stamping, ids, eviction, resume reads, facets, SQLite durability and errors."""
+"""The SQLite store: durability, epochs, retain, group commit, close, open errors, locking,
+facets."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import decimal
-import enum
 import os
 import shutil
 import sqlite3
@@ -15,19 +14,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
-from wsnotebook.errors import ConfigError, EventValidationError, LimitExceeded, StoreError
-from wsnotebook.store.store import (
-    MemoryStore,
-    SQLiteStore,
-    open_store,
-    parse_store_url,
-    snapshot_events,
-    stamp,
-    stamp_all,
-)
+from wsnotebook.errors import StoreError
+from wsnotebook.store import MemoryStore, SQLiteStore, stamp_all
 
 
 def ev(**fields: Any) -> dict[str, Any]:
@@ -43,219 +33,6 @@ def ev(**fields: Any) -> dict[str, Any]:
 
 def ids(stored: list[Any]) -> list[int]:
     return [s.id for s in stored]
-
-
-def test_stamp_sets_id_fills_timestamp_and_keeps_unknown_fields() -> None:
-    original = ev(extra={"a": 1}, id=99)
-    s = stamp(original, 7, 1000.5)
-    assert s.id == 7 and s.event["id"] == 7
-    assert s.event["timestamp"] == 1000 and s.event["server_received"] == 1000.5
-    assert s.event["extra"] == {"a": 1}
-    assert orjson.loads(s.encoded) == s.event
-    assert original["id"] == 99  # the input is not mutated
-    assert stamp(ev(timestamp=5), 1, 2.0).event["timestamp"] == 5
-
-
-def test_stamp_all_refuses_an_unencodable_event_naming_it_and_its_field() -> None:
-    with pytest.raises(EventValidationError) as info:
-        stamp_all([ev(), ev(payload={"d": decimal.Decimal(1)})], 1, 1.0)
-    assert str(info.value).startswith("events[1].payload: cannot encode as JSON: ")
-    assert info.value.field == "payload"
-    with pytest.raises(EventValidationError, match=r"^extra: cannot encode as JSON"):
-        stamp_all([ev(extra={1, 2})], 1, 1.0)  # one event: no index
-
-
-def test_every_ingest_path_holds_events_to_max_bytes_without_the_server_fields() -> None:
-    """The limit is on an event's compact JSON without ``id``/``server_received`` (and a
-    filled timestamp): exactly ``max_bytes`` passes, one more byte fails, whether the event is
-    stamped from its dict (POST, ``publish``) or from a snapshot (``publish_nowait``)."""
-    for extra in ({}, {"id": "client-" * 40}, {"timestamp": None}, {"timestamp": 5}):
-        for pad in range(880, 1000):
-            event = ev(payload={"b": "x" * pad}, **extra)
-            unstamped = {k: v for k, v in event.items() if k not in ("id", "server_received")}
-            if unstamped.get("timestamp", 0) is None:
-                del unstamped["timestamp"]
-            size = len(orjson.dumps(unstamped))
-            for limit in (size, size - 1):
-                fits = limit >= size
-                for path in ("dict", "snapshot"):
-                    try:
-                        if path == "dict":
-                            stamp_all([event], 1, 1795736432259.8413, max_bytes=limit)
-                        else:
-                            stamp_all(snapshot_events([event], limit), 1, 1795736432259.8413)
-                    except LimitExceeded as exc:
-                        assert not fits, (path, extra, size, limit)
-                        assert str(exc) == (
-                            f"event: {size} bytes as JSON exceeds the limit of {limit}"
-                        )
-                        assert (exc.limit, exc.value, exc.bound) == ("max_event_bytes", size, limit)
-                    else:
-                        assert fits, (path, extra, size, limit)
-    # in a batch: the index of the biggest event over the limit, as snapshot_events names it
-    small, big = ev(payload={"b": "x" * 100}), ev(payload={"b": "x" * 900})
-    size = len(orjson.dumps(big))
-    message = rf"^events\[1\]: {size} bytes as JSON exceeds the limit of {size - 1}$"
-    with pytest.raises(LimitExceeded, match=message):
-        stamp_all([small, big, small], 1, 1.0, max_bytes=size - 1)
-    with pytest.raises(LimitExceeded, match=message):
-        snapshot_events([small, big, small], size - 1)
-    assert stamp_all([small, big], 1, 1.0, max_bytes=size)  # stamped, both are over `size`
-
-
-def test_a_refused_append_uses_no_id() -> None:
-    async def main() -> None:
-        store = MemoryStore(retain=5)
-        store.max_event_bytes = 1024
-        with pytest.raises(LimitExceeded):
-            await store.append([ev(), ev(payload={"b": "x" * 2000})])
-        with pytest.raises(EventValidationError):
-            await store.append([ev(payload={"d": decimal.Decimal(1)})])
-        assert ids(await store.append([ev()])) == [1]
-
-    asyncio.run(main())
-
-
-def test_stored_facets_of_str_subclasses_are_their_text() -> None:
-    class App(str, enum.Enum):
-        WEB = "web"
-
-    s = stamp(ev(source_app=App.WEB), 1, 1.0)
-    assert type(s.source_app) is str and s.source_app == "web"
-    assert s.event["source_app"] == "web"
-
-
-def test_snapshots_store_what_was_handed_over_and_are_checked_like_stamp_all() -> None:
-    original = ev(payload={"tool": {"n": 1}})
-    items = snapshot_events([original])
-    original["payload"]["tool"]["n"] = 2  # the caller changes its dict afterwards
-    (stored,) = stamp_all(items, 7, 1000.5)
-    assert stored.event == {**ev(payload={"tool": {"n": 1}}), "id": 7, "timestamp": 1000,
-                            "server_received": 1000.5}  # fmt: skip
-    with pytest.raises(EventValidationError, match=r"^events\[0\]\.payload: "):
-        snapshot_events([ev(payload={"d": decimal.Decimal(1)}), ev()])
-    with pytest.raises(LimitExceeded, match=r"^event: \d+ bytes as JSON exceeds the limit of 100"):
-        snapshot_events([ev(payload={"b": "x" * 200})], 100)
-
-
-@pytest.mark.parametrize(
-    "event",
-    [
-        ev(),
-        ev(timestamp=5),
-        ev(timestamp=5.5, extra=[1, {"a": None}]),
-        ev(timestamp=None),
-        ev(id=99, server_received=1.0, timestamp=3),
-        ev(id="not even an int", summary="s", chat=[]),
-        ev(source_app="é✓", payload={"k": '\u2028 "quoted"'}),
-    ],
-)
-def test_a_snapshot_is_stored_with_exactly_the_fields_and_values_of_the_dict_path(
-    event: dict[str, Any],
-) -> None:
-    (spliced,) = stamp_all(snapshot_events([event]), 3, 1795736432259.8413)
-    (direct,) = stamp_all([event], 3, 1795736432259.8413)
-    assert spliced.event == direct.event  # key order may differ: a replaced id moves last
-    assert orjson.loads(spliced.encoded) == orjson.loads(direct.encoded)
-    assert (spliced.id, spliced.source_app, spliced.session_id, spliced.hook_event_type) == (
-        direct.id, direct.source_app, direct.session_id, direct.hook_event_type,
-    )  # fmt: skip
-
-
-def test_memory_store_assigns_increasing_ids_and_evicts_oldest() -> None:
-    async def main() -> None:
-        store = MemoryStore(retain=5)
-        assert (store.last_id, store.first_id, len(store)) == (0, None, 0)
-        assert ids(await store.append([ev() for _ in range(3)])) == [1, 2, 3]
-        assert ids(await store.append([ev() for _ in range(4)])) == [4, 5, 6, 7]
-        assert (store.last_id, store.first_id, len(store)) == (7, 3, 5)
-        assert ids(await store.recent(2)) == [6, 7]
-        assert ids(await store.recent(100)) == [3, 4, 5, 6, 7]
-        assert ids(await store.since(4, 10)) == [5, 6, 7]
-        assert ids(await store.since(0, 2)) == [3, 4]
-        assert ids(await store.since(7, 10)) == []
-
-    asyncio.run(main())
-
-
-def test_memory_store_facets_follow_eviction() -> None:
-    async def main() -> None:
-        store = MemoryStore(retain=2)
-        await store.append([ev(source_app="old", session_id="x")])
-        await store.append([ev(source_app="b"), ev(source_app="a", hook_event_type="Stop")])
-        assert await store.filter_options() == {
-            "source_apps": ["a", "b"],
-            "session_ids": ["s1"],
-            "hook_event_types": ["PreToolUse", "Stop"],
-        }
-
-    asyncio.run(main())
-
-
-def test_memory_store_facets_match_the_retained_events_across_folds() -> None:
-    """Facet counts are folded in lazily, in C-level passes; whenever they are read they equal
-    the distinct values of the events still retained, including across evictions of values."""
-    from wsnotebook.store import store as _store
-
-    async def main() -> None:
-        store = MemoryStore(retain=300)
-        for batch in range(2 * _store._FOLD_EVERY // 10):
-            await store.append(
-                [
-                    ev(
-                        source_app=f"app{batch // 40}",
-                        session_id=f"s{(batch * 10 + i) // 7}",
-                        hook_event_type=f"h{i % 3}" if batch % 50 else "rare",
-                    )
-                    for i in range(10)
-                ]
-            )
-            if batch % 97 == 0 or batch % 100 == 99:
-                kept = await store.recent(1000)
-                assert await store.filter_options() == {
-                    "source_apps": sorted({s.source_app for s in kept}),
-                    "session_ids": sorted({s.session_id for s in kept}),
-                    "hook_event_types": sorted({s.hook_event_type for s in kept}),
-                }
-        assert len(store) == 300
-
-    asyncio.run(main())
-
-
-def test_retained_events_are_not_tracked_by_the_cyclic_gc() -> None:
-    """A kernel's full collections walk every tracked object with the GIL held; a store
-    retaining 100,000 tracked events made them ~85 ms long.  Retained events must add none."""
-    import gc
-
-    async def main() -> None:
-        store = MemoryStore(retain=5000)
-        gc.collect()
-        before = len(gc.get_objects())
-        for start in range(0, 5000, 100):
-            await store.append([ev(n=start + i) for i in range(100)])
-        gc.collect()
-        assert len(store) == 5000
-        assert not any(gc.is_tracked(s) for s in await store.recent(5000))
-        assert len(gc.get_objects()) - before < 100
-
-    asyncio.run(main())
-
-
-def test_memory_stores_have_distinct_epochs() -> None:
-    assert MemoryStore().epoch != MemoryStore().epoch
-
-
-def test_store_urls_and_bounds() -> None:
-    assert parse_store_url("memory") == ("memory", "")
-    assert parse_store_url("sqlite:///rel.db") == ("sqlite", "rel.db")
-    assert parse_store_url("sqlite:////abs/e.db") == ("sqlite", "/abs/e.db")
-    for bad in ("sqlite:///", "redis://x", "", "sqlite://x.db"):
-        with pytest.raises(ConfigError):
-            parse_store_url(bad)
-    with pytest.raises(ConfigError, match="retain"):
-        MemoryStore(retain=0)
-    custom = MemoryStore(retain=3)
-    assert open_store(custom, retain=10) is custom
 
 
 def test_sqlite_store_persists_events_epoch_and_sequence(tmp_path: Any) -> None:
@@ -305,7 +82,7 @@ def test_sqlite_store_prunes_to_retain_and_reads_old_rows_from_disk(tmp_path: An
 def test_sqlite_store_reads_beyond_its_cache_from_the_database(
     tmp_path: Any, monkeypatch: Any
 ) -> None:
-    import wsnotebook.store.store as mod
+    import wsnotebook.store.sqlite as mod
 
     monkeypatch.setattr(mod, "SQLITE_CACHE_EVENTS", 5)
 
@@ -564,7 +341,7 @@ def test_a_database_is_used_by_one_store_at_a_time(tmp_path: Path) -> None:
 
 CHILD = """
 import asyncio, sys
-from wsnotebook.store.store import SQLiteStore
+from wsnotebook.store import SQLiteStore
 async def main():
     store = SQLiteStore(sys.argv[1])
     await store.open()
@@ -577,7 +354,7 @@ asyncio.run(main())
 
 def test_a_database_open_in_another_process_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "e.db"
-    root = str(Path(__file__).resolve().parents[2])
+    root = str(Path(__file__).resolve().parents[3])
     env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(path)],
@@ -680,7 +457,7 @@ def test_sqlite_retained_count_is_the_rows_in_the_table_after_failed_commits(
 def test_a_sqlite_store_never_holds_or_reports_more_than_retain_events(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import wsnotebook.store.store as mod
+    import wsnotebook.store.sqlite as mod
 
     monkeypatch.setattr(mod, "SQLITE_CACHE_EVENTS", 4)  # reads beyond the cache hit the table
     path = tmp_path / "e.db"
@@ -714,9 +491,9 @@ def test_sqlite_facet_values_of_pruned_events_do_not_accumulate_in_memory(
 ) -> None:
     """A high-cardinality field (a new session id per event) must not grow the store's memory
     without bound: values no retained event holds are forgotten."""
-    import wsnotebook.store.store as mod
+    import wsnotebook.store.sqlite as mod
 
-    monkeypatch.setattr(mod, "_FACET_COMPACT_MIN", 16)
+    monkeypatch.setattr(mod, "FACET_COMPACT_MIN", 16)
 
     async def main() -> None:
         store = SQLiteStore(tmp_path / "e.db", retain=10)

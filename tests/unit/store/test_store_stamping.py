@@ -1,0 +1,147 @@
+"""Stamping: ids, timestamps, server fields, size limits and snapshots, as every store applies
+them."""
+
+from __future__ import annotations
+
+import asyncio
+import decimal
+import enum
+from typing import Any
+
+import orjson
+import pytest
+
+from wsnotebook.errors import EventValidationError, LimitExceeded
+from wsnotebook.store import MemoryStore, snapshot_events, stamp, stamp_all
+
+
+def ev(**fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "source_app": "app",
+        "session_id": "s1",
+        "hook_event_type": "PreToolUse",
+        "payload": {},
+    }
+    base.update(fields)
+    return base
+
+
+def ids(stored: list[Any]) -> list[int]:
+    return [s.id for s in stored]
+
+
+def test_stamp_sets_id_fills_timestamp_and_keeps_unknown_fields() -> None:
+    original = ev(extra={"a": 1}, id=99)
+    s = stamp(original, 7, 1000.5)
+    assert s.id == 7 and s.event["id"] == 7
+    assert s.event["timestamp"] == 1000 and s.event["server_received"] == 1000.5
+    assert s.event["extra"] == {"a": 1}
+    assert orjson.loads(s.encoded) == s.event
+    assert original["id"] == 99  # the input is not mutated
+    assert stamp(ev(timestamp=5), 1, 2.0).event["timestamp"] == 5
+
+
+def test_stamp_all_refuses_an_unencodable_event_naming_it_and_its_field() -> None:
+    with pytest.raises(EventValidationError) as info:
+        stamp_all([ev(), ev(payload={"d": decimal.Decimal(1)})], 1, 1.0)
+    assert str(info.value).startswith("events[1].payload: cannot encode as JSON: ")
+    assert info.value.field == "payload"
+    with pytest.raises(EventValidationError, match=r"^extra: cannot encode as JSON"):
+        stamp_all([ev(extra={1, 2})], 1, 1.0)  # one event: no index
+
+
+def test_every_ingest_path_holds_events_to_max_bytes_without_the_server_fields() -> None:
+    """The limit is on an event's compact JSON without ``id``/``server_received`` (and a
+    filled timestamp): exactly ``max_bytes`` passes, one more byte fails, whether the event is
+    stamped from its dict (POST, ``publish``) or from a snapshot (``publish_nowait``)."""
+    for extra in ({}, {"id": "client-" * 40}, {"timestamp": None}, {"timestamp": 5}):
+        for pad in range(880, 1000):
+            event = ev(payload={"b": "x" * pad}, **extra)
+            unstamped = {k: v for k, v in event.items() if k not in ("id", "server_received")}
+            if unstamped.get("timestamp", 0) is None:
+                del unstamped["timestamp"]
+            size = len(orjson.dumps(unstamped))
+            for limit in (size, size - 1):
+                fits = limit >= size
+                for path in ("dict", "snapshot"):
+                    try:
+                        if path == "dict":
+                            stamp_all([event], 1, 1795736432259.8413, max_bytes=limit)
+                        else:
+                            stamp_all(snapshot_events([event], limit), 1, 1795736432259.8413)
+                    except LimitExceeded as exc:
+                        assert not fits, (path, extra, size, limit)
+                        assert str(exc) == (
+                            f"event: {size} bytes as JSON exceeds the limit of {limit}"
+                        )
+                        assert (exc.limit, exc.value, exc.bound) == ("max_event_bytes", size, limit)
+                    else:
+                        assert fits, (path, extra, size, limit)
+    # in a batch: the index of the biggest event over the limit, as snapshot_events names it
+    small, big = ev(payload={"b": "x" * 100}), ev(payload={"b": "x" * 900})
+    size = len(orjson.dumps(big))
+    message = rf"^events\[1\]: {size} bytes as JSON exceeds the limit of {size - 1}$"
+    with pytest.raises(LimitExceeded, match=message):
+        stamp_all([small, big, small], 1, 1.0, max_bytes=size - 1)
+    with pytest.raises(LimitExceeded, match=message):
+        snapshot_events([small, big, small], size - 1)
+    assert stamp_all([small, big], 1, 1.0, max_bytes=size)  # stamped, both are over `size`
+
+
+def test_a_refused_append_uses_no_id() -> None:
+    async def main() -> None:
+        store = MemoryStore(retain=5)
+        store.max_event_bytes = 1024
+        with pytest.raises(LimitExceeded):
+            await store.append([ev(), ev(payload={"b": "x" * 2000})])
+        with pytest.raises(EventValidationError):
+            await store.append([ev(payload={"d": decimal.Decimal(1)})])
+        assert ids(await store.append([ev()])) == [1]
+
+    asyncio.run(main())
+
+
+def test_stored_facets_of_str_subclasses_are_their_text() -> None:
+    class App(str, enum.Enum):
+        WEB = "web"
+
+    s = stamp(ev(source_app=App.WEB), 1, 1.0)
+    assert type(s.source_app) is str and s.source_app == "web"
+    assert s.event["source_app"] == "web"
+
+
+def test_snapshots_store_what_was_handed_over_and_are_checked_like_stamp_all() -> None:
+    original = ev(payload={"tool": {"n": 1}})
+    items = snapshot_events([original])
+    original["payload"]["tool"]["n"] = 2  # the caller changes its dict afterwards
+    (stored,) = stamp_all(items, 7, 1000.5)
+    assert stored.event == {**ev(payload={"tool": {"n": 1}}), "id": 7, "timestamp": 1000,
+                            "server_received": 1000.5}  # fmt: skip
+    with pytest.raises(EventValidationError, match=r"^events\[0\]\.payload: "):
+        snapshot_events([ev(payload={"d": decimal.Decimal(1)}), ev()])
+    with pytest.raises(LimitExceeded, match=r"^event: \d+ bytes as JSON exceeds the limit of 100"):
+        snapshot_events([ev(payload={"b": "x" * 200})], 100)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        ev(),
+        ev(timestamp=5),
+        ev(timestamp=5.5, extra=[1, {"a": None}]),
+        ev(timestamp=None),
+        ev(id=99, server_received=1.0, timestamp=3),
+        ev(id="not even an int", summary="s", chat=[]),
+        ev(source_app="é✓", payload={"k": '\u2028 "quoted"'}),
+    ],
+)
+def test_a_snapshot_is_stored_with_exactly_the_fields_and_values_of_the_dict_path(
+    event: dict[str, Any],
+) -> None:
+    (spliced,) = stamp_all(snapshot_events([event]), 3, 1795736432259.8413)
+    (direct,) = stamp_all([event], 3, 1795736432259.8413)
+    assert spliced.event == direct.event  # key order may differ: a replaced id moves last
+    assert orjson.loads(spliced.encoded) == orjson.loads(direct.encoded)
+    assert (spliced.id, spliced.source_app, spliced.session_id, spliced.hook_event_type) == (
+        direct.id, direct.source_app, direct.session_id, direct.hook_event_type,
+    )  # fmt: skip
