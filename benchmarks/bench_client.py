@@ -76,7 +76,7 @@ def messages(n: int, batch: int, *, type_last: bool = False) -> list[bytes]:
 
 def handler_rate(msgs: list[bytes], n: int) -> float:
     """Events/s through ``Client._handle`` (a client that never connects)."""
-    from wsnotebook.client.client import Client
+    from wsnotebook.client import Client
 
     client = Client("ws://127.0.0.1:9/stream", max_rows=max(n, 1))
     handle = client._handle
@@ -96,7 +96,7 @@ def handler_rate_in_loop(msgs: list[bytes], n: int, burst: int = 100) -> float:
     the client then appends each burst to the frame in one ``extend`` (``call_soon`` flush)."""
     import asyncio
 
-    from wsnotebook.client.client import Client
+    from wsnotebook.client import Client
 
     client = Client("ws://127.0.0.1:9/stream", max_rows=max(n, 1))
     handle = client._handle

@@ -99,7 +99,7 @@ class TrafficLog:
     ) -> None:
         """Add one entry.  ``nbytes`` is the wire payload size; ``decoded_bytes`` defaults to it."""
         if direction not in self._totals:
-            raise ValueError(f"direction must be 'in' or 'out', got {direction!r}")
+            raise ConfigError(f"direction must be 'in' or 'out', got {direction!r}")
         decoded = nbytes if decoded_bytes is None else decoded_bytes
         entry = TrafficEntry(
             self._clock() if at is None else at, direction, type, nbytes, decoded, n_events

@@ -12,8 +12,8 @@ import pytest
 from _seed_server import SeedServer, SilentServer, free_port, make_event
 from aiohttp import web
 
-from wsnotebook.client.client import Client, close_all, connect, running_clients
-from wsnotebook.errors import AuthError, ClientError
+from wsnotebook.client import Client, close_all, connect, running_clients
+from wsnotebook.errors import AuthError, ClientError, WaitTimeout
 from wsnotebook.protocol import Backoff
 
 pytestmark = pytest.mark.timeout(60)
@@ -196,18 +196,29 @@ def test_wire_bytes_reflect_permessage_deflate(clients: list[Client], compressio
         assert m["tcp_bytes_in"] > m["bytes_in_wire"]
 
 
-def test_wait_for_times_out_and_close_is_prompt_while_reconnecting(
+def test_wait_for_times_out_and_close_all_cancels_the_backoff_sleep(
     clients: list[Client],
 ) -> None:
-    c = connect(f"ws://127.0.0.1:{free_port()}/stream", backoff_base=1.0, backoff_cap=5.0)
+    class Longest(random.Random):  # full jitter always draws its ceiling: a one-hour sleep
+        def uniform(self, a: float, b: float) -> float:
+            return b
+
+    c = connect(
+        f"ws://127.0.0.1:{free_port()}/stream",
+        backoff_base=3600.0,
+        backoff_cap=3600.0,
+        rng=Longest(),
+    )
     clients.append(c)
-    with pytest.raises(TimeoutError):
+    with pytest.raises(WaitTimeout):
         c.wait_for(1, timeout=0.2)
+    assert c.wait_state("reconnecting")
+    assert list(c.delays) == [3600.0]  # refused once, now in its hour-long backoff sleep
     assert c in running_clients()
-    t0 = time.monotonic()
     assert close_all() >= 1
+    # close() waits at most 5 s for the run task: it ended only if the sleep was cancelled.
+    assert c._future is not None and c._future.done()
     assert c.state == "closed"
-    assert time.monotonic() - t0 < 5.0  # not stuck in the backoff sleep
     assert c.wait_for(1, timeout=1) is False  # closed: returns instead of waiting
     assert c.error is None  # closed by the user, not failed
 
@@ -220,7 +231,7 @@ def test_invalid_url_raises_at_connect() -> None:
 def test_async_api_runs_the_client_on_the_background_loop() -> None:
     import asyncio
 
-    from wsnotebook.client.client import connect_async
+    from wsnotebook.client import connect_async
 
     with SeedServer() as srv:
         srv.publish([make_event(i) for i in range(3)])
@@ -250,7 +261,7 @@ def test_batches_from_another_server_are_stored_like_single_events(
         c = connect(srv.url, **FAST)
         clients.append(c)
         assert c.wait_for(200)
-        assert c._columnar is False
+        assert c._sink.columnar is False
         assert len(c.frame.filter(search='"w":"café"', limit=None)) == 200
         assert c.frame.snapshot(payload="json")["payload"].iloc[0] == '{"w":"café","n":1}'
 
@@ -265,6 +276,6 @@ def test_a_wsnotebook_server_names_itself_so_its_batches_take_the_columnar_path(
         c = connect(srv.url, **FAST)
         clients.append(c)
         assert c.wait_state("open")
-        assert c._columnar is True
+        assert c._sink.columnar is True
     finally:
         srv.stop()

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from wsnotebook.client.client import Client
+from wsnotebook.client import Client
 from wsnotebook.errors import ProtocolError, WsnError
 from wsnotebook.events import decode_json, json_type, validate_event
 from wsnotebook.protocol import ServerMessage, parse_server_message
@@ -149,7 +149,7 @@ def test_handler_stamps_counts_and_drops_invalid_events_in_one_batch() -> None:
     assert df["id"].tolist() == list(range(1, 21))
     assert df["client_received"].notna().all() and df["latency_ms"].gt(0).all()
     assert client.invalid_events == 1 and client.events == 20
-    assert client._latency.count == 20 and client._resume.last_id == 20
+    assert client._sink.latency.count == 20 and client._sink.resume.last_id == 20
 
 
 @pytest.mark.parametrize("odd", [float("nan"), float("inf"), -0.5, 10**400, 1e308])

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 import wsnotebook.runtime.loop as _loop
-from wsnotebook.client.client import Client, connect
+from wsnotebook.client import Client, connect
 from wsnotebook.errors import AuthError
-from wsnotebook.server.server import Server, serve
+from wsnotebook.server import Server, serve
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -61,7 +61,7 @@ def force_disconnect(client: Client) -> bool:
     result = []
 
     def abort() -> None:
-        ws = client._ws
+        ws = client._session.ws
         result.append(ws is not None)
         if ws is not None:
             ws.transport.abort()

@@ -123,7 +123,7 @@ def test_totals_match_the_lifetime_part_of_stats() -> None:
 
 def test_client_metrics_do_not_walk_the_traffic_window(monkeypatch: pytest.MonkeyPatch) -> None:
     """metrics() runs on every monitor tick: it must stay O(1) in the traffic log's size."""
-    from wsnotebook.client.client import Client
+    from wsnotebook.client import Client
 
     client = Client("ws://127.0.0.1:9/stream")
     for _ in range(100):
