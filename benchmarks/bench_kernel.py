@@ -53,7 +53,7 @@ from wsnotebook.runtime.loop import KERNEL_SWITCH_INTERVAL
 SETUP = """
 import functools, inspect, json, time
 import wsnotebook as wsn, wsnotebook.runtime.loop as _wl, wsnotebook.demo as _wd
-import wsnotebook.widget.view as _ww, wsnotebook.client.client as _wc
+import wsnotebook.widget.view as _ww, wsnotebook.client.session as _wc
 from IPython.display import display
 _srv = wsn.serve(port=0)
 _cli = wsn.connect(_srv.url, max_rows=200_000)
