@@ -32,6 +32,8 @@ from typing import Any, NoReturn
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 
+from ._validate import arg_port, arg_positive_float
+
 log = logging.getLogger("wsnotebook")
 
 __all__ = ["WsMagics", "load_ipython_extension", "unload_ipython_extension"]
@@ -62,30 +64,10 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(self.format_help().strip())
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be in 0..65535, got {value}")
-    return value
-
-
 def _parsers() -> dict[str, _Parser]:
     p: dict[str, _Parser] = {}
     serve = p["serve"] = _Parser(prog="%ws serve", add_help=True, exit_on_error=False)
-    serve.add_argument("--port", type=_port, default=None, help="TCP port (0 = any free port)")
+    serve.add_argument("--port", type=arg_port, default=None, help="TCP port (0 = any free port)")
     serve.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
     serve.add_argument("--store", default=None, help="'memory' or 'sqlite:///path/to/events.db'")
     connect = p["connect"] = _Parser(prog="%ws connect", exit_on_error=False)
@@ -96,7 +78,7 @@ def _parsers() -> dict[str, _Parser]:
     mon.add_argument("--window", choices=("1m", "5m", "15m"), default="1m")
     mon.add_argument("--by-type", action="store_true", help="one chart line per event type")
     demo = p["demo"] = _Parser(prog="%ws demo", exit_on_error=False)
-    demo.add_argument("--rate", type=_positive_float, default=50.0, help="events/s (default 50)")
+    demo.add_argument("--rate", type=arg_positive_float, default=50.0, help="events/s (default 50)")
     demo.add_argument("--batch", type=int, default=1)
     demo.add_argument("--max-events", type=int, default=None)
     p["stats"] = _Parser(prog="%ws stats", exit_on_error=False)
@@ -125,6 +107,11 @@ def _stop(obj: Any) -> None:
             except Exception:
                 log.warning("%%ws stop: %s.%s() failed", type(obj).__name__, name, exc_info=True)
             return
+
+
+def _store_spec(server: Any) -> Any:
+    """The store option a running server was started with (its public ``options``)."""
+    return getattr(getattr(server, "options", None), "store", None)
 
 
 @magics_class
@@ -194,7 +181,7 @@ class WsMagics(Magics):
             if (
                 args.port in (None, 0, getattr(current, "port", None))
                 and args.host in (None, getattr(current, "host", None))
-                and args.store in (None, getattr(current, "_options", {}).get("store"))
+                and args.store in (None, _store_spec(current))
             ):
                 print(f"wsnotebook server: {current.url}  (ws_server, already running)")
                 return current  # re-running the cell keeps the running server
@@ -315,11 +302,13 @@ def stop_everything() -> int:
     import sys
 
     n = 0
+    # The subpackages' public interfaces (their ``__init__``), looked up by name so that a
+    # process that never imported, say, the widgets does not import them here.
     for module, names in (
-        ("wsnotebook._widgets", ("running_monitors", "stop_all")),
-        ("wsnotebook._demo", ("active_producers", "stop_all")),
-        ("wsnotebook._client", ("running_clients", "close_all")),
-        ("wsnotebook._server", ("running_servers", "stop_all")),
+        ("wsnotebook.widget", ("running_monitors", "stop_all")),
+        ("wsnotebook.demo", ("active_producers", "stop_all")),
+        ("wsnotebook.client", ("running_clients", "close_all")),
+        ("wsnotebook.server", ("running_servers", "stop_all")),
     ):
         mod = sys.modules.get(module)
         if mod is None:

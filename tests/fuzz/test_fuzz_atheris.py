@@ -1,7 +1,10 @@
 """Coverage-guided fuzzing of the decoders with atheris (libFuzzer), briefly and bounded.
 
-CI: 10 s / 200k inputs at most; ``WSN_FULL=1``: 120 s / 5M inputs.  Only ``wsnotebook`` modules
-are instrumented (pandas/numpy are imported first, uninstrumented), ~70k inputs/s here.
+CI: 200k inputs or 10 s, whichever comes first (``-runs``/``-max_total_time``); the test itself
+only requires that more than 1,000 inputs ran (a floor against a harness that dies early, not a
+throughput check) and prints the figure.  ``WSN_FULL=1``: 5M inputs or 120 s.  Only
+``wsnotebook`` modules are instrumented (pandas/numpy are imported first, uninstrumented);
+measured on the 2-core dev box: 200,000 inputs in about 6 s (~33k inputs/s).
 Skipped when atheris is not installed (an optional test dependency: ``pip install atheris``).
 """
 

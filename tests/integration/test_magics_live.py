@@ -99,6 +99,29 @@ def test_stop_all_stops_objects_started_outside_the_extension(shell: Interactive
         server.stop()
 
 
+def test_stop_all_also_stops_demo_producers_and_monitors_started_outside(
+    shell: InteractiveShell,
+) -> None:
+    import wsnotebook as wsn
+    from wsnotebook.demo import producer as _demo
+    from wsnotebook.demo import start_demo
+    from wsnotebook.frame import EventFrame
+
+    server = wsn.serve(port=0)
+    producer = start_demo(server, rate=50)
+    mon = wsn.monitor(EventFrame())
+    try:
+        assert producer.running and mon.running
+        stopped = shell.run_line_magic("ws", "stop all")
+        assert stopped >= 3  # the producer, the monitor and the server reported running
+        assert not producer.running and not mon.running and not server.running
+        assert producer not in _demo.active_producers() and mon not in W.running_monitors()
+    finally:
+        producer.stop()
+        mon.stop()
+        server.stop()
+
+
 def test_rerunning_serve_with_other_options_replaces_the_server_instead_of_leaking_it(
     shell: InteractiveShell, tmp_path: Any
 ) -> None:

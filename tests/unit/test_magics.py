@@ -3,6 +3,7 @@ tests/integration/test_magics_live.py for serve/connect/demo)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 import wsnotebook.widget.view as W
+from wsnotebook import cli
 from wsnotebook.frame import EventFrame
 
 pytestmark = pytest.mark.timeout(60)
@@ -66,7 +68,7 @@ def test_unknown_command_prints_a_usage_line_not_a_traceback(
         ("serve --port nope", "not a port number"),
         ("serve --port 70000", "port must be in 0..65535"),
         ("serve --bogus", "unrecognized arguments: --bogus"),
-        ("demo --rate -3", "must be > 0"),
+        ("demo --rate -3", "must be a finite number > 0"),
         ("monitor --window 2h", "invalid choice"),
         ("stop everything", "invalid choice"),
         ("connect 'unclosed", "No closing quotation"),
@@ -141,3 +143,28 @@ def test_stop_and_unload_stop_the_monitors_the_extension_started(shell: Interact
     assert not m2.running
     assert "ws" not in shell.magics_manager.magics["line"]
     shell.run_line_magic("load_ext", "wsnotebook")  # the fixture unloads again
+
+
+@pytest.mark.parametrize(
+    ("magic", "argv"),
+    [
+        ("demo --rate inf", ["demo", "--rate", "inf"]),  # the magics used to accept inf
+        ("demo --rate nan", ["demo", "--rate", "nan"]),
+        ("demo --rate 0", ["demo", "--rate", "0"]),
+        ("serve --port 70000", ["serve", "--port", "70000"]),
+        ("serve --port inf", ["serve", "--port", "inf"]),
+    ],
+)
+def test_magics_and_cli_refuse_the_same_values_with_the_same_message(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture, magic: str, argv: list[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(argv)
+    # "wsnotebook demo: error: argument --rate: <reason>"
+    m = re.search(r"error: (argument --\w+: .+)$", capsys.readouterr().err.strip())
+    assert m, "the CLI refused without naming the option"
+    reason = m.group(1)
+    assert re.search(r": (must be|port must be|not a port number)", reason), reason
+    with pytest.raises(UsageError) as info:
+        shell.run_line_magic("ws", magic)
+    assert reason in str(info.value)

@@ -1,0 +1,149 @@
+"""The ``wsnotebook`` argument parser and :func:`main`, the dispatcher to the commands.
+
+Every option value is checked by the shared ``wsnotebook._validate.arg_*`` types (the same rule
+as the ``%ws`` magics); a bad value or an unknown option is a usage error (exit 2, argparse's
+message), except for ``bench``, which passes options it does not know on to ``run_all.py``.
+A :class:`~wsnotebook.errors.WsnError` raised by a command prints one line and exits 2; Ctrl-C
+outside a command's own handling exits 130.  Heavy modules are imported by the commands, not
+here, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .._validate import arg_port, arg_positive_float, arg_seconds
+from .bench import cmd_bench
+from .common import EXIT_INTERRUPTED, EXIT_USAGE
+from .demo import cmd_demo
+from .send import cmd_send
+from .serve import cmd_serve
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wsnotebook",
+        description="Live event monitoring for Jupyter: server, demo, sender, benchmarks.",
+    )
+    parser.add_argument("--version", action="version", version=version_text())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "demo",
+        help="serve + synthetic agent events + a client, with a live one-line summary",
+        description="Start a server, a synthetic agent-event producer and a client; print a live "
+        "summary (events, ev/s, clients, latency p50/p99, reconnects). Ctrl-C stops cleanly.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=arg_port, default=0, help="port (default 0: any free port)")
+    p.add_argument("--db", default=None, help="SQLite file for the store (default: in memory)")
+    p.add_argument(
+        "--rate", type=arg_positive_float, default=50.0, help="events/s produced (default 50)"
+    )
+    p.add_argument(
+        "--publish-batch", type=int, default=1, help="events per publish call (default 1)"
+    )
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="client ?batch=N streaming, 0 = one message per event (default: batch=auto)",
+    )
+    p.add_argument("--seed", type=int, default=None, help="generator seed (default random)")
+    p.add_argument(
+        "--duration",
+        type=arg_positive_float,
+        default=None,
+        help="stop after this many seconds (default: run until Ctrl-C)",
+    )
+    p.add_argument(
+        "--refresh", type=arg_seconds, default=1.0, help="summary refresh period s (default 1)"
+    )
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "serve",
+        help="run a server (drop-in for the seed's observability server)",
+        description="Run the HTTP + WebSocket server until Ctrl-C: POST /events, GET "
+        "/events/recent, GET /events/filter-options, WebSocket /stream.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=arg_port, default=4000, help="port (default 4000; 0 = any free)")
+    p.add_argument("--db", default="events.db", help="SQLite database file (default events.db)")
+    p.add_argument(
+        "--memory", action="store_true", help="keep events in a bounded in-memory ring instead"
+    )
+    p.add_argument(
+        "--token",
+        default=None,
+        help="bearer token required from clients (generated when binding a non-local address)",
+    )
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "send",
+        help="post one event and print the stored event",
+        description="POST an event to /events. Give JSON on stdin, or --source-app, "
+        "--session-id and --type (plus optional --payload JSON). Exits 1 on an HTTP error.",
+    )
+    p.add_argument(
+        "--url",
+        default="http://127.0.0.1:4000",
+        help="server URL, http(s):// or ws(s):// (default http://127.0.0.1:4000)",
+    )
+    p.add_argument("--source-app", default=None)
+    p.add_argument("--session-id", default=None)
+    p.add_argument("--type", default=None, help="hook_event_type, e.g. PreToolUse")
+    p.add_argument("--payload", default=None, help="payload as a JSON object (default {})")
+    p.add_argument("--summary", default=None)
+    p.add_argument("--model-name", default=None)
+    p.add_argument("--token", default=None, help="bearer token (or $WSNOTEBOOK_TOKEN)")
+    p.add_argument("--timeout", type=arg_seconds, default=10.0, help="seconds (default 10)")
+    p.add_argument("--compact", action="store_true", help="print the reply on one line")
+    p.set_defaults(func=cmd_send)
+
+    p = sub.add_parser(
+        "bench",
+        help="run the benchmark suite (benchmarks/run_all.py)",
+        description="Run benchmarks/run_all.py; it prints a table and writes "
+        "benchmarks/results/*.json. Extra arguments pass through.",
+    )
+    p.add_argument("--quick", action="store_true", help="fewer/shorter repetitions")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments passed to run_all.py")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def version_text() -> str:
+    """``wsnotebook X.Y.Z`` for ``--version``."""
+    from .._version import __version__
+
+    return f"wsnotebook {__version__}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    # ``bench`` passes options it does not know to run_all.py (``bench --only fanout``), with or
+    # without a ``--`` first; every other command refuses them.
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        if args.command != "bench":
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.rest = [*unknown, *args.rest]
+    if getattr(args, "publish_batch", 1) < 1:
+        parser.error("--publish-batch must be >= 1")
+    if not 0 <= (getattr(args, "batch", None) or 0) <= 100_000:
+        parser.error("--batch must be in 0..100000")
+    from ..errors import WsnError
+
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except WsnError as exc:
+        print(f"wsnotebook {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE

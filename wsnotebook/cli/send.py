@@ -1,0 +1,108 @@
+"""``wsnotebook send``: POST one event to a server's ``/events`` and print the stored event.
+
+The event is JSON on stdin, or built from ``--source-app/--session-id/--type`` (all three
+needed).  Everything checkable before the request is checked first (JSON, NaN/Infinity, the
+URL's host and port) and is a usage error (exit 2), never a traceback.  Exit 1 with the server's
+``error`` on a 4xx/5xx reply; exit 3 when the server cannot be reached or does not speak HTTP.
+The request is bounded by ``--timeout``; the token comes from ``--token`` or
+``$WSNOTEBOOK_TOKEN``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any, TextIO
+
+from ..errors import ConfigError
+from .common import EXIT_CONNECTION, EXIT_HTTP_ERROR, EXIT_OK, EXIT_USAGE
+
+__all__ = ["build_event", "cmd_send"]
+
+
+def build_event(args: argparse.Namespace, stdin: TextIO) -> Any:
+    """The JSON value to post: stdin when no --type/--source-app/--session-id flags are given."""
+    if args.type is None and args.source_app is None and args.session_id is None:
+        text = stdin.read()
+        if not text.strip():
+            raise ConfigError(
+                "no event: pipe JSON on stdin or give --source-app/--session-id/--type"
+            )
+        return json.loads(text)
+    missing = [
+        flag
+        for flag, value in (
+            ("--source-app", args.source_app),
+            ("--session-id", args.session_id),
+            ("--type", args.type),
+        )
+        if not value
+    ]
+    if missing:
+        raise ConfigError(f"missing {', '.join(missing)}")
+    payload = json.loads(args.payload) if args.payload else {}
+    event: dict[str, Any] = {
+        "source_app": args.source_app,
+        "session_id": args.session_id,
+        "hook_event_type": args.type,
+        "payload": payload,
+    }
+    if args.summary:
+        event["summary"] = args.summary
+    if args.model_name:
+        event["model_name"] = args.model_name
+    return event
+
+
+def cmd_send(args: argparse.Namespace, out: TextIO = sys.stdout, stdin: TextIO = sys.stdin) -> int:
+    from ..demo import events_url
+
+    try:
+        event = build_event(args, stdin)
+        url = events_url(args.url)
+        body = json.dumps(event, allow_nan=False, ensure_ascii=False).encode()
+        req = urllib.request.Request(url, data=body, method="POST")
+        req.host.encode("idna")  # a bad host: a usage error here, not a traceback later
+        port = urllib.parse.urlsplit(url).port  # raises ValueError on a bad port
+        del port
+    except (ValueError, json.JSONDecodeError, UnicodeError) as exc:
+        # allow_nan=False: NaN/Infinity from stdin would be posted as invalid JSON.
+        print(f"wsnotebook send: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "wsnotebook-send/1.0",
+        "Connection": "close",
+    }
+    token = args.token or os.environ.get("WSNOTEBOOK_TOKEN")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    for name, value in headers.items():
+        req.add_header(name, value)
+    try:
+        with urllib.request.urlopen(req, timeout=args.timeout) as resp:
+            reply = resp.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode("utf-8", "replace")
+        try:
+            detail = json.loads(detail).get("error", detail)
+        except (ValueError, AttributeError):
+            pass
+        print(f"wsnotebook send: HTTP {exc.code}: {detail}", file=sys.stderr)
+        return EXIT_HTTP_ERROR
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        # HTTPException: the peer answered, but not with HTTP (a bad status line, a cut body).
+        reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
+        print(f"wsnotebook send: cannot reach {url}: {reason}", file=sys.stderr)
+        return EXIT_CONNECTION
+    try:
+        print(json.dumps(json.loads(reply), indent=None if args.compact else 2), file=out)
+    except ValueError:
+        print(reply, file=out)
+    return EXIT_OK
