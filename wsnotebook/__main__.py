@@ -1,4 +1,4 @@
-"""``python -m wsnotebook``: see :mod:`wsnotebook._cli`."""
+"""``python -m wsnotebook``: see :mod:`wsnotebook.cli`."""
 
 from __future__ import annotations
 
