@@ -104,10 +104,10 @@ class Producer(threading.Thread):
 
 def server_close(server: Any) -> None:
     """The server closes every subscriber with a WebSocket close frame (1013, as for a slow
-    consumer), through its own close path (test-only use of the private client registry)."""
+    consumer), through its own close path (test-only use of the server's live connections)."""
 
     async def close_all() -> int:
-        clients = list(server._clients)
+        clients = list(server.broadcaster.clients)
         for c in clients:
             c.start_close(CLOSE_TRY_AGAIN, b"chaos")
         return len(clients)

@@ -17,7 +17,7 @@ import pytest
 
 import wsnotebook as wsn
 from wsnotebook.errors import StoreError
-from wsnotebook.store.store import SQLiteStore
+from wsnotebook.store import SQLiteStore
 
 pytestmark = pytest.mark.timeout(120)
 

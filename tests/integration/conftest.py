@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import trustme
 
-from wsnotebook.server.server import Server, serve
+from wsnotebook.server import Server, serve
 
 
 def make_event(**fields: Any) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wsnotebook.client.client import connect
+from wsnotebook.client import connect
 
 
 def _events(make_event, n: int) -> list[dict]:

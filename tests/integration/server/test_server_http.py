@@ -10,7 +10,7 @@ import pytest
 from _helpers import wss_first_message
 from websockets.sync.client import connect
 
-from wsnotebook.server.server import Server
+from wsnotebook.server import Server
 
 HOOK_HEADERS = {
     "Content-Type": "application/json",

@@ -17,7 +17,7 @@ import pytest
 from websockets.sync.client import connect
 
 from wsnotebook.errors import EventValidationError, LimitExceeded
-from wsnotebook.server.server import Server
+from wsnotebook.server import Server
 
 JSON = {"Content-Type": "application/json"}
 # orjson reads 1024 levels of nesting but writes only 254: 300 passes decoding, fails encoding.

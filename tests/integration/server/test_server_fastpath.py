@@ -12,8 +12,10 @@ from websockets.sync.client import ClientConnection, connect
 
 from wsnotebook.errors import EventValidationError, LimitExceeded, ServerError
 from wsnotebook.runtime import loop as _loop
-from wsnotebook.server import server as server_mod
-from wsnotebook.server.server import Server
+from wsnotebook.server import Server
+from wsnotebook.server import broadcast as broadcast_mod
+from wsnotebook.server import connection as connection_mod
+from wsnotebook.server import ingest as ingest_mod
 
 
 def recv_json(ws: ClientConnection, timeout: float = 10.0) -> Any:
@@ -38,8 +40,8 @@ def read_messages(ws: ClientConnection, events: int) -> list[dict[str, Any]]:
 
 
 def only_client(srv: Server, wait_until: Any) -> Any:
-    wait_until(lambda: len(srv._clients) == 1)
-    return next(iter(srv._clients))
+    wait_until(lambda: len(srv.broadcaster.clients) == 1)
+    return next(iter(srv.broadcaster.clients))
 
 
 @pytest.fixture
@@ -116,7 +118,7 @@ def test_auto_client_batches_are_split_at_the_auto_batch_limit(
         server.publish([make_event() for _ in range(2500)])
         msgs = read_messages(ws, 2500)
     sizes = [len(ids_of(m)) for m in msgs]
-    assert max(sizes) <= server_mod.AUTO_BATCH_MAX
+    assert max(sizes) <= connection_mod.AUTO_BATCH_MAX
     assert [i for m in msgs for i in ids_of(m)] == list(range(1, 2501))
 
 
@@ -160,7 +162,7 @@ def test_publish_nowait_refuses_beyond_the_pending_limit_and_counts_it(
     monkeypatch: pytest.MonkeyPatch,
     blocked_loop: Callable[[], threading.Event],
 ) -> None:
-    monkeypatch.setattr(server_mod, "NOWAIT_MAX_PENDING", 5)
+    monkeypatch.setattr(ingest_mod, "NOWAIT_MAX_PENDING", 5)
     release = blocked_loop()
     try:
         assert server.publish_nowait([make_event(n=i) for i in range(3)]) == 3
@@ -219,7 +221,7 @@ def test_publish_nowait_ingest_errors_are_logged_and_counted_not_raised(
     server_factory: Any, make_event: Any, wait_until: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     from wsnotebook.errors import StoreError
-    from wsnotebook.store.store import MemoryStore
+    from wsnotebook.store import MemoryStore
 
     class BrokenStore(MemoryStore):
         async def append(self, events: Any) -> Any:
@@ -244,7 +246,7 @@ def test_compressed_auto_client_gets_a_big_ingest_as_batches_not_a_queue_overflo
         server.publish([make_event() for _ in range(n)])
         msgs = read_messages(ws, n)
     assert [i for m in msgs for i in ids_of(m)] == list(range(1, n + 1))
-    assert len(msgs) <= n // server_mod.AUTO_BATCH_MAX + 2
+    assert len(msgs) <= n // connection_mod.AUTO_BATCH_MAX + 2
     assert server.metrics()["dropped_slow_clients"] == 0
 
 
@@ -306,7 +308,7 @@ def test_under_budget_pressure_ticks_linger_and_reach_auto_clients_as_fewer_batc
     server: Server, make_event: Any, budget_under_pressure: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A long linger so that five publishes always fall into it, however slow this machine.
-    monkeypatch.setattr(server_mod, "BUDGET_COALESCE", 0.5)
+    monkeypatch.setattr(broadcast_mod, "BUDGET_COALESCE", 0.5)
     with (
         connect(f"{server.url}?batch=auto", compression=None) as auto,
         connect(f"{server.url}?batch=0", compression=None) as plain,
@@ -365,7 +367,7 @@ def test_an_auto_client_behind_by_more_single_events_than_queue_size_is_not_drop
 def test_an_auto_client_run_holds_at_most_auto_batch_max_events(
     server_factory: Any, make_event: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(server_mod, "AUTO_BATCH_MAX", 7)
+    monkeypatch.setattr(connection_mod, "AUTO_BATCH_MAX", 7)
     srv = server_factory(queue_size=1000)
     pad = "x" * 4096
     with connect(f"{srv.url}?batch=auto", compression=None, max_queue=1) as ws:

@@ -13,8 +13,8 @@ import pytest
 from websockets.sync.client import connect
 
 from wsnotebook.errors import StoreError
-from wsnotebook.server.server import serve
-from wsnotebook.store.store import MemoryStore, StoredEvent
+from wsnotebook.server import serve
+from wsnotebook.store import MemoryStore, StoredEvent
 
 
 def event(n: int) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from websockets.sync.client import connect as ws_connect
 
 import wsnotebook as wsn
 from wsnotebook.errors import ConfigError
-from wsnotebook.server.server import Server, serve
+from wsnotebook.server import Server, serve
 
 
 def handshake(url: str) -> int:

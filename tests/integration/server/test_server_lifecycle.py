@@ -20,8 +20,8 @@ from wsnotebook.errors import (
     StoreError,
 )
 from wsnotebook.runtime import loop as _loop
+from wsnotebook.server import Server, running_servers, serve, stop_all
 from wsnotebook.server import server as _server
-from wsnotebook.server.server import Server, running_servers, serve, stop_all
 
 
 def free_port() -> int:
@@ -198,7 +198,7 @@ def test_non_loopback_host_without_token_generates_and_prints_one(
     monkeypatch: Any, capsys: Any, http_request: Any, caplog: Any
 ) -> None:
     # bound to 127.0.0.1 (tests never leave loopback) but treated as a network host
-    monkeypatch.setattr(_server, "_is_loopback", lambda host: False)
+    monkeypatch.setattr(_server, "is_loopback", lambda host: False)
     srv = serve(port=0)
     try:
         assert srv.token and len(srv.token) >= 24

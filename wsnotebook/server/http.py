@@ -1,0 +1,250 @@
+"""The HTTP side of :class:`~.server.Server` (a mixin): middleware (CORS, origin allow-list,
+token, error replies) and the endpoints ``POST /events``, ``GET /events/recent``,
+``/events/filter-options``, ``/health`` and ``/metrics``.
+
+Invariants:
+
+* Every request passes the middleware first: a disallowed ``Origin`` gets 403, a missing or
+  wrong token 401 (compared in constant time; the CORS preflight needs none), and no handler
+  error escapes as a traceback: a ``StoreError`` becomes 503, anything else 500, counted.
+* Every error reply is ``{"error": message}`` JSON, counted in ``metrics()["rejected"]`` by
+  status.  Query parameters out of bounds are a 400 naming the parameter.
+* Bodies are bounded by ``max_message_bytes`` (413), events by ``max_event_bytes`` (413),
+  batches by ``max_batch_events``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
+
+from ..errors import EventValidationError, LimitExceeded, ProtocolError, StoreError
+from ..events import decode_events, encode_json
+from ..store import Appendable, Store, StoredEvent
+from .broadcast import Broadcaster
+from .metrics import ServerCounters, prometheus
+from .options import LOOPBACK_NAMES
+
+__all__ = ["JSON", "HttpMixin", "default_origin_ok", "int_param", "json_error"]
+
+log = logging.getLogger("wsnotebook")
+
+JSON = "application/json"
+
+
+def default_origin_ok(origin: str) -> bool:
+    """The default allow-list: http(s) origins on a loopback name, any port."""
+    try:
+        parts = urlsplit(origin)
+        host = parts.hostname
+        _ = parts.port  # raises ValueError on a bad port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and host in LOOPBACK_NAMES
+
+
+def json_error(status: int, message: str, **headers: str) -> web.Response:
+    return web.Response(
+        status=status,
+        body=encode_json({"error": message}),
+        content_type=JSON,
+        headers=headers or None,
+    )
+
+
+def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    """Query parameter ``name`` as an int in ``lo..hi`` (``default`` when absent or empty);
+    else ProtocolError (a ValueError), which the handlers turn into a 400."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ProtocolError(f"{name}: expected integer, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ProtocolError(f"{name}: must be in {lo}..{hi}, got {value}")
+    return value
+
+
+class HttpMixin:
+    """HTTP for :class:`~.server.Server` (which provides the attributes declared here)."""
+
+    token: str | None
+    store: Store
+    counters: ServerCounters
+    broadcaster: Broadcaster
+    initial_limit: int
+    max_event_bytes: int
+    max_message_bytes: int
+    max_batch_events: int
+    _started: float
+
+    if TYPE_CHECKING:
+
+        async def _ingest(self, events: Appendable) -> list[StoredEvent]: ...
+
+        def metrics_now(self) -> dict[str, Any]: ...
+
+    def _init_http(self, allowed_origins: Iterable[str] | None) -> None:
+        origins = None if allowed_origins is None else list(allowed_origins)
+        self._any_origin = origins is not None and "*" in origins
+        self._origins = frozenset(o.rstrip("/").lower() for o in origins or ())
+        self._default_origins = origins is None
+
+    def _origin_ok(self, origin: str) -> bool:
+        if self._any_origin:
+            return True
+        if self._default_origins:
+            return default_origin_ok(origin)
+        return origin.rstrip("/").lower() in self._origins
+
+    def _token_ok(self, request: web.Request) -> bool:
+        if not self.token:
+            return True
+        given = ""
+        auth = request.headers.get("Authorization", "")
+        if auth[:7].lower() == "bearer ":
+            given = auth[7:].strip()
+        if not given:
+            given = request.query.get("token", "")
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+    @web.middleware
+    async def _middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin is not None and not self._origin_ok(origin):
+            return self._reject(403, "origin not allowed")
+        if request.method == "OPTIONS":
+            missing = request.match_info.http_exception
+            if missing is not None and missing.status == 404:
+                return self._reject(404, "not found")
+            return self._preflight(origin)
+        if not self._token_ok(request):
+            return self._reject(401, "unauthorized", **{"WWW-Authenticate": "Bearer"})
+        try:
+            resp = await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            message = exc.reason.lower() if exc.reason else "error"
+            if exc.status == 413:
+                message = f"body: exceeds the limit of {self.max_message_bytes} bytes"
+            resp = self._reject(exc.status, message)
+        except asyncio.CancelledError:
+            raise
+        except StoreError as exc:
+            self.counters.errors.bump("store")
+            log.error("wsnotebook: store error: %s", exc)
+            resp = self._reject(503, str(exc))
+        except Exception as exc:
+            self.counters.errors.bump("handler")
+            log.exception("wsnotebook: handler error on %s %s", request.method, request.path)
+            resp = self._reject(500, f"internal error: {type(exc).__name__}")
+        if origin is not None and not resp.prepared:
+            resp.headers["Access-Control-Allow-Origin"] = origin
+            resp.headers["Vary"] = "Origin"
+        return resp
+
+    def _reject(self, status: int, message: str, **headers: str) -> web.Response:
+        self.counters.rejected.bump(str(status))
+        return json_error(status, message, **headers)
+
+    def _preflight(self, origin: str | None) -> web.Response:
+        """CORS preflight (no token needed: browsers never send credentials on it)."""
+        if origin is None:
+            return web.Response(status=204, headers={"Allow": "GET, POST, OPTIONS"})
+        return web.Response(
+            status=204,
+            headers={
+                "Access-Control-Allow-Origin": origin,
+                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                "Access-Control-Allow-Headers": "Content-Type, Authorization",
+                "Access-Control-Max-Age": "600",
+                "Vary": "Origin",
+            },
+        )
+
+    # ---------------------------------------------------------------- HTTP endpoints
+    async def _post_events(self, request: web.Request) -> web.StreamResponse:
+        if request.content_type != JSON:
+            return self._reject(
+                415, f"Content-Type: expected application/json, got {request.content_type}"
+            )
+        length = request.content_length
+        if length is not None and length > self.max_message_bytes:
+            return self._reject(
+                413, f"body: {length} bytes exceeds the limit of {self.max_message_bytes}"
+            )
+        try:
+            body = await request.read()
+        except RequestPayloadError:  # a corrupt gzip/deflate body (aiohttp decodes it)
+            encoding = request.headers.get("Content-Encoding", "")
+            resp = self._reject(400, f"body: cannot decode Content-Encoding {encoding!r}")
+            # Close the connection: aiohttp would otherwise drain the rest of the body after
+            # the reply, meet the same decode error and log it as an unhandled exception (a
+            # 35-line traceback per request); the body's framing is unknown anyway.
+            resp.force_close()
+            return resp
+        try:
+            events = decode_events(
+                body,
+                max_event_bytes=self.max_event_bytes,
+                max_message_bytes=self.max_message_bytes,
+                max_batch=self.max_batch_events,
+            )
+        except LimitExceeded as exc:
+            return self._reject(413, str(exc))
+        except (ProtocolError, EventValidationError) as exc:
+            return self._reject(400, str(exc))
+        try:
+            stored = await self._ingest(events)
+        except LimitExceeded as exc:  # valid, but its JSON is over max_event_bytes
+            return self._reject(413, str(exc))
+        except EventValidationError as exc:  # valid, but cannot be encoded as JSON
+            return self._reject(400, str(exc))
+        if body.lstrip()[:1] == b"[":
+            out = b"[" + b",".join(s.encoded for s in stored) + b"]"
+        else:
+            out = stored[0].encoded
+        return web.Response(body=out, content_type=JSON)
+
+    async def _get_recent(self, request: web.Request) -> web.StreamResponse:
+        try:
+            limit = int_param(request, "limit", self.initial_limit, 0, 100_000)
+        except ProtocolError as exc:
+            return self._reject(400, str(exc))
+        stored = await self.store.recent(limit) if limit else []
+        return web.Response(
+            body=b"[" + b",".join(s.encoded for s in stored) + b"]", content_type=JSON
+        )
+
+    async def _get_filter_options(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(body=encode_json(await self.store.filter_options()), content_type=JSON)
+
+    async def _get_health(self, request: web.Request) -> web.StreamResponse:
+        body = {
+            "status": "ok",
+            "epoch": self.store.epoch,
+            "seq": self.store.last_id,
+            "store": self.store.kind,
+            "connections": len(self.broadcaster.clients),
+            "uptime_s": round(time.monotonic() - self._started, 3),
+        }
+        return web.Response(body=encode_json(body), content_type=JSON)
+
+    async def _get_metrics(self, request: web.Request) -> web.StreamResponse:
+        metrics = self.metrics_now()
+        if request.query.get("format") == "prometheus":
+            return web.Response(text=prometheus(metrics), content_type="text/plain")
+        return web.Response(body=encode_json(metrics), content_type=JSON)
