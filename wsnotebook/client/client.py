@@ -41,8 +41,8 @@ from ..errors import (
 )
 from ..events import DEFAULT_MAX_MESSAGE_BYTES, Event, encode_json, validate_events
 from ..frame import EventFrame
+from ..runtime import Registry
 from ..runtime import loop as _loop
-from ..runtime.registry import Registry
 from .classify import ErrorCounts
 from .options import ClientOptions
 from .redact import redact_url

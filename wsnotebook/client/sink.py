@@ -33,11 +33,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import WsnError
-from ..events import Event, decode_json, now_ms
-from ..events.columns import BATCH_PREFIX, EventColumns, decode_batch_columns
+from ..events import BATCH_PREFIX, Event, EventColumns, decode_batch_columns, decode_json, now_ms
 from ..frame import EventFrame
 from ..protocol import Gap, ResumeState, ServerMessage, parse_server_message
-from ..runtime.gcpause import gc_paused
+from ..runtime import gc_paused
 from ..stats import LatencyStats, RateMeter
 from .classify import ErrorCounts
 from .traffic import TrafficLog

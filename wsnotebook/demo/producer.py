@@ -330,7 +330,7 @@ class DemoProducer:
         if session is None:
             # On the loop thread a server's blocking publish() would deadlock: use its
             # coroutine (wsnotebook's Server.publish_async) when it has one.
-            apublish = getattr(self.server, "_publish_count", None) or getattr(
+            apublish = getattr(self.server, "publish_count_async", None) or getattr(
                 self.server, "publish_async", None
             )
             if apublish is not None:

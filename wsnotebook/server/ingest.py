@@ -84,7 +84,7 @@ class IngestMixin:
             raise
         return [s.event for s in stored]
 
-    async def _publish_count(self, events: Event | list[Event]) -> int:
+    async def publish_count_async(self, events: Event | list[Event]) -> int:
         """:meth:`publish_async` for producers that ignore the result (the demo): returns how
         many events were stored, without decoding them back into dicts."""
         batch = validate_events(events, max_batch=self.max_batch_events)
@@ -108,7 +108,7 @@ class IngestMixin:
             )
         try:
             return _loop.run(self.publish_async(events))
-        except concurrent.futures.TimeoutError:
+        except (TimeoutError, concurrent.futures.TimeoutError):
             raise WaitTimeout(f"Server.publish() to {self.url} timed out") from None
 
     def publish_nowait(self, events: Event | list[Event]) -> int:

@@ -71,8 +71,8 @@ from ..events import (
     now_ms,
 )
 from ..protocol import CLOSE_GOING_AWAY, event_room
+from ..runtime import Registry
 from ..runtime import loop as _loop
-from ..runtime.registry import Registry
 from ..store import Store, open_store
 from .broadcast import Broadcaster
 from .http import HttpMixin
@@ -347,7 +347,7 @@ class Server(IngestMixin, HttpMixin, StreamMixin):
             raise LoopThreadError("Server.stop() called from the loop thread; use stop_async()")
         try:
             _loop.run(self.stop_async(), timeout=timeout)
-        except concurrent.futures.TimeoutError:
+        except (TimeoutError, concurrent.futures.TimeoutError):
             raise WaitTimeout(
                 f"Server.stop() of {self.url} did not finish in {timeout} s"
             ) from None
@@ -395,7 +395,7 @@ class Server(IngestMixin, HttpMixin, StreamMixin):
         fut = asyncio.run_coroutine_threadsafe(self._metrics_async(), self._loop)
         try:
             return fut.result(10)
-        except concurrent.futures.TimeoutError:
+        except (TimeoutError, concurrent.futures.TimeoutError):
             raise WaitTimeout(f"Server.metrics() of {self.url} timed out") from None
 
     async def _metrics_async(self) -> dict[str, Any]:
