@@ -1,12 +1,8 @@
-"""Sans-I/O core of the wire protocol: messages, batching, backoff, resume, rate and latency.
+"""``IdSet``: the ids a frame holds, as sorted disjoint intervals (dedupe memory).
 
-Nothing here touches a socket or reads the clock by itself: clocks and random number generators
-are injected, so every policy is unit-tested exhaustively and fast.  The server and the client are
-thin asyncio shells around these classes.  The wire protocol is documented in
-``docs/protocol.md``.
-
-Message types (server -> client): ``initial``, ``event``, ``batch``, ``heartbeat``, ``gap``,
-``error``.  Client -> server: ``publish``, ``heartbeat``.
+Invariants: membership is exact while at most :data:`MAX_ID_INTERVALS` intervals are kept;
+beyond, the lowest hole is filled (counted in ``holes_filled``), so sparse ids cannot grow the
+memory without bound and inserts stay O(bound).  Pure: no I/O, no clock.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from _helpers import make_hook_event
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wsnotebook.client.client import Client
+from wsnotebook.client import Client
 from wsnotebook.events.columns import BATCH_PREFIX, decode_batch_columns
 from wsnotebook.frame import EventFrame
 from wsnotebook.protocol import batch_message, parse_server_message
@@ -284,28 +284,28 @@ def test_property_fast_path_accepts_a_subset_and_stores_what_the_dict_path_store
 def client(monkeypatch: pytest.MonkeyPatch) -> Any:
     """A never-connected client whose fast path takes batches of any size (it normally waits
     for _COLUMNS_MIN_BYTES, so small test batches would all take the dict path)."""
-    from wsnotebook.client import client as _client
+    from wsnotebook.client import Client, sink
 
-    monkeypatch.setattr(_client, "_COLUMNS_MIN_BYTES", 0)
-    return _client.Client("ws://127.0.0.1:9/stream")
+    monkeypatch.setattr(sink, "_COLUMNS_MIN_BYTES", 0)
+    return Client("ws://127.0.0.1:9/stream")
 
 
 def test_client_sends_big_batches_down_the_fast_path_and_small_ones_down_the_dict_path(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from wsnotebook.client import client as _client
+    from wsnotebook.client import Client, sink
 
     calls: list[int] = []
-    real = _client.decode_batch_columns
+    real = sink.decode_batch_columns
 
     def spy(raw: bytes) -> Any:
         calls.append(len(raw))
         return real(raw)
 
-    monkeypatch.setattr(_client, "decode_batch_columns", spy)
-    client = _client.Client("ws://127.0.0.1:9/stream")
+    monkeypatch.setattr(sink, "decode_batch_columns", spy)
+    client = Client("ws://127.0.0.1:9/stream")
     small, big = batch(events(2)), batch(events(100, start=3))
-    assert len(small) < _client._COLUMNS_MIN_BYTES <= len(big)
+    assert len(small) < sink._COLUMNS_MIN_BYTES <= len(big)
     for raw in (small, big):
         client._handle(raw, len(raw))
     assert calls == [len(big)]
@@ -324,7 +324,7 @@ def test_client_takes_the_fast_path_for_batches_and_the_dict_path_for_the_rest(
     assert df["id"].tolist() == list(range(1, 11))
     assert df["team"].tolist() == [None] * 5 + ["blue"] * 3 + [None] * 2
     assert client.events == 10 and client.messages == 3
-    assert client._resume.last_id == 10
+    assert client.metrics()["last_id"] == 10
     assert client.metrics()["latency_ms"]["p50"] is not None
     assert df["client_received"].notna().all()
     assert client.traffic.stats()["in"]["events"] == 10
