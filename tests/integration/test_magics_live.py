@@ -11,7 +11,7 @@ import pytest
 from _helpers import use_fake_comms
 from IPython.core.interactiveshell import InteractiveShell
 
-import wsnotebook.widget.view as W
+import wsnotebook.widget as W
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -11,7 +11,7 @@ from _helpers import use_fake_comms
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-import wsnotebook.widget.view as W
+import wsnotebook.widget as W
 from wsnotebook import cli
 from wsnotebook.frame import EventFrame
 

@@ -12,7 +12,7 @@ Why msgspec: it decodes a known schema in C with validation (types, ``min_length
 keeps chosen values as raw JSON text, and is well kept.  Its typed structs cannot keep unknown
 fields, so the structs *forbid* them: a batch holding any event with an unknown top-level field
 (or any other mismatch) returns ``None`` and the caller takes the dict path
-(:func:`wsnotebook._protocol.parse_server_message`), which keeps unknown fields and reports
+(:func:`wsnotebook.protocol.parse_server_message`), which keeps unknown fields and reports
 invalid events one by one.  The fast path therefore accepts a subset of what the dict path
 accepts, and stores the same values, with one exception: payload text is checked to be UTF-8
 and an object, not parsed, so a number beyond the float range inside a payload (which our
@@ -40,7 +40,7 @@ from msgspec.structs import astuple
 
 __all__ = ["BATCH_PREFIX", "PAYLOAD_SEP", "EventColumns", "decode_batch_columns"]
 
-#: How our server (and :func:`wsnotebook._protocol.batch_message`) starts a batch message.  Other
+#: How our server (and :func:`wsnotebook.protocol.batch_message`) starts a batch message.  Other
 #: key orders are valid too; they simply take the dict path.
 BATCH_PREFIX = b'{"type":"batch","data":['
 #: Separator of payload texts in a joined blob (the frame's storage format: ``b"[" + blob +

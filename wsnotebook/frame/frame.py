@@ -136,6 +136,11 @@ class EventFrame(QueryMixin, AnalysisMixin, ParquetMixin):
         """Events ignored because their ``id`` had already been appended."""
         return self._store.duplicates
 
+    @property
+    def gaps_total(self) -> int:
+        """Gap records ever marked (the newest ``MAX_GAPS`` are kept in :attr:`gaps`)."""
+        return self._gaps_total
+
     def __repr__(self) -> str:
         store = self._store
         return (

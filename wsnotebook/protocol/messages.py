@@ -46,7 +46,7 @@ RETRYABLE_CLOSE_CODES = frozenset({1001, 1006, 1011, 1012, 1013})
 
 #: Handshake response header by which a wsnotebook server names itself (value: the wire
 #: protocol version).  A wsnotebook client takes its columnar fast path for ``batch`` messages
-#: only from such a server: its events are compact orjson output (see ``_columns.py``).
+#: only from such a server: its events are compact orjson output (see ``events/columns.py``).
 WSNOTEBOOK_HEADER = "X-Wsnotebook"
 PROTOCOL_VERSION = "1"
 

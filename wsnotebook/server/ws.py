@@ -154,7 +154,7 @@ class StreamMixin:
         if not upgrade_ok:
             return self._reject(400, "expected a WebSocket upgrade request")
         # Tells a wsnotebook client that our batches hold compact orjson events (its columnar
-        # fast path keeps payload text as sent; see _columns.py).  Seed clients ignore it.
+        # fast path keeps payload text as sent; see events/columns.py).  Seed clients ignore it.
         ws.headers[WSNOTEBOOK_HEADER] = PROTOCOL_VERSION
         await ws.prepare(request)
         transport = request.transport

@@ -60,7 +60,7 @@ from ..errors import ConfigError
 from ..runtime import loop as _loop
 from .chart import ThroughputChart
 from .render import CSS, render_status, render_table
-from .running import register, running_monitors, stop_all, unregister
+from .running import register, unregister
 from .traits import set_if_changed, walk
 from .viewmodel import (
     DEFAULT_REFRESH_HZ,
@@ -77,9 +77,7 @@ from .viewmodel import (
 
 log = logging.getLogger("wsnotebook")
 
-# running_monitors and stop_all are re-exported: callers that import them from this module
-# (tests/unit/test_magics.py) keep working; the package's interface is wsnotebook.widget.
-__all__ = ["Monitor", "monitor", "running_monitors", "stop_all"]
+__all__ = ["Monitor", "monitor"]
 
 
 class Monitor:

@@ -402,7 +402,7 @@ class MonitorModel:
             + _count(sm.get("dropped_slow_clients", sm.get("dropped")))
         )
         # losses the client recorded (frame.mark_gap): shown, never hidden
-        status["gaps"] = int(getattr(self.frame, "_gaps_total", 0) or 0)
+        status["gaps"] = int(getattr(self.frame, "gaps_total", 0) or 0)
         status["errors"] = errors + _count(cm.get("errors")) + _count(sm.get("errors"))
         status["p50_ms"], status["p99_ms"] = self.latency
         notes = []
