@@ -21,7 +21,7 @@ is well kept, rejects NaN/Infinity (so hostile input fails loudly instead of pro
 other systems cannot read), refuses to *encode* integers beyond 64 bits (it *decodes* them as
 floats, so an oversized ``id`` fails validation), and limits nesting depth.  We decode to
 ``dict`` rather than typed ``msgspec`` structs because unknown fields must survive untouched;
-the client's batch fast path (:mod:`wsnotebook.events.columns`) uses msgspec only for batches without
+the client's batch fast path (:mod:`.columns`) uses msgspec only for batches without
 unknown fields and falls back to these dicts otherwise.  Batches of dicts are validated by
 ``msgspec.convert`` into a schema struct (:func:`all_valid`), the same checks in C, with
 :func:`validate_event` as the reference that words every error.
