@@ -3,25 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+
+from _store_helpers import ev, ids
 
 from wsnotebook.store import MemoryStore
 from wsnotebook.store import memory as _memory
-
-
-def ev(**fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "source_app": "app",
-        "session_id": "s1",
-        "hook_event_type": "PreToolUse",
-        "payload": {},
-    }
-    base.update(fields)
-    return base
-
-
-def ids(stored: list[Any]) -> list[int]:
-    return [s.id for s in stored]
 
 
 def test_memory_store_assigns_increasing_ids_and_evicts_oldest() -> None:

@@ -15,24 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _store_helpers import ev, ids
 
 from wsnotebook.errors import StoreError
 from wsnotebook.store import MemoryStore, SQLiteStore, stamp_all
-
-
-def ev(**fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "source_app": "app",
-        "session_id": "s1",
-        "hook_event_type": "PreToolUse",
-        "payload": {},
-    }
-    base.update(fields)
-    return base
-
-
-def ids(stored: list[Any]) -> list[int]:
-    return [s.id for s in stored]
 
 
 def test_sqlite_store_persists_events_epoch_and_sequence(tmp_path: Any) -> None:

@@ -10,24 +10,10 @@ from typing import Any
 
 import orjson
 import pytest
+from _store_helpers import ev, ids
 
 from wsnotebook.errors import EventValidationError, LimitExceeded
 from wsnotebook.store import MemoryStore, snapshot_events, stamp, stamp_all
-
-
-def ev(**fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "source_app": "app",
-        "session_id": "s1",
-        "hook_event_type": "PreToolUse",
-        "payload": {},
-    }
-    base.update(fields)
-    return base
-
-
-def ids(stored: list[Any]) -> list[int]:
-    return [s.id for s in stored]
 
 
 def test_stamp_sets_id_fills_timestamp_and_keeps_unknown_fields() -> None:

@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from wsnotebook.errors import ConfigError
 from wsnotebook.store import MemoryStore, open_store, parse_store_url
-
-
-def ev(**fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "source_app": "app",
-        "session_id": "s1",
-        "hook_event_type": "PreToolUse",
-        "payload": {},
-    }
-    base.update(fields)
-    return base
-
-
-def ids(stored: list[Any]) -> list[int]:
-    return [s.id for s in stored]
 
 
 def test_store_urls_and_bounds() -> None:
