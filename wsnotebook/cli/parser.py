@@ -80,7 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--token",
         default=None,
-        help="bearer token required from clients (generated when binding a non-local address)",
+        help="bearer token required from clients (generated when binding a non-local address; "
+        "'' there refuses to start)",
+    )
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="a host name accepted in the Host header besides localhost/127.0.0.1/[::1] "
+        "(DNS-rebinding guard; repeatable)",
     )
     p.set_defaults(func=cmd_serve)
 

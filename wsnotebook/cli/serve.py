@@ -2,7 +2,10 @@
 origin's observability server (``--port 4000 --db events.db``).
 
 Runs until SIGINT or SIGTERM, both the normal way to stop: the server is stopped (its port
-released, the store closed) and the exit code is 0.
+released, the store closed) and the exit code is 0.  Tokens follow ``serve()``: on a
+non-loopback ``--host`` without ``--token`` one is generated and printed once; ``--token ""``
+there refuses to start (exit 2, one line).  ``--allowed-host NAME`` (repeatable) adds names
+accepted in the ``Host`` header (``serve(allowed_hosts=...)``).
 """
 
 from __future__ import annotations
@@ -21,8 +24,12 @@ def cmd_serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
 
     store = "memory" if args.memory else f"sqlite:///{args.db}"
     kwargs: dict[str, Any] = {"host": args.host, "port": args.port, "store": store}
-    if args.token:
+    # --token "" is passed on as given: serve() refuses it on a non-loopback host (ConfigError:
+    # exit 2 with one line) instead of silently generating a token
+    if args.token is not None:
         kwargs["token"] = args.token
+    if args.allowed_host:
+        kwargs["allowed_hosts"] = args.allowed_host
     server = serve(**kwargs)
     try:
         token = getattr(server, "token", None)
@@ -30,7 +37,12 @@ def cmd_serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         print(f"  POST {server.http_url.rstrip('/')}/events   stream {server.url}", file=out)
         print(f"  store: {store}", file=out)
         if token:
-            print(f"  token: {token}  (Authorization: Bearer <token> or ?token=)", file=out)
+            # a generated token was printed once by serve() (stdout, never logged); a given
+            # one is not echoed
+            origin = "generated, printed above" if args.token is None else "as given"
+            print(
+                f"  token: required ({origin}; Authorization: Bearer <token> or ?token=)", file=out
+            )
         print("Press Ctrl-C to stop.", file=out, flush=True)
         with StopSignal() as stop:
             stop.wait(None)

@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 
 from ..errors import LoopThreadError, WaitTimeout
 from .budget import CpuBudget
+from .logthrottle import ThrottledLog
 
 log = logging.getLogger("wsnotebook")
 
@@ -48,10 +49,65 @@ _shutdown_hooks: list[Callable[[], object]] = []
 
 #: Count of exceptions that reached the background loop's exception handler.
 unhandled_errors = 0
+#: ``socket.accept()`` failures for lack of descriptors (EMFILE/ENFILE/ENOBUFS/ENOMEM); asyncio
+#: reports them to the exception handler (up to one per pending connection per loop wake-up).
+#: They are counted here, logged at most once per ``ACCEPT_LOG_PERIOD`` s, and handed to the
+#: hooks (a server frees descriptors by closing idle connections), not counted as unhandled.
+accept_errors = 0
+ACCEPT_LOG_PERIOD = 10.0
+ACCEPT_ERROR_MESSAGE = "socket.accept() out of system resource"
+_accept_hooks: list[Callable[[int], object]] = []
+_accept_log = ThrottledLog(log, per_period=1, period=ACCEPT_LOG_PERIOD)
+
+
+def add_accept_error_hook(hook: Callable[[int], object]) -> None:
+    """Call ``hook(listening socket fd)`` on every accept() failure for lack of descriptors."""
+    _accept_hooks.append(hook)
+
+
+def remove_accept_error_hook(hook: Callable[[int], object]) -> None:
+    with contextlib.suppress(ValueError):
+        _accept_hooks.remove(hook)
+
+
+def _accept_error(context: dict[str, Any]) -> None:
+    global accept_errors
+    accept_errors += 1
+    sock = context.get("socket")
+    fd = sock.fileno() if sock is not None else -1
+    _accept_log.warning(
+        "accept_error",
+        "wsnotebook: socket.accept() failed: %s (fd %d); closing idle connections",
+        context.get("exception"),
+        fd,
+    )
+    for hook in list(_accept_hooks):
+        try:
+            hook(fd)
+        except Exception:  # pragma: no cover - a hook must not break the handler
+            log.debug("accept error hook failed", exc_info=True)
+
+
+def _stale_accept_retry(context: dict[str, Any]) -> bool:
+    """asyncio (3.11) schedules one accept retry per failed accept(); those still pending when
+    the server closes its listening socket raise ``ValueError: Invalid file descriptor: -1``.
+    Harmless (the server is gone): logged at DEBUG, not as an error."""
+    callback = getattr(context.get("handle"), "_callback", None)
+    if getattr(callback, "__name__", "") != "_start_serving":
+        return False
+    if not isinstance(context.get("exception"), (ValueError, OSError)):
+        return False
+    log.debug("accept retry for a closed listening socket ignored")
+    return True
 
 
 def _exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     global unhandled_errors
+    if context.get("message") == ACCEPT_ERROR_MESSAGE:
+        _accept_error(context)
+        return
+    if _stale_accept_retry(context):
+        return
     unhandled_errors += 1
     exc = context.get("exception")
     log.error("background task error: %s", context.get("message", ""), exc_info=exc)

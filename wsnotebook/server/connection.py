@@ -119,6 +119,9 @@ class Connection:
         self.busy = False
         self.closing = False
         self.final: bytes | None = None  # start_close's last control message
+        # start_close(keep_control=True): the control messages (``error`` replies) that were
+        # still queued or held, sent in order before ``final`` and the close frame
+        self.last_controls: list[bytes] = []
         self.wake = asyncio.Event()
         self.timer: asyncio.TimerHandle | None = None
         self.writer_task: asyncio.Task[None] | None = None
@@ -255,7 +258,9 @@ class Connection:
         try:
             transport.write(data)
         except Exception as exc:  # transport went away: the handler notices and cleans up
-            log.debug("wsnotebook: write to %s failed: %r", self.peer, exc)
+            self.server.log_throttle.debug(
+                "ws_write", "wsnotebook: write to %s failed: %r", self.peer, exc
+            )
             return
         self.events_out += n
         counters = self.counters
@@ -378,7 +383,8 @@ class Connection:
         ``incoming``: bytes of the message that did not fit."""
         server = self.server
         self.counters.dropped_slow += 1
-        log.warning(
+        server.log_throttle.warning(
+            "slow_client",
             "wsnotebook: dropping slow client %s (send queue full: %d messages, %d bytes queued; "
             "a %d-byte message would pass queue_size=%d or max_queue_bytes=%d)",
             self.peer,
@@ -390,13 +396,20 @@ class Connection:
         )
         self.start_close(CLOSE_TRY_AGAIN, b"slow consumer: send queue overflow")
 
-    def start_close(self, code: int, reason: bytes, final: bytes | None = None) -> None:
+    def start_close(
+        self, code: int, reason: bytes, final: bytes | None = None, *, keep_control: bool = False
+    ) -> None:
         """Close with ``code``; ``final`` (a last control message) goes out just before the
-        close frame, after anything still queued was discarded."""
+        close frame, after anything still queued was discarded.  ``keep_control``: the control
+        messages still queued or held (the ``error`` replies a 1008 close follows) are kept and
+        sent, in order, before ``final`` and the close frame (bounded: they were in the queue)."""
         if self.closing:
             return
         self.final = final
         self.flush_tick()  # what this tick already took goes out before the close frame
+        if keep_control:
+            self.last_controls = [m for m, _, k in self.queue if k == KIND_CONTROL]
+            self.last_controls += [m for m, k in self.pending if k == KIND_CONTROL]
         self.closing = True
         self.queue.clear()
         self.runs.clear()

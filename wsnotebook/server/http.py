@@ -4,9 +4,17 @@ token, error replies) and the endpoints ``POST /events``, ``GET /events/recent``
 
 Invariants:
 
-* Every request passes the middleware first: a disallowed ``Origin`` gets 403, a missing or
-  wrong token 401 (compared in constant time; the CORS preflight needs none), and no handler
-  error escapes as a traceback: a ``StoreError`` becomes 503, anything else 500, counted.
+* Every request passes the middleware first: a ``Host`` not allowed gets 421 (DNS-rebinding
+  guard, :mod:`.hostcheck`), a disallowed ``Origin`` 403, a missing or wrong token 401
+  (compared in constant time; the CORS preflight needs none), and no handler error escapes as
+  a traceback: a ``StoreError`` becomes 503, a client gone mid-request 400 (counted in
+  ``errors["client_abort"]``), anything else 500, counted.
+* An error reply while part of a body is unreadable (decode or connection error met, or a
+  compressed body) closes the connection at once: aiohttp's drain of the rest would log the
+  decode error as an "Unhandled exception".
+* Log lines a remote party can trigger go through ``log_throttle`` (5 per kind per minute);
+  aiohttp's own request-handler logger is ``aiohttp_log`` (malformed requests: one DEBUG line
+  without traceback, rate-limited).
 * Every error reply is ``{"error": message}`` JSON, counted in ``metrics()["rejected"]`` by
   status.  Query parameters out of bounds are a 400 naming the parameter.
 * Bodies are bounded by ``max_message_bytes`` (413), events by ``max_event_bytes`` (413),
@@ -24,12 +32,16 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from ..errors import EventValidationError, LimitExceeded, ProtocolError, StoreError
 from ..events import decode_events, encode_json
+from ..protocol import event_room, fit_newest
+from ..runtime.logthrottle import ThrottledLog, ThrottledLoggerAdapter
 from ..store import Appendable, Store, StoredEvent
 from .broadcast import Broadcaster
+from .hostcheck import HostPolicy
 from .metrics import ServerCounters, prometheus
 from .options import LOOPBACK_NAMES
 
@@ -38,6 +50,14 @@ __all__ = ["JSON", "HttpMixin", "default_origin_ok", "int_param", "json_error"]
 log = logging.getLogger("wsnotebook")
 
 JSON = "application/json"
+#: Seconds an error reply waits for the rest of an unread compressed body before closing.
+LINGER_S = 2.0
+#: exceptions that mean "the client sent something malformed or went away": never a traceback
+CLIENT_ERRORS: tuple[type[BaseException], ...] = (
+    HttpProcessingError,
+    RequestPayloadError,
+    ConnectionError,
+)
 
 
 def default_origin_ok(origin: str) -> bool:
@@ -49,6 +69,23 @@ def default_origin_ok(origin: str) -> bool:
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and host in LOOPBACK_NAMES
+
+
+async def _drain(content: Any) -> None:
+    while await content.readany():
+        pass
+
+
+def _unreadable_rest(request: web.Request) -> bool:
+    """Is part of the body still unread and reading it would fail (a decode or connection
+    error already met, or a compressed body that aiohttp would decode while draining it)?"""
+    if not request.body_exists:
+        return False
+    content = request.content
+    if content.is_eof():
+        return False
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    return content.exception() is not None or encoding not in ("", "identity")
 
 
 def json_error(status: int, message: str, **headers: str) -> web.Response:
@@ -78,6 +115,7 @@ def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -
 class HttpMixin:
     """HTTP for :class:`~.server.Server` (which provides the attributes declared here)."""
 
+    host: str
     token: str | None
     store: Store
     counters: ServerCounters
@@ -87,6 +125,8 @@ class HttpMixin:
     max_message_bytes: int
     max_batch_events: int
     _started: float
+    #: ``GET /events/recent`` replies cut to fit ``max_message_bytes`` (``metrics()``)
+    recent_truncated: int = 0
 
     if TYPE_CHECKING:
 
@@ -94,7 +134,17 @@ class HttpMixin:
 
         def metrics_now(self) -> dict[str, Any]: ...
 
-    def _init_http(self, allowed_origins: Iterable[str] | None) -> None:
+    def _init_http(
+        self, allowed_origins: Iterable[str] | None, allowed_hosts: Iterable[str] | None = None
+    ) -> None:
+        #: every log line a remote party can trigger goes through this (keyed by kind)
+        self.log_throttle = ThrottledLog(log)
+        #: aiohttp's request-handler logger: malformed requests (its own 400s), payload and
+        #: connection errors logged as one rate-limited DEBUG line without traceback
+        self.aiohttp_log = ThrottledLoggerAdapter(
+            ThrottledLog(logging.getLogger("aiohttp.server")), quiet=CLIENT_ERRORS
+        )
+        self._host_policy = HostPolicy(bind_host=self.host, allowed_hosts=allowed_hosts)
         origins = None if allowed_origins is None else list(allowed_origins)
         self._any_origin = origins is not None and "*" in origins
         self._origins = frozenset(o.rstrip("/").lower() for o in origins or ())
@@ -122,6 +172,26 @@ class HttpMixin:
     async def _middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
+        resp = await self._checked(request, handler)
+        if resp.status >= 400 and not resp.prepared and _unreadable_rest(request):
+            assert isinstance(resp, web.Response)
+            return await self._reply_and_close(request, resp)
+        return resp
+
+    async def _checked(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        host = request.headers.get("Host")
+        if not self._host_policy.allows(host):
+            # DNS rebinding: a page on evil.example re-pointed at 127.0.0.1 sends its own name
+            self.log_throttle.info(
+                "host",
+                "wsnotebook: refused %s %s with Host %r",
+                request.method,
+                request.path,
+                (host or "")[:100],
+            )
+            return self._reject(421, f"host not allowed: {(host or '')[:100]!r}")
         origin = request.headers.get("Origin")
         if origin is not None and not self._origin_ok(origin):
             return self._reject(403, "origin not allowed")
@@ -145,15 +215,54 @@ class HttpMixin:
             raise
         except StoreError as exc:
             self.counters.errors.bump("store")
-            log.error("wsnotebook: store error: %s", exc)
+            self.log_throttle.error("store", "wsnotebook: store error: %s", exc)
             resp = self._reject(503, str(exc))
+        except ConnectionError as exc:
+            # the client went away mid-request (e.g. closed during the body): its error, not
+            # ours; the reply is moot (nobody reads it) but keeps the counters honest
+            self.counters.errors.bump("client_abort")
+            self.log_throttle.info(
+                "client_abort",
+                "wsnotebook: client %s closed the connection during %s %s: %s",
+                request.remote,
+                request.method,
+                request.path,
+                exc,
+            )
+            resp = self._reject(400, "connection closed before the request was complete")
         except Exception as exc:
             self.counters.errors.bump("handler")
-            log.exception("wsnotebook: handler error on %s %s", request.method, request.path)
+            self.log_throttle.error(
+                "handler",
+                "wsnotebook: handler error on %s %s",
+                request.method,
+                request.path,
+                exc_info=True,
+            )
             resp = self._reject(500, f"internal error: {type(exc).__name__}")
         if origin is not None and not resp.prepared:
             resp.headers["Access-Control-Allow-Origin"] = origin
             resp.headers["Vary"] = "Origin"
+        return resp
+
+    async def _reply_and_close(self, request: web.Request, resp: web.Response) -> web.Response:
+        """Send ``resp`` now, drain what is left of the body (at most ``LINGER_S``, errors
+        ignored) and close the connection.  For a body that cannot be read or decoded: aiohttp
+        would otherwise drain it itself after the reply (its "lingering close"), meet the
+        decode error and log it as an "Unhandled exception" (three chained tracebacks, ~36
+        lines per request).  Draining (not closing with unread data, which makes the kernel
+        send a reset) lets a client still sending a compressed body read the reply."""
+        resp.force_close()
+        try:
+            await resp.prepare(request)
+            await resp.write_eof()
+            if request.content.exception() is None:
+                await asyncio.wait_for(_drain(request.content), LINGER_S)
+        except (ConnectionError, asyncio.TimeoutError, HttpProcessingError, RequestPayloadError):
+            pass  # the peer is gone, too slow, or its body is garbage: closing anyway
+        protocol = request.protocol
+        if protocol is not None:
+            protocol.force_close()  # flushes what was written, then closes
         return resp
 
     def _reject(self, status: int, message: str, **headers: str) -> web.Response:
@@ -188,14 +297,20 @@ class HttpMixin:
             )
         try:
             body = await request.read()
-        except RequestPayloadError:  # a corrupt gzip/deflate body (aiohttp decodes it)
+        except RequestPayloadError as exc:  # a corrupt gzip/deflate body (aiohttp decodes it)
             encoding = request.headers.get("Content-Encoding", "")
-            resp = self._reject(400, f"body: cannot decode Content-Encoding {encoding!r}")
-            # Close the connection: aiohttp would otherwise drain the rest of the body after
-            # the reply, meet the same decode error and log it as an unhandled exception (a
-            # 35-line traceback per request); the body's framing is unknown anyway.
-            resp.force_close()
-            return resp
+            message = f"body: cannot decode Content-Encoding {encoding!r}"
+            if not encoding:  # e.g. broken chunked framing
+                message = f"body: malformed: {str(exc).splitlines()[-1].strip()[:200]}"
+            self.log_throttle.info(
+                "bad_body",
+                "wsnotebook: %s %s from %s: %s",
+                request.method,
+                request.path,
+                request.remote,
+                message,
+            )
+            return self._reject(400, message)  # the middleware closes the connection
         try:
             events = decode_events(
                 body,
@@ -224,10 +339,23 @@ class HttpMixin:
             limit = int_param(request, "limit", self.initial_limit, 0, 100_000)
         except ProtocolError as exc:
             return self._reject(400, str(exc))
-        stored = await self.store.recent(limit) if limit else []
-        return web.Response(
+        # The newest events that fit max_message_bytes (like an ``initial`` snapshot), oldest
+        # first; how many of the ``limit`` asked for (and retained) were left out goes in
+        # X-Wsnotebook-Truncated, so the body stays the seed's plain array.
+        store = self.store
+        available = min(limit, len(store))
+        room = event_room(self.max_message_bytes)
+        stored = await store.recent(limit, room) if limit else []
+        stored = stored[len(stored) - fit_newest([s.encoded for s in stored], room) :]
+        resp = web.Response(
             body=b"[" + b",".join(s.encoded for s in stored) + b"]", content_type=JSON
         )
+        left_out = available - len(stored)
+        if left_out > 0:
+            self.recent_truncated += 1
+            resp.headers["X-Wsnotebook-Truncated"] = str(left_out)
+            resp.headers["Access-Control-Expose-Headers"] = "X-Wsnotebook-Truncated"
+        return resp
 
     async def _get_filter_options(self, request: web.Request) -> web.StreamResponse:
         return web.Response(body=encode_json(await self.store.filter_options()), content_type=JSON)

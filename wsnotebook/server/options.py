@@ -19,7 +19,13 @@ Bounds (inclusive)::
     heartbeat_interval  0..3600 s (0 disables)
     connect_rate        0..1,000,000 handshakes/s per IP (0 disables)
     connect_burst       1..1,000,000
+    max_open_connections  16..1,000,000 TCP connections (HTTP + WebSocket; lowered to fit
+                        the descriptor limit, see ``admission``)
+    header_timeout      0..3600 s (0 disables)
+    keepalive_timeout   0..3600 s (0 disables)
     retain              checked by the store (1..100,000,000)
+    retain_bytes        1 KiB..1 TiB of encoded events a store holds in memory (256 MiB)
+    allowed_hosts       host names (strings; a port is ignored), kept sorted and lower case
 """
 
 from __future__ import annotations
@@ -35,7 +41,13 @@ from typing import Any
 from .._validate import bounded, integer, port
 from ..errors import ConfigError
 from ..events import DEFAULT_MAX_BATCH_EVENTS, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_MESSAGE_BYTES
-from ..store import Store
+from ..store import DEFAULT_RETAIN_BYTES, MAX_RETAIN_BYTES, MIN_RETAIN_BYTES, Store
+from .admission import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_KEEPALIVE_TIMEOUT,
+    DEFAULT_MAX_OPEN_CONNECTIONS,
+)
+from .hostcheck import normalise_allowed_hosts
 
 __all__ = [
     "DEFAULT_CONNECT_BURST",
@@ -76,8 +88,10 @@ class ServerOptions:
     store: str | Store = "memory"
     token: str | None = None
     allowed_origins: tuple[str, ...] | None = None
+    allowed_hosts: tuple[str, ...] | None = None
     initial_limit: int = 300
     retain: int = 100_000
+    retain_bytes: int = DEFAULT_RETAIN_BYTES
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_batch_events: int = DEFAULT_MAX_BATCH_EVENTS
@@ -88,13 +102,20 @@ class ServerOptions:
     compression: bool = True
     connect_rate: float = DEFAULT_CONNECT_RATE
     connect_burst: int = DEFAULT_CONNECT_BURST
+    max_open_connections: int = DEFAULT_MAX_OPEN_CONNECTIONS
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT
     ssl_context: ssl.SSLContext | None = None
     certfile: str | None = None
     keyfile: str | None = None
 
     @classmethod
     def validate(
-        cls, *, allowed_origins: Iterable[str] | None = None, **kwargs: Any
+        cls,
+        *,
+        allowed_origins: Iterable[str] | None = None,
+        allowed_hosts: Iterable[str] | None = None,
+        **kwargs: Any,
     ) -> ServerOptions:
         """Check every value (ConfigError naming the first bad one) and return the options,
         normalised: numbers as ``int``/``float``, ``compression`` as ``bool``, origins as a
@@ -103,6 +124,9 @@ class ServerOptions:
         ints: dict[str, Any] = {
             "port": port("port", o.port),
             "initial_limit": integer("initial_limit", o.initial_limit, 0, 100_000),
+            "retain_bytes": integer(
+                "retain_bytes", o.retain_bytes, MIN_RETAIN_BYTES, MAX_RETAIN_BYTES
+            ),
             "max_event_bytes": integer("max_event_bytes", o.max_event_bytes, 1024, 1 << 30),
             "max_message_bytes": integer("max_message_bytes", o.max_message_bytes, 1024, 1 << 30),
             "max_batch_events": integer("max_batch_events", o.max_batch_events, 1, 1_000_000),
@@ -117,17 +141,31 @@ class ServerOptions:
         if not (math.isfinite(rate) and 0 <= rate <= 1_000_000):
             raise ConfigError(f"connect_rate must be in 0..1,000,000 per s, got {rate}")
         ints["connect_burst"] = integer("connect_burst", o.connect_burst, 1, 1_000_000)
+        ints["max_open_connections"] = integer(
+            "max_open_connections", o.max_open_connections, 16, 1_000_000
+        )
+        bounded("header_timeout", o.header_timeout, 0, 3600, unit=" s")
+        bounded("keepalive_timeout", o.keepalive_timeout, 0, 3600, unit=" s")
         if not isinstance(o.host, str):
             raise ConfigError(f"host: expected string, got {type(o.host).__name__}")
         if o.token is not None and not isinstance(o.token, str):
             raise ConfigError(f"token: expected string or None, got {type(o.token).__name__}")
         if o.keyfile is not None and o.certfile is None:
             raise ConfigError("keyfile given without certfile")
+        hosts = None
+        if allowed_hosts is not None:
+            try:
+                hosts = normalise_allowed_hosts(allowed_hosts)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"allowed_hosts: {exc}") from None
         return dataclasses.replace(
             o,
             **ints,
             allowed_origins=None if allowed_origins is None else tuple(allowed_origins),
+            allowed_hosts=hosts,
             heartbeat_interval=float(o.heartbeat_interval),
+            header_timeout=float(o.header_timeout),
+            keepalive_timeout=float(o.keepalive_timeout),
             compression=bool(o.compression),
             connect_rate=float(rate),
         )

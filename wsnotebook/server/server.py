@@ -73,7 +73,8 @@ from ..events import (
 from ..protocol import CLOSE_GOING_AWAY, event_room
 from ..runtime import Registry
 from ..runtime import loop as _loop
-from ..store import Store, open_store
+from ..store import DEFAULT_RETAIN_BYTES, Store, open_store
+from .admission import ACCEPT_BURST, Admission
 from .broadcast import Broadcaster
 from .http import HttpMixin
 from .ingest import IngestMixin
@@ -116,6 +117,7 @@ class Server(IngestMixin, HttpMixin, StreamMixin):
         store: str | Store,
         token: str | None,
         allowed_origins: Iterable[str] | None,
+        allowed_hosts: Iterable[str] | None = None,
         initial_limit: int,
         retain: int,
         max_event_bytes: int,
@@ -131,6 +133,10 @@ class Server(IngestMixin, HttpMixin, StreamMixin):
         compression: bool = True,
         connect_rate: float = DEFAULT_CONNECT_RATE,
         connect_burst: int = DEFAULT_CONNECT_BURST,
+        retain_bytes: int = DEFAULT_RETAIN_BYTES,
+        max_open_connections: int = 4096,
+        header_timeout: float = 10.0,
+        keepalive_timeout: float = 15.0,
     ) -> None:
         self.host = host
         self.compression = compression
@@ -146,7 +152,7 @@ class Server(IngestMixin, HttpMixin, StreamMixin):
         self.queue_size = queue_size
         self.max_queue_bytes = max_queue_bytes
         self.heartbeat_interval = heartbeat_interval
-        self._init_http(allowed_origins)
+        self._init_http(allowed_origins, allowed_hosts)
         # the certificate this server presents, when it loaded it from certfile (PEM): lets
         # client_ssl_context() trust exactly it (an ssl.SSLContext cannot be asked for it)
         self._own_cert_pem: str | None = None
@@ -161,7 +167,7 @@ class Server(IngestMixin, HttpMixin, StreamMixin):
             ssl_context = ctx
             self._own_cert_pem = pem.group(0) if pem else None
         self.ssl_context = ssl_context
-        self.store: Store = open_store(store, retain=retain)
+        self.store: Store = open_store(store, retain=retain, retain_bytes=retain_bytes)
         self.store.max_event_bytes = self.max_event_bytes
         self.running = False
         self._runner: web.AppRunner | None = None
@@ -175,6 +181,7 @@ class Server(IngestMixin, HttpMixin, StreamMixin):
         self.broadcaster = Broadcaster(self.counters)
         self._init_stream(connect_rate, connect_burst)
         self._init_ingest()
+        self._admission = Admission(max_open_connections, header_timeout, keepalive_timeout)
 
     # ---------------------------------------------------------------- properties
     @property
@@ -238,7 +245,7 @@ class Server(IngestMixin, HttpMixin, StreamMixin):
         try:
             app = web.Application(
                 client_max_size=self.max_message_bytes,
-                middlewares=[self._middleware],
+                middlewares=[self._admission.middleware, self._middleware],
             )
             app.router.add_post("/events", self._post_events)
             app.router.add_get("/events/recent", self._get_recent)
@@ -247,10 +254,17 @@ class Server(IngestMixin, HttpMixin, StreamMixin):
             app.router.add_get("/health", self._get_health)
             app.router.add_get("/metrics", self._get_metrics)
             app.on_shutdown.append(self._on_shutdown)
-            runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+            runner = web.AppRunner(
+                app,
+                access_log=None,
+                handle_signals=False,
+                shutdown_timeout=2.0,
+                logger=self.aiohttp_log,  # malformed requests: one rate-limited line each
+            )
             await runner.setup()
-            site = web.SockSite(runner, sock, ssl_context=self.ssl_context)
+            site = web.SockSite(runner, sock, ssl_context=self.ssl_context, backlog=ACCEPT_BURST)
             await site.start()
+            self._admission.install(runner, sock)  # no await since start(): no conn yet
         except BaseException:
             sock.close()
             await self.store.close()
@@ -307,6 +321,7 @@ class Server(IngestMixin, HttpMixin, StreamMixin):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._heartbeat_task
             self._heartbeat_task = None
+        await self._admission.stop()
         runner, self._runner = self._runner, None
         if runner is not None:
             try:
@@ -355,6 +370,8 @@ class Server(IngestMixin, HttpMixin, StreamMixin):
     async def _heartbeats(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_interval)
+            self.log_throttle.flush()
+            self.aiohttp_log.throttled.flush()
             try:
                 msg = encode_json(
                     {
@@ -379,9 +396,11 @@ class Server(IngestMixin, HttpMixin, StreamMixin):
             "running": self.running,
             **self.counters.snapshot(self.broadcaster.clients),
             "connect_limiter_ips": len(self._connect_limiter),
+            **self._admission.metrics(),
             "publish_nowait_pending": self._nowait_pending,
             "publish_nowait_refused": self._nowait_refused,
             "uptime_s": round(time.monotonic() - self._started, 3) if self._started else 0.0,
+            "recent_truncated": self.recent_truncated,
             "store": self.store.stats(),
         }
 
@@ -416,8 +435,10 @@ def serve(
     store: str | Store = "memory",
     token: str | None = None,
     allowed_origins: Iterable[str] | None = None,
+    allowed_hosts: Iterable[str] | None = None,
     initial_limit: int = 300,
     retain: int = 100_000,
+    retain_bytes: int = DEFAULT_RETAIN_BYTES,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     max_batch_events: int = DEFAULT_MAX_BATCH_EVENTS,
@@ -428,6 +449,9 @@ def serve(
     compression: bool = True,
     connect_rate: float = DEFAULT_CONNECT_RATE,
     connect_burst: int = DEFAULT_CONNECT_BURST,
+    max_open_connections: int = 4096,
+    header_timeout: float = 10.0,
+    keepalive_timeout: float = 15.0,
     ssl_context: ssl.SSLContext | None = None,
     certfile: str | None = None,
     keyfile: str | None = None,
@@ -447,8 +471,13 @@ def serve(
     * ``allowed_origins=None``: browser ``Origin`` allow-list; default http(s)://localhost,
       127.0.0.1, [::1] on any port.  ``["*"]`` allows any origin.  Requests without an Origin
       header (scripts, hooks, Python clients) are always allowed.
+    * ``allowed_hosts=None``: more names accepted in the ``Host`` header (DNS-rebinding guard,
+      any port).  On a loopback bind a ``Host`` other than ``localhost``, ``127.x.y.z``,
+      ``[::1]`` or these gets HTTP 421; elsewhere ``Host`` is checked only when it is given.
     * ``initial_limit=300`` (0..100,000): events in the ``initial`` snapshot.
     * ``retain=100_000`` (1..100,000,000): events the store keeps (oldest evicted first).
+    * ``retain_bytes=256 MiB`` (1 KiB..1 TiB): bytes of encoded events held in memory (memory
+      ring, SQLite cache), oldest evicted first; ``metrics()["store"]["retained_bytes"]``.
     * ``max_event_bytes=1 MiB``, ``max_message_bytes=16 MiB`` (1 KiB..1 GiB): body/frame limits
       (413 / close 1009); ``max_event_bytes`` is lowered to what fits one message of
       ``max_message_bytes`` once stamped (``Server.max_event_bytes`` holds the value in force);
@@ -468,6 +497,9 @@ def serve(
       ``metrics()["rejected"]["429"]``.  Refused attempts spend nothing.  The limiter remembers
       at most 10,000 addresses (idle ones forgotten, least recently seen evicted first).
       wsnotebook clients retry 429 with backoff.  HTTP endpoints are not rate-limited.
+    * ``max_open_connections=4096`` (16..1,000,000; lowered to fit the descriptor limit; near
+      it the longest-idle are closed first), ``header_timeout=10``/``keepalive_timeout=15`` s
+      (0..3600, 0 off): a connection without headers / idle after a reply that long is closed.
     * ``ssl_context`` or ``certfile``/``keyfile``: serve HTTPS/WSS.  ``server.client_ssl_context()``
       is a client context trusting the certificate loaded from ``certfile`` (used by
       ``monitor(server)``).
@@ -481,8 +513,10 @@ def serve(
         store=store,
         token=token,
         allowed_origins=allowed_origins,
+        allowed_hosts=allowed_hosts,
         initial_limit=initial_limit,
         retain=retain,
+        retain_bytes=retain_bytes,
         max_event_bytes=max_event_bytes,
         max_message_bytes=max_message_bytes,
         max_batch_events=max_batch_events,
@@ -493,6 +527,9 @@ def serve(
         compression=compression,
         connect_rate=connect_rate,
         connect_burst=connect_burst,
+        max_open_connections=max_open_connections,
+        header_timeout=header_timeout,
+        keepalive_timeout=keepalive_timeout,
         ssl_context=ssl_context,
         certfile=certfile,
         keyfile=keyfile,

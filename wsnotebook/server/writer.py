@@ -10,7 +10,8 @@ Invariants:
 * Replay/live boundary: the connection's ``replay_to`` was fixed when it registered; every event
   with ``id <= replay_to`` comes from the store, every later one through the live path (held
   in ``pending`` until the replay ends), so each event is delivered once, in id order.
-* A replay page is at most ``REPLAY_PAGE`` events and never exceeds ``max_message_bytes``; a
+* A replay page is at most ``REPLAY_PAGE`` events and never exceeds ``max_message_bytes`` (the
+  store read behind it stops at that budget too, so a page never holds more in memory); a
   resume whose ``since`` was evicted, or from another epoch, restarts at the oldest stored event
   with ``reset: true``; events evicted during a paged replay are reported with a ``gap``.
 * A close never takes longer than ``CLOSE_TIMEOUT`` per step; past it the transport is aborted.
@@ -29,6 +30,7 @@ from ..protocol import (
     CLOSE_GOING_AWAY,
     CLOSE_INTERNAL,
     batch_message,
+    event_room,
     fit_newest,
     fit_oldest,
     gap_message,
@@ -94,11 +96,15 @@ async def run_writer(conn: Connection) -> None:
         raise
     except (ConnectionError, RuntimeError) as exc:
         if not conn.closing:
-            log.debug("wsnotebook: client %s went away: %s", conn.peer, exc)
+            conn.server.log_throttle.debug(
+                "ws_gone", "wsnotebook: client %s went away: %s", conn.peer, exc
+            )
             conn.start_close(CLOSE_GOING_AWAY, b"")
     except Exception as exc:
         conn.counters.errors.bump("writer")
-        log.error("wsnotebook: writer for %s failed: %r", conn.peer, exc)
+        conn.server.log_throttle.error(
+            "writer", "wsnotebook: writer for %s failed: %r", conn.peer, exc
+        )
         conn.start_close(CLOSE_INTERNAL, b"internal error")
 
 
@@ -111,8 +117,9 @@ async def replay(conn: Connection) -> None:
     reset = False
     more = False
     limit = server.max_message_bytes  # no message we send exceeds what we accept
+    room = event_room(limit)  # store reads stop there: a page never holds more in memory
     if conn.since is None:
-        page = await store.recent(server.initial_limit)
+        page = await store.recent(server.initial_limit, room)
         page = [s for s in page if s.id <= replay_to]
         # The latest events that fit in one message (fewer than initial_limit only when
         # they are large): a snapshot too big for the client's limit would lock it out.
@@ -126,16 +133,16 @@ async def replay(conn: Connection) -> None:
         evicted = first is not None and since + 1 < first
         reset = new_epoch or evicted or since > replay_to
         after = (first - 1 if first is not None else 0) if reset else since
-        page = [s for s in await store.since(after, REPLAY_PAGE) if s.id <= replay_to]
+        page = [s for s in await store.since(after, REPLAY_PAGE, room) if s.id <= replay_to]
         if page and page[0].id > after + 1 and not reset and _evicted_after(store, after):
             # evicted between the check and the read: treat as reset (a hole the store's
             # failed commits left in the id sequence is no loss: those ids were never used)
             reset = True
-        full = len(page) >= REPLAY_PAGE
-        keep = fit_oldest([s.encoded for s in page], limit)
-        full, page = full or keep < len(page), page[:keep]
+        page = page[: fit_oldest([s.encoded for s in page], limit)]
+        # A page ends at REPLAY_PAGE events or at the byte budget; the events after it up to
+        # replay_to exist (ids are assigned in order; only a failed commit's ids are skipped).
+        more = bool(page) and page[-1].id < replay_to
         after = page[-1].id if page else after
-        more = after < replay_to and full
     msg = initial_message(
         [s.encoded for s in page],
         extended=conn.extended,
@@ -147,7 +154,7 @@ async def replay(conn: Connection) -> None:
     await conn.send(msg)
     conn.events_out += len(page)
     while more and not conn.closing:
-        page = [s for s in await store.since(after, REPLAY_PAGE) if s.id <= replay_to]
+        page = [s for s in await store.since(after, REPLAY_PAGE, room) if s.id <= replay_to]
         if not page:
             break
         page = page[: fit_oldest([s.encoded for s in page], limit)]
@@ -162,8 +169,14 @@ async def replay(conn: Connection) -> None:
         more = after < replay_to
 
 
+async def _send_all(conn: Connection, msgs: list[bytes]) -> None:
+    for msg in msgs:
+        await conn.send(msg)
+
+
 async def close_connection(conn: Connection, code: int, reason: bytes) -> None:
-    """Stop the writer, send ``conn.final`` (if any), then the close frame with ``code``."""
+    """Stop the writer, send ``conn.last_controls`` and ``conn.final`` (if any; within one
+    ``CLOSE_TIMEOUT``), then the close frame with ``code``."""
     task = conn.writer_task
     if task is not None and task is not asyncio.current_task():
         task.cancel()
@@ -175,9 +188,11 @@ async def close_connection(conn: Connection, code: int, reason: bytes) -> None:
         waiter = getattr(proto, "_drain_waiter", None)
         if waiter is not None and waiter.cancelled():
             proto._drain_waiter = None  # type: ignore[union-attr]
-    if conn.final is not None:
+    last = [*conn.last_controls, *([conn.final] if conn.final is not None else [])]
+    conn.last_controls = []
+    if last:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(conn.send(conn.final), CLOSE_TIMEOUT)
+            await asyncio.wait_for(_send_all(conn, last), CLOSE_TIMEOUT)
     try:
         await asyncio.wait_for(conn.ws.close(code=code, message=reason), CLOSE_TIMEOUT)
     except (asyncio.TimeoutError, asyncio.CancelledError):

@@ -10,7 +10,8 @@ Invariants and bounds:
 * A connection registers and takes ``replay_to = broadcast_last`` with no ``await`` in between:
   every event is delivered once, from the replay or live.
 * Reader: a rejected message gets an ``error`` reply naming its code; ``MAX_CONSECUTIVE_ERRORS``
-  in a row close the connection with 1008.  Handler errors are logged and counted, never raised.
+  in a row close the connection with 1008, after every one of those replies (still queued ones
+  included) was sent.  Handler errors are logged and counted, never raised.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ..protocol import (
     RateLimiter,
     error_message,
 )
+from ..runtime.logthrottle import ThrottledLog
 from ..store import Appendable, StoredEvent
 from .broadcast import Broadcaster
 from .connection import Connection
@@ -91,6 +93,7 @@ class StreamMixin:
     max_message_bytes: int
     max_batch_events: int
     _append_now: Any
+    log_throttle: ThrottledLog
 
     if TYPE_CHECKING:
 
@@ -116,7 +119,12 @@ class StreamMixin:
         wait = limiter.check(ip)
         if not wait:
             return None
-        log.debug("wsnotebook: handshake from %s rate-limited (retry in %.2f s)", ip, wait)
+        self.log_throttle.debug(
+            "handshake_rate_limited",
+            "wsnotebook: handshake from %s rate-limited (retry in %.2f s)",
+            ip,
+            wait,
+        )
         return self._reject(
             429,
             f"too many connection attempts from {ip}; retry later",
@@ -178,13 +186,17 @@ class StreamMixin:
                     await self._client_message(client, msg.data)
                 elif msg.type == WSMsgType.ERROR:
                     self.counters.errors.bump("ws_receive")
-                    log.debug("wsnotebook: receive error from %s: %r", peer, ws.exception())
+                    self.log_throttle.debug(
+                        "ws_receive", "wsnotebook: receive error from %s: %r", peer, ws.exception()
+                    )
                     break
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self.counters.errors.bump("ws_handler")
-            log.error("wsnotebook: stream handler error for %s: %r", peer, exc)
+            self.log_throttle.error(
+                "ws_handler", "wsnotebook: stream handler error for %s: %r", peer, exc
+            )
         finally:
             clients.discard(client)
             client.detach()
@@ -259,4 +271,5 @@ class StreamMixin:
         self.counters.errors.bump(f"client_{code}")
         client.send_control(error_message(message, code))
         if client.bad_messages >= MAX_CONSECUTIVE_ERRORS:
-            client.start_close(CLOSE_POLICY, b"too many invalid messages")
+            # the error replies still queued (a burst outruns the writer) go out before 1008
+            client.start_close(CLOSE_POLICY, b"too many invalid messages", keep_control=True)

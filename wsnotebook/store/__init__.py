@@ -1,9 +1,10 @@
 """Where a server keeps its events: the Store interface, the in-memory ring and SQLite.
 
 Modules: ``base`` (the :class:`Store` interface, :class:`StoredEvent`, :class:`Encoded`, retain
-bounds) · ``stamping`` (ids, timestamps, encoding once; pure) · ``memory`` (the bounded ring,
-:class:`MemoryStore`) · ``sqlite_db`` (lock, schema, open) · ``sqlite`` (:class:`SQLiteStore`:
-writer thread with group commit, cached reads) · ``url`` (``serve(store=...)`` values).
+and retain_bytes bounds) · ``stamping`` (ids, timestamps, encoding once; pure) · ``memory``
+(the bounded ring, :class:`MemoryStore`) · ``sqlite_db`` (lock, schema, open) · ``sqlite``
+(:class:`SQLiteStore`: writer thread with group commit, cached reads) · ``url``
+(``serve(store=...)`` values).
 Both backends stamp events the same way (:func:`stamp`): ``id`` increasing from 1 in a fresh
 store, ``timestamp`` (epoch ms int) when absent, ``server_received`` (epoch ms float); each
 stored event is encoded to JSON once and the bytes are reused by every reply, replay and
@@ -13,9 +14,12 @@ broadcast.  A later backend (e.g. Redis Streams) implements :class:`Store`.
 from __future__ import annotations
 
 from .base import (
+    DEFAULT_RETAIN_BYTES,
     FACET_FIELDS,
     MAX_RETAIN,
+    MAX_RETAIN_BYTES,
     MIN_RETAIN,
+    MIN_RETAIN_BYTES,
     Appendable,
     Encoded,
     Store,
@@ -28,9 +32,12 @@ from .stamping import snapshot_events, stamp, stamp_all
 from .url import open_store, parse_store_url
 
 __all__ = [
+    "DEFAULT_RETAIN_BYTES",
     "FACET_FIELDS",
     "MAX_RETAIN",
+    "MAX_RETAIN_BYTES",
     "MIN_RETAIN",
+    "MIN_RETAIN_BYTES",
     "Appendable",
     "Encoded",
     "MemoryStore",

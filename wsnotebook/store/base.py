@@ -3,12 +3,16 @@
 Owns: :class:`Store` (the interface the server uses; all methods run on the server's event
 loop), :class:`StoredEvent` (an event as stored: its id, its JSON encoded once, its three facet
 fields interned), :class:`Encoded` (an event encoded ahead of ingest), the facet fields
-(:data:`FACET_FIELDS`) and the bounds of ``retain`` (:data:`MIN_RETAIN`..:data:`MAX_RETAIN`,
-checked by :func:`check_retain`).
+(:data:`FACET_FIELDS`), the bounds of ``retain`` (:data:`MIN_RETAIN`..:data:`MAX_RETAIN`,
+checked by :func:`check_retain`) and of ``retain_bytes`` (:data:`MIN_RETAIN_BYTES`..
+:data:`MAX_RETAIN_BYTES`, default :data:`DEFAULT_RETAIN_BYTES`, checked by
+:func:`check_retain_bytes`), and :func:`fit_budget` (how many events of a read fit a byte budget).
 
 Invariants: ids are assigned by the store and increase; ``last_id`` is the newest durable id (0
 when empty), ``first_id`` the oldest retained one (``None`` when empty); a store never reports
-more than ``retain`` events.  Stored events are immutable and hold no event dict (``.event``
+more than ``retain`` events.  Reads given ``max_bytes`` never return more than that many bytes of
+encoded events (each counted with one separator byte), except that they return at least one
+event when any matches.  Stored events are immutable and hold no event dict (``.event``
 decodes a fresh one).
 """
 
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 import msgspec
@@ -27,14 +31,19 @@ from ..events import Event
 
 __all__ = [
     "FACET_FIELDS",
+    "DEFAULT_RETAIN_BYTES",
     "MAX_RETAIN",
+    "MAX_RETAIN_BYTES",
     "MIN_RETAIN",
+    "MIN_RETAIN_BYTES",
     "Appendable",
     "Encoded",
     "Store",
     "StoredEvent",
     "check_retain",
+    "check_retain_bytes",
     "event_facets",
+    "fit_budget",
     "stored_event",
 ]
 
@@ -49,6 +58,13 @@ FACET_FIELDS: tuple[tuple[str, str], ...] = (
 #: Bounds of the ``retain`` option (events kept by a store).
 MIN_RETAIN = 1
 MAX_RETAIN = 100_000_000
+
+#: Default and bounds of the ``retain_bytes`` option: bytes of encoded events (their JSON, as
+#: stored and sent) a memory store retains, and the SQLite store caches in memory.  256 MiB
+#: suits a laptop kernel; the per-event overhead (~150 B) is bounded by ``retain`` instead.
+DEFAULT_RETAIN_BYTES = 256 << 20
+MIN_RETAIN_BYTES = 1 << 10
+MAX_RETAIN_BYTES = 1 << 40
 
 
 class StoredEvent(msgspec.Struct, gc=False, frozen=True):
@@ -126,6 +142,9 @@ class Store(ABC):
     kind: str = "abstract"
     epoch: str = ""
     retain: int = 0
+    #: Bytes of encoded events held in memory (a memory store's ring, the SQLite store's cache)
+    #: is kept at most this (0: no byte bound, e.g. a custom store).
+    retain_bytes: int = 0
     #: Largest event (JSON bytes, before the server's own fields) ``append`` accepts; None: no
     #: limit.  The server sets its ``max_event_bytes`` here, so every ingest path (POST bodies
     #: of one event or many, WebSocket ``publish``, ``Server.publish``) is held to it.
@@ -156,17 +175,26 @@ class Store(ABC):
         anything EventValidationError / LimitExceeded as :func:`stamp_all` does."""
 
     @abstractmethod
-    async def recent(self, limit: int) -> list[StoredEvent]:
-        """The latest ``limit`` events, oldest first."""
+    async def recent(self, limit: int, max_bytes: int | None = None) -> list[StoredEvent]:
+        """The latest ``limit`` events, oldest first; with ``max_bytes``, only the newest of
+        them that fit (:func:`fit_budget`: at least one)."""
 
     @abstractmethod
-    async def since(self, after_id: int, limit: int) -> list[StoredEvent]:
-        """Up to ``limit`` retained events with ``id > after_id``, in id order."""
+    async def since(
+        self, after_id: int, limit: int, max_bytes: int | None = None
+    ) -> list[StoredEvent]:
+        """Up to ``limit`` retained events with ``id > after_id``, in id order; with
+        ``max_bytes``, only the oldest of them that fit (:func:`fit_budget`: at least one)."""
 
     @abstractmethod
     async def filter_options(self) -> dict[str, list[str]]:
         """Distinct values of ``source_app``, ``session_id``, ``hook_event_type`` among the
         retained events (sorted)."""
+
+    @property
+    def retained_bytes(self) -> int:
+        """Bytes of encoded events this store holds in memory (0 unless it tracks them)."""
+        return 0
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -176,9 +204,31 @@ class Store(ABC):
             "first_id": self.first_id,
             "last_id": self.last_id,
             "retain": self.retain,
+            "retained_bytes": self.retained_bytes,
+            "retain_bytes": self.retain_bytes,
         }
 
 
 def check_retain(retain: int) -> int:
     """``retain`` checked: an integer in ``MIN_RETAIN..MAX_RETAIN`` (else ConfigError)."""
     return integer("retain", retain, MIN_RETAIN, MAX_RETAIN)
+
+
+def check_retain_bytes(retain_bytes: int) -> int:
+    """``retain_bytes`` checked: an integer in ``MIN_RETAIN_BYTES..MAX_RETAIN_BYTES`` (else
+    ConfigError)."""
+    return integer("retain_bytes", retain_bytes, MIN_RETAIN_BYTES, MAX_RETAIN_BYTES)
+
+
+def fit_budget(sizes: Iterable[int], max_bytes: int) -> int:
+    """How many of ``sizes`` (encoded event sizes, in the order they are to be kept) fit in
+    ``max_bytes``, each counted with one separator byte.  At least one when ``sizes`` has any
+    (a single event's size was bounded at ingest): the rule of the replay's ``fit_oldest``."""
+    total = 0
+    kept = 0
+    for size in sizes:
+        total += size + 1
+        if total > max_bytes:
+            return max(kept, 1)
+        kept += 1
+    return kept

@@ -1,11 +1,15 @@
-"""The in-memory backend: a bounded ring of the latest ``retain`` events.
+"""The in-memory backend: a bounded ring of the latest ``retain`` events (and ``retain_bytes``).
 
 Owns :class:`Ring` (a bounded deque of stored events with contiguous-id lookup and lazily
 folded facet counts; the SQLite store reuses it, without facets, as its cache of recent events)
 and :class:`MemoryStore` (``store="memory"``, the default).
 
-Bounds and drop policy: a ring holds at most ``size`` events and evicts the oldest first;
-pending facet updates are folded after at most :data:`FOLD_EVERY` added plus evicted events.
+Bounds and drop policy: a ring holds at most ``size`` events and at most ``max_bytes`` bytes of
+encoded events (their JSON; the newest event is kept even when it alone is larger) and evicts
+the oldest first, whichever bound is passed; evicting for bytes is recorded exactly as evicting
+for count (``first_id`` moves; a client resuming from before it gets ``reset``/a gap); pending
+facet updates are folded after at most :data:`FOLD_EVERY` added plus evicted events, or once the
+evicted ones waiting (kept alive until then) hold :data:`FOLD_BYTES`.
 A memory store's epoch is random per instance, so a restarted kernel is a new epoch and
 resuming clients are told (``reset``/gap) instead of silently missing events.
 """
@@ -17,15 +21,30 @@ import secrets
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from operator import attrgetter
+from typing import Any
 
 from ..events import now_ms
-from .base import FACET_FIELDS, Appendable, Store, StoredEvent, check_retain
+from .base import (
+    DEFAULT_RETAIN_BYTES,
+    FACET_FIELDS,
+    Appendable,
+    Store,
+    StoredEvent,
+    check_retain,
+    check_retain_bytes,
+    fit_budget,
+)
 from .stamping import stamp_all
 
-__all__ = ["FOLD_EVERY", "MemoryStore", "Ring"]
+__all__ = ["FOLD_BYTES", "FOLD_EVERY", "MemoryStore", "Ring"]
 
 #: Added plus evicted events a memory ring collects before it folds them into its facet counts.
 FOLD_EVERY = 4096
+#: Bytes of evicted events a memory ring keeps alive, waiting for a fold, before it folds early
+#: (without it, 4096 evicted events of 1 MB each stayed in memory past ``retain_bytes``).
+FOLD_BYTES = 8 << 20
+
+_ENCODED = attrgetter("encoded")
 
 
 class Ring:
@@ -34,16 +53,24 @@ class Ring:
     Facet counts are folded in lazily: added and evicted events wait in two lists (at most
     ``FOLD_EVERY`` together) and are counted with C-level passes (``Counter.update``, then the
     evicted ones subtracted per distinct value) when the lists fill up or the counts are read.
-    Counting per event and field in Python cost ~2 us per event."""
+    Counting per event and field in Python cost ~2 us per event.
 
-    def __init__(self, size: int, *, facets: bool) -> None:
+    ``bytes`` is the sum of the retained events' encoded sizes, kept at most ``max_bytes``
+    (0: no byte bound) by evicting the oldest, but never the newest event;
+    ``evicted_by_bytes`` counts the events evicted for the byte bound."""
+
+    def __init__(self, size: int, *, facets: bool, max_bytes: int = 0) -> None:
         self.size = size
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.evicted_by_bytes = 0
         self.items: deque[StoredEvent] = deque()
         self._facets: list[tuple[Callable[[StoredEvent], str], Counter[str]]] | None = (
             [(attrgetter(name), Counter()) for name, _ in FACET_FIELDS] if facets else None
         )
         self._added: list[StoredEvent] = []
         self._evicted: list[StoredEvent] = []
+        self._evicted_bytes = 0  # bytes of the events in _evicted (kept alive until a fold)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -51,22 +78,42 @@ class Ring:
     def add(self, stored: Sequence[StoredEvent]) -> None:
         items = self.items
         items.extend(stored)
+        if len(stored) == 1:  # the common case, kept cheap (per-event hot path)
+            nbytes = self.bytes + len(stored[0].encoded)
+        else:
+            nbytes = self.bytes + sum(map(len, map(_ENCODED, stored)))
         over = len(items) - self.size
+        if over <= 0:
+            evicted, gone = [], 0
+        elif over == 1:
+            evicted = [items.popleft()]
+            gone = len(evicted[0].encoded)
+        else:
+            evicted = [items.popleft() for _ in range(over)]
+            gone = sum(map(len, map(_ENCODED, evicted)))
+        budget = self.max_bytes
+        if budget and nbytes - gone > budget:  # rare: evict the oldest for bytes, keep the newest
+            popleft, before = items.popleft, len(evicted)
+            while nbytes - gone > budget and len(items) > 1:
+                old = popleft()
+                gone += len(old.encoded)
+                evicted.append(old)
+            self.evicted_by_bytes += len(evicted) - before
+        self.bytes = nbytes - gone
         if self._facets is None:
-            for _ in range(over):
-                items.popleft()
             return
-        added, evicted = self._added, self._evicted
+        added = self._added
         added.extend(stored)
-        if over > 0:
-            evicted.extend([items.popleft() for _ in range(over)])
-        if len(added) + len(evicted) >= FOLD_EVERY:
+        if evicted:
+            self._evicted.extend(evicted)
+            self._evicted_bytes += gone
+        if len(added) + len(self._evicted) >= FOLD_EVERY or self._evicted_bytes >= FOLD_BYTES:
             self._fold()
 
     def _fold(self) -> None:
         assert self._facets is not None
         added, evicted = self._added, self._evicted
-        self._added, self._evicted = [], []
+        self._added, self._evicted, self._evicted_bytes = [], [], 0
         for get, counts in self._facets:
             counts.update(map(get, added))
             for value, n in Counter(map(get, evicted)).items():
@@ -76,17 +123,22 @@ class Ring:
                 else:
                     del counts[value]
 
-    def recent(self, limit: int) -> list[StoredEvent]:
-        n = len(self.items)
-        if limit >= n:
-            return list(self.items)
-        return list(itertools.islice(self.items, n - max(limit, 0), n))
+    def recent(self, limit: int, max_bytes: int | None = None) -> list[StoredEvent]:
+        items = self.items
+        n = min(max(limit, 0), len(items))
+        if max_bytes is not None:
+            n = fit_budget(map(len, map(_ENCODED, itertools.islice(reversed(items), n))), max_bytes)
+        if n >= len(items):
+            return list(items)
+        newest = list(itertools.islice(reversed(items), n))
+        newest.reverse()
+        return newest
 
     def covers(self, after_id: int) -> bool:
         """True when every retained event with ``id > after_id`` that exists is in the ring."""
         return bool(self.items) and after_id + 1 >= self.items[0].id
 
-    def since(self, after_id: int, limit: int) -> list[StoredEvent]:
+    def since(self, after_id: int, limit: int, max_bytes: int | None = None) -> list[StoredEvent]:
         items = self.items
         if not items or after_id >= items[-1].id:
             return []
@@ -98,7 +150,10 @@ class Ring:
             start -= 1
         while start < len(items) and items[start].id <= after_id:
             start += 1
-        return list(itertools.islice(items, start, start + limit))
+        page = list(itertools.islice(items, start, start + max(limit, 0)))
+        if max_bytes is not None:
+            del page[fit_budget(map(len, map(_ENCODED, page)), max_bytes) :]
+        return page
 
     def facet_values(self) -> dict[str, list[str]]:
         assert self._facets is not None
@@ -108,14 +163,17 @@ class Ring:
 
 class MemoryStore(Store):
     """Bounded in-memory ring of the latest ``retain`` events (default 100,000; bounds
-    1..100,000,000).  Oldest events are evicted first.  Epoch: random per instance."""
+    1..100,000,000) holding at most ``retain_bytes`` bytes of encoded events (default 256 MiB;
+    bounds 1 KiB..1 TiB; the newest event is kept even when larger).  Oldest events are evicted
+    first.  Epoch: random per instance."""
 
     kind = "memory"
 
-    def __init__(self, *, retain: int = 100_000) -> None:
+    def __init__(self, *, retain: int = 100_000, retain_bytes: int = DEFAULT_RETAIN_BYTES) -> None:
         self.retain = check_retain(retain)
+        self.retain_bytes = check_retain_bytes(retain_bytes)
         self.epoch = secrets.token_hex(8)
-        self._ring = Ring(self.retain, facets=True)
+        self._ring = Ring(self.retain, facets=True, max_bytes=self.retain_bytes)
         self._last = 0
 
     @property
@@ -129,6 +187,10 @@ class MemoryStore(Store):
     def __len__(self) -> int:
         return len(self._ring)
 
+    @property
+    def retained_bytes(self) -> int:
+        return self._ring.bytes
+
     def append_now(self, events: Appendable) -> list[StoredEvent]:
         """Synchronous append (the memory store never waits)."""
         received = now_ms()
@@ -141,11 +203,18 @@ class MemoryStore(Store):
     async def append(self, events: Appendable) -> list[StoredEvent]:
         return self.append_now(events)
 
-    async def recent(self, limit: int) -> list[StoredEvent]:
-        return self._ring.recent(limit)
+    async def recent(self, limit: int, max_bytes: int | None = None) -> list[StoredEvent]:
+        return self._ring.recent(limit, max_bytes)
 
-    async def since(self, after_id: int, limit: int) -> list[StoredEvent]:
-        return self._ring.since(after_id, limit)
+    async def since(
+        self, after_id: int, limit: int, max_bytes: int | None = None
+    ) -> list[StoredEvent]:
+        return self._ring.since(after_id, limit, max_bytes)
 
     async def filter_options(self) -> dict[str, list[str]]:
         return self._ring.facet_values()
+
+    def stats(self) -> dict[str, Any]:
+        out = super().stats()
+        out["evicted_by_bytes"] = self._ring.evicted_by_bytes
+        return out

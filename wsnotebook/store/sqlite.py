@@ -11,12 +11,14 @@ so an HTTP 200 means the event is in the database (``synchronous=NORMAL`` in WAL
 survives a process or kernel crash; a power cut may lose the last transactions).  The epoch and
 the id sequence persist in the database, so a restart keeps both and clients resume seamlessly.
 
-Bounds: the newest :data:`SQLITE_CACHE_EVENTS` events (at most ``retain``) are cached in memory
+Bounds: the newest :data:`SQLITE_CACHE_EVENTS` events (at most ``retain``, and at most
+``retain_bytes`` bytes of encoded events, the newest one always) are cached in memory
 (``initial`` snapshots and short resumes never touch the disk; older replays read the database
-from a worker thread); every commit deletes the rows beyond the newest ``retain``; facet values
-no retained row holds are dropped once a field tracks more than twice what it held after the
-last compaction (never below :data:`FACET_COMPACT_MIN` entries).  Appends after ``close()``
-began fail with StoreError ("closed"), never hang.
+from a worker thread, stopping at the reader's byte budget); every commit deletes the rows
+beyond the newest ``retain``; facet values no retained row holds are dropped once a field
+tracks more than twice what it held after the last compaction (never below
+:data:`FACET_COMPACT_MIN` entries).  Appends after ``close()`` began fail with StoreError
+("closed"), never hang.
 """
 
 from __future__ import annotations
@@ -34,7 +36,15 @@ from typing import Any
 
 from ..errors import StoreError
 from ..events import now_ms
-from .base import FACET_FIELDS, Appendable, Store, StoredEvent, check_retain
+from .base import (
+    DEFAULT_RETAIN_BYTES,
+    FACET_FIELDS,
+    Appendable,
+    Store,
+    StoredEvent,
+    check_retain,
+    check_retain_bytes,
+)
 from .memory import Ring
 from .sqlite_db import decode_rows, discard_late, open_database
 from .stamping import stamp_all
@@ -64,6 +74,10 @@ class SQLiteStore(Store):
     distinct values among the retained events, as for :class:`MemoryStore`) never see more than
     ``retain`` events.  Epoch and id sequence persist across restarts.
 
+    ``retain_bytes`` (default 256 MiB; 1 KiB..1 TiB) bounds the in-memory cache of recent
+    events in bytes (``retained_bytes`` in :meth:`stats`); the table itself is bounded by
+    ``retain`` only (it is on disk; reads from it stop at the caller's ``max_bytes``).
+
     :meth:`open` takes an exclusive lock on ``<path>.lock`` (``flock``; the file is left in
     place) and holds it until :meth:`close` has finished the writer: a second store on the same
     database, in this process or another, fails to open instead of both writing the same ids.
@@ -75,9 +89,16 @@ class SQLiteStore(Store):
 
     kind = "sqlite"
 
-    def __init__(self, path: str | os.PathLike[str], *, retain: int = 100_000) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        retain: int = 100_000,
+        retain_bytes: int = DEFAULT_RETAIN_BYTES,
+    ) -> None:
         self.path = os.fspath(path)
         self.retain = check_retain(retain)
+        self.retain_bytes = check_retain_bytes(retain_bytes)
         self._read_lock = threading.Lock()
         self._facet_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -88,7 +109,9 @@ class SQLiteStore(Store):
     def _reset(self) -> None:
         """Forget every piece of in-memory state (open() reloads it from the database)."""
         self.epoch = ""
-        self._cache = Ring(min(self.retain, SQLITE_CACHE_EVENTS), facets=False)
+        self._cache = Ring(
+            min(self.retain, SQLITE_CACHE_EVENTS), facets=False, max_bytes=self.retain_bytes
+        )
         self._next = 1  # next id to assign
         self._last = 0  # newest committed id
         self._first: int | None = None
@@ -120,6 +143,11 @@ class SQLiteStore(Store):
     def __len__(self) -> int:
         return self._count
 
+    @property
+    def retained_bytes(self) -> int:
+        """Bytes of encoded events in the in-memory cache (the database holds more)."""
+        return self._cache.bytes
+
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA busy_timeout=5000")
@@ -132,7 +160,13 @@ class SQLiteStore(Store):
         self._generation += 1
         loop = asyncio.get_running_loop()
         task = loop.run_in_executor(
-            None, open_database, self.path, self.retain, SQLITE_CACHE_EVENTS, self._connect
+            None,
+            open_database,
+            self.path,
+            self.retain,
+            SQLITE_CACHE_EVENTS,
+            self._connect,
+            self.retain_bytes,
         )
         try:
             opened = await asyncio.shield(task)
@@ -343,13 +377,27 @@ class SQLiteStore(Store):
         return stored
 
     # ------------------------------------------------------------------ reading
-    def _read_events(self, sql: str, args: tuple[Any, ...]) -> list[StoredEvent]:
-        """Rows ``(id, data)`` of ``sql`` as stored events (worker thread)."""
+    def _read_events(
+        self, sql: str, args: tuple[Any, ...], max_bytes: int | None = None
+    ) -> list[StoredEvent]:
+        """Rows ``(id, data)`` of ``sql`` as stored events (worker thread); with ``max_bytes``,
+        the rows are read one by one and the read stops once they pass the budget
+        (:func:`fit_budget`: at least one row), so a read never holds much more than that."""
         with self._read_lock:
             if self._read_conn is None:
                 raise StoreError(f"sqlite store {self.path}: closed")
             try:
-                rows = self._read_conn.execute(sql, args).fetchall()
+                cursor = self._read_conn.execute(sql, args)
+                if max_bytes is None:
+                    rows = cursor.fetchall()
+                else:
+                    rows, total = [], 0
+                    for row in cursor:
+                        total += len(row[1]) + 1
+                        if total > max_bytes and rows:
+                            break
+                        rows.append(row)
+                    cursor.close()
             except sqlite3.Error as exc:
                 raise StoreError(f"sqlite store {self.path}: {exc}") from None
         try:
@@ -359,24 +407,34 @@ class SQLiteStore(Store):
                 f"sqlite store {self.path}: corrupt event row: {type(exc).__name__}: {exc}"
             ) from exc
 
-    async def recent(self, limit: int) -> list[StoredEvent]:
-        if limit <= len(self._cache) or len(self._cache) >= self._count:
-            return self._cache.recent(limit)
+    async def recent(self, limit: int, max_bytes: int | None = None) -> list[StoredEvent]:
+        cache = self._cache
+        if (
+            limit <= len(cache)
+            or len(cache) >= self._count
+            # the cached newest events alone pass the budget: what fits is among them
+            or (max_bytes is not None and cache.bytes + len(cache) > max_bytes)
+        ):
+            return cache.recent(limit, max_bytes)
         stored = await asyncio.to_thread(
             self._read_events,
             "SELECT id, data FROM events WHERE id <= ? ORDER BY id DESC LIMIT ?",
             (self._last, min(limit, self.retain)),
+            max_bytes,
         )
         stored.reverse()
         return stored
 
-    async def since(self, after_id: int, limit: int) -> list[StoredEvent]:
+    async def since(
+        self, after_id: int, limit: int, max_bytes: int | None = None
+    ) -> list[StoredEvent]:
         if self._cache.covers(after_id):
-            return self._cache.since(after_id, limit)
+            return self._cache.since(after_id, limit, max_bytes)
         return await asyncio.to_thread(
             self._read_events,
             "SELECT id, data FROM events WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
             (after_id, self._last, min(limit, self.retain)),
+            max_bytes,
         )
 
     def _facet_values(self) -> dict[str, list[str]]:
@@ -398,4 +456,6 @@ class SQLiteStore(Store):
     def stats(self) -> dict[str, Any]:
         out = super().stats()
         out.update(path=self.path, commits=self.commits, commit_errors=self.commit_errors)
+        cache = self._cache
+        out.update(cached=len(cache), cache_evicted_by_bytes=cache.evicted_by_bytes)
         return out

@@ -118,10 +118,16 @@ def lock_database(path: str) -> int:
 
 
 def open_database(
-    path: str, retain: int, cache_events: int, connect: Callable[[], sqlite3.Connection]
+    path: str,
+    retain: int,
+    cache_events: int,
+    connect: Callable[[], sqlite3.Connection],
+    cache_bytes: int | None = None,
 ) -> Opened:
     """Lock, open, check and load the database (worker thread).  On any failure closes
-    everything it opened and raises StoreError naming the path."""
+    everything it opened and raises StoreError naming the path.  The cache loaded is the
+    newest ``cache_events`` rows, read newest first and stopped once their data passes
+    ``cache_bytes`` (the newest row always)."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise StoreError(f"sqlite store {path}: directory {directory} does not exist")
@@ -144,10 +150,18 @@ def open_database(
             for seen, value in zip(facets, values):
                 value = sys.intern(str(value))
                 seen[value] = max(seen.get(value, 0), newest)
-        rows = conn.execute(
+        rows: list[Any] = []
+        total = 0
+        cursor = conn.execute(
             "SELECT id, data FROM events ORDER BY id DESC LIMIT ?",
             (min(retain, cache_events),),
-        ).fetchall()
+        )
+        for row in cursor:
+            total += len(row[1])
+            if cache_bytes is not None and total > cache_bytes and rows:
+                break
+            rows.append(row)
+        cursor.close()  # a statement left running would hold a read snapshot
         rows.reverse()
         cached = decode_rows(rows)
         read_conn = connect()

@@ -9,7 +9,7 @@ accepted forms.  Pure apart from building the store (which opens nothing: ``open
 from __future__ import annotations
 
 from ..errors import ConfigError
-from .base import Store
+from .base import DEFAULT_RETAIN_BYTES, Store
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
@@ -29,11 +29,14 @@ def parse_store_url(store: str) -> tuple[str, str]:
     raise ConfigError(f"store: expected 'memory' or 'sqlite:///path/to/file.db', got {store!r}")
 
 
-def open_store(store: str | Store, *, retain: int) -> Store:
-    """Build a store from a ``serve(store=...)`` value (a URL string or a :class:`Store`)."""
+def open_store(
+    store: str | Store, *, retain: int, retain_bytes: int = DEFAULT_RETAIN_BYTES
+) -> Store:
+    """Build a store from a ``serve(store=...)`` value (a URL string or a :class:`Store`, used
+    as given: its own ``retain`` and ``retain_bytes`` apply)."""
     if isinstance(store, Store):
         return store
     kind, path = parse_store_url(store)
     if kind == "memory":
-        return MemoryStore(retain=retain)
-    return SQLiteStore(path, retain=retain)
+        return MemoryStore(retain=retain, retain_bytes=retain_bytes)
+    return SQLiteStore(path, retain=retain, retain_bytes=retain_bytes)

@@ -1,0 +1,103 @@
+"""``Host`` header validation against DNS rebinding (pure functions, no I/O).
+
+A page on ``evil.example`` whose name the attacker re-points at 127.0.0.1 can make same-origin
+``GET`` requests to a loopback server without an ``Origin`` header; what gives it away is the
+``Host`` header, which names ``evil.example``.  A loopback server therefore accepts only the
+loopback names (``localhost``, any ``127.x.y.z``, ``[::1]``; any port) plus the names configured
+in ``allowed_hosts``.  A non-loopback bind requires a token anyway and checks ``Host`` only when
+``allowed_hosts`` is given (then the loopback names, the bind address and those names are
+accepted).  A request without ``Host`` (HTTP/1.0) is allowed: a browser always
+sends one.
+
+:class:`HostPolicy` is built once per server; :meth:`HostPolicy.allows` runs once per request
+(a dict lookup for the common names).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+__all__ = ["HostPolicy", "host_name", "is_loopback_host", "normalise_allowed_hosts"]
+
+#: names always accepted on a loopback bind (the ``Host`` value without its port, lower case)
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "localhost."})
+
+
+def host_name(value: str) -> str | None:
+    """The name part of a ``Host`` header value, lower case, without the port and the brackets
+    of an IPv6 literal; ``None`` when the value is malformed (bad port, unbalanced brackets,
+    empty name)."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0:
+            return None
+        name, rest = value[1:end], value[end + 1 :]
+        if rest and not (rest.startswith(":") and _port_ok(rest[1:])):
+            return None
+        return name or None
+    name, sep, port = value.rpartition(":")
+    if not sep:
+        name = value
+    elif ":" in name or not _port_ok(port):  # a bare IPv6 address or a bad port
+        return None
+    return name or None
+
+
+def _port_ok(port: str) -> bool:
+    return port.isascii() and port.isdigit() and len(port) <= 5 and int(port) <= 65535
+
+
+def is_loopback_host(name: str) -> bool:
+    """Is ``name`` (as returned by :func:`host_name`) a loopback name or address?"""
+    if name in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def normalise_allowed_hosts(hosts: Iterable[str]) -> tuple[str, ...]:
+    """``allowed_hosts`` as a sorted tuple of lower-case names (ValueError on a non-string or
+    empty name; a port or brackets given with a name are dropped: any port is accepted)."""
+    if isinstance(hosts, str):
+        raise ValueError("expected an iterable of host names, got a string")
+    out: set[str] = set()
+    for h in hosts:
+        if not isinstance(h, str):
+            raise ValueError(f"expected host names (strings), got {type(h).__name__}")
+        name = host_name(h)
+        if name is None:
+            raise ValueError(f"not a host name: {h!r}")
+        out.add(name)
+    return tuple(sorted(out))
+
+
+class HostPolicy:
+    """Which ``Host`` header values a server accepts (see the module docstring)."""
+
+    __slots__ = ("allowed", "enabled")
+
+    def __init__(self, *, bind_host: str, allowed_hosts: Iterable[str] | None) -> None:
+        bind = bind_host.strip().strip("[]").lower() or None
+        loopback_bind = bind is not None and is_loopback_host(bind)
+        names = set(normalise_allowed_hosts(allowed_hosts or ()))
+        if bind and bind not in ("0.0.0.0", "::"):
+            names.add(bind)  # the address the server is bound to is its own name
+        #: configured names (lower case, no port), plus the bind address
+        self.allowed = frozenset(names)
+        #: check at all: always on a loopback bind, elsewhere only with allowed_hosts given
+        self.enabled = loopback_bind or allowed_hosts is not None
+
+    def allows(self, host: str | None) -> bool:
+        """Is a request with this ``Host`` header value (``None``: absent) accepted?  When the
+        check is on, loopback names are always accepted (a rebinding page cannot send them:
+        the browser names the attacker's host), plus the configured names."""
+        if not self.enabled or host is None:
+            return True
+        name = host_name(host)
+        if name is None:
+            return False
+        return name in self.allowed or is_loopback_host(name)
