@@ -43,9 +43,9 @@ def shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
 def test_serve_demo_monitor_stats_stop_in_a_shell(
     shell: InteractiveShell, capsys: pytest.CaptureFixture
 ):
+    from wsnotebook import server as _server
     from wsnotebook.client import client as _client
     from wsnotebook.demo import producer as _demo
-    from wsnotebook.server import server as _server
 
     server = shell.run_line_magic("ws", "serve --port 0")
     assert server.running and shell.user_ns["ws_server"] is server
@@ -85,7 +85,7 @@ def test_serve_demo_monitor_stats_stop_in_a_shell(
 
 def test_stop_all_stops_objects_started_outside_the_extension(shell: InteractiveShell):
     import wsnotebook as wsn
-    from wsnotebook.server import server as _server
+    from wsnotebook import server as _server
 
     server = wsn.serve(port=0)
     client = wsn.connect(server.url)
@@ -125,7 +125,7 @@ def test_stop_all_also_stops_demo_producers_and_monitors_started_outside(
 def test_rerunning_serve_with_other_options_replaces_the_server_instead_of_leaking_it(
     shell: InteractiveShell, tmp_path: Any
 ) -> None:
-    from wsnotebook.server import server as _server
+    from wsnotebook import server as _server
 
     first = shell.run_line_magic("ws", "serve --port 0 --store memory")
     assert shell.run_line_magic("ws", "serve --port 0 --store memory") is first  # same options

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a sub
 # Runs the CLI with 127.0.0.1 treated as a non-loopback host: the token is generated exactly as
 # on 0.0.0.0, but nothing is reachable from another machine.
 AS_IF_PUBLIC = (
-    "import sys, wsnotebook.server.server as s; s.is_loopback = lambda host: False; "
+    "import sys, wsnotebook.server.start as s; s.is_loopback = lambda host: False; "
     "from wsnotebook.cli import main; sys.exit(main(sys.argv[1:]))"
 )
 

@@ -21,7 +21,7 @@ from wsnotebook.errors import (
 )
 from wsnotebook.runtime import loop as _loop
 from wsnotebook.server import Server, running_servers, serve, stop_all
-from wsnotebook.server import server as _server
+from wsnotebook.server import start as _server
 
 
 def free_port() -> int:
