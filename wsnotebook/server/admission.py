@@ -9,7 +9,8 @@ Two parts:
   opens, on a periodic sweep, and when ``accept()`` runs out of descriptors.
 * :class:`Admission` is the thin aiohttp glue: it hears every connection open and close (the
   low-level ``web.Server``'s ``connection_made`` / ``connection_lost``), marks requests in
-  flight from a middleware, sweeps once per ``SWEEP_INTERVAL`` and closes what the policy names.
+  flight from the server's HTTP middleware (:mod:`.http`), sweeps once per
+  ``SWEEP_INTERVAL`` and closes what the policy names.
 
 Invariants and bounds:
 
@@ -36,7 +37,7 @@ import os
 import resource
 import socket
 import time
-from collections.abc import Awaitable, Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any, Generic, TypeVar
 
 from aiohttp import web
@@ -366,17 +367,6 @@ class Admission:
         self.accept_errors += 1
         for handler in self.policy.exhausted():
             handler.force_close()
-
-    @web.middleware
-    async def middleware(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        proto = request.protocol
-        self.policy.started(proto)
-        try:
-            return await handler(request)
-        finally:
-            self.policy.finished(proto)
 
     def metrics(self) -> dict[str, Any]:
         p = self.policy

@@ -78,7 +78,11 @@ def normalise_allowed_hosts(hosts: Iterable[str]) -> tuple[str, ...]:
 class HostPolicy:
     """Which ``Host`` header values a server accepts (see the module docstring)."""
 
-    __slots__ = ("allowed", "enabled")
+    __slots__ = ("_seen", "allowed", "enabled")
+
+    #: Distinct ``Host`` values whose verdict is remembered (the check runs on every request;
+    #: a client sends the same value each time).  Past it the memory starts over.
+    MAX_SEEN = 1024
 
     def __init__(self, *, bind_host: str, allowed_hosts: Iterable[str] | None) -> None:
         bind = bind_host.strip().strip("[]").lower() or None
@@ -90,6 +94,7 @@ class HostPolicy:
         self.allowed = frozenset(names)
         #: check at all: always on a loopback bind, elsewhere only with allowed_hosts given
         self.enabled = loopback_bind or allowed_hosts is not None
+        self._seen: dict[str, bool] = {}
 
     def allows(self, host: str | None) -> bool:
         """Is a request with this ``Host`` header value (``None``: absent) accepted?  When the
@@ -97,7 +102,11 @@ class HostPolicy:
         the browser names the attacker's host), plus the configured names."""
         if not self.enabled or host is None:
             return True
-        name = host_name(host)
-        if name is None:
-            return False
-        return name in self.allowed or is_loopback_host(name)
+        verdict = self._seen.get(host)
+        if verdict is None:
+            name = host_name(host)
+            verdict = name is not None and (name in self.allowed or is_loopback_host(name))
+            if len(self._seen) >= self.MAX_SEEN:
+                self._seen.clear()
+            self._seen[host] = verdict
+        return verdict

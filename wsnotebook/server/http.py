@@ -40,6 +40,7 @@ from ..events import decode_events, encode_json
 from ..protocol import event_room, fit_newest
 from ..runtime.logthrottle import ThrottledLog, ThrottledLoggerAdapter
 from ..store import Appendable, Store, StoredEvent
+from .admission import Admission
 from .broadcast import Broadcaster
 from .hostcheck import HostPolicy
 from .metrics import ServerCounters, prometheus
@@ -125,6 +126,7 @@ class HttpMixin:
     max_message_bytes: int
     max_batch_events: int
     _started: float
+    _admission: Admission
     #: ``GET /events/recent`` replies cut to fit ``max_message_bytes`` (``metrics()``)
     recent_truncated: int = 0
 
@@ -172,11 +174,19 @@ class HttpMixin:
     async def _middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        resp = await self._checked(request, handler)
-        if resp.status >= 400 and not resp.prepared and _unreadable_rest(request):
-            assert isinstance(resp, web.Response)
-            return await self._reply_and_close(request, resp)
-        return resp
+        # The connection is busy (not idle: admission never sheds it) from here until the reply
+        # is out; a WebSocket stays busy for its whole life (its handler runs until it ends).
+        policy = self._admission.policy
+        proto = request.protocol
+        policy.started(proto)
+        try:
+            resp = await self._checked(request, handler)
+            if resp.status >= 400 and not resp.prepared and _unreadable_rest(request):
+                assert isinstance(resp, web.Response)
+                return await self._reply_and_close(request, resp)
+            return resp
+        finally:
+            policy.finished(proto)
 
     async def _checked(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -240,7 +240,7 @@ class Server(IngestMixin, HttpMixin, StreamMixin):
         try:
             app = web.Application(
                 client_max_size=self.max_message_bytes,
-                middlewares=[self._admission.middleware, self._middleware],
+                middlewares=[self._middleware],  # admission marks requests busy in it
             )
             app.router.add_post("/events", self._post_events)
             app.router.add_get("/events/recent", self._get_recent)
