@@ -106,6 +106,19 @@ _PROMETHEUS_KEYS = (
     "uptime_s",
 )
 _GAUGES = frozenset({"connections", "events_per_s", "queue_depth_total"})
+#: Of the running server's extra figures, those that go up and down (the rest count events).
+_EXTRA_GAUGES = frozenset(
+    {
+        "open_connections",
+        "admission_cap",
+        "admission_reserve",
+        "admission_idle",
+        "admission_nofile_limit",
+        "admission_nofile_raised_from",
+        "store_retained_bytes",
+        "store_retain_bytes",
+    }
+)
 
 
 def prometheus(metrics: dict[str, Any]) -> str:
@@ -122,4 +135,20 @@ def prometheus(metrics: dict[str, Any]) -> str:
     lines.append("# TYPE wsnotebook_rejected counter")
     for status, n in sorted(metrics["rejected"].items()):
         lines.append(f'wsnotebook_rejected{{status="{status}"}} {n}')
+    # present on a running server (admission and store figures): gauges unless counted events
+    extra: list[tuple[str, Any]] = []
+    if "open_connections" in metrics:
+        extra.append(("open_connections", metrics["open_connections"]))
+    for key, value in sorted((metrics.get("admission") or {}).items()):
+        extra.append((f"admission_{key}", value))
+    store = metrics.get("store") or {}
+    for key in ("retained_bytes", "retain_bytes"):
+        if key in store:
+            extra.append((f"store_{key}", store[key]))
+    for key, value in extra:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        kind = "gauge" if key in _EXTRA_GAUGES else "counter"
+        lines.append(f"# TYPE wsnotebook_{key} {kind}")
+        lines.append(f"wsnotebook_{key} {value}")
     return "\n".join(lines) + "\n"

@@ -65,3 +65,23 @@ def test_counters_snapshot_counts_closed_connections_and_prometheus_lists_kinds(
     assert 'wsnotebook_errors{kind="store"} 1' in text
     assert "# TYPE wsnotebook_connections gauge" in text
     assert isinstance(counters.errors, Counter)
+
+
+def test_prometheus_text_carries_admission_and_store_byte_figures_when_present() -> None:
+    snap = ServerCounters().snapshot(set())
+    metrics = {
+        **snap,
+        "uptime_s": 1.0,
+        "open_connections": 3,
+        "admission": {"cap": 4032, "idle": 1, "shed_idle": 7, "accept_errors": 2},
+        "store": {"retained_bytes": 1234, "retain_bytes": 268435456, "kind": "memory"},
+    }
+    text = prometheus(metrics)
+    assert "# TYPE wsnotebook_open_connections gauge\nwsnotebook_open_connections 3" in text
+    assert "# TYPE wsnotebook_admission_cap gauge\nwsnotebook_admission_cap 4032" in text
+    assert "# TYPE wsnotebook_admission_shed_idle counter\nwsnotebook_admission_shed_idle 7" in text
+    assert "wsnotebook_admission_accept_errors 2" in text
+    assert (
+        "# TYPE wsnotebook_store_retained_bytes gauge\nwsnotebook_store_retained_bytes 1234" in text
+    )
+    assert "kind" not in text.split("wsnotebook_store_retain_bytes")[-1]
