@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 import pytest
+from _protocol_helpers import ev
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -31,20 +30,6 @@ from wsnotebook.protocol import (
     parse_client_message,
     parse_server_message,
 )
-
-
-def ev(i: int | None, **fields: Any) -> dict[str, Any]:
-    event: dict[str, Any] = {
-        "source_app": "app",
-        "session_id": "s",
-        "hook_event_type": "Stop",
-        "payload": {"i": i},
-    }
-    if i is not None:
-        event["id"] = i
-    event.update(fields)
-    return event
-
 
 # --------------------------------------------------------------------------- encoders
 

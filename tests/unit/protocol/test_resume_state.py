@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from _protocol_helpers import ev
 
 from wsnotebook.protocol import (
     Gap,
     ResumeState,
     ServerMessage,
 )
-
-
-def ev(i: int | None, **fields: Any) -> dict[str, Any]:
-    event: dict[str, Any] = {
-        "source_app": "app",
-        "session_id": "s",
-        "hook_event_type": "Stop",
-        "payload": {"i": i},
-    }
-    if i is not None:
-        event["id"] = i
-    event.update(fields)
-    return event
 
 
 def initial(
