@@ -5,20 +5,13 @@ from __future__ import annotations
 import logging
 
 import pytest
+from _helpers import FakeClock
 
 from wsnotebook.runtime.logthrottle import LogThrottle, ThrottledLog, ThrottledLoggerAdapter
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_at_most_n_lines_per_key_per_period_then_the_next_period_reports_the_suppressed() -> None:
-    clock = Clock()
+    clock = FakeClock()
     t = LogThrottle(3, 10.0, clock=clock)
     assert [t.admit("a") for _ in range(5)] == [0, 0, 0, None, None]
     assert t.suppressed_total == 2
@@ -30,14 +23,14 @@ def test_at_most_n_lines_per_key_per_period_then_the_next_period_reports_the_sup
 
 
 def test_keys_are_limited_independently() -> None:
-    t = LogThrottle(1, 60.0, clock=Clock())
+    t = LogThrottle(1, 60.0, clock=FakeClock())
     assert t.admit("a") == 0
     assert t.admit("a") is None
     assert t.admit("b") == 0
 
 
 def test_expired_hands_out_counts_once_and_they_are_not_repeated_on_the_next_line() -> None:
-    clock = Clock()
+    clock = FakeClock()
     t = LogThrottle(1, 10.0, clock=clock)
     t.admit("a")
     t.admit("a")
@@ -51,7 +44,7 @@ def test_expired_hands_out_counts_once_and_they_are_not_repeated_on_the_next_lin
 
 
 def test_keys_are_bounded_least_recently_used_forgotten_first() -> None:
-    t = LogThrottle(1, 60.0, clock=Clock(), max_keys=2)
+    t = LogThrottle(1, 60.0, clock=FakeClock(), max_keys=2)
     t.admit("a")
     t.admit("b")
     t.admit("a")  # a is now the most recent
@@ -74,7 +67,7 @@ def test_bad_settings_are_refused(per_period: int, period: float, max_keys: int)
 def test_throttled_log_appends_the_suppressed_count_and_flush_logs_one_summary(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clock = Clock()
+    clock = FakeClock()
     log = ThrottledLog(logging.getLogger("wsnotebook.test.throttle"), 2, 5.0, clock=clock)
     with caplog.at_level(logging.INFO, logger="wsnotebook.test.throttle"):
         results = [log.info("bad", "bad request %d", i) for i in range(100)]
@@ -92,7 +85,7 @@ def test_throttled_log_appends_the_suppressed_count_and_flush_logs_one_summary(
 
 
 def test_a_disabled_level_is_neither_logged_nor_counted(caplog: pytest.LogCaptureFixture) -> None:
-    log = ThrottledLog(logging.getLogger("wsnotebook.test.disabled"), 1, 5.0, clock=Clock())
+    log = ThrottledLog(logging.getLogger("wsnotebook.test.disabled"), 1, 5.0, clock=FakeClock())
     with caplog.at_level(logging.INFO, logger="wsnotebook.test.disabled"):
         assert not log.debug("k", "x")
         assert log.info("k", "y")
@@ -104,7 +97,7 @@ def test_adapter_logs_client_errors_as_one_line_without_traceback(
 ) -> None:
     name = "wsnotebook.test.adapter"
     adapter = ThrottledLoggerAdapter(
-        ThrottledLog(logging.getLogger(name), 3, 60.0, clock=Clock()), quiet=(ConnectionError,)
+        ThrottledLog(logging.getLogger(name), 3, 60.0, clock=FakeClock()), quiet=(ConnectionError,)
     )
     with caplog.at_level(logging.DEBUG, logger=name):
         for _ in range(50):
