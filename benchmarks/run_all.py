@@ -27,6 +27,7 @@ import bench_ingest
 import bench_kernel
 import bench_latency
 import bench_memory
+import bench_soak
 
 SUITE = {
     "fanout": bench_fanout_matrix,
@@ -35,6 +36,7 @@ SUITE = {
     "ingest": bench_ingest,
     "kernel": bench_kernel,
     "memory": bench_memory,
+    "soak": bench_soak,
 }
 
 HEADER = ["#", "measure", "wsnotebook", "baseline", "baseline value", "ratio", "target", "verdict"]

@@ -25,6 +25,7 @@ MODULES = [
     "bench_ingest",
     "bench_kernel",
     "bench_memory",
+    "bench_soak",
 ]
 
 
@@ -32,7 +33,9 @@ MODULES = [
 def test_bench_module_imports_and_exposes_run_summary_table(name: str) -> None:
     mod = importlib.import_module(name)
     if name == "run_all":
-        assert set(mod.SUITE) == {"fanout", "latency", "client", "ingest", "kernel", "memory"}
+        assert set(mod.SUITE) == {
+            *("fanout", "latency", "client", "ingest", "kernel", "memory", "soak"),
+        }
         return
     for attr in ("run", "summary", "detail_table", "main"):
         assert callable(getattr(mod, attr)), f"{name}.{attr}"
