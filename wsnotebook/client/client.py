@@ -49,7 +49,7 @@ from .redact import redact_url
 from .session import STATES, Session, State
 from .sink import MessageSink
 from .traffic import TrafficLog
-from .url import normalize_url
+from .url import normalize_urls
 
 __all__ = [
     "Client",
@@ -142,7 +142,10 @@ class Client:
         ssl: ssl_module.SSLContext | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self.url = normalize_url(url)
+        #: every URL this client may connect to (one, or servers sharing a store to fail over
+        #: between); ``url`` is the first, ``metrics()["url"]`` the one in use
+        self.urls = normalize_urls(url)
+        self.url = self.urls[0]
         self.options = options = ClientOptions(
             frame=frame,
             max_rows=max_rows,
@@ -181,7 +184,7 @@ class Client:
             clock=time.monotonic,
         )
         self._session = Session(
-            self.url,
+            self.urls,
             options,
             self._sink,
             failures=self._failures,
@@ -357,7 +360,9 @@ class Client:
         now = time.monotonic()
         opened_at = session.opened_at
         return {
-            "url": redact_url(self.url),
+            "url": redact_url(session.url),
+            "urls": [redact_url(u) for u in self.urls],
+            "failovers": session.failovers,
             "state": self._state,
             "connects": session.connects,
             "reconnects": self.reconnects,
@@ -436,7 +441,9 @@ def connect(url: Any, **options: Any) -> Client:
     """Subscribe to a wsnotebook (or seed-style) ``/stream`` and return a :class:`Client` at once.
 
     ``url``: ``ws://host:port/stream`` (``http://`` is mapped to ``ws://``; a URL without a path
-    gets ``/stream``; a server object with ``.url`` works too).  Keyword-only options
+    gets ``/stream``; a server object with ``.url`` works too; a list of them: servers sharing
+    one store (Redis), each reconnect goes to the next one, resuming where the last connection
+    stopped).  Keyword-only options
     (defaults, bounds):
 
     * ``frame=None``: the :class:`EventFrame` to feed (default: a new one with ``max_rows``).

@@ -2,10 +2,13 @@
 
 Owns everything about the socket side of a client, on the background loop: one
 ``websockets.connect`` attempt at a time (handshake with the token as a Bearer header and the
-resume query ``?since=&epoch=``), keepalive ping/pong (RTT from ``ws.latency``), the receive
-loop that hands each raw message to the sink, the classification of each failure
-(:mod:`.classify`) and the delay before the next attempt (:class:`~wsnotebook.protocol.Backoff`:
-full jitter, reset after a stable connection).  Connection counters and wire totals live here.
+resume query ``?since=&epoch=``) to one URL of its list at a time (several URLs: servers sharing
+one store, e.g. on Redis; after a failed attempt or a drop the next attempt goes to the next URL,
+round robin, resuming where the last connection stopped), keepalive ping/pong (RTT from
+``ws.latency``), the receive loop that hands each raw message to the sink, the classification
+of each failure (:mod:`.classify`) and the delay before the next attempt
+(:class:`~wsnotebook.protocol.Backoff`: full jitter, reset after a stable connection).
+Connection counters and wire totals live here.
 
 Invariants: at most one connection is open per session; ``stop`` is called exactly once with
 the terminal error of a non-retryable verdict (or ``None`` on close); ``run`` never raises into
@@ -21,7 +24,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, cast
 
 from websockets.asyncio.client import ClientConnection
@@ -57,7 +60,7 @@ class Session:
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         options: ClientOptions,
         sink: MessageSink,
         *,
@@ -66,7 +69,9 @@ class Session:
         stop: Callable[[WsnError | None], None],
         on_exit: Callable[[], None],
     ) -> None:
-        self.url = url
+        self.urls: tuple[str, ...] = (url,) if isinstance(url, str) else tuple(url)
+        self.index = 0  # the URL of the next attempt
+        self.failovers = 0  # attempts sent to another URL than the previous one
         self.options = options
         self.sink = sink
         self.handle: Callable[[bytes, int], None] = sink.handle
@@ -76,10 +81,9 @@ class Session:
         self.on_exit = on_exit
         # Masks the token in the websockets library's own log (request line, headers, errors).
         self.ws_logger = RedactingLogger(
-            logging.getLogger("websockets.client"), token_secrets(url, options.token)
+            logging.getLogger("websockets.client"),
+            tuple({s for u in self.urls for s in token_secrets(u, options.token)}),
         )
-        compression = options.compression
-        self.compression = not is_loopback_url(url) if compression == "auto" else bool(compression)
         self.backoff = Backoff(
             base=options.backoff_base,
             factor=options.backoff_factor,
@@ -102,6 +106,23 @@ class Session:
         self.tcp_out = 0
         self.opened_at: float | None = None
         self.reconnect_rate = RateMeter(window=60.0, clock=time.monotonic)
+
+    @property
+    def url(self) -> str:
+        """The URL of the current (or next) attempt."""
+        return self.urls[self.index]
+
+    @property
+    def compression(self) -> bool:
+        """Offer permessage-deflate to the current URL? (``"auto"``: not on loopback)."""
+        option = self.options.compression
+        return not is_loopback_url(self.url) if option == "auto" else bool(option)
+
+    def next_url(self) -> None:
+        """Fail over: the next attempt goes to the next URL of the list (round robin)."""
+        if len(self.urls) > 1:
+            self.index = (self.index + 1) % len(self.urls)
+            self.failovers += 1
 
     def query(self) -> dict[str, str]:
         """The ``/stream`` query of the next attempt: extensions, resume point, batching."""
@@ -137,6 +158,7 @@ class Session:
                         )
                     )
                     return
+                self.next_url()
                 delay = self.backoff.next_delay()
                 self.delays.append(delay)
                 self.set_state("reconnecting")

@@ -18,7 +18,17 @@ from websockets.uri import parse_uri
 
 from ..errors import ClientError
 
-__all__ = ["check_host", "is_loopback_url", "normalize_url", "with_query"]
+__all__ = [
+    "MAX_URLS",
+    "check_host",
+    "is_loopback_url",
+    "normalize_url",
+    "normalize_urls",
+    "with_query",
+]
+
+#: Most URLs a client fails over between.
+MAX_URLS = 64
 
 
 def normalize_url(url: Any) -> str:
@@ -44,6 +54,17 @@ def normalize_url(url: Any) -> str:
     except (InvalidURI, ValueError) as exc:  # ValueError: a bad port, host or bracketed host
         raise ClientError(f"invalid URL {url!r}: {exc}") from None
     return text
+
+
+def normalize_urls(url: Any) -> tuple[str, ...]:
+    """One URL (anything :func:`normalize_url` takes) or a list/tuple of 1..:data:`MAX_URLS` of
+    them (servers sharing one store, to fail over between), normalised, duplicates dropped
+    (first kept)."""
+    if isinstance(url, (list, tuple)):
+        if not 1 <= len(url) <= MAX_URLS:
+            raise ClientError(f"invalid URL list: expected 1..{MAX_URLS} URLs, got {len(url)}")
+        return tuple(dict.fromkeys(normalize_url(u) for u in url))
+    return (normalize_url(url),)
 
 
 _LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")

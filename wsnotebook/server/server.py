@@ -71,6 +71,7 @@ from ..runtime import loop as _loop
 from ..store import DEFAULT_RETAIN_BYTES, Store, open_store
 from .admission import ACCEPT_BURST, Admission
 from .broadcast import Broadcaster
+from .feed import make_broadcaster
 from .http import HttpMixin
 from .ingest import IngestMixin
 from .metrics import ServerCounters
@@ -173,7 +174,8 @@ class Server(IngestMixin, HttpMixin, StreamMixin):
         #: the options serve() started this server with (None when built directly)
         self.options: ServerOptions | None = None
         self.counters = ServerCounters()
-        self.broadcaster = Broadcaster(self.counters)
+        # fed by the store when it feeds (Redis: the stream's order, every server's events)
+        self.broadcaster: Broadcaster = make_broadcaster(self.store, self.counters)
         self._init_stream(connect_rate, connect_burst)
         self._init_ingest()
         self._admission = Admission(max_open_connections, header_timeout, keepalive_timeout)

@@ -12,7 +12,7 @@ def test_store_urls_and_bounds() -> None:
     assert parse_store_url("memory") == ("memory", "")
     assert parse_store_url("sqlite:///rel.db") == ("sqlite", "rel.db")
     assert parse_store_url("sqlite:////abs/e.db") == ("sqlite", "/abs/e.db")
-    for bad in ("sqlite:///", "redis://x", "", "sqlite://x.db"):
+    for bad in ("sqlite:///", "mongodb://x", "redis://", "", "sqlite://x.db"):
         with pytest.raises(ConfigError):
             parse_store_url(bad)
     with pytest.raises(ConfigError, match="retain"):

@@ -1,0 +1,173 @@
+"""A throwaway ``redis-server`` for demos, notebooks, tests and benchmarks (not for production).
+
+:class:`LocalRedis` starts Debian's ``redis-server`` (``make setup`` installs it) on a free
+loopback port in a temporary directory, with AOF on and ``appendfsync always`` (an acknowledged
+write is on disk), no RDB snapshots, and can stop it, SIGKILL it and start it again on the same
+port and directory (the AOF is replayed: what was acknowledged is back).
+
+Bounds: every wait (start, ready, stop) gives up after ``timeout`` seconds (default 30) with a
+:class:`~wsnotebook.errors.ServerError`; the server is told to exit when the process that started
+it dies (it watches nothing itself: call :meth:`stop`, or use it as a context manager).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+from ..errors import ServerError
+
+__all__ = ["LocalRedis", "redis_server_path"]
+
+
+def redis_server_path() -> str | None:
+    """Where ``redis-server`` is (``None``: not installed; ``make setup`` installs it)."""
+    return shutil.which("redis-server") or next(
+        (p for p in ("/usr/bin/redis-server", "/usr/local/bin/redis-server") if os.path.exists(p)),
+        None,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalRedis:
+    """One ``redis-server`` subprocess on 127.0.0.1 (see the module docstring).
+
+    ``password``: ``requirepass`` (the URL then carries it); ``port=0`` picks a free one."""
+
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        password: str | None = None,
+        directory: str | os.PathLike[str] | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        exe = redis_server_path()
+        if exe is None:
+            raise ServerError("redis-server is not installed (make setup installs it)")
+        self.exe = exe
+        self.port = port or _free_port()
+        self.password = password
+        self.timeout = timeout
+        self._own_dir = directory is None
+        self.dir = Path(directory or tempfile.mkdtemp(prefix="wsn-redis-"))
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        """``redis://[:password@]127.0.0.1:PORT/0`` (add ``?stream=NAME`` for a store)."""
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def store_url(self, stream: str = "events") -> str:
+        return f"{self.url}?stream={stream}"
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<LocalRedis 127.0.0.1:{self.port} {state} dir={self.dir}>"
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        """Start the server (again) on the same port and directory; returns once it answers
+        PING (after replaying its AOF)."""
+        if self.running:
+            return
+        args = [
+            self.exe,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.dir),
+            "--appendonly", "yes",
+            "--appendfsync", "always",
+            "--save", "",
+            "--daemonize", "no",
+            "--protected-mode", "yes",
+            "--loglevel", "warning",
+            "--logfile", str(self.dir / "redis.log"),
+        ]  # fmt: skip
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        ping = b"PING\r\n"
+        if self.password:
+            ping = b"AUTH %b\r\nPING\r\n" % self.password.encode()
+        while True:
+            if self.proc is None or self.proc.poll() is not None:
+                raise ServerError(f"redis-server exited at start (see {self.dir / 'redis.log'})")
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as s,
+            ):
+                s.sendall(ping)
+                if b"+PONG" in s.recv(256):
+                    return
+            if time.monotonic() > deadline:
+                self.kill()
+                raise ServerError(f"redis-server did not answer within {self.timeout} s")
+            time.sleep(0.02)
+
+    def kill(self) -> None:
+        """SIGKILL the server (what was acknowledged is in the AOF, fsynced)."""
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(self.timeout)
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after ``timeout``)."""
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(self.timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(self.timeout)
+
+    def restart(self, *, kill: bool = True) -> None:
+        """Kill (or stop) and start again on the same port and directory."""
+        if kill:
+            self.kill()
+        else:
+            self.stop()
+        self.start()
+
+    def close(self) -> None:
+        """Stop the server and remove its directory (when this object made it)."""
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> LocalRedis:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
