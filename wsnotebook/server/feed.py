@@ -63,7 +63,7 @@ class FedBroadcaster(Broadcaster):
 
 def make_broadcaster(store: Store, counters: ServerCounters) -> Broadcaster:
     """The broadcaster for ``store``: fed by it when it feeds, else the plain one."""
-    if not store.feeds:
+    if not getattr(store, "feeds", False):  # a store written before ``Store.feeds`` existed
         return Broadcaster(counters)
     fed = FedBroadcaster(counters, store)
     store.set_feed(fed.deliver, fed.reset)
