@@ -85,7 +85,8 @@ class ServerOptions:
 
     host: str = "127.0.0.1"
     port: int = 4000
-    store: str | Store = "memory"
+    # repr=False: a Redis URL may hold a password (repr, logs and metrics never show it)
+    store: str | Store = dataclasses.field(default="memory", repr=False)
     token: str | None = None
     allowed_origins: tuple[str, ...] | None = None
     allowed_hosts: tuple[str, ...] | None = None
