@@ -11,6 +11,8 @@ catches all of them.  Where a builtin meaning fits, the error derives from that 
     ├── ConfigError (ValueError)            an option or argument is out of bounds / conflicts
     ├── LoopThreadError (RuntimeError)      a blocking call made on the background loop thread
     ├── WaitTimeout (TimeoutError)          a blocking wait (wait_for, run, stop) ran out of time
+    ├── RecordingError (ValueError)         not a recording, a truncated one, an unwritable --out
+    ├── AnswerError (ValueError)            a HITL answer refused; .status (HTTP code) .event_id
     ├── ServerError                         the server could not start or stop
     │   ├── PortInUseError (OSError)        .host .port
     │   └── StoreError                      the event store failed (path, corruption, disk)
@@ -38,6 +40,8 @@ __all__ = [
     "ClientError",
     "ConnectionClosedError",
     "AuthError",
+    "RecordingError",
+    "AnswerError",
 ]
 
 
@@ -86,6 +90,11 @@ class WaitTimeout(WsnError, TimeoutError):
     finish).  Nothing was lost: the operation may still complete in the background."""
 
 
+class RecordingError(WsnError, ValueError):
+    """A recording cannot be read or written: the path is not a recording (or is truncated),
+    or the output cannot be created.  The message is one line naming the path and the cause."""
+
+
 class ServerError(WsnError):
     """The server could not start or stop."""
 
@@ -99,6 +108,17 @@ class PortInUseError(ServerError, OSError):
         )
         self.host = host
         self.port = port
+
+
+class AnswerError(WsnError, ValueError):
+    """An answer to a human-in-the-loop question was refused: unknown event (``status`` 404),
+    not a question / already answered / timed out / being answered (409), an answer that does
+    not fit the question (400), too large (413), or the store cannot record it (501)."""
+
+    def __init__(self, message: str, *, status: int = 409, event_id: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.event_id = event_id
 
 
 class StoreError(ServerError):

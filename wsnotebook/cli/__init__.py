@@ -1,4 +1,5 @@
-"""Command line: ``python -m wsnotebook {demo,serve,send,bench}`` (also the ``wsnotebook`` script).
+"""Command line: ``python -m wsnotebook {demo,serve,send,record,replay,bench}`` (also the
+``wsnotebook`` script).
 
 * ``demo``  — serve + synthetic agent events + a client, with a one-line live summary (events,
   ev/s, clients, latency p50/p99, reconnects) refreshed in place; ``--duration S`` stops by itself.
@@ -6,6 +7,8 @@
   Ctrl-C / SIGTERM.
 * ``send``  — post one event (JSON on stdin, or built from flags) and print the stored event;
   exits 1 with the server's error on a 4xx/5xx reply, 3 when the server cannot be reached.
+* ``record`` — capture a stream into a crash-safe Parquet recording (``--out``);
+  ``replay`` — send a recording (default: the shipped session) to ``--to`` at ``--speed``.
 * ``bench`` — run ``benchmarks/run_all.py`` (``--quick`` and any further arguments pass through).
 
 Exit codes: 0 success, 1 the server refused (HTTP error), 2 usage error, 3 connection failure,

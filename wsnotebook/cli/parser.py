@@ -18,6 +18,8 @@ from .._validate import arg_port, arg_positive_float, arg_seconds
 from .bench import cmd_bench
 from .common import EXIT_INTERRUPTED, EXIT_USAGE
 from .demo import cmd_demo
+from .record import cmd_record
+from .replay import cmd_replay
 from .send import cmd_send
 from .serve import cmd_serve
 
@@ -78,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--memory", action="store_true", help="keep events in a bounded in-memory ring instead"
     )
     p.add_argument(
+        "--store",
+        default=None,
+        metavar="URL",
+        help="store URL instead of --db/--memory: memory, sqlite:///file.db, or "
+        "redis://[:password@]host:port/db?stream=NAME (rediss:// for TLS; several servers on "
+        "one Redis stream behave as one)",
+    )
+    p.add_argument(
         "--token",
         default=None,
         help="bearer token required from clients (generated when binding a non-local address; "
@@ -111,9 +121,63 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", default=None)
     p.add_argument("--model-name", default=None)
     p.add_argument("--token", default=None, help="bearer token (or $WSNOTEBOOK_TOKEN)")
+    p.add_argument(
+        "--jupyter-token",
+        default=None,
+        help="Jupyter's token, sent as 'Authorization: token ...' (a server behind Jupyter's "
+        "/proxy/PORT; a ?token= in --url works too)",
+    )
     p.add_argument("--timeout", type=arg_seconds, default=10.0, help="seconds (default 10)")
     p.add_argument("--compact", action="store_true", help="print the reply on one line")
     p.set_defaults(func=cmd_send)
+
+    p = sub.add_parser(
+        "record",
+        help="capture a stream into a crash-safe Parquet recording",
+        description="Subscribe to URL (reconnecting, resuming, gaps recorded) and write what "
+        "arrives to --out, a Parquet dataset directory flushed in crash-safe segments. Runs "
+        "until Ctrl-C/SIGTERM, --duration or --max-events.",
+    )
+    p.add_argument("url", help="stream URL (ws(s):// or http(s)://; Jupyter /proxy/PORT URLs too)")
+    p.add_argument("--out", required=True, help="new recording path, e.g. session.parquet")
+    p.add_argument("--token", default=None, help="the server's bearer token")
+    p.add_argument(
+        "--since",
+        type=int,
+        default=None,
+        help="start after this id (0: everything the server retains; default: its recent "
+        "snapshot, then live)",
+    )
+    p.add_argument(
+        "--flush-interval",
+        type=arg_seconds,
+        default=1.0,
+        help="longest seconds an event waits before it is on disk (default 1)",
+    )
+    p.add_argument(
+        "--flush-rows", type=int, default=20_000, help="events that force a flush (default 20000)"
+    )
+    p.add_argument("--duration", type=arg_positive_float, default=None, help="stop after S s")
+    p.add_argument("--max-events", type=int, default=None, help="stop after N events")
+    p.add_argument("--quiet", action="store_true", help="no start message on stderr")
+    p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser(
+        "replay",
+        help="send a recording's events to a server at its original pace (scaled)",
+        description="POST the events of FILE (default: the shipped demo session) to --to, "
+        "keeping the original inter-arrival times divided by --speed.",
+    )
+    p.add_argument("file", nargs="?", default=None, help="recording (default: shipped session)")
+    p.add_argument("--to", required=True, help="server URL (http(s):// or ws(s)://)")
+    p.add_argument("--speed", default="10", help="time scale factor, or 'max' (default 10)")
+    p.add_argument("--token", default=None, help="the target server's bearer token")
+    p.add_argument("--jupyter-token", default=None, help="Jupyter's token (server behind /proxy)")
+    p.add_argument(
+        "--retime", action="store_true", help="stamp each event's timestamp with its send time"
+    )
+    p.add_argument("--batch", type=int, default=1000, help="most events per POST (default 1000)")
+    p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser(
         "bench",

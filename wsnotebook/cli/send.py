@@ -5,7 +5,9 @@ needed).  Everything checkable before the request is checked first (JSON, NaN/In
 URL's host and port) and is a usage error (exit 2), never a traceback.  Exit 1 with the server's
 ``error`` on a 4xx/5xx reply; exit 3 when the server cannot be reached or does not speak HTTP.
 The request is bounded by ``--timeout``; the token comes from ``--token`` or
-``$WSNOTEBOOK_TOKEN``.
+``$WSNOTEBOOK_TOKEN``.  A server behind Jupyter's proxy (``http://host/proxy/4000``, a path
+prefix is kept) takes Jupyter's token: ``--jupyter-token T`` (``Authorization: token T``) or
+``?token=T`` in ``--url``.
 """
 
 from __future__ import annotations
@@ -61,11 +63,11 @@ def build_event(args: argparse.Namespace, stdin: TextIO) -> Any:
 
 
 def cmd_send(args: argparse.Namespace, out: TextIO = sys.stdout, stdin: TextIO = sys.stdin) -> int:
-    from ..demo import events_url
+    from ..recording import events_url
 
     try:
         event = build_event(args, stdin)
-        url = events_url(args.url)
+        url, _ = events_url(args.url)  # keeps a path prefix (Jupyter's /proxy/PORT) and ?token=
         body = json.dumps(event, allow_nan=False, ensure_ascii=False).encode()
         req = urllib.request.Request(url, data=body, method="POST")
         req.host.encode("idna")  # a bad host: a usage error here, not a traceback later
@@ -81,8 +83,12 @@ def cmd_send(args: argparse.Namespace, out: TextIO = sys.stdout, stdin: TextIO =
         "Connection": "close",
     }
     token = args.token or os.environ.get("WSNOTEBOOK_TOKEN")
+    # never taken from $JUPYTER_TOKEN: it would go to whatever server --url names
+    jupyter_token = getattr(args, "jupyter_token", None)
     if token:
         headers["Authorization"] = f"Bearer {token}"
+    elif jupyter_token:
+        headers["Authorization"] = f"token {jupyter_token}"
     for name, value in headers.items():
         req.add_header(name, value)
     try:

@@ -1,0 +1,298 @@
+"""The replayer: send a recording's events to a server's ``POST /events`` on the schedule of
+:class:`~.schedule.ReplaySchedule`.  A thin asyncio shell on the background loop; :func:`replay`
+returns a :class:`Replay` handle at once.
+
+What is sent: every recorded row, in recorded order, as the event it was (``source_app``,
+``session_id``, ``hook_event_type``, ``payload`` byte for byte, ``timestamp``, ``summary``,
+``chat``, ``model_name`` and unknown top-level fields) without ``id``, ``server_received`` and
+``client_received``, which belong to the servers and client that handled it.  With
+``retime=True`` each ``timestamp`` becomes the wall-clock time it is due (epoch ms), so a
+monitor's charts show the replay as live traffic.  Events due together go out as one JSON
+array per ``POST`` (at most ``batch`` events).  A reply other than 200 or a connection failure
+ends the replay with :attr:`Replay.error` set (nothing raises from the background).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+import urllib.parse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..errors import ClientError, ConfigError, WaitTimeout, WsnError
+from ..runtime import loop as _loop
+from .data import session_path
+from .fileformat import Recording, probe, read_recording
+from .schedule import ReplaySchedule, parse_speed
+
+__all__ = ["Replay", "events_url", "recording_events", "replay"]
+
+log = logging.getLogger("wsnotebook")
+
+#: most events in one POST (a server accepts 10,000 per batch by default)
+DEFAULT_BATCH = 1000
+_DROP = frozenset(("id", "server_received", "client_received"))
+
+
+def events_url(target: Any) -> tuple[str, str | None]:
+    """``(POST /events URL, bearer token)`` for a server object or a URL.
+
+    A URL keeps its path prefix (``http://h/user/x/proxy/4000/stream`` ->
+    ``http://h/user/x/proxy/4000/events``, so a server behind Jupyter's proxy works) and its
+    ``?token=`` (Jupyter's); ``ws(s)://`` maps to ``http(s)://``."""
+    token = None
+    if not isinstance(target, str):
+        url = getattr(target, "http_url", None) or getattr(target, "url", None)
+        if not isinstance(url, str):
+            raise ConfigError(f"replay target must be a URL or a server, got {type(target)}")
+        token = getattr(target, "token", None) or None
+        target = url
+    parts = urllib.parse.urlsplit(target.strip())
+    scheme = {"ws": "http", "wss": "https", "http": "http", "https": "https"}.get(
+        parts.scheme.lower()
+    )
+    if scheme is None or not parts.netloc:
+        raise ConfigError(f"expected an http(s):// or ws(s):// URL, got {target!r}")
+    path = parts.path.rstrip("/")
+    for suffix in ("/stream", "/events"):
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+    return urllib.parse.urlunsplit((scheme, parts.netloc, path + "/events", parts.query, "")), token
+
+
+def recording_events(rec: Recording) -> list[dict[str, Any]]:
+    """The recorded rows as events to send again (see the module doc; ``payload``, ``chat``
+    and unknown fields stay pre-encoded JSON fragments)."""
+    t = rec.table
+    cols = {name: t.column(name).to_pylist() for name in t.column_names}
+    n = t.num_rows
+    out: list[dict[str, Any]] = []
+    for i in range(n):
+        ev: dict[str, Any] = {}
+        extra = cols.get("extra", [None] * n)[i]
+        if extra:
+            for key, value in orjson.loads(extra).items():
+                if key not in _DROP:
+                    ev[key] = value
+        for name in ("source_app", "session_id", "hook_event_type"):
+            ev[name] = cols[name][i]
+        ev["payload"] = orjson.Fragment(cols["payload"][i] or "{}")
+        ts = cols["timestamp"][i]
+        if ts is not None:
+            ev["timestamp"] = int(ts) if float(ts).is_integer() else ts
+        for name in ("summary", "model_name"):
+            value = cols.get(name, [None] * n)[i]
+            if value is not None:
+                ev[name] = value
+        chat = cols.get("chat", [None] * n)[i]
+        if chat is not None:
+            ev["chat"] = orjson.Fragment(chat)
+        out.append(ev)
+    return out
+
+
+class Replay:
+    """A running (or finished) replay; see :func:`replay`.  Thread-safe to read."""
+
+    def __init__(
+        self,
+        source: str | Path,
+        url: str,
+        *,
+        speed: float | None,
+        token: str | None,
+        jupyter_token: str | None,
+        retime: bool,
+        batch: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.source = Path(source)
+        self.url = url
+        self.speed = speed
+        self.retime = retime
+        self.batch = batch
+        self.clock = clock
+        self.headers = {"Content-Type": "application/json", "User-Agent": "wsnotebook-replay/1.0"}
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
+        elif jupyter_token:
+            self.headers["Authorization"] = f"token {jupyter_token}"
+        self.total: int | None = None
+        self.sent = 0
+        self.posts = 0
+        self.error: WsnError | None = None
+        self.schedule: ReplaySchedule | None = None
+        self.started: float | None = None
+        self.finished: float | None = None
+        self.max_lateness = 0.0
+        self._stop = asyncio.Event()
+        self._future: concurrent.futures.Future[None] = _loop.submit(self._run())
+
+    @property
+    def done(self) -> bool:
+        return self._future.done()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the replay ended; ``False`` if ``timeout`` ran out first."""
+        try:
+            self._future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            return False
+        return True
+
+    def result(self, timeout: float | None = None) -> dict[str, Any]:
+        """Wait, then raise :attr:`error` if the replay failed, else return :meth:`stats`."""
+        if not self.wait(timeout):
+            raise WaitTimeout(f"replay of {self.source} still running after {timeout} s")
+        if self.error is not None:
+            raise self.error
+        return self.stats()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop sending (events not yet sent are not sent) and wait up to ``timeout`` s."""
+        _loop.call_soon(self._stop.set)
+        self.wait(timeout)
+
+    def stats(self) -> dict[str, Any]:
+        """``sent``/``total`` events, ``posts``, ``speed``, ``scheduled_s`` (the schedule's
+        duration), ``elapsed_s`` (first send to last), ``timing_ratio`` (elapsed / scheduled),
+        ``max_lateness_s``, ``error``."""
+        sched = self.schedule
+        elapsed = None
+        if self.started is not None:
+            end = self.finished if self.finished is not None else self.clock()
+            elapsed = end - self.started
+        scheduled = sched.duration if sched is not None else None
+        return {
+            "source": str(self.source),
+            "url": self.url.split("?", 1)[0],
+            "total": self.total,
+            "sent": self.sent,
+            "posts": self.posts,
+            "speed": self.speed if self.speed is not None else "max",
+            "scheduled_s": scheduled,
+            "elapsed_s": elapsed,
+            "timing_ratio": (elapsed / scheduled) if elapsed and scheduled else None,
+            "max_lateness_s": self.max_lateness,
+            "error": str(self.error) if self.error is not None else None,
+        }
+
+    def __repr__(self) -> str:
+        state = "done" if self.done else "running"
+        where = self.url.split("?", 1)[0]
+        return f"<Replay {self.source.name} -> {where} {state} sent={self.sent}>"
+
+    async def _run(self) -> None:
+        import aiohttp
+
+        try:
+            rec = await asyncio.to_thread(read_recording, self.source)
+            events = await asyncio.to_thread(recording_events, rec)
+            times = await asyncio.to_thread(rec.times_ms)
+            self.total = len(events)
+            timeout = aiohttp.ClientTimeout(total=60)
+            async with aiohttp.ClientSession(timeout=timeout, headers=self.headers) as session:
+                sched = ReplaySchedule(times, speed=self.speed, clock=self.clock)
+                self.schedule = sched
+                self.started = sched.start
+                wall0 = time.time() * 1000.0
+                while not sched.finished and not self._stop.is_set():
+                    now = self.clock()
+                    upto = min(sched.due(now), sched.sent + self.batch)
+                    if upto > sched.sent:
+                        first = sched.sent
+                        self.max_lateness = max(self.max_lateness, sched.lateness(first, now))
+                        chunk = events[first:upto]
+                        if self.retime:
+                            chunk = [
+                                {**ev, "timestamp": round(wall0 + sched.offsets[first + k] * 1e3)}
+                                for k, ev in enumerate(chunk)
+                            ]
+                        await self._post(session, chunk)
+                        sched.advance(upto)
+                        self.sent = upto
+                        continue
+                    wake = sched.next_time()
+                    assert wake is not None
+                    try:
+                        await asyncio.wait_for(self._stop.wait(), max(0.0, wake - self.clock()))
+                    except asyncio.TimeoutError:
+                        pass
+            self.finished = self.clock()
+        except WsnError as exc:
+            self.error = exc
+            log.error("wsnotebook replay: %s", exc)
+        except Exception as exc:  # never escapes the background task
+            self.error = ClientError(f"replay to {self.url.split('?', 1)[0]} failed: {exc!r}")
+            log.error("wsnotebook replay: %s", self.error)
+        finally:
+            if self.finished is None and self.started is not None:
+                self.finished = self.clock()
+
+    async def _post(self, session: Any, chunk: list[dict[str, Any]]) -> None:
+        import aiohttp
+
+        body = orjson.dumps(chunk)
+        try:
+            async with session.post(self.url, data=body) as resp:
+                text = await resp.read()
+                if resp.status != 200:
+                    detail = text[:200].decode("utf-8", "replace").strip()
+                    raise ClientError(
+                        f"replay to {self.url.split('?', 1)[0]}: HTTP {resp.status}: {detail}"
+                    )
+        except aiohttp.ClientError as exc:
+            raise ClientError(
+                f"replay: cannot reach {self.url.split('?', 1)[0]}: {exc!r}"
+            ) from None
+        self.posts += 1
+
+
+def replay(
+    source: str | Path | None = None,
+    to: Any = None,
+    *,
+    speed: float | str | None = 10.0,
+    token: str | None = None,
+    jupyter_token: str | None = None,
+    retime: bool = False,
+    batch: int = DEFAULT_BATCH,
+) -> Replay:
+    """Replay a recording into a server; returns a running :class:`Replay` at once (it runs on
+    wsnotebook's background loop: ``.wait()``, ``.result()``, ``.stop()``, ``.stats()``).
+
+    * ``source``: a recording (directory or file); ``None``: the shipped demo session
+      (:func:`wsnotebook.recording.session_path`, a few thousand multi-agent hook events).
+    * ``to``: a server object (``wsn.serve()``) or its URL (``http(s)://`` or ``ws(s)://``,
+      any path prefix such as Jupyter's ``/proxy/4000``; a ``?token=`` is kept).  Required.
+    * ``speed=10.0``: the original inter-arrival times divided by this (0 < speed <= 1e6), or
+      ``"max"``/``None`` for as fast as the server takes them.
+    * ``token``: the server's bearer token (taken from a server object);
+      ``jupyter_token``: sent as ``Authorization: token ...`` (a server behind Jupyter).
+    * ``retime=False``: ``True`` stamps each event's ``timestamp`` with the time it is due.
+    * ``batch=1000``: most events per ``POST`` (1..10,000).
+
+    A path that is not a recording (or a truncated one) raises ``RecordingError`` here;
+    a failure while sending ends the replay with ``.error`` set."""
+    if to is None:
+        raise ConfigError("replay: give a target server or URL (to=...)")
+    if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= 10_000:
+        raise ConfigError(f"batch must be in 1..10000, got {batch!r}")
+    path = session_path() if source is None else Path(source)
+    probe(path)
+    url, server_token = events_url(to)
+    return Replay(
+        path,
+        url,
+        speed=parse_speed(speed),
+        token=token or server_token,
+        jupyter_token=jupyter_token,
+        retime=bool(retime),
+        batch=batch,
+    )
