@@ -86,3 +86,63 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+class FakeAgent:
+    """A fake agent for human-in-the-loop tests, as the seed's hook utility does it: a
+    WebSocket server on 127.0.0.1 (free port, its own thread) that records every message it
+    receives.  ``url`` goes into ``humanInTheLoop.responseWebSocketUrl``; ``wait(n)`` returns
+    the first ``n`` messages (decoded JSON) once they arrived; ``close()`` stops it."""
+
+    def __init__(self) -> None:
+        import threading
+
+        from websockets.sync.server import serve
+
+        self.messages: list[Any] = []
+        self._cond = threading.Condition()
+
+        def handler(ws: Any) -> None:
+            import json
+
+            for raw in ws:
+                with self._cond:
+                    self.messages.append(json.loads(raw))
+                    self._cond.notify_all()
+
+        self._server = serve(handler, "127.0.0.1", 0)
+        self.port = self._server.socket.getsockname()[1]
+        self.url = f"ws://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def wait(self, n: int = 1, timeout: float = 20.0) -> list[Any]:
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self.messages) >= n, timeout):
+                raise AssertionError(f"the agent got {len(self.messages)} of {n} messages")
+            return list(self.messages[:n])
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._thread.join(10)
+
+
+def hitl_event(url: str, kind: str = "permission", **question: Any) -> dict[str, Any]:
+    """A question with the seed's request shape (``humanInTheLoop`` answered on ``url``)."""
+    hitl: dict[str, Any] = {
+        "question": question.pop("question", "May I run the tests?"),
+        "responseWebSocketUrl": url,
+        "type": kind,
+        "choices": question.pop("choices", None),
+        "timeout": question.pop("timeout", 300),
+        "requiresResponse": True,
+    }
+    return {
+        "source_app": "agent",
+        "session_id": "s-hitl",
+        "hook_event_type": "DecisionPoint",
+        "payload": {"agent_name": "alice", "permission_type": "run_tests"},
+        "humanInTheLoop": hitl,
+        "summary": "a question",
+        **question,
+    }

@@ -285,6 +285,31 @@ class EventFrame(QueryMixin, AnalysisMixin, ParquetMixin):
             self._gaps.clear()
             self._store.version += 1
 
+    # ------------------------------------------------------------------ updates, questions
+    @property
+    def updates(self) -> int:
+        """Updates applied to rows already held (see :mod:`.questions`: an event of a known
+        id carrying ``update_seq`` or ``humanInTheLoopStatus``)."""
+        return self._store.updates.applied
+
+    def questions(self) -> list[Event]:
+        """The newest version of every human-in-the-loop question the frame holds (at most
+        ``MAX_QUESTIONS``), by id."""
+        with self._lock:
+            items = sorted(self._store.updates.questions.items())
+        return [dict(event) for _, event in items]
+
+    def pending(self, now_ms: float | None = None) -> pd.DataFrame:
+        """Questions still waiting for an answer (pending, not past their deadline), one row
+        each: see :func:`~.questions.pending_table` for the columns."""
+        import time
+
+        from ..events.hitl import is_pending
+        from .questions import pending_table
+
+        now = time.time() * 1000 if now_ms is None else now_ms
+        return pending_table([e for e in self.questions() if is_pending(e, now)])
+
     # ------------------------------------------------------------------ subscribe
 
     def subscribe(self, callback: Callback) -> Callable[[], None]:

@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import ConfigError
 from .args import category_arg, count_arg, search_pattern
 from .chunks import CAT_COLUMNS, Piece
+from .questions import apply_updates
 from .search import select_rows
 from .snapshot import PlainColumns, build
 from .storage import ChunkStore
@@ -65,7 +66,14 @@ class QueryMixin:
         :meth:`from_parquet`).
         """
         pieces, values = self._pieces()
-        return build(pieces, values)
+        return self._updated(build(pieces, values))
+
+    def _updated(self, df: pd.DataFrame) -> pd.DataFrame:
+        """``df`` with the fields replaced by updates (:mod:`.questions`)."""
+        with self._lock:
+            fields = self._store.updates.fields
+            fields = {i: fields[i] for i in fields} if fields else {}
+        return apply_updates(df, fields)
 
     def snapshot(self, *, payload: str = "dict") -> pd.DataFrame:
         """Like :attr:`df`, choosing how ``payload`` is materialised: ``"dict"`` (as ``.df``),
@@ -76,14 +84,14 @@ class QueryMixin:
                 f"snapshot: payload must be 'dict', 'json' or 'none', got {payload!r}"
             )
         pieces, values = self._pieces()
-        return build(pieces, values, payload=payload)
+        return self._updated(build(pieces, values, payload=payload))
 
     def tail(self, n: int = 10) -> pd.DataFrame:
         """The last ``n`` rows (``n`` an ``int >= 0``; oldest first) as a DataFrame like
         :attr:`df`; O(n)."""
         n = count_arg("tail", "n", n)
         pieces, values = self._tail_pieces(n)
-        return build(pieces, values)
+        return self._updated(build(pieces, values))
 
     def _tail_pieces(self, n: int, *, text: bool = True) -> tuple[list[Piece], list[list[str]]]:
         """Under the lock: the last ``n`` retained rows, oldest first, as pieces (the open
@@ -129,7 +137,7 @@ class QueryMixin:
         pieces, values = self._filter_pieces(
             source_app, session_id, hook_event_type, search=search, limit=limit
         )
-        return build(pieces, values)
+        return self._updated(build(pieces, values))
 
     def plain_table(
         self,

@@ -30,10 +30,11 @@ Invariants and drop policies:
 
 from __future__ import annotations
 
+import operator
 from array import array
 from collections import deque
 from collections.abc import Sequence
-from itertools import accumulate
+from itertools import accumulate, repeat
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,7 @@ from .ingest import (
     event_columns,
     stamp_list,
 )
+from .questions import UPDATE_MARKS, RowUpdates
 
 __all__ = ["ChunkStore"]
 
@@ -74,6 +76,7 @@ class ChunkStore:
         self.dropped = 0  # rows evicted because max_rows was reached
         self.duplicates = 0  # events ignored because their id was seen
         self.version = 0  # bumped on every change
+        self.updates = RowUpdates()  # updates of rows (questions.py), kept across reset()
         self.reset()
 
     def reset(self) -> None:
@@ -90,7 +93,10 @@ class ChunkStore:
     # ------------------------------------------------------------------ appending
 
     def extend(self, batch: Sequence[Event]) -> int:
-        """Write the new rows of ``batch`` (dicts, at least two); return how many."""
+        """Write the new rows of ``batch`` (dicts, at least two); return how many.  Events of
+        known ids carrying an update mark are applied as updates (:mod:`.questions`)."""
+        if _any_marked(batch):
+            return self.extend_with_updates(batch)
         kept, new_ids, run, kept_ids = dedupe_events(batch, self.ids)
         if kept:
             cols, codes = event_columns(kept, kept_ids, self.cats, all_ids=run is not None)
@@ -100,6 +106,30 @@ class ChunkStore:
             self.evict()
         if len(kept) < len(batch):
             self.duplicates += len(batch) - len(kept)
+        self.version += 1
+        return len(kept)
+
+    def extend_with_updates(self, batch: Sequence[Event]) -> int:
+        """:meth:`extend` of a batch holding update marks: new rows written first (a question
+        and its update in one batch: the row, then its update), then every other marked event
+        of a known id applied as an update, in batch order."""
+        kept, new_ids, run, kept_ids = dedupe_events(batch, self.ids)
+        if kept:
+            cols, codes = event_columns(kept, kept_ids, self.cats, all_ids=run is not None)
+            self.write(cols, codes)
+            self.remember_ids(new_ids, run)
+            self.total += len(kept)
+            self.evict()
+            self.updates.note_new(ev for ev in kept if "humanInTheLoop" in ev)
+        written = set(map(id, kept))
+        applied = 0
+        for ev in batch:
+            if id(ev) in written or not _has_update_mark(ev):
+                continue
+            ident = ev.get("id")
+            if type(ident) is int and ident in self.ids and self.updates.apply(ident, ev):
+                applied += 1
+        self.duplicates += len(batch) - len(kept) - applied
         self.version += 1
         return len(kept)
 
@@ -136,6 +166,9 @@ class ChunkStore:
         elif type(ident) is not int:
             raise EventValidationError(f"id: expected integer, got {json_type(ident)}", field="id")
         if ident != -1 and ident in self.ids:
+            if _has_update_mark(event) and self.updates.apply(ident, event):
+                self.version += 1
+                return False
             self.duplicates += 1
             self.version += 1
             return False
@@ -169,6 +202,8 @@ class ChunkStore:
         extra = None
         if not KNOWN.issuperset(event):
             extra = dumps_text({k: v for k, v in event.items() if k not in KNOWN}, "extra")
+            if "humanInTheLoop" in event:
+                self.updates.note_new([event])
         op = self.open
         ascii_before = op.ascii
         op.ids.append(ident)
@@ -369,3 +404,16 @@ class ChunkStore:
         # Open rows are list items: ~8 bytes per reference plus a boxed int/float each.
         mem += len(op.blob) + op.n * (8 * 4 + 8 * len(CAT_COLUMNS) + 8 * 3 + 32 * 5)
         return mem
+
+
+def _has_update_mark(event: Event) -> bool:
+    return UPDATE_MARKS[0] in event or UPDATE_MARKS[1] in event
+
+
+def _any_marked(batch: Sequence[Event]) -> bool:
+    """Does any event carry an update mark or a question?  C-level passes, no Python call per
+    event (the hot path of every ``extend``)."""
+    return any(
+        any(map(operator.contains, batch, repeat(field)))
+        for field in (*UPDATE_MARKS, "humanInTheLoop")
+    )

@@ -282,12 +282,12 @@ class HttpMixin:
     def _preflight(self, origin: str | None) -> web.Response:
         """CORS preflight (no token needed: browsers never send credentials on it)."""
         if origin is None:
-            return web.Response(status=204, headers={"Allow": "GET, POST, OPTIONS"})
+            return web.Response(status=204, headers={"Allow": "GET, POST, PUT, DELETE, OPTIONS"})
         return web.Response(
             status=204,
             headers={
                 "Access-Control-Allow-Origin": origin,
-                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, OPTIONS",
                 "Access-Control-Allow-Headers": "Content-Type, Authorization",
                 "Access-Control-Max-Age": "600",
                 "Vary": "Origin",

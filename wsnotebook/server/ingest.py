@@ -12,6 +12,9 @@ Invariants and bounds:
   append.  A graceful stop ingests every accepted event before the store closes.
 * The memory store appends synchronously: ingest then runs without a coroutine per message
   (``_append_now``; only when ``append`` is MemoryStore's own).
+* Questions (``humanInTheLoop``, :mod:`.hitl`) without a status are stored and broadcast as
+  ``{"status": "pending"}`` on every path (one C-level pass per batch finds them), and handed to
+  the store's question index once stored.
 """
 
 from __future__ import annotations
@@ -23,13 +26,15 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ..errors import LoopThreadError, ServerError, StoreError, WaitTimeout
 from ..events import Event, validate_events
 from ..runtime import loop as _loop
 from ..store import Appendable, Encoded, MemoryStore, Store, StoredEvent, snapshot_events
+from ..store.hitl import QUESTION_MARK
 from .broadcast import Broadcaster
+from .hitl_rules import with_pending
 from .metrics import ServerCounters
 
 __all__ = ["NOWAIT_MAX_PENDING", "NOWAIT_SLICE", "IngestMixin"]
@@ -134,7 +139,8 @@ class IngestMixin:
         # dicts (or list) as soon as we return, and an event that cannot be stored must be
         # refused now, not fail the later ingest it shares with other calls' events.
         batch = snapshot_events(
-            validate_events(events, max_batch=self.max_batch_events), self.max_event_bytes
+            with_pending(validate_events(events, max_batch=self.max_batch_events)),
+            self.max_event_bytes,
         )
         n = len(batch)
         with self._nowait_lock:
@@ -233,7 +239,10 @@ class IngestMixin:
     def _ingest_now(self, events: Appendable) -> list[StoredEvent]:
         """Synchronous ingest (memory store only)."""
         assert self._append_now is not None
+        events, questions = _questions(events)
         stored = self._append_now(events)
+        if questions:
+            self.store.note_questions(stored)
         n = len(stored)
         counters = self.counters
         counters.events_in += n
@@ -244,10 +253,26 @@ class IngestMixin:
     async def _ingest(self, events: Appendable) -> list[StoredEvent]:
         if self._append_now is not None:
             return self._ingest_now(events)
+        events, questions = _questions(events)
         stored = await self.store.append(events)
+        if questions:
+            self.store.note_questions(stored)
         n = len(stored)
         counters = self.counters
         counters.events_in += n
         counters.rate.add(n)
         self.broadcaster.broadcast(stored)
         return stored
+
+
+def _questions(events: Appendable) -> tuple[Appendable, bool]:
+    """``events`` with questions marked pending (:func:`~.hitl_rules.with_pending`), and
+    whether any may be a question.  Events encoded ahead (``publish_nowait``) were marked
+    before encoding; a byte search tells whether they hold one."""
+    if not events:
+        return events, False
+    if type(events[0]) is Encoded:
+        encoded = cast("list[Encoded]", events)
+        return events, any(QUESTION_MARK in e.encoded for e in encoded)
+    marked = with_pending(cast("list[Event]", events))
+    return marked, marked is not events

@@ -26,6 +26,8 @@ Bounds (inclusive)::
     retain              checked by the store (1..100,000,000)
     retain_bytes        1 KiB..1 TiB of encoded events a store holds in memory (256 MiB)
     allowed_hosts       host names (strings; a port is ignored), kept sorted and lower case
+    hitl_hosts          at most 256 host names (or "*") whose responseWebSocketUrl the server may
+                        open besides loopback (HITL answers; default: loopback only)
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from .admission import (
     DEFAULT_KEEPALIVE_TIMEOUT,
     DEFAULT_MAX_OPEN_CONNECTIONS,
 )
+from .hitl_rules import normalise_hitl_hosts
 from .hostcheck import normalise_allowed_hosts
 
 __all__ = [
@@ -109,6 +112,7 @@ class ServerOptions:
     ssl_context: ssl.SSLContext | None = None
     certfile: str | None = None
     keyfile: str | None = None
+    hitl_hosts: tuple[str, ...] | None = None
 
     @classmethod
     def validate(
@@ -159,6 +163,9 @@ class ServerOptions:
                 hosts = normalise_allowed_hosts(allowed_hosts)
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"allowed_hosts: {exc}") from None
+        if o.hitl_hosts is not None:
+            hitl = normalise_hitl_hosts(o.hitl_hosts)
+            ints["hitl_hosts"] = hitl or None
         return dataclasses.replace(
             o,
             **ints,

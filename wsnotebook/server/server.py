@@ -72,6 +72,8 @@ from ..store import DEFAULT_RETAIN_BYTES, Store, open_store
 from .admission import ACCEPT_BURST, Admission
 from .broadcast import Broadcaster
 from .feed import make_broadcaster
+from .hitl import HitlMixin
+from .hitl_rules import normalise_hitl_hosts
 from .http import HttpMixin
 from .ingest import IngestMixin
 from .metrics import ServerCounters
@@ -83,6 +85,7 @@ from .options import (
     DEFAULT_MAX_OPEN_CONNECTIONS,
     ServerOptions,
 )
+from .themes import ThemesMixin
 from .ws import StreamMixin
 
 __all__ = ["SERVERS", "Server"]
@@ -96,7 +99,7 @@ STAMP_BYTES = 128
 PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----")
 
 
-class Server(IngestMixin, HttpMixin, StreamMixin):
+class Server(IngestMixin, HttpMixin, StreamMixin, HitlMixin, ThemesMixin):
     """A running (or stopped) wsnotebook server.  Create it with :func:`serve`.
 
     Attributes: ``url`` (``ws://host:port/stream``, ``wss://`` with TLS), ``http_url``,
@@ -133,6 +136,7 @@ class Server(IngestMixin, HttpMixin, StreamMixin):
         max_open_connections: int = DEFAULT_MAX_OPEN_CONNECTIONS,
         header_timeout: float = DEFAULT_HEADER_TIMEOUT,
         keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT,
+        hitl_hosts: Iterable[str] | None = None,
     ) -> None:
         self.host = host
         self.compression = compression
@@ -178,6 +182,7 @@ class Server(IngestMixin, HttpMixin, StreamMixin):
         self.broadcaster: Broadcaster = make_broadcaster(self.store, self.counters)
         self._init_stream(connect_rate, connect_burst)
         self._init_ingest()
+        self._init_hitl(normalise_hitl_hosts(hitl_hosts))
         self._admission = Admission(max_open_connections, header_timeout, keepalive_timeout)
 
     # ---------------------------------------------------------------- properties
@@ -250,6 +255,8 @@ class Server(IngestMixin, HttpMixin, StreamMixin):
             app.router.add_get("/stream", self._stream)
             app.router.add_get("/health", self._get_health)
             app.router.add_get("/metrics", self._get_metrics)
+            self._add_hitl_routes(app)  # POST /events/<id>/respond
+            self._add_theme_routes(app)  # /api/themes...
             app.on_shutdown.append(self._on_shutdown)
             runner = web.AppRunner(
                 app,
@@ -399,6 +406,7 @@ class Server(IngestMixin, HttpMixin, StreamMixin):
             "uptime_s": round(time.monotonic() - self._started, 3) if self._started else 0.0,
             "recent_truncated": self.recent_truncated,
             "store": self.store.stats(),
+            "hitl": dict(self.hitl_stats),
         }
 
     def metrics(self) -> dict[str, Any]:

@@ -68,6 +68,7 @@ def serve(
     ssl_context: ssl.SSLContext | None = None,
     certfile: str | None = None,
     keyfile: str | None = None,
+    hitl_hosts: Iterable[str] | None = None,
     restart: bool = False,
 ) -> Server:
     """Start (or return) a background HTTP + WebSocket event server; returns once bound.
@@ -116,6 +117,8 @@ def serve(
     * ``ssl_context`` or ``certfile``/``keyfile``: serve HTTPS/WSS.  ``server.client_ssl_context()``
       is a client context trusting the certificate loaded from ``certfile`` (used by
       ``monitor(server)``).
+    * ``hitl_hosts=None``: hosts (besides loopback; ``["*"]``: any) whose
+      ``responseWebSocketUrl`` the server may open to deliver a human-in-the-loop answer.
     * ``restart=False``: a second ``serve()`` on the same host/port with the same options returns
       the running server; with different options it raises ConfigError unless ``restart=True``
       (then the old server stops first).
@@ -146,6 +149,7 @@ def serve(
         ssl_context=ssl_context,
         certfile=certfile,
         keyfile=keyfile,
+        hitl_hosts=hitl_hosts,
     )
     host, port = options.host, options.port
     if port:

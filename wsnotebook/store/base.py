@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
 import msgspec
@@ -28,6 +28,7 @@ import orjson
 
 from .._validate import integer
 from ..events import Event
+from .themes import MemoryThemes, ThemeRepo
 
 __all__ = [
     "FACET_FIELDS",
@@ -149,6 +150,18 @@ class Store(ABC):
     #: limit.  The server sets its ``max_event_bytes`` here, so every ingest path (POST bodies
     #: of one event or many, WebSocket ``publish``, ``Server.publish``) is held to it.
     max_event_bytes: int | None = None
+    #: True when the store itself hands every stored event, its own appends and those of other
+    #: servers sharing it (Redis), to the feed given to :meth:`set_feed`, in the store's order:
+    #: the server then broadcasts what the feed delivers, never ``append()``'s result.
+    feeds: bool = False
+
+    def set_feed(  # noqa: B027 - optional hook
+        self,
+        deliver: Callable[[list[StoredEvent]], None],
+        reset: Callable[[], None],
+    ) -> None:
+        """Where a feeding store (``feeds``) hands new events (``deliver``, on the loop) and
+        says that its epoch changed under it (``reset``: clients must resume).  Others ignore it."""
 
     @property
     @abstractmethod
@@ -195,6 +208,43 @@ class Store(ABC):
     def retained_bytes(self) -> int:
         """Bytes of encoded events this store holds in memory (0 unless it tracks them)."""
         return 0
+
+    # -- human-in-the-loop and updates (store/hitl.py).  Defaults fit a store without them:
+    # a new backend works unchanged, and implements these to support answers and updates.
+    def note_questions(self, stored: Sequence[StoredEvent]) -> None:  # noqa: B027
+        """Newly stored events among which are questions (``humanInTheLoop``); default: none
+        indexed (:meth:`questions` then lists nothing)."""
+
+    async def append_update(self, ident: int, event: Event) -> StoredEvent:
+        """Append a new version of stored event ``ident`` as a new log entry (the next id as
+        its sequence number; its JSON keeps ``"id": ident`` and adds ``"update_seq"``).  The
+        default raises :class:`StoreError` (updates not supported by this store)."""
+        from ..errors import StoreError
+
+        raise StoreError(f"{self.kind} store: updates of stored events are not supported")
+
+    async def latest(self, ident: int) -> Event | None:
+        """The newest version of event ``ident``, or None when not retained.  Default: the
+        entry with that id (a store without updates has no other version)."""
+        found = await self.since(ident - 1, 1)
+        if found and found[0].id == ident:
+            event = found[0].event
+            if event.get("id") == ident:
+                return event
+        return None
+
+    async def questions(self, limit: int) -> list[Event]:
+        """Up to ``limit`` questions (newest version each), oldest asked first.  Default:
+        none."""
+        return []
+
+    @property
+    def themes(self) -> ThemeRepo:
+        """Where the theme API keeps its themes (default: in memory, per store instance)."""
+        repo = self.__dict__.get("_themes_repo")
+        if repo is None:
+            repo = self.__dict__["_themes_repo"] = MemoryThemes()
+        return cast(ThemeRepo, repo)
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from operator import attrgetter
 from typing import Any
 
-from ..events import now_ms
+from ..events import Event, now_ms
 from .base import (
     DEFAULT_RETAIN_BYTES,
     FACET_FIELDS,
@@ -34,6 +34,7 @@ from .base import (
     check_retain_bytes,
     fit_budget,
 )
+from .hitl import Questions, Versions, is_question, update_stored
 from .stamping import stamp_all
 
 __all__ = ["FOLD_BYTES", "FOLD_EVERY", "MemoryStore", "Ring"]
@@ -175,6 +176,8 @@ class MemoryStore(Store):
         self.epoch = secrets.token_hex(8)
         self._ring = Ring(self.retain, facets=True, max_bytes=self.retain_bytes)
         self._last = 0
+        self._questions = Questions()
+        self._versions = Versions()
 
     @property
     def last_id(self) -> int:
@@ -204,7 +207,9 @@ class MemoryStore(Store):
         return self.append_now(events)
 
     async def recent(self, limit: int, max_bytes: int | None = None) -> list[StoredEvent]:
-        return self._ring.recent(limit, max_bytes)
+        """The latest ``limit`` entries without superseded ones (each event once, in its
+        newest version: fewer than ``limit`` may come back)."""
+        return self._versions.visible(self._ring.recent(limit, max_bytes))
 
     async def since(
         self, after_id: int, limit: int, max_bytes: int | None = None
@@ -214,7 +219,38 @@ class MemoryStore(Store):
     async def filter_options(self) -> dict[str, list[str]]:
         return self._ring.facet_values()
 
+    # ---------------------------------------------------------------- questions and updates
+    def note_questions(self, stored: Sequence[StoredEvent]) -> None:
+        self._questions.note(stored)
+
+    async def append_update(self, ident: int, event: Event) -> StoredEvent:
+        """Append a new version of event ``ident`` (see :mod:`.hitl`): the next id is its
+        sequence number; the version it replaces is left out of :meth:`recent` from now."""
+        stored = update_stored(self._last + 1, ident, event, self.max_event_bytes)
+        self._last = stored.id
+        self._ring.add([stored])
+        self._versions.record(ident, stored.id)
+        self._versions.prune(self.first_id)
+        if ident in self._questions.items or is_question(event):
+            self._questions.put(ident, stored)
+        return stored
+
+    async def latest(self, ident: int) -> Event | None:
+        found = self._questions.get(ident)
+        if found is not None:
+            return found.event
+        seq = self._versions.latest.get(ident, ident)
+        for s in self._ring.since(seq - 1, 1):
+            if s.id == seq:
+                event = s.event
+                return event if event.get("id") == ident else None
+        return None
+
+    async def questions(self, limit: int) -> list[Event]:
+        return [s.event for s in self._questions.newest(limit)]
+
     def stats(self) -> dict[str, Any]:
         out = super().stats()
         out["evicted_by_bytes"] = self._ring.evicted_by_bytes
+        out["questions"] = len(self._questions.items)
         return out

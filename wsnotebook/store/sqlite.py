@@ -47,6 +47,7 @@ from .base import (
 )
 from .memory import Ring
 from .sqlite_db import decode_rows, discard_late, open_database
+from .sqlite_hitl import SQLiteHitlMixin
 from .stamping import stamp_all
 
 __all__ = ["FACET_COMPACT_MIN", "SQLITE_CACHE_EVENTS", "SQLITE_GROUP_MAX", "SQLiteStore"]
@@ -64,7 +65,7 @@ _STOP = object()
 FACET_COMPACT_MIN = 4096
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteHitlMixin, Store):
     """SQLite (WAL) store with a writer thread doing group commit; see the module docstring.
 
     ``retain`` (default 100,000; 1..100,000,000) bounds the table exactly: every commit deletes
@@ -181,6 +182,7 @@ class SQLiteStore(Store):
         self._count = self._w_count = opened.rows
         self._w_first = opened.first
         self._cache.add(opened.cached)
+        self._load_versions(opened.updated)
         with self._facet_lock:
             self._facet_seen = opened.facets
             self._facet_bound = max(FACET_COMPACT_MIN, 2 * max(map(len, opened.facets)))
@@ -415,7 +417,7 @@ class SQLiteStore(Store):
             # the cached newest events alone pass the budget: what fits is among them
             or (max_bytes is not None and cache.bytes + len(cache) > max_bytes)
         ):
-            return cache.recent(limit, max_bytes)
+            return self._visible(cache.recent(limit, max_bytes))
         stored = await asyncio.to_thread(
             self._read_events,
             "SELECT id, data FROM events WHERE id <= ? ORDER BY id DESC LIMIT ?",
@@ -423,7 +425,7 @@ class SQLiteStore(Store):
             max_bytes,
         )
         stored.reverse()
-        return stored
+        return self._visible(stored)
 
     async def since(
         self, after_id: int, limit: int, max_bytes: int | None = None

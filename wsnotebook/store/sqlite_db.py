@@ -50,7 +50,17 @@ CREATE TABLE IF NOT EXISTS events (
     hook_event_type TEXT NOT NULL,
     data BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS hitl (event_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TRIGGER IF NOT EXISTS hitl_track AFTER INSERT ON events
+WHEN instr(CAST(NEW.data AS TEXT), '"humanInTheLoop"') > 0
+    AND json_type(CAST(NEW.data AS TEXT), '$.humanInTheLoop') = 'object'
+BEGIN
+    INSERT OR REPLACE INTO hitl VALUES (json_extract(CAST(NEW.data AS TEXT), '$.id'), NEW.id);
+END;
 """
+#: ``hitl`` maps a question's event id to the row of its newest version (store/hitl.py); the
+#: trigger keeps it in the transaction of every insert, so it is exactly as durable as the
+#: events.  Rows whose version was pruned are ignored by readers (and dropped at open).
 SCHEMA_VERSION = "1"
 #: SQLite's primary result code for a write to a read-only database.
 SQLITE_READONLY = 8
@@ -68,6 +78,8 @@ class Opened(NamedTuple):
     rows: int
     cached: list[StoredEvent]
     facets: list[dict[str, int]]
+    #: ``(event id, newest version's row id)`` of every question (``hitl`` table)
+    updated: list[tuple[int, int]]
 
     def discard(self) -> None:
         """Close what was opened (an open that cannot complete)."""
@@ -164,6 +176,7 @@ def open_database(
         cursor.close()  # a statement left running would hold a read snapshot
         rows.reverse()
         cached = decode_rows(rows)
+        updated = [(int(i), int(q)) for i, q in conn.execute("SELECT event_id, seq FROM hitl")]
         read_conn = connect()
         conns.append(read_conn)
     except BaseException as exc:
@@ -180,7 +193,7 @@ def open_database(
         else:
             reason = str(exc)
         raise StoreError(f"sqlite store {path}: {reason}") from exc
-    return Opened(lock_fd, conn, read_conn, epoch, last, first, count, cached, facets)
+    return Opened(lock_fd, conn, read_conn, epoch, last, first, count, cached, facets, updated)
 
 
 def prepare_database(
@@ -218,6 +231,7 @@ def prepare_database(
             )
             count = retain
         (lo,) = conn.execute("SELECT MIN(id) FROM events").fetchone()
+        conn.execute("DELETE FROM hitl WHERE seq < ?", (lo or 0,))
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('last_id', ?)", (str(last),))
         try:
             conn.execute("COMMIT")
