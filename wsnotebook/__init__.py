@@ -7,6 +7,7 @@ Public API (everything else is internal: see the README's "How it works" for the
     client = wsn.connect(server.url)     # reconnecting subscriber feeding client.frame
     frame = wsn.EventFrame()             # thread-safe, bounded, pandas-backed event store
     wsn.monitor(client)                  # ipywidgets live monitor
+    wsn.replay(to=server)                # replay a recording (default: the shipped session)
     %load_ext wsnotebook                 # %ws magics
 """
 
@@ -25,6 +26,7 @@ from .errors import (
     LoopThreadError,
     PortInUseError,
     ProtocolError,
+    RecordingError,
     ServerError,
     StoreError,
     WaitTimeout,
@@ -42,6 +44,7 @@ __all__ = [
     "LoopThreadError",
     "PortInUseError",
     "ProtocolError",
+    "RecordingError",
     "ServerError",
     "StoreError",
     "WaitTimeout",
@@ -51,6 +54,7 @@ __all__ = [
     "connect",
     "load_ipython_extension",
     "monitor",
+    "replay",
     "serve",
     "set_cpu_budget",
     "unload_ipython_extension",
@@ -60,6 +64,7 @@ if TYPE_CHECKING:
     from .client import connect
     from .frame import EventFrame
     from .magics import load_ipython_extension, unload_ipython_extension
+    from .recording import replay
     from .runtime.loop import budget_stats, set_cpu_budget
     from .server import serve
     from .widget import monitor
@@ -71,6 +76,7 @@ _LAZY = {
     "serve": ".server",
     "connect": ".client",
     "monitor": ".widget",
+    "replay": ".recording",
     "load_ipython_extension": ".magics",
     "unload_ipython_extension": ".magics",
     "set_cpu_budget": ".runtime.loop",

@@ -18,7 +18,8 @@ from .common import EXIT_OK, StopSignal
 __all__ = ["cmd_record"]
 
 
-def cmd_record(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def cmd_record(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out if out is not None else sys.stdout
     from ..recording import record
 
     options: dict[str, Any] = {}

@@ -17,7 +17,8 @@ from .common import EXIT_INTERRUPTED, EXIT_OK, StopSignal
 __all__ = ["cmd_replay"]
 
 
-def cmd_replay(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def cmd_replay(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out if out is not None else sys.stdout
     from ..recording import replay
 
     handle = replay(
