@@ -44,6 +44,7 @@ from ..frame import EventFrame
 from ..runtime import Registry
 from ..runtime import loop as _loop
 from .classify import ErrorCounts
+from .hitl import HitlClientMixin
 from .options import ClientOptions
 from .redact import redact_url
 from .session import STATES, Session, State
@@ -90,7 +91,7 @@ class _Forward(Generic[T]):
         raise AttributeError(f"{self.name} is read-only")
 
 
-class Client:
+class Client(HitlClientMixin):
     """A reconnecting subscriber; create it with :func:`connect`.
 
     Attributes: ``url``, ``frame`` (:class:`EventFrame`), ``state``, ``traffic``

@@ -10,9 +10,12 @@ unknown has ``to_id = -1`` and a stated lower bound.
 from __future__ import annotations
 
 import math
+import operator
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from typing import cast
 
 from .._validate import Clock
 from ..errors import ConfigError
@@ -119,6 +122,18 @@ class Gap:
     reason: str
 
 
+#: The field an update of an event already sent carries: its own place in the stream.
+UPDATE_SEQ = "update_seq"
+
+
+def position(event: Event) -> int:
+    """An event's place in the stream: ``update_seq`` for an update, else its ``id``."""
+    seq = event.get(UPDATE_SEQ)
+    if type(seq) is int:
+        return seq
+    return cast(int, event["id"])
+
+
 class ResumeState:
     """Client-side resume bookkeeping: ``(epoch, last id)`` and gap detection.
 
@@ -149,7 +164,7 @@ class ResumeState:
                 gaps.append(Gap(self.last_id + 1, -1, "new epoch"))
             self.last_id = None
         elif msg.reset and self.last_id is not None:
-            first = min((e["id"] for e in msg.events), default=None)
+            first = min(map(position, msg.events), default=None)
             upper = first - 1 if first is not None else (msg.seq if msg.seq is not None else -1)
             if upper >= self.last_id + 1 or upper == -1:
                 gaps.append(Gap(self.last_id + 1, upper, "evicted"))
@@ -169,8 +184,13 @@ class ResumeState:
             self.last_id = to_id
 
     def on_events(self, events: Sequence[Event]) -> None:
+        """Events arrived: the resume position passes their ids, and the ``update_seq`` of
+        updates (an update keeps its event's ``id``; its place in the stream is
+        ``update_seq``, see docs/protocol.md "Updates")."""
         if events:
             self.on_ids(e["id"] for e in events)
+            if any(map(operator.contains, events, repeat(UPDATE_SEQ))):
+                self.on_ids(position(e) for e in events)
 
     def on_ids(self, ids: Iterable[int]) -> None:
         """Live events with these ids arrived (the columnar path: no event dicts)."""
