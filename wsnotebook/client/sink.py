@@ -33,7 +33,18 @@ from typing import Any
 import numpy as np
 
 from ..errors import WsnError
-from ..events import BATCH_PREFIX, Event, EventColumns, decode_batch_columns, decode_json, now_ms
+from ..events import (
+    BATCH_PREFIX,
+    EVENT_PREFIX,
+    Event,
+    EventColumns,
+    EventRecord,
+    columns_from_records,
+    decode_batch_columns,
+    decode_event_message,
+    decode_json,
+    now_ms,
+)
 from ..frame import EventFrame
 from ..protocol import Gap, ResumeState, ServerMessage, parse_server_message
 from ..runtime import gc_paused
@@ -52,6 +63,19 @@ _FLUSH_EVENTS = 1000
 #: That path has a fixed cost of ~30 numpy calls per message; measured here it breaks even
 #: with the dict path at ~10 events of 270 B and is 2.5x faster at 1000.
 _COLUMNS_MIN_BYTES = 4096
+
+#: Fewest per-event messages appended to the frame as one batch of columns; a smaller burst
+#: takes the dict path (the columnar append's fixed cost, ~30 numpy calls, beats the dict path
+#: only from a few events on: see ``_flush_records``).
+_RECORDS_MIN = 8
+
+
+def _in_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 class MessageSink:
@@ -82,6 +106,9 @@ class MessageSink:
         # it a new-epoch gap has a known end, and a restart that lost nothing records no gap.
         self.final_seq: int | None = None
         self._pending: list[Event] = []  # live events received but not yet in the frame
+        # Per-event messages from a wsnotebook server, decoded on arrival into records (no
+        # dict) and appended as columns per burst; never queued together with ``_pending``.
+        self._records: list[tuple[EventRecord, bytes, int, float]] = []  # (record, raw, wire, t)
         self._flush_scheduled = False
         # Columnar fast path for ``batch`` messages: only from a wsnotebook server (decided per
         # connection by its handshake header), whose events are compact orjson output, so the
@@ -105,6 +132,18 @@ class MessageSink:
         self.messages += 1
         if (
             self.columnar
+            and type(raw) is bytes
+            and raw.startswith(EVENT_PREFIX)
+            and (self._flush_scheduled or _in_loop())
+        ):
+            # Outside a running loop each message is appended at once: one record would only
+            # take the dict path again (see flush_records), so decode it there directly.
+            record = decode_event_message(raw)
+            if record is not None:
+                self.queue_record(record, raw, wire, received)
+                return
+        elif (
+            self.columnar
             and len(raw) >= _COLUMNS_MIN_BYTES
             and type(raw) is bytes
             and raw.startswith(BATCH_PREFIX)
@@ -118,6 +157,10 @@ class MessageSink:
                         "in", "batch", wire, decoded_bytes=len(raw), n_events=cols.n
                     )
                     return
+        self.handle_message(raw, wire, received)
+
+    def handle_message(self, raw: bytes, wire: int, received: float) -> None:
+        """The general path: parse into dicts, validate, dispatch by message type."""
         try:
             msg = parse_server_message(raw)
         except WsnError as exc:
@@ -161,6 +204,8 @@ class MessageSink:
         """
         if not events:
             return
+        if self._records:  # keep arrival order
+            self.flush_records()
         # Validated events: ``timestamp`` is a number or None.  C-level passes, no per-event
         # Python frame.
         if len(events) == 1:
@@ -178,15 +223,31 @@ class MessageSink:
         self._pending.extend(events)
         if len(self._pending) >= _FLUSH_EVENTS:
             self.flush()
+        else:
+            self.schedule_flush()
+
+    def queue_record(self, record: EventRecord, raw: bytes, wire: int, received: float) -> None:
+        """Queue one per-event message decoded into a record; appended with its burst."""
+        if self._pending:  # keep arrival order
+            self.flush_events()
+        self._records.append((record, raw, wire, received))
+        if len(self._records) >= _FLUSH_EVENTS:
+            self.flush()
+        elif not self._flush_scheduled:
+            self.schedule_flush()
+
+    def schedule_flush(self) -> None:
+        """Flush once the loop has handled the messages already queued (the burst); outside a
+        running loop (unit tests, the benchmark's handler) at once."""
+        if self._flush_scheduled:
             return
-        if not self._flush_scheduled:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # called outside the loop (unit tests): append now
-                self.flush()
-                return
-            self._flush_scheduled = True
-            loop.call_soon(self.flush)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        self._flush_scheduled = True
+        loop.call_soon(self.flush)
 
     def append_columns(self, cols: EventColumns, received: float) -> bool:
         """The fast path of :meth:`append` for a batch decoded into columns (see
@@ -211,8 +272,45 @@ class MessageSink:
     def flush(self) -> None:
         """Move queued events into the frame (also called before gaps, resets and drops)."""
         self._flush_scheduled = False
-        if not self._pending:
+        if self._records:
+            self.flush_records()
+        if self._pending:
+            self.flush_events()
+
+    def flush_records(self) -> None:
+        """Append the queued per-event records as one batch of columns.
+
+        A burst under ``_RECORDS_MIN`` messages, or one the columns refuse (a payload that is
+        not an object in UTF-8, a value the frame cannot store), takes the dict path message by
+        message (:meth:`handle_message`), which keeps what it can and counts the rest."""
+        queued, self._records = self._records, []
+        records, raws, wires, received = zip(*queued)
+        cols = None
+        if len(records) >= _RECORDS_MIN:
+            with gc_paused():
+                cols = columns_from_records(list(records))
+            if cols is not None:
+                stamps = np.array(received, dtype=np.float64)
+                cols.client_received = stamps
+                try:
+                    added = self.frame.extend_columns(cols)
+                except Exception as exc:
+                    log.debug("wsnotebook client: columnar append refused (%r); dict path", exc)
+                    cols = None
+        if cols is None:
+            for raw, wire, at in zip(raws, wires, received):
+                self.handle_message(raw, wire, at)
+            if self._pending:
+                self.flush_events()
             return
+        self.traffic.record_many("in", "event", list(zip(wires, map(len, raws))))
+        latency = stamps - cols.timestamp
+        self.latency.extend(latency[~np.isnan(latency)].tolist())
+        self.resume.on_ids(cols.id)
+        self.appended(cols.n, added)
+
+    def flush_events(self) -> None:
+        """Append the queued event dicts in one ``extend`` (one by one if that fails)."""
         events, self._pending = self._pending, []
         n = len(events)
         try:

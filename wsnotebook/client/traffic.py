@@ -78,7 +78,9 @@ class TrafficLog:
         self._rate_clock = rate_clock or (time.monotonic if clock is time.time else clock)
         self._same_clock = self._rate_clock is clock
         self._lock = threading.Lock()
-        self._ring: deque[TrafficEntry] = deque(maxlen=size)
+        # Plain tuples in TrafficEntry's field order (a NamedTuple costs a Python-level
+        # ``__new__`` per message on the hot path); :meth:`entries` returns TrafficEntry.
+        self._ring: deque[tuple[float, str, str, int, int, int]] = deque(maxlen=size)
         self._ticks: deque[float] = deque(maxlen=size)  # rate_clock stamp of each entry
         self._totals = {d: _Totals() for d in DIRECTIONS}
         self.dropped = 0
@@ -101,11 +103,9 @@ class TrafficLog:
         if direction not in self._totals:
             raise ConfigError(f"direction must be 'in' or 'out', got {direction!r}")
         decoded = nbytes if decoded_bytes is None else decoded_bytes
-        entry = TrafficEntry(
-            self._clock() if at is None else at, direction, type, nbytes, decoded, n_events
-        )
+        entry = (self._clock() if at is None else at, direction, type, nbytes, decoded, n_events)
         if self._same_clock:
-            tick = entry.time
+            tick = entry[0]
         elif at is None:
             tick = self._rate_clock()
         else:  # an entry dated ``at`` (wall time): as long ago on the rate clock
@@ -120,6 +120,30 @@ class TrafficLog:
             tot.bytes += nbytes
             tot.decoded_bytes += decoded
             tot.events += n_events
+
+    def record_many(
+        self, direction: str, type: str, sizes: list[tuple[int, int]], n_events: int = 1
+    ) -> None:
+        """Add one entry per ``(nbytes, decoded_bytes)`` of ``sizes``, all of one ``direction``
+        and ``type``, ``n_events`` each, stamped now, under one lock: the client's per-event
+        path records a burst of messages at once (when it appends them to the frame)."""
+        if direction not in self._totals:
+            raise ConfigError(f"direction must be 'in' or 'out', got {direction!r}")
+        if not sizes:
+            return
+        at = self._clock()
+        tick = at if self._same_clock else self._rate_clock()
+        entries = [(at, direction, type, nb, dec, n_events) for nb, dec in sizes]
+        k = len(entries)
+        with self._lock:
+            self.dropped += max(0, len(self._ring) + k - self.size)
+            self._ring.extend(entries)
+            self._ticks.extend([tick] * k)
+            tot = self._totals[direction]
+            tot.messages += k
+            tot.bytes += sum([nb for nb, _ in sizes])
+            tot.decoded_bytes += sum([dec for _, dec in sizes])
+            tot.events += n_events * k
 
     # ------------------------------------------------------------------ reading
 
@@ -136,10 +160,12 @@ class TrafficLog:
         """A copy of the retained entries, oldest first (only the newest ``last`` if given)."""
         with self._lock:
             if last is None or last >= len(self._ring):
-                return list(self._ring)
-            if last <= 0:
+                rows = list(self._ring)
+            elif last <= 0:
                 return []
-            return list(self._ring)[-last:]
+            else:
+                rows = list(self._ring)[-last:]
+        return list(map(TrafficEntry._make, rows))
 
     @property
     def df(self) -> Any:
@@ -191,10 +217,10 @@ class TrafficLog:
             for entry, tick in zip(reversed(self._ring), reversed(self._ticks)):
                 if tick < cutoff:
                     break
-                acc = recent[entry.direction]
+                acc = recent[entry[1]]  # (time, direction, type, bytes, decoded, n_events)
                 acc[0] += 1
-                acc[1] += entry.bytes
-                acc[2] += entry.n_events
+                acc[1] += entry[3]
+                acc[2] += entry[5]
             entries, dropped = len(self._ring), self.dropped
         age = now - self._started_tick
         span = max(1e-3, min(window, age)) if age > 0 else window

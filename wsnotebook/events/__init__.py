@@ -5,7 +5,16 @@ Bottom layer above :mod:`wsnotebook.errors`: nothing here imports another part o
 
 from __future__ import annotations
 
-from .columns import BATCH_PREFIX, PAYLOAD_SEP, EventColumns, decode_batch_columns
+from .columns import (
+    BATCH_PREFIX,
+    EVENT_PREFIX,
+    PAYLOAD_SEP,
+    EventColumns,
+    EventRecord,
+    columns_from_records,
+    decode_batch_columns,
+    decode_event_message,
+)
 from .model import (
     DEFAULT_MAX_BATCH_EVENTS,
     DEFAULT_MAX_EVENT_BYTES,
@@ -27,6 +36,7 @@ from .model import (
 
 __all__ = [
     "BATCH_PREFIX",
+    "EVENT_PREFIX",
     "DEFAULT_MAX_BATCH_EVENTS",
     "DEFAULT_MAX_EVENT_BYTES",
     "DEFAULT_MAX_MESSAGE_BYTES",
@@ -37,7 +47,10 @@ __all__ = [
     "Event",
     "EventColumns",
     "all_valid",
+    "EventRecord",
+    "columns_from_records",
     "decode_batch_columns",
+    "decode_event_message",
     "decode_events",
     "decode_json",
     "encode_json",

@@ -38,11 +38,22 @@ import msgspec
 import numpy as np
 from msgspec.structs import astuple
 
-__all__ = ["BATCH_PREFIX", "PAYLOAD_SEP", "EventColumns", "decode_batch_columns"]
+__all__ = [
+    "BATCH_PREFIX",
+    "EVENT_PREFIX",
+    "PAYLOAD_SEP",
+    "EventColumns",
+    "EventRecord",
+    "columns_from_records",
+    "decode_batch_columns",
+    "decode_event_message",
+]
 
 #: How our server (and :func:`wsnotebook.protocol.batch_message`) starts a batch message.  Other
 #: key orders are valid too; they simply take the dict path.
 BATCH_PREFIX = b'{"type":"batch","data":['
+#: How our server starts a per-event message (``{"type":"event","data":{...}}``).
+EVENT_PREFIX = b'{"type":"event","data":{'
 #: Separator of payload texts in a joined blob (the frame's storage format: ``b"[" + blob +
 #: b"]"`` is a JSON array; JSON text never holds a bare newline inside a string).
 PAYLOAD_SEP = b"\n,\n"
@@ -55,7 +66,9 @@ _SEP_BRACE = PAYLOAD_SEP + b"{"
 _GATHER_MIN = 50
 
 
-class _Event(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+class EventRecord(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """One event as the fast paths decode it (payload kept as its JSON text)."""
+
     id: _Int64
     source_app: _NonEmpty
     session_id: _NonEmpty
@@ -71,11 +84,17 @@ class _Event(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 class _Batch(msgspec.Struct, gc=False):
     type: str
-    data: list[_Event]
+    data: list[EventRecord]
+
+
+class _EventMessage(msgspec.Struct, gc=False):
+    type: str
+    data: EventRecord
 
 
 _DECODER = msgspec.json.Decoder(_Batch)
-_FIELDS = _Event.__struct_fields__
+_EVENT_DECODER = msgspec.json.Decoder(_EventMessage)
+_FIELDS = EventRecord.__struct_fields__
 
 
 class EventColumns:
@@ -180,6 +199,33 @@ def decode_batch_columns(raw: bytes | bytearray | memoryview | str) -> EventColu
     events = msg.data
     if msg.type != "batch" or not events:
         return None
+    return _columns(events)
+
+
+def decode_event_message(raw: bytes | bytearray | memoryview | str) -> EventRecord | None:
+    """One ``event`` message's event as a record, or ``None`` (take the dict path).
+
+    The client's per-event path: each message is decoded on arrival (one msgspec call, no
+    dict), the records of messages that arrived together go to :func:`columns_from_records`
+    and the frame in one append.  ``None`` under the rules of :func:`decode_batch_columns`
+    (checked per event: the payload's object-ness and UTF-8 are checked by
+    :func:`columns_from_records`, for the whole group), also when the message is not an
+    ``event``.  Never raises.
+    """
+    try:
+        msg = _EVENT_DECODER.decode(raw)
+    except (msgspec.DecodeError, RecursionError, UnicodeError):
+        return None
+    return msg.data if msg.type == "event" else None
+
+
+def columns_from_records(records: list[EventRecord]) -> EventColumns | None:
+    """``records`` (from :func:`decode_event_message`, non-empty) as one batch of columns, or
+    ``None`` when some payload is not a JSON object in UTF-8 (take the dict path)."""
+    return _columns(records) if records else None
+
+
+def _columns(events: list[EventRecord]) -> EventColumns | None:
     cols = EventColumns.__new__(EventColumns)
     cols.n = len(events)
     # One C-level transpose (astuple + zip) instead of one attribute pass per field: ~10x less.

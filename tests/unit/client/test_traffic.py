@@ -169,3 +169,19 @@ def test_an_entry_dated_in_the_past_is_not_counted_as_now_with_separate_clocks()
     log.record("in", "event", 10, n_events=1, at=wall.t - 1)
     assert log.stats(window=10.0)["in"]["events"] == 2  # lifetime totals
     assert log.stats(window=10.0)["in"]["messages_per_s"] == pytest.approx(1 / 10.0)
+
+
+def test_record_many_adds_one_entry_per_message_like_record_does() -> None:
+    clock = FakeClock()
+    one, many = TrafficLog(size=4, clock=clock), TrafficLog(size=4, clock=clock)
+    sizes = [(90 + i, 100 + i) for i in range(6)]
+    for nbytes, decoded in sizes:
+        one.record("in", "event", nbytes, decoded_bytes=decoded, n_events=1)
+    many.record_many("in", "event", sizes)
+    assert many.entries() == one.entries()
+    assert many.dropped == one.dropped == 2
+    assert many.stats() == one.stats()
+    many.record_many("in", "event", [])
+    assert many.total == 6
+    with pytest.raises(ConfigError):
+        many.record_many("sideways", "event", sizes)
