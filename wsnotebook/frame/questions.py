@@ -116,46 +116,42 @@ def apply_updates(df: pd.DataFrame, fields: dict[int, dict[str, Any]]) -> pd.Dat
 
 
 def pending_table(events: list[Event]) -> pd.DataFrame:
-    """One row per question (``events``: their newest versions): ``id``, ``question``,
-    ``type``, ``choices``, ``asked_at`` / ``expires_at`` (UTC), ``source_app``,
-    ``session_id``, ``hook_event_type``, ``summary``, ``response_url``."""
+    """One row per question (``events``: their newest versions): ``id`` (int64),
+    ``question``, ``type``, ``choices``, ``asked_at`` / ``expires_at`` (datetime64[ns, UTC]),
+    ``source_app``, ``session_id``, ``hook_event_type``, ``summary``, ``response_url``."""
+    import numpy as np
     import pandas as pd
 
-    rows = []
+    nan = float("nan")
+    asked, expires = [], []
     for event in events:
-        q = event.get(HITL_FIELD) or {}
-        asked = event.get("server_received") or event.get("timestamp")
+        t = event.get("server_received") or event.get("timestamp")
+        asked.append(float(t) if isinstance(t, (int, float)) else nan)
         deadline = deadline_ms(event)
-        rows.append(
-            {
-                "id": event.get("id"),
-                "question": q.get("question"),
-                "type": q.get("type"),
-                "choices": q.get("choices"),
-                "asked_at": pd.to_datetime(asked, unit="ms", utc=True) if asked else pd.NaT,
-                "expires_at": pd.to_datetime(deadline, unit="ms", utc=True) if deadline else pd.NaT,
-                "source_app": event.get("source_app"),
-                "session_id": event.get("session_id"),
-                "hook_event_type": event.get("hook_event_type"),
-                "summary": event.get("summary"),
-                "response_url": q.get("responseWebSocketUrl"),
-            }
-        )
-    columns = [
-        "id",
-        "question",
-        "type",
-        "choices",
-        "asked_at",
-        "expires_at",
-        "source_app",
-        "session_id",
-        "hook_event_type",
-        "summary",
-        "response_url",
-    ]
-    df = pd.DataFrame(rows, columns=columns)
-    df["id"] = df["id"].astype("int64")
-    for col in ("asked_at", "expires_at"):
-        df[col] = pd.to_datetime(df[col], utc=True)
-    return df
+        expires.append(nan if deadline is None else deadline)
+
+    def hitl(key: str) -> list[Any]:
+        return [(e.get(HITL_FIELD) or {}).get(key) for e in events]
+
+    def field(key: str) -> list[Any]:
+        return [e.get(key) for e in events]
+
+    def times(ms: list[float]) -> pd.Series:
+        values = pd.to_datetime(np.array(ms, dtype=np.float64), unit="ms", utc=True)
+        return pd.Series(values, dtype="datetime64[ns, UTC]")
+
+    return pd.DataFrame(
+        {
+            "id": pd.Series(field("id"), dtype="int64"),
+            "question": pd.Series(hitl("question"), dtype=object),
+            "type": pd.Series(hitl("type"), dtype=object),
+            "choices": pd.Series(hitl("choices"), dtype=object),
+            "asked_at": times(asked),
+            "expires_at": times(expires),
+            "source_app": pd.Series(field("source_app"), dtype=object),
+            "session_id": pd.Series(field("session_id"), dtype=object),
+            "hook_event_type": pd.Series(field("hook_event_type"), dtype=object),
+            "summary": pd.Series(field("summary"), dtype=object),
+            "response_url": pd.Series(hitl("responseWebSocketUrl"), dtype=object),
+        }
+    )

@@ -37,16 +37,20 @@ class StreamReader:
 
     def _run(self) -> None:
         try:
-            for raw in self.ws:
-                msg = json.loads(raw)
-                data = msg.get("data")
-                new = data if msg.get("type") in ("initial", "batch") else [data]
-                if msg.get("type") in ("initial", "batch", "event"):
-                    with self.cond:
-                        self.events.extend(new)
-                        self.cond.notify_all()
+            with self.ws:
+                self._read()
         except Exception:
             pass
+
+    def _read(self) -> None:
+        for raw in self.ws:
+            msg = json.loads(raw)
+            data = msg.get("data")
+            new = data if msg.get("type") in ("initial", "batch") else [data]
+            if msg.get("type") in ("initial", "batch", "event"):
+                with self.cond:
+                    self.events.extend(new)
+                    self.cond.notify_all()
 
     def wait(self, pred: Callable[[list[dict[str, Any]]], bool], timeout: float = 20) -> None:
         with self.cond:
