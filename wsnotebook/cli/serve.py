@@ -5,7 +5,9 @@ Runs until SIGINT or SIGTERM, both the normal way to stop: the server is stopped
 released, the store closed) and the exit code is 0.  Tokens follow ``serve()``: on a
 non-loopback ``--host`` without ``--token`` one is generated and printed once; ``--token ""``
 there refuses to start (exit 2, one line).  ``--allowed-host NAME`` (repeatable) adds names
-accepted in the ``Host`` header (``serve(allowed_hosts=...)``).
+accepted in the ``Host`` header (``serve(allowed_hosts=...)``).  ``--store URL`` takes any
+``serve(store=...)`` URL (``redis://...``: several servers on one stream); a bad URL or an
+unreachable Redis is one error line (exit 2), its password never printed.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ __all__ = ["cmd_serve"]
 
 def cmd_serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     from ..server import serve
+    from ..store import safe_store_url
 
-    store = "memory" if args.memory else f"sqlite:///{args.db}"
+    default = "memory" if args.memory else f"sqlite:///{args.db}"
+    store = getattr(args, "store", None) or default
     kwargs: dict[str, Any] = {"host": args.host, "port": args.port, "store": store}
     # --token "" is passed on as given: serve() refuses it on a non-loopback host (ConfigError:
     # exit 2 with one line) instead of silently generating a token
@@ -35,7 +39,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         token = getattr(server, "token", None)
         print(f"wsnotebook server listening on {server.http_url}", file=out)
         print(f"  POST {server.http_url.rstrip('/')}/events   stream {server.url}", file=out)
-        print(f"  store: {store}", file=out)
+        print(f"  store: {safe_store_url(store)}", file=out)  # never a password
         if token:
             # a generated token was printed once by serve() (stdout, never logged); a given
             # one is not echoed
@@ -43,8 +47,8 @@ def cmd_serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             print(
                 f"  token: required ({origin}; Authorization: Bearer <token> or ?token=)", file=out
             )
-        print("Press Ctrl-C to stop.", file=out, flush=True)
-        with StopSignal() as stop:
+        with StopSignal() as stop:  # installed first: a Ctrl-C right after the line stops us
+            print("Press Ctrl-C to stop.", file=out, flush=True)
             stop.wait(None)
         print("stopping...", file=out, flush=True)
         return EXIT_OK
