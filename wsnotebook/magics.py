@@ -12,6 +12,10 @@
     %ws demo [--rate R] [--batch N] [--max-events N]
                                  synthetic agent-hook events into ws_server -> ws_demo
     %ws stats                    metrics of what the extension started (printed; dict returned)
+    %ws pending [NAME]           human-in-the-loop questions waiting for an answer (DataFrame) of
+                                 NAME (a Client or Server; default ws_client, else ws_server)
+    %ws respond ID (--yes | --no | --text T | --choice C) [--on NAME]
+                                 answer question ID (as the seed dashboard would) -> the event
     %ws stop [all]               stop what the extension started; ``all``: every server, client,
                                  monitor and demo producer in the process
 
@@ -46,9 +50,21 @@ HELP = """\
                                                    live widget               -> ws_monitor
   %ws demo [--rate R] [--batch N] [--max-events N] synthetic events into ws_server -> ws_demo
   %ws stats                                        metrics of what %ws started
+  %ws pending [NAME]                               questions waiting for an answer
+  %ws respond ID (--yes|--no|--text T|--choice C) [--on NAME]   answer question ID
   %ws stop [all]                                   stop what %ws started (all: everything)"""
 
-_COMMANDS = ("serve", "connect", "monitor", "demo", "stats", "stop", "help")
+_COMMANDS = (
+    "serve",
+    "connect",
+    "monitor",
+    "demo",
+    "stats",
+    "pending",
+    "respond",
+    "stop",
+    "help",
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -82,6 +98,16 @@ def _parsers() -> dict[str, _Parser]:
     demo.add_argument("--batch", type=int, default=1)
     demo.add_argument("--max-events", type=int, default=None)
     p["stats"] = _Parser(prog="%ws stats", exit_on_error=False)
+    pending = p["pending"] = _Parser(prog="%ws pending", exit_on_error=False)
+    pending.add_argument("target", nargs="?", default=None, help="a Client or Server name")
+    respond = p["respond"] = _Parser(prog="%ws respond", exit_on_error=False)
+    respond.add_argument("event_id", type=int, help="the question's event id")
+    answer = respond.add_mutually_exclusive_group(required=True)
+    answer.add_argument("--yes", action="store_true", help="permission: true")
+    answer.add_argument("--no", action="store_true", help="permission: false")
+    answer.add_argument("--text", default=None, help="a free-text response")
+    answer.add_argument("--choice", default=None, help="one of the question's choices")
+    respond.add_argument("--on", default=None, help="a Client or Server name")
     stop = p["stop"] = _Parser(prog="%ws stop", exit_on_error=False)
     stop.add_argument("what", nargs="?", choices=("all",), default=None)
     return p
@@ -269,6 +295,27 @@ class WsMagics(Magics):
             items = ", ".join(f"{k}={_short(v)}" for k, v in metrics.items())
             print(f"{name}: {items}")
         return stats
+
+    def _answerer(self, name: str | None) -> Any:
+        """The Client or Server named ``name`` (default ws_client, else ws_server)."""
+        for candidate in [name] if name else ["ws_client", "ws_server"]:
+            obj = self.ns.get(candidate)
+            if obj is not None and callable(getattr(obj, "respond", None)):
+                return obj
+            if name:
+                raise UsageError(f"%ws: {name!r} is not a wsnotebook Client or Server")
+        raise UsageError("%ws: no ws_client or ws_server (run %ws connect or %ws serve first)")
+
+    def _cmd_pending(self, args: argparse.Namespace) -> Any:
+        return self._answerer(args.target).pending()
+
+    def _cmd_respond(self, args: argparse.Namespace) -> Any:
+        target = self._answerer(args.on)
+        if args.yes or args.no:
+            return target.respond(args.event_id, permission=bool(args.yes))
+        if args.text is not None:
+            return target.respond(args.event_id, response=args.text)
+        return target.respond(args.event_id, choice=args.choice)
 
     def _cmd_stop(self, args: argparse.Namespace) -> int:
         n = self.stop_started()
