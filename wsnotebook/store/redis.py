@@ -306,12 +306,7 @@ class RedisStore(Store):
             self.append_errors += 1
             if "WSN_EPOCH" in str(exc):
                 self._resync = True
-            self._throttle.warning(
-                "redis_append",
-                "wsnotebook: redis store %s: append failed: %s",
-                self.target.safe_url,
-                self._why(exc),
-            )
+            # logged (rate-limited) and counted by the server as a store error (HTTP 503)
             raise StoreError(
                 f"redis store {self.target.safe_url}: append failed: {self._why(exc)}"
             ) from None
