@@ -1,8 +1,9 @@
 """binder/ stays in step with pyproject.toml and with what the notebooks import.
 
 The slow test builds what Binder would: a fresh virtualenv with ``binder/requirements.txt`` and
-``binder/postBuild`` only (plus ipykernel, which Binder's base image provides), and runs the
-quickstart notebook in it.
+``binder/postBuild`` only (plus ipykernel, which Binder's base image provides), checks that
+jupyter-server-proxy and pyarrow are there, and runs the quickstart notebook in it on the
+shipped recording (``WSN_DEMO_SOURCE=replay``, as a Binder demo without live agents would).
 """
 
 from __future__ import annotations
@@ -75,6 +76,23 @@ def test_binder_requirements_cover_every_runtime_dependency() -> None:
         )
 
 
+def extra_requirements(name: str) -> dict[str, Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = [Requirement(d) for d in project["optional-dependencies"][name]]
+    return {canonicalize_name(r.name): r for r in reqs}
+
+
+@pytest.mark.parametrize("extra", ["proxy", "parquet"])
+def test_binder_has_the_proxy_and_parquet_extras(extra: str) -> None:
+    """Binder needs jupyter-server-proxy (the kernel's server at <binder>/proxy/<port>/) and
+    pyarrow (the shipped recording), with pyproject's bounds; CI installs the proxy too."""
+    reqs = binder_requirements()
+    for name, req in extra_requirements(extra).items():
+        assert name in reqs, f"binder/requirements.txt lacks {req.name} (extra [{extra}])"
+        assert reqs[name].specifier == req.specifier, f"{req.name}: binder and [{extra}] differ"
+        assert name in extra_requirements("test"), f"{req.name} missing from the test extra"
+
+
 def test_every_notebook_import_is_satisfied_by_binder() -> None:
     reqs = set(binder_requirements())
     stdlib = set(sys.stdlib_module_names)
@@ -104,7 +122,9 @@ def test_postbuild_installs_the_package_itself() -> None:
 @pytest.mark.slow
 @pytest.mark.notebooks
 @pytest.mark.timeout(600)
-def test_fresh_binder_environment_runs_the_quickstart(tmp_path: Path) -> None:
+def test_fresh_binder_environment_runs_the_quickstart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env_dir = tmp_path / "binder-venv"
     venv.create(env_dir, with_pip=True)
     py = env_dir / "bin" / "python"
@@ -122,6 +142,14 @@ def test_fresh_binder_environment_runs_the_quickstart(tmp_path: Path) -> None:
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
 
     pip("-r", str(BINDER / "requirements.txt"), "ipykernel")  # ipykernel: Binder's base image
+    proxy = subprocess.run(
+        [str(py), "-c", "import jupyter_server_proxy, pyarrow"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proxy.returncode == 0, proxy.stderr
     post = subprocess.run(
         ["bash", str(BINDER / "postBuild")],
         cwd=ROOT,
@@ -169,6 +197,8 @@ def test_fresh_binder_environment_runs_the_quickstart(tmp_path: Path) -> None:
         resources={"metadata": {"path": str(tmp_path)}},
     )
     client.km = client.kernel_manager_class(kernel_name="binder", kernel_spec_manager=ksm)
+    # Binder has no live agents: the quickstart replays the shipped recording when asked
+    monkeypatch.setenv("WSN_DEMO_SOURCE", "replay")
     client.execute()  # raises CellExecutionError on the first failing cell
     text = "".join(
         o.get("text", "")

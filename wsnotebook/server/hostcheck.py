@@ -9,16 +9,36 @@ in ``allowed_hosts``.  A non-loopback bind requires a token anyway and checks ``
 accepted).  A request without ``Host`` (HTTP/1.0) is allowed: a browser always
 sends one.
 
+**Through Jupyter** (``jupyter-server-proxy``, ``<jupyter>/proxy/<port>/...``): the proxy
+forwards the client's own ``Host`` (Jupyter's public name, e.g. ``hub.example.org``) and
+``Origin``.  Such a request is accepted when its ``Host`` is one of the Jupyter server's own
+names, or when it carries a token Jupyter accepts (``Authorization: token T`` or ``?token=T``,
+which Jupyter checked before forwarding); a page served by Jupyter's origin passes the
+``Origin`` check the same way (:meth:`HostPolicy.jupyter_origin_ok`).  What this kernel's Jupyter
+server is comes from :mod:`.jupyter` (looked up only for a request that would otherwise be
+refused, cached).  Nothing else is new: a rebinding page names its own host and cannot know
+Jupyter's token.
+
 :class:`HostPolicy` is built once per server; :meth:`HostPolicy.allows` runs once per request
 (a dict lookup for the common names).
 """
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
-from collections.abc import Iterable
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
 
-__all__ = ["HostPolicy", "host_name", "is_loopback_host", "normalise_allowed_hosts"]
+from .jupyter import JupyterServer, jupyter_server
+
+__all__ = [
+    "HostPolicy",
+    "host_name",
+    "is_loopback_host",
+    "jupyter_token_given",
+    "normalise_allowed_hosts",
+]
 
 #: names always accepted on a loopback bind (the ``Host`` value without its port, lower case)
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "localhost."})
@@ -78,13 +98,19 @@ def normalise_allowed_hosts(hosts: Iterable[str]) -> tuple[str, ...]:
 class HostPolicy:
     """Which ``Host`` header values a server accepts (see the module docstring)."""
 
-    __slots__ = ("_seen", "allowed", "enabled")
+    __slots__ = ("_jupyter", "_seen", "allowed", "enabled")
 
     #: Distinct ``Host`` values whose verdict is remembered (the check runs on every request;
     #: a client sends the same value each time).  Past it the memory starts over.
     MAX_SEEN = 1024
 
-    def __init__(self, *, bind_host: str, allowed_hosts: Iterable[str] | None) -> None:
+    def __init__(
+        self,
+        *,
+        bind_host: str,
+        allowed_hosts: Iterable[str] | None,
+        jupyter: Callable[[], JupyterServer | None] = jupyter_server,
+    ) -> None:
         bind = bind_host.strip().strip("[]").lower() or None
         loopback_bind = bind is not None and is_loopback_host(bind)
         names = set(normalise_allowed_hosts(allowed_hosts or ()))
@@ -95,13 +121,23 @@ class HostPolicy:
         #: check at all: always on a loopback bind, elsewhere only with allowed_hosts given
         self.enabled = loopback_bind or allowed_hosts is not None
         self._seen: dict[str, bool] = {}
+        self._jupyter = jupyter
 
-    def allows(self, host: str | None) -> bool:
+    def allows(
+        self,
+        host: str | None,
+        headers: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | None = None,
+    ) -> bool:
         """Is a request with this ``Host`` header value (``None``: absent) accepted?  When the
         check is on, loopback names are always accepted (a rebinding page cannot send them:
-        the browser names the attacker's host), plus the configured names."""
-        if not self.enabled or host is None:
+        the browser names the attacker's host), plus the configured names, plus requests
+        forwarded by this kernel's Jupyter server (given ``headers``/``query``; module doc)."""
+        if not self.enabled or host is None or self._seen.get(host) or self._host_ok(host):
             return True
+        return headers is not None and self._via_jupyter(host, headers, query or {})
+
+    def _host_ok(self, host: str) -> bool:
         verdict = self._seen.get(host)
         if verdict is None:
             name = host_name(host)
@@ -110,3 +146,48 @@ class HostPolicy:
                 self._seen.clear()
             self._seen[host] = verdict
         return verdict
+
+    def _via_jupyter(self, host: str, headers: Mapping[str, str], query: Mapping[str, str]) -> bool:
+        server = self._jupyter()
+        if server is None:
+            return False
+        name = host_name(host)
+        if name is not None and name in server.hosts:
+            return True
+        return jupyter_token_given(server, headers, query)
+
+    def jupyter_origin_ok(
+        self,
+        origin: str,
+        host: str | None,
+        headers: Mapping[str, str],
+        query: Mapping[str, str],
+    ) -> bool:
+        """An ``Origin`` outside the allow-list, accepted because it is the Jupyter server's
+        own (its names), or the request's own host on a request carrying Jupyter's token."""
+        server = self._jupyter()
+        if server is None:
+            return False
+        try:
+            origin_name = (urllib.parse.urlsplit(origin).hostname or "").lower()
+        except ValueError:
+            return False
+        if origin_name in server.hosts:
+            return True
+        same = host is not None and host_name(host) == origin_name
+        return same and jupyter_token_given(server, headers, query)
+
+
+def jupyter_token_given(
+    server: JupyterServer, headers: Mapping[str, str], query: Mapping[str, str]
+) -> bool:
+    """Does the request carry a token of ``server`` (``Authorization: token T`` or
+    ``?token=T``)?  Compared in constant time."""
+    if not server.tokens:
+        return False
+    auth = headers.get("Authorization", "")
+    given = auth[6:].strip() if auth[:6].lower() == "token " else ""
+    given = given or query.get("token", "")
+    if not given:
+        return False
+    return any(hmac.compare_digest(given.encode(), t.encode()) for t in server.tokens)

@@ -192,7 +192,7 @@ class HttpMixin:
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         host = request.headers.get("Host")
-        if not self._host_policy.allows(host):
+        if not self._host_policy.allows(host, request.headers, request.query):
             # DNS rebinding: a page on evil.example re-pointed at 127.0.0.1 sends its own name
             self.log_throttle.info(
                 "host",
@@ -203,7 +203,14 @@ class HttpMixin:
             )
             return self._reject(421, f"host not allowed: {(host or '')[:100]!r}")
         origin = request.headers.get("Origin")
-        if origin is not None and not self._origin_ok(origin):
+        if (
+            origin is not None
+            and not self._origin_ok(origin)
+            # a page served by this kernel's Jupyter server, through jupyter-server-proxy
+            and not self._host_policy.jupyter_origin_ok(
+                origin, host, request.headers, request.query
+            )
+        ):
             return self._reject(403, "origin not allowed")
         if request.method == "OPTIONS":
             missing = request.match_info.http_exception

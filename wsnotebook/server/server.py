@@ -85,6 +85,7 @@ from .options import (
     DEFAULT_MAX_OPEN_CONNECTIONS,
     ServerOptions,
 )
+from .public import PublicUrls, public_urls
 from .themes import ThemesMixin
 from .ws import StreamMixin
 
@@ -220,6 +221,13 @@ class Server(IngestMixin, HttpMixin, StreamMixin, HitlMixin, ThemesMixin):
     def http_url(self) -> str:
         scheme = "https" if self.ssl_context else "http"
         return f"{scheme}://{self._netloc()}"
+
+    @property
+    def public_urls(self) -> PublicUrls | None:
+        """The URLs of this server through the kernel's Jupyter server (jupyter-server-proxy:
+        ``<jupyter>/proxy/<port>/events`` and ``/stream``), ``None`` outside Jupyter; see
+        :mod:`.public`."""
+        return public_urls(self.port)
 
     def _netloc(self) -> str:
         host = self.host
