@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 	bash scripts/install-chromium.sh
+	bash scripts/install-redis.sh
 
 ## the main job: the quickstart notebook in JupyterLab when a browser can open, else the live
 ## terminal demo (server + synthetic agent events + client, one-line summary).  WSN_DEMO=terminal
