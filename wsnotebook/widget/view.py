@@ -11,7 +11,8 @@ One ipywidgets box with
   50,000 rows' summary and payload JSON text; every value is HTML-escaped;
 * a **throughput chart** (bqplot): events/s over the last 1 m / 5 m / 15 m, optionally one line per
   ``hook_event_type``;
-* **pause/resume** and **clear** buttons.
+* **pause/resume** and **clear** buttons;
+* the **questions** agents wait on (human in the loop, :mod:`.questions`), with answer controls.
 
 This module is the ipywidgets view: the widgets, setting their traits, the tick's scheduling and
 the monitor's lifetime.  What they show is computed by :mod:`.viewmodel` (no widgets), rendered
@@ -59,6 +60,7 @@ from .._validate import Clock
 from ..errors import ConfigError
 from ..runtime import loop as _loop
 from .chart import ThroughputChart
+from .questions import QuestionPanel
 from .render import CSS, render_status, render_table
 from .running import register, unregister
 from .traits import set_if_changed, walk
@@ -209,7 +211,9 @@ class Monitor:
         children: list[Any] = [self._css, self.status, controls, chart_bar]
         if self.chart is not None:
             children.append(self.chart)
-        children.append(self.table)
+        # human-in-the-loop questions, answered through the Server (or the Client) watched
+        self.questions = QuestionPanel(self.model.server or self.model.client, self._set)
+        children += [self.questions.widget, self.table]
         self.widget = w.VBox(children)
         self.widget.add_class("wsn-monitor")
 
@@ -391,6 +395,7 @@ class Monitor:
         total = self.model.count_total()
         try:
             self._update_view(now, version)
+            self.questions.refresh(self.frame, now)
         except Exception:
             self._count_error()
         self._set(self.status, "value", render_status(self._status(total)))
