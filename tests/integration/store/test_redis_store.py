@@ -183,3 +183,33 @@ def test_password_never_shown(
         assert secret not in str(info.value)
     finally:
         red.close()
+
+
+def test_redis_losing_its_data_is_a_new_epoch(
+    redis_server: LocalRedis,
+    server_factory: Callable[..., Server],
+    http_request: Callable[..., Any],
+    wait_until: Callable[..., Any],
+) -> None:
+    import shutil
+
+    srv = server_factory(store=redis_server.store_url("t6"))
+    client = connect(srv.url, **FAST)
+    try:
+        for i in range(3):
+            srv.publish(ev(i))
+        wait_until(lambda: len(client.frame) == 3, timeout=WAIT)
+        old = srv.epoch
+        redis_server.kill()
+        for path in redis_server.dir.glob("appendonly*"):  # Redis comes back empty
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        redis_server.start()
+        # the tail reconnects, finds no epoch: a new one; the clients resume into it (1012)
+        wait_until(lambda: srv.epoch != old and srv.store.connected, timeout=WAIT)
+        resp = post(http_request, srv, ev(9))
+        assert resp.status == 200 and resp.json()["id"] == 1
+        wait_until(lambda: client.frame.total == 4 and client.gaps == 1, timeout=WAIT)
+        assert client.metrics()["epoch"] == srv.epoch
+        assert srv.metrics()["store"]["epoch_changes"] == 1
+    finally:
+        client.close()
