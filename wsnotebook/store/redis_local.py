@@ -17,9 +17,11 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 from types import TracebackType
 
@@ -45,7 +47,8 @@ def _free_port() -> int:
 class LocalRedis:
     """One ``redis-server`` subprocess on 127.0.0.1 (see the module docstring).
 
-    ``password``: ``requirepass`` (the URL then carries it); ``port=0`` picks a free one."""
+    ``password``: ``requirepass`` (the URL then carries it); ``port=0`` picks a free one;
+    ``tls=(certfile, keyfile, cafile)``: TLS only (``rediss://`` URLs trusting ``cafile``)."""
 
     def __init__(
         self,
@@ -54,6 +57,7 @@ class LocalRedis:
         password: str | None = None,
         directory: str | os.PathLike[str] | None = None,
         timeout: float = 30.0,
+        tls: tuple[str, str, str] | None = None,
     ) -> None:
         exe = redis_server_path()
         if exe is None:
@@ -61,6 +65,7 @@ class LocalRedis:
         self.exe = exe
         self.port = port or _free_port()
         self.password = password
+        self.tls = tls
         self.timeout = timeout
         self._own_dir = directory is None
         self.dir = Path(directory or tempfile.mkdtemp(prefix="wsn-redis-"))
@@ -71,10 +76,13 @@ class LocalRedis:
     def url(self) -> str:
         """``redis://[:password@]127.0.0.1:PORT/0`` (add ``?stream=NAME`` for a store)."""
         auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://{auth}127.0.0.1:{self.port}/0"
 
     def store_url(self, stream: str = "events") -> str:
-        return f"{self.url}?stream={stream}"
+        """:attr:`url` with ``?stream=`` (and ``ssl_ca_certs=`` with TLS)."""
+        query = {"stream": stream, **({"ssl_ca_certs": self.tls[2]} if self.tls else {})}
+        return f"{self.url}?{urllib.parse.urlencode(query)}"
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -104,6 +112,11 @@ class LocalRedis:
         ]  # fmt: skip
         if self.password:
             args += ["--requirepass", self.password]
+        if self.tls:
+            cert, key, ca = self.tls
+            args[1:3] = ["--port", "0", "--tls-port", str(self.port)]
+            args += ["--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", ca]
+            args += ["--tls-auth-clients", "no"]
         self.proc = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -117,10 +130,7 @@ class LocalRedis:
         while True:
             if self.proc is None or self.proc.poll() is not None:
                 raise ServerError(f"redis-server exited at start (see {self.dir / 'redis.log'})")
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as s,
-            ):
+            with contextlib.suppress(OSError), self._connect() as s:
                 s.sendall(ping)
                 if b"+PONG" in s.recv(256):
                     return
@@ -128,6 +138,14 @@ class LocalRedis:
                 self.kill()
                 raise ServerError(f"redis-server did not answer within {self.timeout} s")
             time.sleep(0.02)
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=1.0)
+        if not self.tls:
+            return sock
+        ctx = ssl.create_default_context(cafile=self.tls[2])
+        ctx.check_hostname = False
+        return ctx.wrap_socket(sock)
 
     def kill(self) -> None:
         """SIGKILL the server (what was acknowledged is in the AOF, fsynced)."""

@@ -213,3 +213,34 @@ def test_redis_losing_its_data_is_a_new_epoch(
         assert srv.metrics()["store"]["epoch_changes"] == 1
     finally:
         client.close()
+
+
+def test_tls_with_password(
+    tmp_path: Any, server_factory: Callable[..., Server], wait_until: Callable[..., Any]
+) -> None:
+    import trustme
+    from _redis import local_redis
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    files = [str(tmp_path / name) for name in ("cert.pem", "key.pem", "ca.pem")]
+    cert.cert_chain_pems[0].write_to_path(files[0])
+    cert.private_key_pem.write_to_path(files[1])
+    ca.cert_pem.write_to_path(files[2])
+    red = local_redis(password="tls-secret", tls=(files[0], files[1], files[2]))
+    try:
+        url = red.store_url("t7")
+        assert url.startswith("rediss://:tls-secret@127.0.0.1:")
+        srv = server_factory(store=url)
+        client = connect(srv.url, **FAST)
+        try:
+            assert srv.publish(ev(1))[0]["id"] == 1
+            wait_until(lambda: len(client.frame) == 1, timeout=WAIT)
+            assert srv.metrics()["store"]["url"].startswith("rediss://:***@127.0.0.1:")
+        finally:
+            client.close()
+        # a client that does not trust the CA never gets in: a clear ConfigError at start
+        with pytest.raises(ConfigError, match="cannot use Redis at rediss://"):
+            server_factory(store=url.split("&ssl_ca_certs")[0])
+    finally:
+        red.close()
