@@ -2,10 +2,14 @@
 
 JupyterLab runs on a free loopback port with a token and an isolated config/data/runtime dir (news
 off).  The notebook ``monitor.ipynb`` beside this file runs ``%load_ext wsnotebook``,
-``%ws serve``, ``%ws demo``, ``%ws monitor``.  After every cell has finished (kernel idle) the
-status line's event count and the table's newest row must still advance, and a type filter must
-narrow the table.  Screenshots go to ``$WSN_ARTIFACTS_DIR`` (default ``artifacts/``, ignored by
-git), so a run leaves the tree clean; ``WSN_UPDATE_SCREENSHOTS=1`` also copies the monitor's
+``%ws serve``, ``%ws demo``, ``%ws monitor``, then starts a fake agent (a WebSocket server, as
+the seed's hook utility) and posts its permission question.  After every cell has finished
+(kernel idle) the status line's event count and the table's newest row must still advance, a
+type filter must narrow the table, and clicking **Yes** on the question in the monitor must
+answer it: the agent (in the kernel) writes what it received to ``agent_received.json``, which
+must be the seed's response JSON with ``permission: true``, and the question leaves the list.
+Screenshots go to ``$WSN_ARTIFACTS_DIR`` (default ``artifacts/``, ignored by git), so a run
+leaves the tree clean; ``WSN_UPDATE_SCREENSHOTS=1`` also copies the monitor's
 picture to the tracked ``docs/screenshots/monitor.png``.
 
 Playwright drives Debian's ``/usr/bin/chromium`` (``playwright install`` cannot download here).
@@ -80,6 +84,8 @@ CHART_POINTS_JS = """(n) => {
   const d = path ? (path.getAttribute('d') || '') : '';
   return (d.match(/L/g) || []).length >= n;
 }"""
+NO_QUESTION_JS = """() => !Array.from(document.querySelectorAll('.wsn-questions .wsn-question'))
+  .some(el => el.offsetParent !== null && el.textContent.includes('May I deploy'))"""
 TIMEOUT_MS = 60_000  # generous: 2 busy cores; a first JupyterLab load takes ~4-6 s
 
 
@@ -193,7 +199,7 @@ def jupyter_lab(tmp_path: Path) -> Iterator[SimpleNamespace]:
                     if time.monotonic() - t0 > 45:
                         pytest.fail("jupyter lab did not answer in 45 s")
                     time.sleep(0.2)  # polling a server that is starting, not a timing assumption
-            yield SimpleNamespace(base=base, token=token, log=log_path, proc=proc)
+            yield SimpleNamespace(base=base, token=token, log=log_path, proc=proc, root=root)
         finally:
             kernel_pids |= _child_pids(proc.pid)
             try:  # shut kernels down cleanly first (their atexit stops servers and ticks)
@@ -261,6 +267,20 @@ def test_monitor_updates_live_while_kernel_idle_and_filters_narrow_the_table(
             types_after = page.evaluate(TYPES_JS)
             monitor.screenshot(path=str(artifacts_dir / "monitor_filtered.png"))
             state = page.locator(".wsn-status .wsn-state").inner_text().strip()
+
+            # human in the loop: the agent's question is listed; answer it with Yes
+            question = page.locator(".wsn-questions .wsn-question", has_text="May I deploy")
+            question.wait_for()
+            question.scroll_into_view_if_needed()
+            monitor.screenshot(path=str(artifacts_dir / "monitor_question.png"))
+            question.locator(".wsn-answer-yes").click()
+            page.locator(".wsn-questions-status", has_text="answered #").wait_for()
+            page.wait_for_function(NO_QUESTION_JS)
+            received = lab.root / "agent_received.json"
+            deadline = time.monotonic() + 30
+            while not received.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)  # polling a file the kernel writes, not a timing assumption
+            answer = json.loads(received.read_text())
         except Exception:
             page.screenshot(path=str(artifacts_dir / "monitor_FAILED.png"))
             print("jupyter log tail:\n", lab.log.read_text()[-3000:])
@@ -273,6 +293,9 @@ def test_monitor_updates_live_while_kernel_idle_and_filters_narrow_the_table(
     assert second["newest"] > first["newest"], (first, second)
     assert types_after and set(types_after) == {chosen}
     assert state == "open", state
+    assert answer["permission"] is True and answer["respondedBy"] == "notebook"
+    assert list(answer) == ["permission", "respondedBy", "hookEvent", "respondedAt"]
+    assert answer["hookEvent"]["humanInTheLoop"]["question"] == "May I deploy to staging?"
     print(f"\n[browser] screenshots in {artifacts_dir}")
     if os.environ.get("WSN_UPDATE_SCREENSHOTS") == "1":  # refresh the docs only when asked
         screenshots = REPO / "docs" / "screenshots"

@@ -113,10 +113,12 @@ class QuestionPanel:
             return
         table = pending()
         n = len(table)
-        self._set(self.widget.layout, "display", "flex" if n else "none")
+        # shown while a question waits, and after an answer (its outcome stays visible)
+        self._set(self.widget.layout, "display", "flex" if n or self.status.value else "none")
         more = f" (showing {MAX_SHOWN})" if n > MAX_SHOWN else ""
         who = "" if self.answerer is not None else " — read-only (monitor a Client or Server)"
-        self._set(self.title, "value", f"<b>Questions waiting for an answer: {n}</b>{more}{who}")
+        title = f"<b>Questions waiting for an answer: {n}</b>{more}{who}"
+        self._set(self.title, "value", title if n else "No questions waiting")
         records = table.head(MAX_SHOWN).to_dict("records")
         for row, record in zip(self.rows, records + [None] * (MAX_SHOWN - len(records))):
             self._show(row, record)

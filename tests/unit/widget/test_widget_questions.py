@@ -81,7 +81,9 @@ def test_panel_controls_and_answers(wire: list[Any]) -> None:
     assert answerer.calls[2] == (3, {"response": "hello"})
     assert wait_until(lambda: "answered #3" in panel.status.value)
     panel.refresh(frame, 2.0)
-    assert shown(panel) == [] and panel.widget.layout.display == "none"
+    assert shown(panel) == []
+    # the last outcome stays visible under "No questions waiting"
+    assert panel.widget.layout.display == "flex" and "No questions" in panel.title.value
 
 
 def test_refusals_are_shown_not_raised(wire: list[Any]) -> None:
