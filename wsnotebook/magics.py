@@ -11,6 +11,8 @@
                                  namespace; default ws_client, else ws_server) -> ws_monitor
     %ws demo [--rate R] [--batch N] [--max-events N]
                                  synthetic agent-hook events into ws_server -> ws_demo
+    %ws demo --replay [FILE] [--speed S]
+                                 replay a recording (default: the shipped session) -> ws_demo
     %ws stats                    metrics of what the extension started (printed; dict returned)
     %ws pending [NAME]           human-in-the-loop questions waiting for an answer (DataFrame) of
                                  NAME (a Client or Server; default ws_client, else ws_server)
@@ -49,6 +51,7 @@ HELP = """\
   %ws monitor [NAME] [--rows N] [--window 1m|5m|15m] [--by-type]
                                                    live widget               -> ws_monitor
   %ws demo [--rate R] [--batch N] [--max-events N] synthetic events into ws_server -> ws_demo
+  %ws demo --replay [FILE] [--speed S]   replay a recording (default: the shipped one) instead
   %ws stats                                        metrics of what %ws started
   %ws pending [NAME]                               questions waiting for an answer
   %ws respond ID (--yes|--no|--text T|--choice C) [--on NAME]   answer question ID
@@ -97,6 +100,8 @@ def _parsers() -> dict[str, _Parser]:
     demo.add_argument("--rate", type=arg_positive_float, default=50.0, help="events/s (default 50)")
     demo.add_argument("--batch", type=int, default=1)
     demo.add_argument("--max-events", type=int, default=None)
+    demo.add_argument("--replay", nargs="?", const="", default=None, metavar="FILE")
+    demo.add_argument("--speed", default="1", help="replay time scale or 'max' (default 1)")
     p["stats"] = _Parser(prog="%ws stats", exit_on_error=False)
     pending = p["pending"] = _Parser(prog="%ws pending", exit_on_error=False)
     pending.add_argument("target", nargs="?", default=None, help="a Client or Server name")
@@ -267,6 +272,12 @@ class WsMagics(Magics):
         old = self._current("ws_demo")
         if old is not None:
             _stop(old)  # re-running the cell replaces the producer instead of adding one
+        if args.replay is not None:  # no live agents (Binder): a captured session instead
+            from .recording import replay
+
+            handle = replay(args.replay or None, server, speed=args.speed, retime=True)
+            print(f"wsnotebook demo: replaying {handle.source.name} into {server.url}  (ws_demo)")
+            return self._track(handle, "ws_demo")
         producer = start_demo(server, rate=args.rate, batch=args.batch, max_events=args.max_events)
         print(f"wsnotebook demo: {args.rate:g} events/s into {server.url}  (ws_demo)")
         return self._track(producer, "ws_demo")

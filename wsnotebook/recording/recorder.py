@@ -82,8 +82,13 @@ class Recorder:
         """Create the recording (``RecordingError`` when it cannot be), connect, and record in
         the background; returns at once."""
         self.writer.create()
-        self.client = connect(self._url, frame=self.frame, **self._client_options)
-        self.frame.subscribe(self._on_rows)
+        # subscribed first: the rows of the first message are counted too
+        unsubscribe = self.frame.subscribe(self._on_rows)
+        try:
+            self.client = connect(self._url, frame=self.frame, **self._client_options)
+        except BaseException:
+            unsubscribe()
+            raise
         self._future = _loop.submit(self._run())
         return self
 

@@ -138,6 +138,10 @@ class Replay:
     def done(self) -> bool:
         return self._future.done()
 
+    @property
+    def running(self) -> bool:
+        return not self._future.done()
+
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the replay ended; ``False`` if ``timeout`` ran out first."""
         try:
@@ -182,6 +186,8 @@ class Replay:
             "max_lateness_s": self.max_lateness,
             "error": str(self.error) if self.error is not None else None,
         }
+
+    metrics = stats  # what %ws stats reads
 
     def __repr__(self) -> str:
         state = "done" if self.done else "running"
