@@ -79,6 +79,13 @@ EXPECTED: dict[str, list[tuple[str, Any]]] = {
         (r"HOOK_CAPTURED (\d+) events", lambda g: int(g[0]) >= 1501),
         (r"HOOK_TOOLS (\d+)", lambda g: int(g[0]) >= 3),
         (r"User-Agent: Claude-Code-Hook/1.0", None),
+        # human in the loop: asked (pending), the agent got the seed's response JSON, one row
+        (r"HITL_ASKED (\d+) \d+ \{'status': 'pending'\}", lambda g: int(g[0]) == 200),
+        (
+            r"HITL_AGENT_GOT permission=(\w+) keys=(\S+)",
+            lambda g: g[0] == "True" and g[1] == "permission,respondedBy,hookEvent,respondedAt",
+        ),
+        (r"HITL_ROWS (\d+) (\w+)", lambda g: int(g[0]) == 1 and g[1] == "responded"),
     ],
 }
 
