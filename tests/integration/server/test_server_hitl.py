@@ -225,3 +225,96 @@ def test_sqlite_keeps_questions_and_answers_across_restart(
     states = {e["id"]: e["humanInTheLoopStatus"]["status"] for e in recent}
     assert states == {first["id"]: "responded", second["id"]: "responded"}
     assert len(recent) == 2
+
+
+def test_second_answer_while_the_first_is_in_flight_is_refused(
+    server: Server, http_request, wait_until
+) -> None:
+    import socket
+
+    # an "agent" that accepts TCP but never completes the WebSocket handshake: the first
+    # answer's delivery waits (at most DELIVERY_TIMEOUT_S) while a second answer arrives
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    try:
+        url = f"ws://127.0.0.1:{silent.getsockname()[1]}"
+        asked = server.publish(hitl_event(url))[0]
+        results: list[Any] = []
+        first = threading.Thread(
+            target=lambda: results.append(server.respond(asked["id"], permission=True))
+        )
+        first.start()
+        wait_until(lambda: server.metrics()["hitl"]["answered"] == 1)
+        res = http_request(
+            "POST",
+            f"{server.http_url}/events/{asked['id']}/respond",
+            b'{"permission": false}',
+            {"Content-Type": "application/json"},
+        )
+        assert res.status == 409 and "being answered" in res.json()["error"]
+        first.join(30)
+        assert results[0]["humanInTheLoopStatus"]["response"]["permission"] is True
+        assert server.metrics()["hitl"]["delivery_failed"] == 1
+    finally:
+        silent.close()
+
+
+def test_oversized_answer_and_store_without_updates(
+    server_factory: Callable[..., Server], http_request
+) -> None:
+    from wsnotebook.store import MemoryStore, Store
+
+    srv = server_factory(max_event_bytes=1024)
+    asked = srv.publish(hitl_event("ws://127.0.0.1:9/", "question"))[0]
+    url = f"{srv.http_url}/events/{asked['id']}/respond"
+    big = json.dumps({"response": "x" * 2000}).encode()
+    res = http_request("POST", url, big, {"Content-Type": "application/json"})
+    assert res.status == 413
+    # small body, but the updated event (with hookEvent and the answer) passes the limit
+    res = http_request(
+        "POST",
+        url,
+        json.dumps({"response": "y" * 900}).encode(),
+        {"Content-Type": "application/json"},
+    )
+    assert res.status == 413 and "exceeds the limit" in res.json()["error"]
+
+    class NoUpdates(Store):
+        """A store with only the abstract interface (a new backend before it adds updates)."""
+
+        kind = "plain"
+
+        def __init__(self) -> None:
+            self.inner = MemoryStore()
+
+        @property
+        def last_id(self) -> int:
+            return self.inner.last_id
+
+        @property
+        def first_id(self) -> int | None:
+            return self.inner.first_id
+
+        def __len__(self) -> int:
+            return len(self.inner)
+
+        async def append(self, events: Any) -> Any:
+            return await self.inner.append(events)
+
+        async def recent(self, limit: int, max_bytes: int | None = None) -> Any:
+            return await self.inner.recent(limit, max_bytes)
+
+        async def since(self, after_id: int, limit: int, max_bytes: int | None = None) -> Any:
+            return await self.inner.since(after_id, limit, max_bytes)
+
+        async def filter_options(self) -> dict[str, list[str]]:
+            return await self.inner.filter_options()
+
+    plain = server_factory(store=NoUpdates())
+    asked = plain.publish(hitl_event("ws://127.0.0.1:9/"))[0]
+    assert asked["humanInTheLoopStatus"] == {"status": "pending"}
+    with pytest.raises(AnswerError) as info:
+        plain.respond(asked["id"], permission=True)
+    assert info.value.status == 501
+    assert plain.pending().empty  # such a store lists no questions
