@@ -142,6 +142,7 @@ class Client(HitlClientMixin):
         traffic_size: int = 100_000,
         ssl: ssl_module.SSLContext | None = None,
         rng: random.Random | None = None,
+        in_process: bool = False,
     ) -> None:
         #: every URL this client may connect to (one, or servers sharing a store to fail over
         #: between); ``url`` is the first, ``metrics()["url"]`` the one in use
@@ -168,6 +169,7 @@ class Client(HitlClientMixin):
             traffic_size=traffic_size,
             ssl=ssl,
             rng=rng,
+            in_process=in_process,
         )
         self.frame: EventFrame = frame if frame is not None else EventFrame(max_rows=max_rows)
         self.traffic = TrafficLog(size=traffic_size)
@@ -400,6 +402,7 @@ class Client(HitlClientMixin):
             "uptime_s": now - self._started,
             "connected_for_s": now - opened_at if opened_at is not None else None,
             "last_disconnect": session.last_disconnect,
+            "in_process": session.local.metrics(),
             "error": repr(self.error) if self.error is not None else None,
         }
 
@@ -469,6 +472,12 @@ def connect(url: Any, **options: Any) -> Client:
     * ``traffic_size=100_000``: entries kept by ``client.traffic`` (``1..10_000_000``).
     * ``ssl=None``: an :class:`ssl.SSLContext` for ``wss://``; ``rng=None``: the backoff's
       :class:`random.Random` (seed it for reproducible delays).
+    * ``in_process=False``: when ``url`` is served by a server of this process (``serve()``),
+      subscribe to it directly, without a socket: the same messages, resume, gaps and
+      counters, minus WebSocket framing, loopback TCP and parsing (``metrics()["in_process"]``
+      shows it in use).  Otherwise (or while that server is down) the socket path is taken.
+      ``batch``, ``compression`` and ``ping_*`` do not apply to it (events arrive one message
+      per loop tick); ``publish`` needs the socket path.
 
     Raises :class:`~wsnotebook.errors.ClientError` for a malformed URL and
     :class:`~wsnotebook.errors.ConfigError` for an invalid option; every later failure is

@@ -12,6 +12,7 @@ Bounds (a value outside raises :class:`~wsnotebook.errors.ConfigError` naming th
 * ``max_message_bytes``: 1 KiB .. 1 GiB;
 * ``frame``: ``None`` or an :class:`~wsnotebook.frame.EventFrame`;
 * ``compression``: ``True``, ``False`` or ``"auto"``.
+* ``in_process``: ``True`` or ``False``.
 
 ``traffic_size`` is checked by :class:`~wsnotebook.client.traffic.TrafficLog` and the backoff
 options by :class:`~wsnotebook.protocol.Backoff`, each where it is used.  Pure data, no I/O.
@@ -55,6 +56,7 @@ class ClientOptions:
     traffic_size: int = 100_000
     ssl: ssl_module.SSLContext | None = None
     rng: random.Random | None = None
+    in_process: bool = False
 
     def __post_init__(self) -> None:
         batch = self.batch
@@ -95,6 +97,8 @@ class ClientOptions:
             )
         if self.frame is not None and not isinstance(self.frame, EventFrame):
             raise ConfigError(f"frame must be an EventFrame, got {type(self.frame).__name__}")
+        if not isinstance(self.in_process, bool):
+            raise ConfigError(f"in_process must be True or False, got {self.in_process!r}")
         if self.compression not in (True, False, "auto"):
             raise ConfigError(
                 f"compression must be True, False or 'auto', got {self.compression!r}"

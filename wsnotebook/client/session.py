@@ -36,6 +36,7 @@ from ..protocol import WSNOTEBOOK_HEADER, Backoff
 from ..runtime import loop as _loop
 from ..stats import RateMeter
 from .classify import ErrorCounts, Verdict, classify_close, classify_exception
+from .local import LocalPath
 from .metering import MeteredDeflateFactory, WireMeter, metered_connection
 from .options import ClientOptions
 from .redact import RedactingLogger, redact_url, token_secrets
@@ -106,6 +107,7 @@ class Session:
         self.tcp_out = 0
         self.opened_at: float | None = None
         self.reconnect_rate = RateMeter(window=60.0, clock=time.monotonic)
+        self.local = LocalPath()  # in-process attempts (connect(in_process=True))
 
     @property
     def url(self) -> str:
@@ -198,6 +200,10 @@ class Session:
 
     async def attempt(self) -> Verdict:
         """One connection: open, consume until it drops.  Returns what happened."""
+        if self.options.in_process:  # a server of this process: no socket (client/local.py)
+            verdict = await self.local.attempt(self)
+            if verdict is not None:
+                return verdict
         meter = WireMeter()
         headers = {"User-Agent": "wsnotebook-client/0.1"}
         if self.options.token is not None:

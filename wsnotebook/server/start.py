@@ -20,6 +20,7 @@ from ..errors import ConfigError, LoopThreadError, ServerError, WsnError
 from ..events import DEFAULT_MAX_BATCH_EVENTS, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_MESSAGE_BYTES
 from ..runtime import loop as _loop
 from ..store import DEFAULT_RETAIN_BYTES, Store
+from .local import resolve as _resolve_local  # noqa: F401  (installs the in-process resolver)
 from .options import (
     DEFAULT_CONNECT_BURST,
     DEFAULT_CONNECT_RATE,
