@@ -27,15 +27,20 @@ __all__ = ["FlushOptions", "FlushPolicy"]
 class FlushOptions:
     """``interval`` seconds (0.01..3600, default 1.0): longest time an event waits before its
     segment is written.  ``rows`` (1..1,000,000, default 20,000): pending events that force a
-    flush at once."""
+    flush at once.  ``buffer_rows`` (``rows``..10,000,000, default 200,000): most events held
+    between flushes; more arriving before a flush could start (a burst of large batches) evict
+    the oldest, recorded as a ``recorder overflow`` gap (~200 bytes of memory per event held)."""
 
     interval: float = 1.0
     rows: int = 20_000
+    buffer_rows: int = 200_000
 
     def __post_init__(self) -> None:
         interval = float(bounded("interval", self.interval, 0.01, 3600.0))
         object.__setattr__(self, "interval", interval)
         object.__setattr__(self, "rows", integer("rows", self.rows, 1, 1_000_000))
+        buffer_rows = integer("buffer_rows", self.buffer_rows, self.rows, 10_000_000)
+        object.__setattr__(self, "buffer_rows", buffer_rows)
 
 
 class FlushPolicy:

@@ -9,7 +9,7 @@ background loop, where the client appends: the pending rows are written with
 (no append can fall between them: same thread, no ``await``), then the segment is made durable
 (``fsync`` + rename) in a worker thread.  The frame keeps remembering ids across flushes, so a
 resumed connection's replay is not recorded twice.  Rows evicted before a flush (the frame holds
-``4 * rows`` at most) are recorded as a gap with reason ``recorder overflow``.
+``FlushOptions.buffer_rows`` at most) are recorded as a gap with reason ``recorder overflow``.
 
 Nothing raises from the background: a failed write or a client that gave up ends the recording
 with :attr:`Recorder.error` set (and logged once); what was flushed before stays readable.
@@ -58,7 +58,7 @@ class Recorder:
             raise RecordingError(f"max_events must be >= 1 or None, got {max_events}")
         self.max_events = max_events
         self.policy = FlushPolicy(self.flush_options, clock)
-        self.frame = EventFrame(max_rows=4 * self.flush_options.rows)
+        self.frame = EventFrame(max_rows=self.flush_options.buffer_rows)
         source = getattr(url, "url", url)
         # the source without its query: a ?token= never lands in the file
         self.writer = SegmentWriter(out, source=_without_query(str(source)))
@@ -251,18 +251,19 @@ def record(
     *,
     flush_interval: float = 1.0,
     flush_rows: int = 20_000,
+    buffer_rows: int = 200_000,
     max_events: int | None = None,
     **client_options: Any,
 ) -> Recorder:
     """Record the stream at ``url`` into a new recording directory ``out``; returns a running
     :class:`Recorder` at once (``.stop()``, ``.wait()``, ``.stats()``, ``.error``).
 
-    ``flush_interval`` (s, 0.01..3600) and ``flush_rows`` (1..1,000,000): see
-    :class:`~.flush.FlushOptions`.  ``max_events``: stop by itself once that many events were
+    ``flush_interval`` (s, 0.01..3600), ``flush_rows`` (1..1,000,000) and ``buffer_rows``
+    (``flush_rows``..10,000,000): see :class:`~.flush.FlushOptions`.  ``max_events``: stop by itself once that many events were
     received (``None``: until ``stop()``).  Other keywords go to :func:`wsnotebook.connect`
     (``token``, ``ssl``, backoff options ...).  Raises ``RecordingError`` when ``out`` exists
     or cannot be created, ``ClientError``/``ConfigError`` for a bad URL or option."""
-    flush = FlushOptions(interval=flush_interval, rows=flush_rows)
+    flush = FlushOptions(interval=flush_interval, rows=flush_rows, buffer_rows=buffer_rows)
     return Recorder(url, out, flush=flush, max_events=max_events, **client_options).start()
 
 
