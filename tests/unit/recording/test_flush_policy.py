@@ -49,6 +49,13 @@ def test_a_gap_record_alone_is_flushed_after_the_interval() -> None:
     assert policy.due() and policy.pending_gaps == 1
 
 
+def test_buffer_rows_is_at_least_rows() -> None:
+    assert FlushOptions(rows=10, buffer_rows=10).buffer_rows == 10
+    assert FlushOptions().buffer_rows == 200_000
+    with pytest.raises(ConfigError):
+        FlushOptions(rows=100, buffer_rows=99)
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -60,13 +67,6 @@ def test_a_gap_record_alone_is_flushed_after_the_interval() -> None:
         {"interval": "1"},
     ],
 )
-def test_buffer_rows_is_at_least_rows() -> None:
-    assert FlushOptions(rows=10, buffer_rows=10).buffer_rows == 10
-    assert FlushOptions().buffer_rows == 200_000
-    with pytest.raises(ConfigError):
-        FlushOptions(rows=100, buffer_rows=99)
-
-
 def test_options_are_bounded(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         FlushOptions(**kwargs)  # type: ignore[arg-type]
