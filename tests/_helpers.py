@@ -11,6 +11,9 @@ pytest's default ``prepend`` import mode inserts the directory of the root ``tes
 * ``make_hook_event(i, **fields)`` -> a valid seed-style hook event with ``id == i`` and the three
   epoch-ms stamps (``timestamp`` = ``T0_MS + i``, ``server_received`` +1.5 ms,
   ``client_received`` +4 ms); ``fields`` override or add top-level fields.
+* ``FakeAgent()`` -> an agent waiting for a human-in-the-loop answer, as the seed's hook
+  utility: a WebSocket server on 127.0.0.1 (``.url``) recording what it receives (``.wait(n)``);
+  ``hitl_event(url, kind, **fields)`` -> a question with the seed's request shape.
 * ``wss_first_message(url, ssl_context)`` -> the first message a ``wss://`` stream sends, read
   with the asyncio ``websockets`` client on a private loop.  Not the sync client: in about half
   of the full-suite runs here (2026-11-26) its ``wss://`` handshake got no response while our
