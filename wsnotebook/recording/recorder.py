@@ -259,10 +259,11 @@ def record(
     :class:`Recorder` at once (``.stop()``, ``.wait()``, ``.stats()``, ``.error``).
 
     ``flush_interval`` (s, 0.01..3600), ``flush_rows`` (1..1,000,000) and ``buffer_rows``
-    (``flush_rows``..10,000,000): see :class:`~.flush.FlushOptions`.  ``max_events``: stop by itself once that many events were
-    received (``None``: until ``stop()``).  Other keywords go to :func:`wsnotebook.connect`
-    (``token``, ``ssl``, backoff options ...).  Raises ``RecordingError`` when ``out`` exists
-    or cannot be created, ``ClientError``/``ConfigError`` for a bad URL or option."""
+    (``flush_rows``..10,000,000): see :class:`~.flush.FlushOptions`.  ``max_events``: stop by
+    itself once that many events were received (``None``: until ``stop()``).  Other keywords
+    go to :func:`wsnotebook.connect` (``token``, ``ssl``, backoff options ...).  Raises
+    ``RecordingError`` when ``out`` exists or cannot be created, ``ClientError`` /
+    ``ConfigError`` for a bad URL or option."""
     flush = FlushOptions(interval=flush_interval, rows=flush_rows, buffer_rows=buffer_rows)
     return Recorder(url, out, flush=flush, max_events=max_events, **client_options).start()
 
