@@ -32,7 +32,6 @@ from ..errors import LoopThreadError, ServerError, StoreError, WaitTimeout
 from ..events import Event, validate_events
 from ..runtime import loop as _loop
 from ..store import Appendable, Encoded, MemoryStore, Store, StoredEvent, snapshot_events
-from ..store.hitl import QUESTION_MARK
 from .broadcast import Broadcaster
 from .hitl_rules import with_pending
 from .metrics import ServerCounters
@@ -40,6 +39,7 @@ from .metrics import ServerCounters
 __all__ = ["NOWAIT_MAX_PENDING", "NOWAIT_SLICE", "IngestMixin"]
 
 log = logging.getLogger("wsnotebook")
+
 
 #: Events ``publish_nowait`` may have accepted but not yet ingested; beyond it, it refuses.
 NOWAIT_MAX_PENDING = 100_000
@@ -138,10 +138,11 @@ class IngestMixin:
         # Encoded and decoded back here, in the caller's thread: the caller may change its
         # dicts (or list) as soon as we return, and an event that cannot be stored must be
         # refused now, not fail the later ingest it shares with other calls' events.
-        batch = snapshot_events(
-            with_pending(validate_events(events, max_batch=self.max_batch_events)),
-            self.max_event_bytes,
-        )
+        checked = validate_events(events, max_batch=self.max_batch_events)
+        marked = with_pending(checked)
+        batch = snapshot_events(marked, self.max_event_bytes)
+        if marked is not checked:  # holds questions: the ingest indexes them
+            batch = _WithQuestions(batch)
         n = len(batch)
         with self._nowait_lock:
             if not self.running:  # checked under the lock: stop ingests what was queued before
@@ -151,7 +152,7 @@ class IngestMixin:
                 self._nowait_refused += n - max(room, 0)
                 if room <= 0:
                     return 0
-                batch, n = batch[:room], room
+                batch, n = type(batch)(batch[:room]), room
             self._nowait_pending += n
             self._nowait_queue.append(batch)
             schedule = not self._nowait_scheduled
@@ -189,7 +190,7 @@ class IngestMixin:
             self._loop.call_soon(self._drain_nowait)
         if not batches:
             return
-        events = batches[0] if len(batches) == 1 else [e for b in batches for e in b]
+        events = batches[0] if len(batches) == 1 else _joined(batches)
         n = len(events)
         if not events:
             return
@@ -214,7 +215,7 @@ class IngestMixin:
                 self._nowait_queue.clear()
             if not batches:
                 return
-            events = [e for b in batches for e in b]
+            events = _joined(batches)
             try:
                 await self._ingest(events)
             except Exception as exc:
@@ -268,11 +269,21 @@ class IngestMixin:
 def _questions(events: Appendable) -> tuple[Appendable, bool]:
     """``events`` with questions marked pending (:func:`~.hitl_rules.with_pending`), and
     whether any may be a question.  Events encoded ahead (``publish_nowait``) were marked
-    before encoding; a byte search tells whether they hold one."""
+    before encoding, and their batch says whether it holds one (:class:`_WithQuestions`)."""
     if not events:
         return events, False
     if type(events[0]) is Encoded:
-        encoded = cast("list[Encoded]", events)
-        return events, any(QUESTION_MARK in e.encoded for e in encoded)
+        return events, isinstance(events, _WithQuestions)
     marked = with_pending(cast("list[Event]", events))
     return marked, marked is not events
+
+
+class _WithQuestions(list[Encoded]):
+    """A ``publish_nowait`` batch holding at least one question (known before encoding, so the
+    ingest needs no byte search per event)."""
+
+
+def _joined(batches: list[list[Encoded]]) -> list[Encoded]:
+    """Batches waiting together, as one list (marked when any holds a question)."""
+    events = [e for b in batches for e in b]
+    return _WithQuestions(events) if any(isinstance(b, _WithQuestions) for b in batches) else events

@@ -318,3 +318,15 @@ def test_oversized_answer_and_store_without_updates(
         plain.respond(asked["id"], permission=True)
     assert info.value.status == 501
     assert plain.pending().empty  # such a store lists no questions
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_publish_nowait_questions_are_pending_and_listed(
+    kind: str, tmp_path: Any, server_factory: Callable[..., Server], wait_until, make_event
+) -> None:
+    store = "memory" if kind == "memory" else f"sqlite:///{tmp_path / 'n.db'}"
+    srv = server_factory(store=store)
+    assert srv.publish_nowait([make_event(), hitl_event("ws://127.0.0.1:9/")]) == 2
+    assert srv.publish_nowait(make_event()) == 1  # batches may be joined when ingested
+    wait_until(lambda: len(srv.pending()) == 1)
+    assert srv.pending().iloc[0]["id"] == 2
