@@ -60,7 +60,9 @@ END;
 """
 #: ``hitl`` maps a question's event id to the row of its newest version (store/hitl.py); the
 #: trigger keeps it in the transaction of every insert, so it is exactly as durable as the
-#: events.  Rows whose version was pruned are ignored by readers (and dropped at open).
+#: events.  Rows whose version was pruned are ignored by readers (and dropped at open).  Cost:
+#: ~1 us per inserted row on the writer thread (SQLite runs without the GIL), measured 5.0 ->
+#: 6.1 us/row for ~700-byte events, 100 rows per transaction.
 SCHEMA_VERSION = "1"
 #: SQLite's primary result code for a write to a read-only database.
 SQLITE_READONLY = 8
