@@ -6,6 +6,7 @@ Both stores."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from _helpers import FakeAgent, hitl_event
 
 import wsnotebook as wsn
-from wsnotebook.errors import AnswerError
+from wsnotebook.errors import AnswerError, ClientError
 from wsnotebook.server import Server
 
 
@@ -95,3 +96,16 @@ def test_resume_after_disconnect_brings_the_answer(
         assert agent.wait(1)[0]["permission"] is True
     finally:
         client.close()
+
+
+def test_unreachable_server_is_a_client_error() -> None:
+    with socket.socket() as s:  # a port nobody listens on (bound, never listening)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        client = wsn.connect(f"ws://127.0.0.1:{port}/stream?token=abc")
+        try:
+            with pytest.raises(ClientError, match="cannot reach"):
+                client.respond(1, permission=True, timeout=5)
+            assert client.pending().empty
+        finally:
+            client.close()
