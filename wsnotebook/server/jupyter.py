@@ -10,8 +10,9 @@ How a kernel learns it (no API for this exists; these are the facts Jupyter leav
   directory (``jupyter_core.paths.jupyter_runtime_dir()``, ``$JUPYTER_RUNTIME_DIR``) with its
   ``url``, ``base_url``, ``hostname``, ``port``, ``token`` and ``pid`` (what ``jupyter server
   list`` prints).  A kernel is started by its server (jupyter_client's local provisioner), so
-  the file whose ``pid`` is this process's parent is the one; if there is no such file and
-  exactly one server runs, that one;
+  the file whose ``pid`` is this process's parent is the one; if there is no such file, this
+  process is an IPython kernel and exactly one server runs, that one (a kernel started through
+  a wrapper);
 * on JupyterHub (and Binder, which runs one) the single-user server's environment, inherited
   by its kernels, has ``JUPYTERHUB_SERVICE_PREFIX`` (the base URL, ``/user/<name>/``) and
   ``JUPYTERHUB_API_TOKEN`` (a token the hub and the server accept);
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 import urllib.parse
@@ -115,6 +117,7 @@ def find_jupyter_server(
     *,
     runtime_dir: Path | None = None,
     parent_pid: int | None = None,
+    in_kernel: bool | None = None,
 ) -> JupyterServer | None:
     """Discover this kernel's Jupyter server (see the module doc); ``None`` when this process
     does not look like it runs under one.  Pure apart from reading the runtime directory."""
@@ -123,7 +126,9 @@ def find_jupyter_server(
     servers = _server_files(runtime_dir if runtime_dir is not None else _runtime_dir(env))
     chosen = next((s for s in servers if s.get("pid") == ppid), None)
     how = "parent"
-    if chosen is None and len(servers) == 1:
+    if in_kernel is None:
+        in_kernel = "ipykernel" in sys.modules
+    if chosen is None and in_kernel and len(servers) == 1:
         chosen, how = servers[0], "only running server"
     hub_prefix = env.get("JUPYTERHUB_SERVICE_PREFIX")
     if chosen is None and not hub_prefix:

@@ -37,13 +37,16 @@ def test_the_parent_processes_server_is_chosen(tmp_path: Path) -> None:
     assert "t0ken" not in repr(found)
 
 
-def test_one_running_server_is_taken_several_unrelated_are_not(tmp_path: Path) -> None:
+def test_one_running_server_is_taken_by_a_kernel_several_are_not(tmp_path: Path) -> None:
     write_server(tmp_path, 100, 8888)
-    found = find_jupyter_server({}, runtime_dir=tmp_path, parent_pid=1)
+    found = find_jupyter_server({}, runtime_dir=tmp_path, parent_pid=1, in_kernel=True)
     assert found is not None and "only running server" in found.source
+    # a plain script is not taken for a kernel of whatever Jupyter happens to run
+    assert find_jupyter_server({}, runtime_dir=tmp_path, parent_pid=1, in_kernel=False) is None
     write_server(tmp_path, 101, 8889)
-    assert find_jupyter_server({}, runtime_dir=tmp_path, parent_pid=1) is None
-    assert find_jupyter_server({}, runtime_dir=tmp_path / "missing", parent_pid=1) is None
+    assert find_jupyter_server({}, runtime_dir=tmp_path, parent_pid=1, in_kernel=True) is None
+    missing = tmp_path / "missing"
+    assert find_jupyter_server({}, runtime_dir=missing, parent_pid=1, in_kernel=True) is None
 
 
 def test_a_hub_environment_and_a_public_url(tmp_path: Path) -> None:
