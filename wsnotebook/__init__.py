@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .errors import (
+    AnswerError,
     AuthError,
     ClientError,
     ConfigError,
@@ -34,6 +35,7 @@ from .errors import (
 )
 
 __all__ = [
+    "AnswerError",
     "AuthError",
     "ClientError",
     "ConfigError",
