@@ -111,6 +111,9 @@ class QuestionPanel:
         pending = getattr(frame, "pending", None)
         if pending is None:
             return
+        if not frame.questions():  # the common case: no question at all, no pandas work
+            self._set(self.widget.layout, "display", "flex" if self.status.value else "none")
+            return
         table = pending()
         n = len(table)
         # shown while a question waits, and after an answer (its outcome stays visible)
