@@ -170,6 +170,51 @@ def socket_rate(server: h.BenchServer, count: int, batch: Any, timeout: float) -
         client.close()
 
 
+def same_process_rate(count: int, *, in_process: bool, chunk: int = 100) -> float:
+    """Events/s appended by one client of a server in the same process (the notebook case):
+    a producer thread floods ``count`` events with ``publish_nowait`` in chunks of ``chunk``;
+    the rate is events appended / (last append - the moment the producer started).  With
+    ``in_process`` the client subscribes without a socket (``connect(in_process=True)``)."""
+    import threading
+
+    import wsnotebook as wsn
+
+    server = wsn.serve(port=0, retain=count + 1000)
+    options = {"in_process": True} if in_process else {}
+    client = wsn.connect(server.url, max_rows=count + 1000, **options)
+    try:
+        client.wait_state("open", timeout=30)
+        if in_process and not client.metrics()["in_process"]["active"]:
+            raise RuntimeError("the in-process path is not in use")
+        events = [h.make_event(i) for i in range(count)]
+        last: list[float] = []
+
+        def on_append(frame: Any, n_added: int) -> None:
+            last[:] = [time.perf_counter()]
+
+        def produce() -> None:
+            for i in range(0, count, chunk):
+                part = events[i : i + chunk]
+                while part:
+                    k = server.publish_nowait(part)
+                    part = part[k:]
+                    if part:
+                        time.sleep(0.0005)
+
+        unsubscribe = client.frame.subscribe(on_append)
+        gc.collect()
+        t0 = time.perf_counter()
+        producer = threading.Thread(target=produce, daemon=True)
+        producer.start()
+        client.wait_for(count, timeout=120)
+        producer.join(30)
+        unsubscribe()
+        return client.frame.total / (last[0] - t0)
+    finally:
+        client.close()
+        server.stop()
+
+
 def paired_row(measure: str, ours_rate: Any, msgs: list[bytes], n: int, reps: int) -> dict:
     """A decode-path row: ``ours_rate`` and the orjson floor alternate (>= 5 reps, each under
     a second) and the ratio is the median of each pair's ratio -- this machine's speed drifts by
@@ -215,6 +260,24 @@ def run(
             measure = "decode path per-event, in loop (bursts of 100)"
             rows.append(paired_row(measure, handler_rate_in_loop, msgs, n, reps))
     count = 5_000 if quick else 50_000
+    # Server and client in one process (the notebook case): the in-process subscription beside
+    # the same client over a loopback socket, alternating, ratio of medians.
+    local_l: list[float] = []
+    sock_l: list[float] = []
+    for _ in range(max(reps, 3)):
+        local_l.append(same_process_rate(count, in_process=True))
+        sock_l.append(same_process_rate(count, in_process=False))
+    rows.append(
+        {
+            "measure": "same process, in-process subscription",
+            "ours_evs": h.median(local_l),
+            "baseline": "same process, loopback socket client",
+            "baseline_evs": h.median(sock_l),
+            "raw": {"ours": local_l, "baseline": sock_l},
+            "ratio_kind": "of medians",
+        }
+    )
+    log("  client same process done")
     cmd, _ = h.server_cmd("wsnotebook")
     server = h.BenchServer("wsnotebook", cmd)
     try:

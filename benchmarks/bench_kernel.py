@@ -56,7 +56,7 @@ import wsnotebook as wsn, wsnotebook.runtime.loop as _wl, wsnotebook.demo as _wd
 import wsnotebook.widget.view as _ww, wsnotebook.client.session as _wc
 from IPython.display import display
 _srv = wsn.serve(port=0)
-_cli = wsn.connect(_srv.url, max_rows=200_000)
+_cli = wsn.connect(_srv.url, max_rows=200_000, **({"in_process": True} if IN_PROCESS else {}))
 _cli.wait_state("open", timeout=30)
 _mon = wsn.monitor(_cli)
 display(_mon)
@@ -102,6 +102,7 @@ def _bench_stop(mark):
         "client_msgs": (_cli.messages - mark["m"]) / dt,
         "server_evs": (_srv.metrics()["events_in"] - mark["in"]) / dt,
         "monitor_ticks": _mon.ticks,
+        "in_process": bool(_cli.metrics().get("in_process", {}).get("active")),
         **stats,
     }
     _wl.set_cpu_budget(1.0, switch_interval=None)
@@ -127,6 +128,14 @@ SCENARIOS = [
     (f"{load}, {name}", rate, batch, fraction, switch)
     for load, rate, batch in LOADS
     for name, fraction, switch in VARIANTS
+]
+#: The same pipeline with the client subscribed in-process (``connect(in_process=True)``: no
+#: socket, no WebSocket framing), under the default budget; measured in the same reps, each
+#: after its own setup, beside the socket client's rows.
+IN_PROCESS = ", in-process"
+IN_PROCESS_SCENARIOS = [
+    (f"{load}, {DEFAULT_VARIANT}{IN_PROCESS}", rate, batch, 0.5, None)
+    for load, rate, batch in LOADS
 ]
 
 
@@ -188,6 +197,8 @@ def run(
     quick: bool = False,
     reps: int = 3,
     coop: bool = True,
+    in_process: bool = True,
+    only_budget: bool = False,
     node_env: dict[str, str] | None = None,
     log: Any = print,
 ) -> dict[str, Any]:
@@ -217,18 +228,28 @@ def run(
                 other_process_round_trips(kc, rate, batch, n_cells, warm)
             )
             time.sleep(0.3)
-            shims = _expr(kc, f"COOP = {coop!r}\n" + SETUP, "_shims")
-            if rep == 0:
-                log(f"  cooperation shims applied: {shims or 'none'}")
-            for label, rate, batch, fraction, switch in SCENARIOS:
-                mark = _expr(kc, "", f"_bench_start({rate}, {batch}, {fraction}, {switch})")
-                time.sleep(warm)
-                rt = round_trips(kc, n_flood if rate > 10_000 else n_cells)
-                info = json.loads(_expr(kc, "", f"_bench_stop({mark!r})"))
-                samples.setdefault(label, []).append({"rt": rt, **info})
-                time.sleep(0.3)  # let queues drain before the next scenario
-            kc.execute(TEARDOWN, reply=True, timeout=60)
-            time.sleep(0.5)
+            socket_rows = [
+                sc for sc in SCENARIOS if not only_budget or sc[0].endswith(f", {DEFAULT_VARIANT}")
+            ]
+            setups = [(False, socket_rows)] + ([(True, IN_PROCESS_SCENARIOS)] if in_process else [])
+            if rep % 2:  # alternate which client goes first
+                setups.reverse()
+            for local, scenarios in setups:
+                code = f"COOP = {coop!r}\nIN_PROCESS = {local!r}\n" + SETUP
+                shims = _expr(kc, code, "_shims")
+                if rep == 0:
+                    log(f"  cooperation shims applied: {shims or 'none'}")
+                for label, rate, batch, fraction, switch in scenarios:
+                    mark = _expr(kc, "", f"_bench_start({rate}, {batch}, {fraction}, {switch})")
+                    time.sleep(warm)
+                    rt = round_trips(kc, n_flood if rate > 10_000 else n_cells)
+                    info = json.loads(_expr(kc, "", f"_bench_stop({mark!r})"))
+                    if info.get("in_process") != local:
+                        raise RuntimeError(f"{label}: in-process path active = {not local}")
+                    samples.setdefault(label, []).append({"rt": rt, **info})
+                    time.sleep(0.3)  # let queues drain before the next scenario
+                kc.execute(TEARDOWN, reply=True, timeout=60)
+                time.sleep(0.5)
             log(f"  kernel rep {rep + 1}/{reps}")
     finally:
         if kc is not None:
@@ -331,7 +352,9 @@ def summary(rows: list[dict[str, Any]]) -> list[list[Any]]:
         elif r["scenario"].startswith("flood"):
             target = "p99 <= 50 ms"
             verdict = "met" if (r["p99_ms"] or 1e9) <= 50 else "NOT met"
-        if target and not r["scenario"].endswith((f", {DEFAULT_VARIANT}", "(reference)")):
+        if r["scenario"].endswith(IN_PROCESS):
+            target += " (client in-process)"
+        elif target and not r["scenario"].endswith((f", {DEFAULT_VARIANT}", "(reference)")):
             target += f" (variant; default is {DEFAULT_VARIANT})"
         out.append(
             [
@@ -353,8 +376,23 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--coop", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument(
+        "--in-process",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure the client subscribed in-process (needs connect(in_process=...))",
+    )
+    ap.add_argument(
+        "--only-budget", action="store_true", help="socket rows: the budget variant only"
+    )
     args = ap.parse_args(argv)
-    res = run(quick=args.quick, reps=args.reps, coop=args.coop)
+    res = run(
+        quick=args.quick,
+        reps=args.reps,
+        coop=args.coop,
+        in_process=args.in_process,
+        only_budget=args.only_budget,
+    )
     print(detail_table(res["rows"]))
     print("wrote", h.write_json("kernel", {"machine": h.machine(), **res}))
 

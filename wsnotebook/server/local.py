@@ -108,7 +108,8 @@ class LocalSubscriber:
             return
         tick = self.tick
         if tick and self.tick_bytes + len(tick) + len(encoded) > self.tick_room:
-            self.flush_tick()
+            self.flush_tick()  # this event would make the message too large
+            tick = self.tick
         if not tick:
             self.hub.mark_dirty(cast("Connection", self))
         tick.append(encoded)

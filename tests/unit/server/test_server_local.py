@@ -108,6 +108,26 @@ def test_held_messages_go_live_in_order_and_a_tick_is_one_message() -> None:
     run(go())
 
 
+def test_a_tick_past_its_byte_room_is_split_and_loses_nothing() -> None:
+    async def go() -> None:
+        server = FakeServer()
+        server.max_message_bytes = 4096  # a tick holds ~40 of these events
+        sub, got, _codes = subscriber(server)
+        sub.go_live()
+        for i in range(1, 501):
+            sub.push_event(enc(i), b"")
+        server.broadcaster.flush_dirty()
+        ids = []
+        for m in got:
+            msg = orjson.loads(m)
+            assert len(m) <= server.max_message_bytes
+            ids += [e["id"] for e in msg["data"]] if msg["type"] == "batch" else [msg["data"]["id"]]
+        assert ids == list(range(1, 501))
+        assert len(got) > 1
+
+    run(go())
+
+
 def test_close_delivers_the_tick_then_final_then_the_code_once() -> None:
     async def go() -> None:
         server = FakeServer()
