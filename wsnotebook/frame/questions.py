@@ -8,7 +8,9 @@ a duplicate: its top-level fields that have no column of their own (``humanInThe
 first version, and so does ``to_parquet`` (it writes the stored rows).  A version never takes
 a question back from a final state (responded, timeout, error) to pending
 (:func:`~wsnotebook.events.hitl.newer_state`): such a stale version is counted as a duplicate.
-Any other event with a known id is a duplicate, as before.
+Any other event with a known id is a duplicate, as before.  An update whose id the frame does
+not hold (its row was evicted, or the client joined after the original) is a new row, as any
+event (its ``update_seq`` then shows as a column).
 
 Owns :class:`RowUpdates` (the replaced fields by id, and the newest version of every question
 the frame holds) and :func:`pending_table` (the ``pending()`` DataFrame).  Not thread-safe by
