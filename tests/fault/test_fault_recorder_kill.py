@@ -95,3 +95,51 @@ def test_the_recording_survives_a_sigkill_of_the_recorder(tmp_path: Path) -> Non
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
     torn = read_recording(out)
     assert torn.torn_parts == 1 and len(torn) == kept
+
+
+def test_sigterm_flushes_everything_received_and_exits_0(tmp_path: Path) -> None:
+    source = serve(port=0)
+    producer = start_demo(source, rate=1000, batch=10, seed=4)
+    out = tmp_path / "stopped.parquet"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "wsnotebook",
+            "record",
+            source.url,
+            "--out",
+            str(out),
+            "--flush-interval",
+            "5",
+            "--since",
+            "0",
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # the first segment is written once 5 s passed; stop before: only the final flush
+        # can have written what was received
+        wait_until(
+            lambda: (out / "_recording.json").exists() or proc.poll() is not None,
+            "the recording to be created",
+        )
+        assert proc.poll() is None
+        producer_sent = producer.sent
+        wait_until(lambda: producer.sent >= producer_sent + 200, "200 more events")
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=WAIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(WAIT)
+        producer.stop()
+        source.stop()
+    assert proc.returncode == 0, stderr
+    rec = read_recording(out)
+    assert stdout.startswith(f"recorded {len(rec)} events") and len(rec) > 0, stdout
+    ids = rec.table.column("id").to_pylist()
+    assert ids == list(range(ids[0], ids[0] + len(ids)))
