@@ -1,4 +1,5 @@
-"""A recorder SIGKILLed mid-run (issue 24): what it flushed stays readable.
+"""A recorder SIGKILLed mid-run (issue 24): what it flushed stays readable (and SIGTERM, the
+normal stop, flushes everything it received and exits 0).
 
 ``python -m wsnotebook record`` runs as a subprocess against a live in-process source (the demo
 producer at 1,000 ev/s), flushing every 0.1 s; once a few segments are on disk it is killed
