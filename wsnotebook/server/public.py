@@ -51,11 +51,22 @@ class PublicUrls:
         sep = "&" if "?" in url else "?"
         return f"{url}{sep}{urllib.parse.urlencode({'token': self.token})}"
 
-    def hook_command(self) -> str:
-        """The one-line hook configuration: a ``curl`` that posts a hook event's JSON (read on
-        stdin) to the kernel through Jupyter; the token is written as ``$JUPYTER_TOKEN``."""
+    def hook_command(self, source_app: str = "my-project", event_type: str = "PreToolUse") -> str:
+        """The one-line hook configuration: the seed's hook script (``.claude/hooks/
+        send_event.py``, the ``command`` of a hook in ``.claude/settings.json``) pointed at this
+        server through Jupyter.  The token is ``$JUPYTER_TOKEN`` from the agent's environment
+        (the shell expands it; the settings file holds no secret); Jupyter takes it as
+        ``?token=``."""
         return (
-            f"curl -sf -X POST {self.events} -H 'Authorization: token $JUPYTER_TOKEN' "
+            f"uv run .claude/hooks/send_event.py --source-app {source_app} "
+            f'--event-type {event_type} --server-url "{self.events}?token=$JUPYTER_TOKEN"'
+        )
+
+    def curl_command(self) -> str:
+        """The same as a ``curl`` that posts a hook event's JSON read on stdin (the token in
+        an ``Authorization: token`` header, from ``$JUPYTER_TOKEN``)."""
+        return (
+            f'curl -sf -X POST {self.events} -H "Authorization: token $JUPYTER_TOKEN" '
             "-H 'Content-Type: application/json' --data-binary @-"
         )
 

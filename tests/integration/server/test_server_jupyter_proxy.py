@@ -276,6 +276,23 @@ def test_hook_post_and_websocket_through_jupyter_with_its_token(
         client.close()
 
 
+def test_the_one_line_hook_configuration_works_as_the_seed_script_sends(
+    jupyter: Jupyter, kernel_server: dict[str, Any]
+) -> None:
+    """The seed's hook script POSTs to the --server-url it is given, nothing more: the token
+    rides in the URL (``public_urls.hook_command()``)."""
+    port = kernel_server["port"]
+    status, body = request(
+        jupyter.port,
+        "POST",
+        f"/proxy/{port}/events?token={TOKEN}",
+        hook_event("hook-line"),
+        HOOK_HEADERS,
+    )
+    assert status == 200, body
+    assert "hook-line" in {e["session_id"] for e in recent(jupyter, port)}
+
+
 def test_without_the_token_jupyter_refuses_http_and_websocket(
     jupyter: Jupyter, kernel_server: dict[str, Any]
 ) -> None:

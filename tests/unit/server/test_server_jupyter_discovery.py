@@ -65,7 +65,12 @@ def test_a_hub_environment_and_a_public_url(tmp_path: Path) -> None:
     assert urls.stream == "wss://hub.example.org/user/alice/proxy/4000/stream"
     assert urls.with_token(urls.stream).endswith("/stream?token=hub-token")
     assert "hub-token" not in repr(urls) and "hub-token" not in json.dumps(urls.as_dict())
-    assert "$JUPYTER_TOKEN" in urls.hook_command() and urls.events in urls.hook_command()
+    hook = urls.hook_command(source_app="proj", event_type="Stop")
+    assert hook == (
+        "uv run .claude/hooks/send_event.py --source-app proj --event-type Stop --server-url "
+        '"https://hub.example.org/user/alice/proxy/4000/events?token=$JUPYTER_TOKEN"'
+    )
+    assert "hub-token" not in hook + urls.curl_command() and urls.events in urls.curl_command()
 
 
 def test_without_a_public_origin_the_urls_are_paths() -> None:
