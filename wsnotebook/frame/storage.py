@@ -43,6 +43,7 @@ import orjson
 from ..errors import EventValidationError
 from ..events import Event, json_type
 from ..events.columns import EventColumns
+from ..events.hitl import HITL_FIELD
 from .categories import Categories, check_utf8
 from .chunks import CAT_COLUMNS, SEP, Chunk, Codec, Columns, OpenChunk, Piece, put, recoded
 from .idset import IdSet
@@ -94,9 +95,11 @@ class ChunkStore:
 
     def extend(self, batch: Sequence[Event]) -> int:
         """Write the new rows of ``batch`` (dicts, at least two); return how many.  Events of
-        known ids carrying an update mark are applied as updates (:mod:`.questions`)."""
-        if _any_marked(batch):
-            return self.extend_with_updates(batch)
+        known ids carrying an update mark are applied as updates (:mod:`.questions`), in batch
+        order after the new rows (a question and its update in one batch: the row, then its
+        update).  Cost when no event is a question: one C-level pass, plus one over the
+        duplicates when there are any."""
+        questions = any(map(operator.contains, batch, repeat(HITL_FIELD)))
         kept, new_ids, run, kept_ids = dedupe_events(batch, self.ids)
         if kept:
             cols, codes = event_columns(kept, kept_ids, self.cats, all_ids=run is not None)
@@ -104,23 +107,16 @@ class ChunkStore:
             self.remember_ids(new_ids, run)
             self.total += len(kept)
             self.evict()
+            if questions:
+                self.updates.note_new(ev for ev in kept if HITL_FIELD in ev)
         if len(kept) < len(batch):
-            self.duplicates += len(batch) - len(kept)
+            self.duplicates += len(batch) - len(kept) - self.apply_updates(batch, kept)
         self.version += 1
         return len(kept)
 
-    def extend_with_updates(self, batch: Sequence[Event]) -> int:
-        """:meth:`extend` of a batch holding update marks: new rows written first (a question
-        and its update in one batch: the row, then its update), then every other marked event
-        of a known id applied as an update, in batch order."""
-        kept, new_ids, run, kept_ids = dedupe_events(batch, self.ids)
-        if kept:
-            cols, codes = event_columns(kept, kept_ids, self.cats, all_ids=run is not None)
-            self.write(cols, codes)
-            self.remember_ids(new_ids, run)
-            self.total += len(kept)
-            self.evict()
-            self.updates.note_new(ev for ev in kept if "humanInTheLoop" in ev)
+    def apply_updates(self, batch: Sequence[Event], kept: Sequence[Event]) -> int:
+        """Apply the events of ``batch`` not written as rows (``kept``) that carry an update
+        mark and a known id; return how many were applied."""
         written = set(map(id, kept))
         applied = 0
         for ev in batch:
@@ -129,9 +125,7 @@ class ChunkStore:
             ident = ev.get("id")
             if type(ident) is int and ident in self.ids and self.updates.apply(ident, ev):
                 applied += 1
-        self.duplicates += len(batch) - len(kept) - applied
-        self.version += 1
-        return len(kept)
+        return applied
 
     def extend_columns(self, cols: EventColumns) -> int:
         """Write the new rows of a decoded batch (at least one row); return how many."""
@@ -202,7 +196,7 @@ class ChunkStore:
         extra = None
         if not KNOWN.issuperset(event):
             extra = dumps_text({k: v for k, v in event.items() if k not in KNOWN}, "extra")
-            if "humanInTheLoop" in event:
+            if HITL_FIELD in event:
                 self.updates.note_new([event])
         op = self.open
         ascii_before = op.ascii
@@ -408,12 +402,3 @@ class ChunkStore:
 
 def _has_update_mark(event: Event) -> bool:
     return UPDATE_MARKS[0] in event or UPDATE_MARKS[1] in event
-
-
-def _any_marked(batch: Sequence[Event]) -> bool:
-    """Does any event carry an update mark or a question?  C-level passes, no Python call per
-    event (the hot path of every ``extend``)."""
-    return any(
-        any(map(operator.contains, batch, repeat(field)))
-        for field in (*UPDATE_MARKS, "humanInTheLoop")
-    )
