@@ -276,6 +276,7 @@ def test_monitor_updates_live_while_kernel_idle_and_filters_narrow_the_table(
             question.locator(".wsn-answer-yes").click()
             page.locator(".wsn-questions-status", has_text="answered #").wait_for()
             page.wait_for_function(NO_QUESTION_JS)
+            monitor.screenshot(path=str(artifacts_dir / "monitor_answered.png"))
             received = lab.root / "agent_received.json"
             deadline = time.monotonic() + 30
             while not received.exists() and time.monotonic() < deadline:
