@@ -68,31 +68,37 @@ def events_url(target: Any) -> tuple[str, str | None]:
 
 def recording_events(rec: Recording) -> list[dict[str, Any]]:
     """The recorded rows as events to send again (see the module doc; ``payload``, ``chat``
-    and unknown fields stay pre-encoded JSON fragments)."""
+    and unknown fields stay pre-encoded JSON fragments).  O(rows)."""
     t = rec.table
-    cols = {name: t.column(name).to_pylist() for name in t.column_names}
     n = t.num_rows
+    none = [None] * n
+
+    def col(name: str) -> list[Any]:
+        return t.column(name).to_pylist() if name in t.column_names else none
+
+    source_app, session_id, kind = col("source_app"), col("session_id"), col("hook_event_type")
+    payload, timestamp, chat, extra = col("payload"), col("timestamp"), col("chat"), col("extra")
+    summary, model_name = col("summary"), col("model_name")
     out: list[dict[str, Any]] = []
     for i in range(n):
         ev: dict[str, Any] = {}
-        extra = cols.get("extra", [None] * n)[i]
-        if extra:
-            for key, value in orjson.loads(extra).items():
+        if extra[i]:
+            for key, value in orjson.loads(extra[i]).items():
                 if key not in _DROP:
                     ev[key] = value
-        for name in ("source_app", "session_id", "hook_event_type"):
-            ev[name] = cols[name][i]
-        ev["payload"] = orjson.Fragment(cols["payload"][i] or "{}")
-        ts = cols["timestamp"][i]
+        ev["source_app"] = source_app[i]
+        ev["session_id"] = session_id[i]
+        ev["hook_event_type"] = kind[i]
+        ev["payload"] = orjson.Fragment(payload[i] or "{}")
+        ts = timestamp[i]
         if ts is not None:
             ev["timestamp"] = int(ts) if float(ts).is_integer() else ts
-        for name in ("summary", "model_name"):
-            value = cols.get(name, [None] * n)[i]
-            if value is not None:
-                ev[name] = value
-        chat = cols.get("chat", [None] * n)[i]
-        if chat is not None:
-            ev["chat"] = orjson.Fragment(chat)
+        if summary[i] is not None:
+            ev["summary"] = summary[i]
+        if model_name[i] is not None:
+            ev["model_name"] = model_name[i]
+        if chat[i] is not None:
+            ev["chat"] = orjson.Fragment(chat[i])
         out.append(ev)
     return out
 
