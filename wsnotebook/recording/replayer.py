@@ -66,10 +66,16 @@ def events_url(target: Any) -> tuple[str, str | None]:
     return urllib.parse.urlunsplit((scheme, parts.netloc, path + "/events", parts.query, "")), token
 
 
-def recording_events(rec: Recording) -> list[dict[str, Any]]:
-    """The recorded rows as events to send again (see the module doc; ``payload``, ``chat``
-    and unknown fields stay pre-encoded JSON fragments).  O(rows)."""
+def recording_events(
+    rec: Recording, start: int = 0, stop: int | None = None
+) -> list[dict[str, Any]]:
+    """Recorded rows ``start..stop`` as events to send again (see the module doc; ``payload``,
+    ``chat`` and unknown fields stay pre-encoded JSON fragments).  O(rows asked for): the
+    replayer builds each batch's events when it sends it, so memory holds the Arrow table, not
+    a dict per event."""
     t = rec.table
+    stop = t.num_rows if stop is None else min(stop, t.num_rows)
+    t = t.slice(start, max(0, stop - start))
     n = t.num_rows
     none = [None] * n
 
@@ -205,9 +211,8 @@ class Replay:
 
         try:
             rec = await asyncio.to_thread(read_recording, self.source)
-            events = await asyncio.to_thread(recording_events, rec)
             times = await asyncio.to_thread(rec.times_ms)
-            self.total = len(events)
+            self.total = len(times)
             timeout = aiohttp.ClientTimeout(total=60)
             async with aiohttp.ClientSession(timeout=timeout, headers=self.headers) as session:
                 sched = ReplaySchedule(times, speed=self.speed, clock=self.clock)
@@ -220,7 +225,10 @@ class Replay:
                     if upto > sched.sent:
                         first = sched.sent
                         self.max_lateness = max(self.max_lateness, sched.lateness(first, now))
-                        chunk = events[first:upto]
+                        if upto - first >= 64:  # big batches are built off the loop
+                            chunk = await asyncio.to_thread(recording_events, rec, first, upto)
+                        else:
+                            chunk = recording_events(rec, first, upto)
                         if self.retime:
                             chunk = [
                                 {**ev, "timestamp": round(wall0 + sched.offsets[first + k] * 1e3)}
