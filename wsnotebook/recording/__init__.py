@@ -15,7 +15,7 @@ from __future__ import annotations
 from .data import SESSION_FILE, session_path
 from .fileformat import RECORDING_FORMAT, Recording, compact, probe, read_recording
 from .flush import FlushOptions, FlushPolicy
-from .recorder import Recorder, record, wait_recorded
+from .recorder import Recorder, record, running_recorders, stop_all, wait_recorded
 from .replayer import Replay, events_url, recording_events, replay
 from .schedule import MAX_SPEED, ReplaySchedule, parse_speed
 
@@ -37,6 +37,8 @@ __all__ = [
     "record",
     "recording_events",
     "replay",
+    "running_recorders",
     "session_path",
+    "stop_all",
     "wait_recorded",
 ]

@@ -31,13 +31,17 @@ from typing import Any
 from ..client import Client, connect
 from ..errors import RecordingError, WaitTimeout, WsnError
 from ..frame import EventFrame
+from ..runtime import Registry
 from ..runtime import loop as _loop
 from .fileformat import SegmentWriter
 from .flush import FlushOptions, FlushPolicy
 
-__all__ = ["Recorder", "record"]
+__all__ = ["Recorder", "record", "running_recorders", "stop_all", "wait_recorded"]
 
 log = logging.getLogger("wsnotebook")
+
+#: Recorders from start() until their task ends (keyed by ``id``).
+_recorders: Registry[Recorder] = Registry("recorders")
 
 
 class Recorder:
@@ -81,6 +85,14 @@ class Recorder:
     def start(self) -> Recorder:
         """Create the recording (``RecordingError`` when it cannot be), connect, and record in
         the background; returns at once."""
+        try:
+            # loaded now, not at the first flush: a flush at interpreter exit cannot import
+            import pandas  # noqa: F401
+            import pyarrow.parquet  # noqa: F401
+        except ImportError as exc:
+            raise RecordingError(
+                f"recording needs pyarrow and pandas ({exc}): pip install 'wsnotebook[parquet]'"
+            ) from None
         self.writer.create()
         # subscribed first: the rows of the first message are counted too
         unsubscribe = self.frame.subscribe(self._on_rows)
@@ -89,6 +101,7 @@ class Recorder:
         except BaseException:
             unsubscribe()
             raise
+        _recorders.add(id(self), self)
         self._future = _loop.submit(self._run())
         return self
 
@@ -182,6 +195,7 @@ class Recorder:
             self.error = RecordingError(f"recording to {self.path} failed: {exc!r}")
             log.exception("wsnotebook record: recording to %s failed", self.path)
         finally:
+            _recorders.remove(id(self), self)
             if self.client is not None and self.error is not None:
                 await self.client.aclose()
 
@@ -238,7 +252,12 @@ class Recorder:
         frame.clear()
         self.policy.flushed()
         try:
-            await asyncio.to_thread(self.writer.commit, tmp, gaps)
+            try:
+                await asyncio.to_thread(self.writer.commit, tmp, gaps)
+            except RuntimeError:
+                # at interpreter exit the default executor takes no new work ("cannot
+                # schedule new futures after interpreter shutdown"): the last flush runs here
+                self.writer.commit(tmp, gaps)
         except OSError as exc:
             raise RecordingError(f"cannot write {self.path}: {exc.strerror or exc!r}") from None
         self.recorded += rows
@@ -283,3 +302,23 @@ def _without_query(url: str) -> str:
         return urllib.parse.urlsplit(url)._replace(query="", fragment="").geturl()
     except ValueError:
         return ""
+
+
+def running_recorders() -> list[Recorder]:
+    """Recorders started in this process and still recording."""
+    return _recorders.items(lambda r: r.running)
+
+
+def stop_all(timeout: float = 10.0) -> int:
+    """Stop every running recorder (final flush included); also run at interpreter exit,
+    before the clients are closed.  Returns how many were running."""
+    recorders = running_recorders()
+    for recorder in recorders:
+        try:
+            recorder.stop(timeout)
+        except Exception as exc:  # never raise at exit
+            log.warning("wsnotebook: could not stop the recorder of %s: %r", recorder.path, exc)
+    return len(recorders)
+
+
+_loop.add_shutdown_hook(stop_all)
