@@ -143,6 +143,7 @@ class Client(HitlClientMixin):
         ssl: ssl_module.SSLContext | None = None,
         rng: random.Random | None = None,
         in_process: bool = False,
+        wire_format: str = "columns",
     ) -> None:
         #: every URL this client may connect to (one, or servers sharing a store to fail over
         #: between); ``url`` is the first, ``metrics()["url"]`` the one in use
@@ -170,6 +171,7 @@ class Client(HitlClientMixin):
             ssl=ssl,
             rng=rng,
             in_process=in_process,
+            wire_format=wire_format,
         )
         self.frame: EventFrame = frame if frame is not None else EventFrame(max_rows=max_rows)
         self.traffic = TrafficLog(size=traffic_size)
@@ -478,6 +480,10 @@ def connect(url: Any, **options: Any) -> Client:
       shows it in use).  Otherwise (or while that server is down) the socket path is taken.
       ``batch``, ``compression`` and ``ping_*`` do not apply to it (events arrive one message
       per loop tick); ``publish`` needs the socket path.
+    * ``wire_format="columns"``: ask the server for live batches as ``columns`` messages (one
+      JSON array per field; appended to the frame without building rows; see
+      ``docs/protocol.md``); servers that do not know it send ``batch`` messages as usual.
+      ``"json"``: never ask.
 
     Raises :class:`~wsnotebook.errors.ClientError` for a malformed URL and
     :class:`~wsnotebook.errors.ConfigError` for an invalid option; every later failure is

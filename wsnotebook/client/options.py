@@ -12,7 +12,7 @@ Bounds (a value outside raises :class:`~wsnotebook.errors.ConfigError` naming th
 * ``max_message_bytes``: 1 KiB .. 1 GiB;
 * ``frame``: ``None`` or an :class:`~wsnotebook.frame.EventFrame`;
 * ``compression``: ``True``, ``False`` or ``"auto"``.
-* ``in_process``: ``True`` or ``False``.
+* ``in_process``: ``True`` or ``False``; ``wire_format``: ``"columns"`` or ``"json"``.
 
 ``traffic_size`` is checked by :class:`~wsnotebook.client.traffic.TrafficLog` and the backoff
 options by :class:`~wsnotebook.protocol.Backoff`, each where it is used.  Pure data, no I/O.
@@ -57,6 +57,7 @@ class ClientOptions:
     ssl: ssl_module.SSLContext | None = None
     rng: random.Random | None = None
     in_process: bool = False
+    wire_format: str = "columns"
 
     def __post_init__(self) -> None:
         batch = self.batch
@@ -97,6 +98,8 @@ class ClientOptions:
             )
         if self.frame is not None and not isinstance(self.frame, EventFrame):
             raise ConfigError(f"frame must be an EventFrame, got {type(self.frame).__name__}")
+        if self.wire_format not in ("columns", "json"):
+            raise ConfigError(f"wire_format must be 'columns' or 'json', got {self.wire_format!r}")
         if not isinstance(self.in_process, bool):
             raise ConfigError(f"in_process must be True or False, got {self.in_process!r}")
         if self.compression not in (True, False, "auto"):

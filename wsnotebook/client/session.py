@@ -138,6 +138,8 @@ class Session:
             params["batch"] = str(self.options.batch)
         if self.options.interval_ms is not None:
             params["interval_ms"] = str(int(self.options.interval_ms))
+        if self.options.wire_format == "columns" and self.options.batch not in (None, 0):
+            params["format"] = "columns"  # live batches as columns (docs/protocol.md)
         return params
 
     async def run(self) -> None:

@@ -35,12 +35,15 @@ import numpy as np
 from ..errors import WsnError
 from ..events import (
     BATCH_PREFIX,
+    COLUMNS_PREFIX,
     EVENT_PREFIX,
     Event,
     EventColumns,
     EventRecord,
     columns_from_records,
+    columns_message_batch,
     decode_batch_columns,
+    decode_columns_message,
     decode_event_message,
     decode_json,
     now_ms,
@@ -143,6 +146,9 @@ class MessageSink:
             if record is not None:
                 self.queue_record(record, raw, wire, received)
                 return
+        elif type(raw) is bytes and raw.startswith(COLUMNS_PREFIX):
+            self.on_columns(raw, wire, received)
+            return
         elif (
             self.columnar
             and len(raw) >= _COLUMNS_MIN_BYTES
@@ -159,6 +165,16 @@ class MessageSink:
                     )
                     return
         self.handle_message(raw, wire, received)
+
+    def on_columns(self, raw: bytes, wire: int, received: float) -> None:
+        """A ``columns`` message: appended as columns; one they refuse takes the dict path as
+        the equivalent ``batch`` (which keeps what it can and counts the rest)."""
+        with gc_paused():
+            cols = decode_columns_message(raw)
+            if cols is not None and self.append_columns(cols, received):
+                self.traffic.record("in", "columns", wire, decoded_bytes=len(raw), n_events=cols.n)
+                return
+        self.handle_message(columns_message_batch(raw) or raw, wire, received)
 
     def handle_message(self, raw: bytes, wire: int, received: float) -> None:
         """The general path: parse into dicts, validate, dispatch by message type."""

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 from .columns import (
     BATCH_PREFIX,
+    COLUMNS_PREFIX,
     EVENT_PREFIX,
     PAYLOAD_SEP,
     EventColumns,
     EventRecord,
     columns_from_records,
+    columns_message,
+    columns_message_batch,
     decode_batch_columns,
+    decode_columns_message,
     decode_event_message,
 )
 from .model import (
@@ -36,6 +40,7 @@ from .model import (
 
 __all__ = [
     "BATCH_PREFIX",
+    "COLUMNS_PREFIX",
     "EVENT_PREFIX",
     "DEFAULT_MAX_BATCH_EVENTS",
     "DEFAULT_MAX_EVENT_BYTES",
@@ -49,7 +54,10 @@ __all__ = [
     "all_valid",
     "EventRecord",
     "columns_from_records",
+    "columns_message",
+    "columns_message_batch",
     "decode_batch_columns",
+    "decode_columns_message",
     "decode_event_message",
     "decode_events",
     "decode_json",

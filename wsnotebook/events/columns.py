@@ -40,12 +40,16 @@ from msgspec.structs import astuple
 
 __all__ = [
     "BATCH_PREFIX",
+    "COLUMNS_PREFIX",
     "EVENT_PREFIX",
     "PAYLOAD_SEP",
     "EventColumns",
     "EventRecord",
     "columns_from_records",
+    "columns_message",
+    "columns_message_batch",
     "decode_batch_columns",
+    "decode_columns_message",
     "decode_event_message",
 ]
 
@@ -54,6 +58,8 @@ __all__ = [
 BATCH_PREFIX = b'{"type":"batch","data":['
 #: How our server starts a per-event message (``{"type":"event","data":{...}}``).
 EVENT_PREFIX = b'{"type":"event","data":{'
+#: How a ``columns`` message starts (``?format=columns``; see :func:`columns_message`).
+COLUMNS_PREFIX = b'{"type":"columns","n":'
 #: Separator of payload texts in a joined blob (the frame's storage format: ``b"[" + blob +
 #: b"]"`` is a JSON array; JSON text never holds a bare newline inside a string).
 PAYLOAD_SEP = b"\n,\n"
@@ -92,7 +98,32 @@ class _EventMessage(msgspec.Struct, gc=False):
     data: EventRecord
 
 
+class _ColumnsMessage(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A ``columns`` message: one list per field of :class:`EventRecord`, each of length
+    ``n``, with the record's rules per value (``client_received`` only when some event has it)."""
+
+    type: str
+    n: int
+    id: list[_Int64]
+    source_app: list[_NonEmpty]
+    session_id: list[_NonEmpty]
+    hook_event_type: list[_NonEmpty]
+    payload: list[msgspec.Raw]
+    timestamp: list[_Stamp | None]
+    summary: list[str | None]
+    chat: list[list[Any] | None]
+    model_name: list[str | None]
+    server_received: list[float | None]
+    client_received: list[float | None] | None = None
+
+
 _DECODER = msgspec.json.Decoder(_Batch)
+_COLUMNS_DECODER = msgspec.json.Decoder(_ColumnsMessage)
+_RECORDS_DECODER = msgspec.json.Decoder(list[EventRecord])
+_ENCODER = msgspec.json.Encoder()
+#: The wire fields of a ``columns`` message, in order (and ``client_received`` when some event
+#: has one: the client stamps its own).
+_WIRE_FIELDS = tuple(f for f in EventRecord.__struct_fields__ if f != "client_received")
 _EVENT_DECODER = msgspec.json.Decoder(_EventMessage)
 _FIELDS = EventRecord.__struct_fields__
 
@@ -240,3 +271,77 @@ def _columns(events: list[EventRecord]) -> EventColumns | None:
         return None
     cols.payload_blob, cols.payload_len = joined
     return cols
+
+
+def columns_message(encoded: Sequence[bytes]) -> bytes | None:
+    """The ``columns`` message of ``encoded`` (events as our server stores them: compact JSON
+    objects with ``id``), or ``None`` when one of them has a field the columns cannot hold (an
+    unknown top-level field, e.g. a human-in-the-loop question) or breaks a rule of
+    :class:`EventRecord`: the caller then sends a ``batch``.
+
+    ``{"type":"columns","n":N,"id":[...],"source_app":[...],...,"server_received":[...]}``:
+    one JSON array per field in :class:`EventRecord` order (``client_received`` left out), each
+    of length ``N``; ``payload`` holds the events' payload objects as they were stored (text
+    copied, never re-encoded).  Valid JSON, sent as a text message.  Never raises.
+    """
+    try:
+        records = _RECORDS_DECODER.decode(b"[" + b",".join(encoded) + b"]")
+    except (msgspec.DecodeError, RecursionError, UnicodeError):
+        return None
+    if not records:
+        return None
+    body = dict(zip(_FIELDS, zip(*map(astuple, records))))
+    if body["client_received"].count(None) == len(records):
+        del body["client_received"]
+    return COLUMNS_PREFIX + _ENCODER.encode(len(records)) + b"," + _ENCODER.encode(body)[1:]
+
+
+def decode_columns_message(raw: bytes | bytearray | memoryview | str) -> EventColumns | None:
+    """A ``columns`` message (:func:`columns_message`) as :class:`EventColumns`, or ``None``
+    (invalid JSON, columns of unequal length, a value breaking a rule of :class:`EventRecord`,
+    a payload that is not an object in UTF-8): the caller then takes
+    :func:`columns_message_batch`'s dict path.  No per-row Python work.  Never raises."""
+    try:
+        msg = _COLUMNS_DECODER.decode(raw)
+    except (msgspec.DecodeError, RecursionError, UnicodeError):
+        return None
+    n = msg.n
+    if msg.type != "columns" or n <= 0:
+        return None
+    cols = EventColumns.__new__(EventColumns)
+    cols.n = n
+    for name in _WIRE_FIELDS:
+        column = getattr(msg, name)
+        if len(column) != n:
+            return None
+        setattr(cols, name, column)
+    received = msg.client_received
+    if received is not None and len(received) != n:
+        return None
+    cols.client_received = [None] * n if received is None else received
+    cols.timestamp = np.array(msg.timestamp, dtype=np.float64)
+    cols.server_received = np.array(msg.server_received, dtype=np.float64)
+    joined = _join_object_payloads(msg.payload)
+    if joined is None:
+        return None
+    cols.payload_blob, cols.payload_len = joined
+    return cols
+
+
+def columns_message_batch(raw: bytes | bytearray | memoryview | str) -> bytes | None:
+    """A ``columns`` message rewritten as the equivalent ``batch`` message (rows as JSON
+    objects, ``null`` values left out), for the dict path, which validates and reports each
+    event; ``None`` when ``raw`` is not a well-formed ``columns`` message.  Never raises."""
+    try:
+        msg = msgspec.json.decode(raw)
+    except (msgspec.DecodeError, RecursionError, UnicodeError):
+        return None
+    if not isinstance(msg, dict) or msg.get("type") != "columns":
+        return None
+    n = msg.get("n")
+    names = [*_WIRE_FIELDS, *(["client_received"] if "client_received" in msg else [])]
+    cols = [msg.get(name) for name in names]
+    if not isinstance(n, int) or not all(isinstance(c, list) and len(c) == n for c in cols):
+        return None
+    rows = [{k: v for k, v in zip(names, values) if v is not None} for values in zip(*cols)]
+    return BATCH_PREFIX + _ENCODER.encode(rows)[1:] + b"}"

@@ -107,6 +107,7 @@ class Connection:
         )
         self.since = since
         self.req_epoch = epoch
+        self.batch_message = batch_message  # ws.py: the ``columns`` encoder for format=columns
         self.queue: deque[tuple[bytes, int, int]] = deque()  # (message, n events, kind)
         # batch=auto: the encoded events of each KIND_RUN queue entry, in queue order
         self.runs: deque[list[bytes]] = deque()
@@ -171,11 +172,11 @@ class Connection:
                 # this event would make the batch message too large: send what is pending
                 self.cancel_timer()
                 items = batcher.flush()
-                self.push_msg(batch_message(items), len(items), KIND_BATCH)
+                self.push_msg(self.batch_message(items), len(items), KIND_BATCH)
             full = batcher.add(encoded)
             if full is not None:
                 self.cancel_timer()
-                self.push_msg(batch_message(full), len(full), KIND_BATCH)
+                self.push_msg(self.batch_message(full), len(full), KIND_BATCH)
             elif self.timer is None:
                 deadline = batcher.deadline()
                 assert deadline is not None
@@ -238,7 +239,7 @@ class Connection:
             if len(tick) == 1:
                 self.enqueue(event_message(tick[0]), 1, KIND_EVENT)
             else:
-                self.enqueue(batch_message(tick), len(tick), KIND_BATCH)
+                self.enqueue(self.batch_message(tick), len(tick), KIND_BATCH)
             return
         transport = self.transport
         if transport is None or transport.is_closing():
@@ -252,7 +253,7 @@ class Connection:
             data = text_frame(body)
             msgs, payload = 1, len(body)
         else:
-            body = batch_message(tick)
+            body = self.batch_message(tick)
             data = text_header(len(body)) + body
             msgs, payload = 1, len(body)
         try:
@@ -371,7 +372,7 @@ class Connection:
             return
         items = self.batcher.flush()
         if items:
-            self.push_msg(batch_message(items), len(items), KIND_BATCH)
+            self.push_msg(self.batch_message(items), len(items), KIND_BATCH)
 
     def cancel_timer(self) -> None:
         if self.timer is not None:
@@ -434,7 +435,7 @@ class Connection:
         self.qbytes -= sum(map(len, parts)) + EVENT_OVERHEAD * len(parts)
         if len(parts) == 1:
             return event_message(parts[0]), 1
-        return batch_message(parts), len(parts)
+        return self.batch_message(parts), len(parts)
 
     def go_live(self) -> None:
         """The replay is done: move what arrived meanwhile to the normal path, in order."""

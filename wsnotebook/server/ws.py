@@ -37,6 +37,7 @@ from ..protocol import (
 from ..runtime.logthrottle import ThrottledLog
 from ..store import Appendable, StoredEvent
 from .broadcast import Broadcaster
+from .columnar import batch_or_columns
 from .connection import Connection
 from .http import int_param
 from .metrics import ServerCounters
@@ -174,6 +175,8 @@ class StreamMixin:
             peer=peer,
             **params,
         )
+        if request.query.get("format") == "columns":  # live batches as ``columns`` messages
+            client.batch_message = batch_or_columns
         # register and fix the replay end atomically (no await in between): every event with
         # id <= replay_to comes from the store, every later one through the live path.
         client.replay_to = self.broadcaster.broadcast_last

@@ -12,7 +12,13 @@ from wsnotebook.errors import ConfigError
 
 def test_since_option_is_sent_on_the_first_connection() -> None:
     c = Client("ws://127.0.0.1:9/stream", since=41, batch=10, interval_ms=20)
-    assert c._session.query() == {"ext": "1", "since": "41", "batch": "10", "interval_ms": "20"}
+    assert c._session.query() == {
+        "ext": "1",
+        "since": "41",
+        "batch": "10",
+        "interval_ms": "20",
+        "format": "columns",
+    }
     c = Client("ws://127.0.0.1:9/stream", batch=10, interval_ms=20.0)  # a whole float is fine
     assert c._session.query()["interval_ms"] == "20"
     assert Client("ws://127.0.0.1:9/stream", batch=None)._session.query() == {"ext": "1"}

@@ -49,9 +49,15 @@ def client() -> Client:
 def test_first_query_is_extended_without_since_and_later_resumes_with_epoch(
     client: Client,
 ) -> None:
-    assert client._session.query() == {"ext": "1", "batch": "auto"}
+    assert client._session.query() == {"ext": "1", "batch": "auto", "format": "columns"}
     feed(client, initial(range(1, 6), seq=5, epoch="A", reset=False, more=False))
-    assert client._session.query() == {"ext": "1", "since": "5", "epoch": "A", "batch": "auto"}
+    assert client._session.query() == {
+        "ext": "1",
+        "since": "5",
+        "epoch": "A",
+        "batch": "auto",
+        "format": "columns",
+    }
     feed(client, {"type": "event", "data": ev(6)})
     feed(client, {"type": "batch", "data": [ev(7), ev(8)]})
     assert client._session.query()["since"] == "8"
@@ -123,7 +129,12 @@ def test_gap_message_is_recorded_and_advances_resume_point(client: Client) -> No
 
 def test_seed_server_restart_is_detected_when_ids_go_back(client: Client) -> None:
     feed(client, initial(range(1, 6)))  # seed-style: no seq, no epoch
-    assert client._session.query() == {"ext": "1", "since": "5", "batch": "auto"}
+    assert client._session.query() == {
+        "ext": "1",
+        "since": "5",
+        "batch": "auto",
+        "format": "columns",
+    }
     feed(client, initial(range(1, 3)))  # restarted with a fresh store
     assert client.frame.gaps[["from_id", "to_id"]].values.tolist() == [[6, -1]]
     assert ids_of(client.frame) == [1, 2, 3, 4, 5, 1, 2]
