@@ -365,6 +365,7 @@ def stop_everything() -> int:
     for module, names in (
         ("wsnotebook.widget", ("running_monitors", "stop_all")),
         ("wsnotebook.demo", ("active_producers", "stop_all")),
+        ("wsnotebook.recording", ("running", "stop_all")),
         ("wsnotebook.client", ("running_clients", "close_all")),
         ("wsnotebook.server", ("running_servers", "stop_all")),
     ):

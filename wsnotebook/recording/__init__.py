@@ -15,9 +15,23 @@ from __future__ import annotations
 from .data import SESSION_FILE, session_path
 from .fileformat import RECORDING_FORMAT, Recording, compact, probe, read_recording
 from .flush import FlushOptions, FlushPolicy
-from .recorder import Recorder, record, running_recorders, stop_all, wait_recorded
-from .replayer import Replay, events_url, recording_events, replay
+from .recorder import Recorder, record, running_recorders, stop_recorders, wait_recorded
+from .replayer import Replay, events_url, recording_events, replay, running_replays
 from .schedule import MAX_SPEED, ReplaySchedule, parse_speed
+
+
+def running() -> list[Recorder | Replay]:
+    """Every recorder and replay of this process still running (``%ws stop all`` uses it)."""
+    return [*running_recorders(), *running_replays()]
+
+
+def stop_all(timeout: float = 10.0) -> int:
+    """Stop every recorder (with its final flush) and every replay; returns how many ran."""
+    replays = running_replays()
+    for r in replays:
+        r.stop(timeout)
+    return stop_recorders(timeout) + len(replays)
+
 
 __all__ = [
     "MAX_SPEED",
@@ -37,8 +51,11 @@ __all__ = [
     "record",
     "recording_events",
     "replay",
+    "running",
     "running_recorders",
+    "running_replays",
     "session_path",
     "stop_all",
+    "stop_recorders",
     "wait_recorded",
 ]

@@ -36,7 +36,7 @@ from ..runtime import loop as _loop
 from .fileformat import SegmentWriter
 from .flush import FlushOptions, FlushPolicy
 
-__all__ = ["Recorder", "record", "running_recorders", "stop_all", "wait_recorded"]
+__all__ = ["Recorder", "record", "running_recorders", "stop_recorders", "wait_recorded"]
 
 log = logging.getLogger("wsnotebook")
 
@@ -309,7 +309,7 @@ def running_recorders() -> list[Recorder]:
     return _recorders.items(lambda r: r.running)
 
 
-def stop_all(timeout: float = 10.0) -> int:
+def stop_recorders(timeout: float = 10.0) -> int:
     """Stop every running recorder (final flush included); also run at interpreter exit,
     before the clients are closed.  Returns how many were running."""
     recorders = running_recorders()
@@ -321,4 +321,4 @@ def stop_all(timeout: float = 10.0) -> int:
     return len(recorders)
 
 
-_loop.add_shutdown_hook(stop_all)
+_loop.add_shutdown_hook(stop_recorders)

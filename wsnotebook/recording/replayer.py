@@ -26,14 +26,18 @@ from typing import Any
 import orjson
 
 from ..errors import ClientError, ConfigError, WaitTimeout, WsnError
+from ..runtime import Registry
 from ..runtime import loop as _loop
 from .data import session_path
 from .fileformat import Recording, probe, read_recording
 from .schedule import ReplaySchedule, parse_speed
 
-__all__ = ["Replay", "events_url", "recording_events", "replay"]
+__all__ = ["Replay", "events_url", "recording_events", "replay", "running_replays"]
 
 log = logging.getLogger("wsnotebook")
+
+#: Replays from construction until their task ends (keyed by ``id``).
+_replays: Registry[Replay] = Registry("replays")
 
 #: most events in one POST (a server accepts 10,000 per batch by default)
 DEFAULT_BATCH = 1000
@@ -144,6 +148,7 @@ class Replay:
         self.finished: float | None = None
         self.max_lateness = 0.0
         self._stop = asyncio.Event()
+        _replays.add(id(self), self)
         self._future: concurrent.futures.Future[None] = _loop.submit(self._run())
 
     @property
@@ -252,6 +257,7 @@ class Replay:
             self.error = ClientError(f"replay to {self.url.split('?', 1)[0]} failed: {exc!r}")
             log.error("wsnotebook replay: %s", self.error)
         finally:
+            _replays.remove(id(self), self)
             if self.finished is None and self.started is not None:
                 self.finished = self.clock()
 
@@ -272,6 +278,11 @@ class Replay:
                 f"replay: cannot reach {self.url.split('?', 1)[0]}: {exc!r}"
             ) from None
         self.posts += 1
+
+
+def running_replays() -> list[Replay]:
+    """Replays started in this process that are still sending."""
+    return _replays.items(lambda r: r.running)
 
 
 def replay(

@@ -1,6 +1,7 @@
-"""Recorders are registered while they run; ``stop_all()`` (also run at interpreter exit, before
-the clients close) stops each with its final flush, so a script or kernel that exits without
-``stop()`` keeps everything it received."""
+"""Recorders and replays are registered while they run; ``stop_all()`` stops them (recorders
+with their final flush; ``%ws stop all`` calls it), and at interpreter exit the recorders are
+stopped before the clients close, so a script or kernel that exits without ``stop()`` keeps
+everything it received."""
 
 from __future__ import annotations
 
@@ -14,7 +15,15 @@ from typing import Any
 import pytest
 from _helpers import make_hook_event
 
-from wsnotebook.recording import read_recording, record, running_recorders, stop_all
+from wsnotebook.recording import (
+    read_recording,
+    record,
+    replay,
+    running,
+    running_recorders,
+    running_replays,
+    stop_all,
+)
 from wsnotebook.server import Server
 
 pytestmark = pytest.mark.timeout(60)
@@ -66,3 +75,12 @@ def test_a_script_that_exits_without_stop_keeps_what_it_received(
     )
     assert proc.returncode == 0 and "received" in proc.stdout, proc.stderr
     assert len(read_recording(out)) == 120
+
+
+def test_stop_all_also_stops_running_replays(server_factory: Callable[..., Server]) -> None:
+    target = server_factory()
+    slow = replay(None, target, speed=0.01)  # the shipped session over ~30 minutes
+    assert slow in running_replays() and slow in running()
+    assert stop_all() >= 1
+    assert slow.wait(10) and not slow.running and slow not in running_replays()
+    assert slow.error is None and slow.stats()["sent"] < slow.stats()["total"]
