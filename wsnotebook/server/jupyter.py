@@ -18,7 +18,8 @@ How a kernel learns it (no API for this exists; these are the facts Jupyter leav
   ``JUPYTERHUB_API_TOKEN`` (a token the hub and the server accept);
 * the public origin (scheme, host, port) is not known to a server behind a hub's proxy: give it
   with ``$WSNOTEBOOK_PUBLIC_URL`` (or the hub's ``$JUPYTERHUB_PUBLIC_URL`` when set), e.g.
-  ``https://hub.example.org``.  Without it the URLs keep the server's own origin.
+  ``https://hub.example.org``.  Without it the URLs are paths (``/user/x/proxy/4000/...``)
+  behind a hub (its own URL names an internal address), else the server's own origin.
 
 Reading the runtime directory is a few small files; the answer is cached (``CACHE_S``).
 """
@@ -139,7 +140,8 @@ def find_jupyter_server(
     token = None
     if chosen is not None:
         own = _origin_of(str(chosen.get("url", "")))
-        origin = origin or own
+        if not hub_prefix:  # behind a hub, the server's own origin is an internal address
+            origin = origin or own
         for name in (_host_of(own), chosen.get("hostname")):
             if isinstance(name, str) and name and name not in ("0.0.0.0", "::"):
                 hosts.add(name.lower())

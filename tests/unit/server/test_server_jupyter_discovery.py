@@ -121,3 +121,23 @@ def test_origins_of_jupyter_pass_others_do_not() -> None:
     assert p.jupyter_origin_ok("https://alias.example", "alias.example", {}, {"token": TOKEN})
     assert not p.jupyter_origin_ok("https://evil.example", "alias.example", {}, {"token": TOKEN})
     assert not policy(None).jupyter_origin_ok("https://hub.example.org", None, {}, {})
+
+
+def test_behind_a_hub_the_servers_internal_origin_is_not_offered(tmp_path: Path) -> None:
+    write_server(
+        tmp_path,
+        300,
+        8888,
+        url="http://10.0.0.7:8888/user/carol/",
+        hostname="0.0.0.0",
+        base_url="/user/carol/",
+    )
+    env = {"JUPYTERHUB_SERVICE_PREFIX": "/user/carol/"}
+    found = find_jupyter_server(env, runtime_dir=tmp_path, parent_pid=300)
+    assert found is not None and found.origin == "" and found.base_url == "/user/carol/"
+    urls = public_urls(4000, found)
+    assert urls is not None and urls.events == "/user/carol/proxy/4000/events"
+    public = {**env, "WSNOTEBOOK_PUBLIC_URL": "https://hub.example.org"}
+    found = find_jupyter_server(public, runtime_dir=tmp_path, parent_pid=300)
+    assert found is not None and found.origin == "https://hub.example.org"
+    assert found.token == TOKEN  # the server's own token still counts
