@@ -52,6 +52,7 @@ from .base import (
     check_retain_bytes,
     fit_budget,
 )
+from .redis_group import AppendGroups
 from .redis_lua import (
     APPEND_LUA,
     OPEN_LUA,
@@ -80,6 +81,8 @@ class RedisOptions:
     * ``block_ms=1000`` (10..60,000): how long one ``XREAD BLOCK`` waits for new entries;
     * ``read_count=1000`` (1..100,000): most entries one tail read takes;
     * ``command_timeout=10.0`` s (0.1..300): a command without a reply this long fails (503);
+    * ``max_connections=32`` (2..10,000): connections per pool (commands, and the tail's); a
+      command waits for a free one up to ``command_timeout`` (appends use one: group commit);
     * ``backoff_base=0.05`` s (0.001..60), ``backoff_cap=2.0`` s (base..300): the tail's
       reconnect delays (full jitter, :class:`~wsnotebook.protocol.Backoff`).
     """
@@ -87,6 +90,7 @@ class RedisOptions:
     block_ms: int = 1000
     read_count: int = 1000
     command_timeout: float = 10.0
+    max_connections: int = 32
     backoff_base: float = 0.05
     backoff_cap: float = 2.0
 
@@ -94,6 +98,7 @@ class RedisOptions:
         integer("block_ms", self.block_ms, 10, 60_000)
         integer("read_count", self.read_count, 1, 100_000)
         bounded("command_timeout", self.command_timeout, 0.1, 300, unit=" s")
+        integer("max_connections", self.max_connections, 2, 10_000)
         bounded("backoff_base", self.backoff_base, 0.001, 60, unit=" s")
         bounded("backoff_cap", self.backoff_cap, self.backoff_base, 300, unit=" s")
 
@@ -160,6 +165,8 @@ class RedisStore(Store):
         self.reconnects = 0
         self.epoch_changes = 0
         self._throttle = ThrottledLog(log)
+        self._groups = AppendGroups(self._run_script)
+        self._pools: list[Any] = []
         keys = [self.target.stream, self.target.meta_key]
         self._keys = keys + [self.target.facet_key(name) for name, _ in FACET_FIELDS]
 
@@ -196,11 +203,15 @@ class RedisStore(Store):
             append_errors=self.append_errors,
             reconnects=self.reconnects,
             epoch_changes=self.epoch_changes,
+            append_calls=self._groups.calls,
+            appends_grouped=self._groups.grouped,
         )
         return out
 
     # ------------------------------------------------------------------ lifecycle
     def _client(self, read_timeout: float) -> Any:
+        """A redis-py client on a bounded, blocking pool (a command waits up to
+        ``command_timeout`` for a free connection instead of failing)."""
         aioredis = _redis_module()
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
@@ -219,8 +230,18 @@ class RedisStore(Store):
             "client_name": "wsnotebook",
         }
         if t.tls:
-            kwargs.update(ssl=True, ssl_cert_reqs=t.ssl_cert_reqs, ssl_ca_certs=t.ssl_ca_certs)
-        return aioredis.Redis(**kwargs)
+            kwargs.update(
+                connection_class=aioredis.SSLConnection,
+                ssl_cert_reqs=t.ssl_cert_reqs,
+                ssl_ca_certs=t.ssl_ca_certs,
+            )
+        pool = aioredis.BlockingConnectionPool(
+            max_connections=self.options.max_connections,
+            timeout=self.options.command_timeout,
+            **kwargs,
+        )
+        self._pools.append(pool)
+        return aioredis.Redis(connection_pool=pool)
 
     async def open(self) -> None:
         if self._redis is not None:
@@ -253,6 +274,8 @@ class RedisStore(Store):
 
     async def close(self) -> None:
         """Stop the tail and close the connections; bounded (a few seconds at most)."""
+        with contextlib.suppress(asyncio.TimeoutError):  # appends already submitted finish
+            await asyncio.wait_for(self._groups.idle(), self.options.command_timeout)
         task, self._tail_task = self._tail_task, None
         self._closing = True  # the tail stops even if redis-py swallowed the cancel
         if task is not None:
@@ -270,13 +293,16 @@ class RedisStore(Store):
 
     async def _close_clients(self) -> None:
         clients = (self._redis, self._reader)
+        pools, self._pools = self._pools, []
         self._redis = self._reader = self._append = None
         for client in clients:
-            if client is None:
-                continue
-            close = getattr(client, "aclose", None) or client.close
+            if client is not None:
+                close = getattr(client, "aclose", None) or client.close
+                with contextlib.suppress(Exception):
+                    await close()
+        for pool in pools:  # a pool given to a client is ours to close
             with contextlib.suppress(Exception):
-                await close()
+                await pool.disconnect()
 
     def _why(self, exc: BaseException) -> str:
         """An error's text without the password (redis-py does not put it there; be sure)."""
@@ -297,6 +323,18 @@ class RedisStore(Store):
         else:  # validated dicts: the same encodability and size rules as every store
             items = snapshot_events(cast("list[Event]", events), self.max_event_bytes)
         pres = prestamp(items, now_ms())
+        start, first, nbytes = await self._groups.submit(items, pres)
+        self._first, self._bytes = first, nbytes
+        self._seq = max(self._seq, start + len(items) - 1)
+        return [
+            StoredEvent(start + i, splice_id(pre, start + i), *_facets(it))
+            for i, (it, pre) in enumerate(zip(items, pres))
+        ]
+
+    async def _run_script(self, items: list[Encoded], pres: list[bytes]) -> tuple[int, int, int]:
+        """One script call for a group of appends (:mod:`.redis_group`)."""
+        if self._append is None:
+            raise StoreError(f"redis store {self.target.safe_url}: closed")
         args = append_args(self.epoch, self.retain, self.retain_bytes, items, pres)
         try:
             start, first, nbytes = await self._append(keys=self._keys, args=args)
@@ -310,13 +348,7 @@ class RedisStore(Store):
             raise StoreError(
                 f"redis store {self.target.safe_url}: append failed: {self._why(exc)}"
             ) from None
-        start = int(start)
-        self._first, self._bytes = int(first), int(nbytes)
-        self._seq = max(self._seq, start + len(items) - 1)
-        return [
-            StoredEvent(start + i, splice_id(pre, start + i), *_facets(it))
-            for i, (it, pre) in enumerate(zip(items, pres))
-        ]
+        return int(start), int(first), int(nbytes)
 
     # ------------------------------------------------------------------ reading
     async def _range(self, reverse: bool, start: str, count: int) -> list[StoredEvent]:

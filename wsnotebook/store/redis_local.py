@@ -48,7 +48,8 @@ class LocalRedis:
     """One ``redis-server`` subprocess on 127.0.0.1 (see the module docstring).
 
     ``password``: ``requirepass`` (the URL then carries it); ``port=0`` picks a free one;
-    ``tls=(certfile, keyfile, cafile)``: TLS only (``rediss://`` URLs trusting ``cafile``)."""
+    ``tls=(certfile, keyfile, cafile)``: TLS only (``rediss://`` URLs trusting ``cafile``);
+    ``appendfsync``: ``always`` (default: fsync before every reply) or ``everysec``."""
 
     def __init__(
         self,
@@ -58,6 +59,7 @@ class LocalRedis:
         directory: str | os.PathLike[str] | None = None,
         timeout: float = 30.0,
         tls: tuple[str, str, str] | None = None,
+        appendfsync: str = "always",
     ) -> None:
         exe = redis_server_path()
         if exe is None:
@@ -66,6 +68,9 @@ class LocalRedis:
         self.port = port or _free_port()
         self.password = password
         self.tls = tls
+        if appendfsync not in ("always", "everysec", "no"):
+            raise ServerError(f"appendfsync must be always, everysec or no, got {appendfsync!r}")
+        self.appendfsync = appendfsync
         self.timeout = timeout
         self._own_dir = directory is None
         self.dir = Path(directory or tempfile.mkdtemp(prefix="wsn-redis-"))
@@ -103,7 +108,7 @@ class LocalRedis:
             "--bind", "127.0.0.1",
             "--dir", str(self.dir),
             "--appendonly", "yes",
-            "--appendfsync", "always",
+            "--appendfsync", self.appendfsync,
             "--save", "",
             "--daemonize", "no",
             "--protected-mode", "yes",
