@@ -55,8 +55,12 @@ def notebook_imports(path: Path) -> set[str]:
         if cell["cell_type"] != "code":
             continue
         source = "".join(cell["source"])
+        # a magic becomes ``pass`` at its indentation (it may be the body of an ``if``)
         source = "\n".join(
-            "" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()
+            line[: len(line) - len(line.lstrip())] + "pass"
+            if line.lstrip().startswith(("%", "!"))
+            else line
+            for line in source.splitlines()
         )
         for node in ast.walk(ast.parse(source)):
             if isinstance(node, ast.Import):
