@@ -27,6 +27,7 @@ import bench_ingest
 import bench_kernel
 import bench_latency
 import bench_memory
+import bench_redis
 import bench_soak
 
 SUITE = {
@@ -37,6 +38,7 @@ SUITE = {
     "kernel": bench_kernel,
     "memory": bench_memory,
     "soak": bench_soak,
+    "redis": bench_redis,
 }
 
 HEADER = ["#", "measure", "wsnotebook", "baseline", "baseline value", "ratio", "target", "verdict"]

@@ -26,6 +26,7 @@ MODULES = [
     "bench_kernel",
     "bench_memory",
     "bench_soak",
+    "bench_redis",
 ]
 
 
@@ -34,7 +35,7 @@ def test_bench_module_imports_and_exposes_run_summary_table(name: str) -> None:
     mod = importlib.import_module(name)
     if name == "run_all":
         assert set(mod.SUITE) == {
-            *("fanout", "latency", "client", "ingest", "kernel", "memory", "soak"),
+            *("fanout", "latency", "client", "ingest", "kernel", "memory", "soak", "redis"),
         }
         return
     for attr in ("run", "summary", "detail_table", "main"):
