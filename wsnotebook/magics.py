@@ -6,9 +6,10 @@
     %ws serve [--port N] [--host H] [--store SPEC]
                                  start (or return) a background server -> ws_server
     %ws connect [URL]            reconnecting client (default: ws_server.url) -> ws_client
-    %ws monitor [NAME] [--rows N] [--window 1m|5m|15m] [--by-type]
+    %ws monitor [NAME] [--window 1m|5m|15m|all] [--by-type] [--new]
                                  live monitor widget of NAME (a Client, Server or EventFrame in the
                                  namespace; default ws_client, else ws_server) -> ws_monitor
+                                 (replaces NAME's previous monitor unless --new)
     %ws demo [--rate R] [--batch N] [--max-events N]
                                  synthetic agent-hook events into ws_server -> ws_demo
     %ws demo --replay [FILE] [--speed S]
@@ -24,8 +25,11 @@
 Each magic returns the object it made (so ``%ws monitor`` as a cell's last line displays the
 widget) and binds it in the user namespace under the name shown after ``->``.  Heavy modules
 (aiohttp, websockets, ipywidgets) are imported on first use.  Wrong arguments print one usage
-line (an IPython ``UsageError``), never a traceback.  Loading the extension twice is harmless;
-``%unload_ext wsnotebook`` stops everything the extension started.
+line (an IPython ``UsageError``), never a traceback.  A magic checks its arguments and builds
+the new object before it stops the one it replaces: a failed ``%ws connect 'not a url'`` or
+``%ws serve --port <busy>`` leaves the running ``ws_client`` / ``ws_server`` as they were.
+Loading the extension twice is harmless; ``%unload_ext wsnotebook`` stops everything wsnotebook
+runs in the kernel (servers, clients, monitors, demo producers, recorders).
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ HELP = """\
 %ws — wsnotebook live event monitor
   %ws serve [--port N] [--host H] [--store SPEC]   start a server            -> ws_server
   %ws connect [URL]                                client (default ws_server) -> ws_client
-  %ws monitor [NAME] [--rows N] [--window 1m|5m|15m] [--by-type]
+  %ws monitor [NAME] [--window 1m|5m|15m|all] [--by-type] [--new]
                                                    live widget               -> ws_monitor
   %ws demo [--rate R] [--batch N] [--max-events N] synthetic events into ws_server -> ws_demo
   %ws demo --replay [FILE] [--speed S]   replay a recording (default: the shipped one) instead
@@ -93,9 +97,9 @@ def _parsers() -> dict[str, _Parser]:
     connect.add_argument("url", nargs="?", default=None, help="ws://host:port/stream")
     mon = p["monitor"] = _Parser(prog="%ws monitor", exit_on_error=False)
     mon.add_argument("target", nargs="?", default=None, help="a name in the user namespace")
-    mon.add_argument("--rows", type=int, default=20)
-    mon.add_argument("--window", choices=("1m", "5m", "15m"), default="1m")
+    mon.add_argument("--window", choices=("1m", "5m", "15m", "all"), default="1m")
     mon.add_argument("--by-type", action="store_true", help="one chart line per event type")
+    mon.add_argument("--new", action="store_true", help="keep the previous ws_monitor running")
     demo = p["demo"] = _Parser(prog="%ws demo", exit_on_error=False)
     demo.add_argument("--rate", type=arg_positive_float, default=50.0, help="events/s (default 50)")
     demo.add_argument("--batch", type=int, default=1)
@@ -208,16 +212,16 @@ class WsMagics(Magics):
         from .server import serve
 
         current = self._current("ws_server")
-        if current is not None:
-            if (
-                args.port in (None, 0, getattr(current, "port", None))
-                and args.host in (None, getattr(current, "host", None))
-                and args.store in (None, _store_spec(current))
-            ):
-                print(f"wsnotebook server: {current.url}  (ws_server, already running)")
-                return current  # re-running the cell keeps the running server
-            if any(o is current for o in self.started):
-                _stop(current)  # replaced by the new one: never leak the old server
+        if current is not None and (
+            args.port in (None, 0, getattr(current, "port", None))
+            and args.host in (None, getattr(current, "host", None))
+            and args.store in (None, _store_spec(current))
+        ):
+            print(f"wsnotebook server: {current.url}  (ws_server, already running)")
+            return current  # re-running the cell keeps the running server
+        same_port = current is not None and args.port in (None, getattr(current, "port", None))
+        if current is not None and same_port and any(o is current for o in self.started):
+            _stop(current)  # it holds the port the new one needs
         kwargs: dict[str, Any] = {}
         if args.port is not None:
             kwargs["port"] = args.port
@@ -225,7 +229,9 @@ class WsMagics(Magics):
             kwargs["host"] = args.host
         if args.store is not None:
             kwargs["store"] = args.store
-        server = serve(**kwargs)
+        server = serve(**kwargs)  # fails (busy port, bad store) before the old one is touched
+        if current is not None and not same_port and any(o is current for o in self.started):
+            _stop(current)  # replaced by the new one: never leak the old server
         print(f"wsnotebook server: {server.url}  (ws_server)")
         return self._track(server, "ws_server")
 
@@ -241,9 +247,9 @@ class WsMagics(Magics):
         old = self._current("ws_client")
         if old is not None and getattr(old, "url", None) == url:
             return old  # re-running the cell: keep the running client
+        client = connect(url)  # a bad URL fails here, before the running client is touched
         if old is not None and any(o is old for o in self.started):
             _stop(old)
-        client = connect(url)
         print(f"wsnotebook client: {url}  (ws_client)")
         return self._track(client, "ws_client")
 
@@ -260,7 +266,8 @@ class WsMagics(Magics):
                 raise UsageError(
                     "%ws monitor: nothing to monitor; run %ws serve or %ws connect URL first"
                 )
-        mon = monitor(target, rows=args.rows, window=args.window, split_by_type=args.by_type)
+        # the same target's previous monitor is replaced (closed) by monitor() itself
+        mon = monitor(target, window=args.window, split_by_type=args.by_type, new=args.new)
         return self._track(mon, "ws_monitor")
 
     def _cmd_demo(self, args: argparse.Namespace) -> Any:
@@ -296,7 +303,7 @@ class WsMagics(Magics):
             stats["ws_monitor"] = {
                 "running": mon.running,
                 "ticks": mon.ticks,
-                "renders": mon.renders,
+                "sends": mon.sends,
                 "errors": mon.errors,
             }
         if not stats:
@@ -405,4 +412,5 @@ def unload_ipython_extension(ip: Any) -> None:
         magics.stop_started()
         ip.magics_manager.registry.pop("WsMagics", None)
         ip.magics_manager.magics["line"].pop("ws", None)
+    stop_everything()  # what wsnotebook runs in the kernel, started by %ws or not
     _magics = None

@@ -56,10 +56,10 @@ def test_serve_demo_monitor_stats_stop_in_a_shell(
 
     mon = shell.run_line_magic("ws", "monitor")  # no client yet: monitors the server
     assert isinstance(mon, W.Monitor) and mon.server is server
-    assert wait_until(lambda: "wsn-state-open" in mon.status.value)
+    assert wait_until(lambda: mon.status.get("state") == "open")
     assert wait_until(lambda: mon.frame.total >= 20)
-    assert wait_until(lambda: "<tr><td>" in mon.table.value)
-    assert wait_until(lambda: "clients</span> <span class='wsn-v'>1<" in mon.status.value)
+    assert wait_until(lambda: mon.sends > 0 and mon.status.get("events", 0) > 0)
+    assert wait_until(lambda: mon.status.get("clients") == 1)
 
     client = shell.run_line_magic("ws", "connect")
     assert shell.user_ns["ws_client"] is client and client.url.startswith(server.url[:-7])

@@ -99,10 +99,10 @@ def test_monitor_of_a_namespace_frame_returns_the_widget(shell: InteractiveShell
         ]
     )
     shell.user_ns["my_frame"] = frame
-    mon = shell.run_line_magic("ws", "monitor my_frame --rows 5 --window 5m --by-type")
+    mon = shell.run_line_magic("ws", "monitor my_frame --window 5m --by-type")
     assert isinstance(mon, W.Monitor)
     assert shell.user_ns["ws_monitor"] is mon
-    assert mon.rows.value == 5 and mon.window.value == "5m" and mon.split.value is True
+    assert mon.window == "5m" and mon.split_by_type is True
     assert mon.running
     # re-running the cell replaces the tick instead of adding one
     again = shell.run_line_magic("ws", "monitor my_frame")

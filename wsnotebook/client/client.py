@@ -393,6 +393,8 @@ class Client(HitlClientMixin):
             "server_seq": sink.server_seq,
             "last_rtt_ms": session.last_rtt_ms,
             "latency_ms": sink.latency.summary((0.5, 0.9, 0.99)),
+            # live events (with a timestamp) as opposed to the initial/replayed backfill
+            "live_events": sink.latency.count,
             "bytes_in_wire": tin["bytes"],
             "bytes_in_decoded": tin["decoded_bytes"],
             "bytes_out_wire": tout["bytes"],

@@ -17,17 +17,18 @@ import re
 import threading
 from collections.abc import Iterable
 from itertools import compress
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import ConfigError
 from .args import category_arg, count_arg, search_pattern
-from .chunks import CAT_COLUMNS, Piece
+from .chunks import CAT_COLUMNS, Piece, concat
 from .questions import apply_updates
 from .search import select_rows
 from .snapshot import PlainColumns, build
 from .storage import ChunkStore
+from .tail import TailColumns, drop_last
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -98,6 +99,62 @@ class QueryMixin:
         chunk's part copied alone, O(n)), and the category values."""
         with self._lock:
             return self._store.tail_pieces(n, text=text)
+
+    def tail_columns(
+        self, n: int, *, since: int | None = None, skip: int = 0, payload: bool = True
+    ) -> TailColumns:
+        """The last ``n`` retained rows (oldest first) as raw numpy columns and lists, for a
+        live view that sends them on (:class:`~.tail.TailColumns`): no DataFrame, no
+        Timestamps, payloads as JSON text (``payload=False``: left out).  ``since``: a
+        :attr:`total` seen before; only rows added after it (still at most ``n``).  ``skip``:
+        leave out the newest ``skip`` rows (older pages of a long tail).  The
+        result's ``total``, ``retained`` and ``dropped`` are read with the rows.  O(n)."""
+        n = count_arg("tail_columns", "n", n)
+        with self._lock:
+            store = self._store
+            total, retained, dropped = store.total, len(store), store.dropped
+            if since is not None:
+                n = max(0, min(n, total - int(since)))
+            skip = min(count_arg("tail_columns", "skip", skip), retained)
+            n = min(n, retained - skip)
+            pieces, values = self._tail_pieces(n + skip, text=payload)
+        out = TailColumns(drop_last(pieces, skip), values, payload=payload)
+        out.total, out.retained, out.dropped = total, retained, dropped
+        return out
+
+    def match_ids(
+        self,
+        source_app: str | Iterable[str] | None = None,
+        session_id: str | Iterable[str] | None = None,
+        hook_event_type: str | Iterable[str] | None = None,
+        *,
+        search: str | re.Pattern[str] | None = None,
+        limit: int | None = None,
+        scan: int | None = None,
+    ) -> np.ndarray:
+        """The ids (int64, oldest first) of the rows :meth:`plain_table` selects with the same
+        arguments: nothing but the matching rows' ids is built."""
+        pieces, _ = self._filter_pieces(
+            source_app, session_id, hook_event_type, search=search, limit=limit, scan=scan
+        )
+        return concat([c.ids[sl] for c, sl in pieces], np.int64)
+
+    def row(self, event_id: int) -> dict[str, Any] | None:
+        """The retained row with id ``event_id`` as a dict like a row of :attr:`df` (payload
+        decoded, updates applied), or ``None``.  Looks newest first; O(rows) at worst."""
+        event_id = int(event_id)
+        with self._lock:
+            store = self._store
+            chunks = store.chunks()
+            if store.open.n:
+                chunks.append((store.open.view(frozen=False), 0))
+            values = [list(c.values) for c in store.cats]
+        for chunk, start in reversed(chunks):
+            hit = np.flatnonzero(chunk.ids[start:] == event_id)
+            if len(hit):
+                df = self._updated(build([(chunk, hit[-1:] + start)], values))
+                return {str(k): v for k, v in df.to_dict("records")[0].items()}
+        return None
 
     def categories(self, column: str) -> list[str]:
         """Distinct values of ``source_app``/``session_id``/``hook_event_type``/``model_name``

@@ -194,6 +194,8 @@ def _fmt_num(value: Any) -> str:
 _STATUS_LABELS = (
     ("clients", "clients"),
     ("events", "events"),
+    ("live", "live"),
+    ("backfill", "backfill"),
     ("events_per_s", "ev/s"),
     ("reconnects", "reconnects"),
     ("dropped", "dropped"),
@@ -211,6 +213,9 @@ def render_status(status: dict[str, Any]) -> str:
     Missing keys are left out, ``None`` shows as "–"; every value is HTML-escaped."""
     state = str(status.get("state", ""))
     parts = [f"<span class='wsn-state wsn-state-{_esc(state)}'>{_esc(state)}</span>"]
+    for key in ("reason", "url"):
+        if status.get(key):
+            parts.append(f"<span class='wsn-kv wsn-{key}'>{_esc(status[key])}</span>")
     for key, label in _STATUS_LABELS:
         if key in status:
             parts.append(

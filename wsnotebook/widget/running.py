@@ -1,8 +1,9 @@
-"""The running monitors: at most one per monitored target (keyed by ``id(target)``).
+"""The running monitors: at most one per monitored target (keyed by ``id(target)``), plus
+those asked for with ``monitor(..., new=True)`` (keyed by their own id).
 
-Invariants: registering a monitor stops the one it replaces (re-running a cell does not leak
-ticks); a monitor unregisters only itself, never a newer one for the same target; the first
-registration installs :func:`stop_all` as a shutdown hook of the background loop (once).
+Invariants: registering a monitor closes the one it replaces (re-running a cell does not leak
+ticks nor widgets); a monitor unregisters only itself, never a newer one for the same target;
+the first registration installs :func:`stop_all` as a shutdown hook of the background loop (once).
 """
 
 from __future__ import annotations
@@ -26,20 +27,28 @@ _hook_lock = threading.Lock()
 _hook_installed = False
 
 
+def _key(mon: Monitor) -> int:
+    return id(mon) if getattr(mon, "independent", False) else id(mon.target)
+
+
 def register(mon: Monitor) -> None:
-    """``mon`` is the monitor of its target; the previous one (if another) is stopped."""
+    """``mon`` is the monitor of its target; the previous one (if another) is closed.  A
+    monitor made with ``new=True`` (``mon.independent``) is registered on its own."""
     global _hook_installed
-    old = _monitors.add(id(mon.target), mon)
+    old = _monitors.add(_key(mon), mon)
     with _hook_lock:
         if not _hook_installed:
             _loop.add_shutdown_hook(stop_all)
             _hook_installed = True
     if old is not None:
-        old.stop()
+        try:
+            old.close()
+        except Exception:
+            log.debug("monitor: closing the replaced monitor failed", exc_info=True)
 
 
 def unregister(mon: Monitor) -> None:
-    _monitors.remove(id(mon.target), mon)
+    _monitors.remove(_key(mon), mon)
 
 
 def running_monitors() -> list[Monitor]:

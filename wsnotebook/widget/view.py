@@ -1,51 +1,32 @@
 """The live monitor widget: ``wsnotebook.monitor(client_or_server_or_frame)``.
 
-One ipywidgets box with
+:class:`Monitor` **is** a widget (an ``anywidget.AnyWidget``: synced traits and one ES
+module, ``static/monitor.js``, shipped in the package; no CDN, no build step), so it composes in
+``VBox``/``Tab``/``HBox``.  The browser owns the rendering: a virtualized table of a bounded
+window (:data:`~.viewmodel.WINDOW_ROWS` rows: sort by any column, column choice and resize,
+"follow newest" that pauses while the user scrolls away), searchable app/session/type pickers,
+a detail pane (pretty payload, the event's ``chat`` transcript), a canvas throughput chart
+(total and by type, zoom, brush to filter the table to a time range) with per-agent swim lanes,
+the status bar and the human-in-the-loop question panel.
 
-* a **status line**: connection state, clients connected (server), events total, events/s,
-  reconnects, dropped, gaps (losses recorded by the client), errors, p50/p99 latency;
-* a **live table** of the newest N rows (newest first), filtered by ``source_app``,
-  ``session_id``, ``hook_event_type`` (dropdowns fed by ``frame.categories``) and a search box:
-  its text is searched literally, ``re:pattern`` is a regular expression (Python ``re``, no time
-  limit: a pattern like ``re:(a+)+$`` can stall the kernel), in the newest ``SEARCH_SCAN_ROWS`` =
-  50,000 rows' summary and payload JSON text; every value is HTML-escaped;
-* a **throughput chart** (bqplot): events/s over the last 1 m / 5 m / 15 m, optionally one line per
-  ``hook_event_type``;
-* **pause/resume** and **clear** buttons;
-* the **questions** agents wait on (human in the loop, :mod:`.questions`), with answer controls.
+What the kernel does (see :mod:`.viewmodel`): a throttled tick (``refresh_hz``, default 4 Hz,
+never per event) on the background loop, its work in a worker thread, sends only the rows added
+since the last tick as binary column buffers (custom messages, ``DataView`` in JavaScript), the
+search matches, and the status / question traits when they changed.  Cost per tick: O(new
+rows).  Payload text, an export (CSV/Parquet of the current filter) and answers are done on
+request, off the comm thread.
 
-This module is the ipywidgets view: the widgets, setting their traits, the tick's scheduling and
-the monitor's lifetime.  What they show is computed by :mod:`.viewmodel` (no widgets), rendered
-to HTML by :mod:`.render` and drawn on the chart by :mod:`.chart`.
+Threading: widget callbacks may run on a comm subshell thread (JupyterLab 4.6
+``commsOverSubshells``): they only record a request under the monitor's lock, or start a
+daemon thread.  Errors inside a tick are logged on the ``wsnotebook`` logger and counted
+(``errors``), never raised into a cell; bad input (a regex that does not compile, an
+unwritable export path) is a message in the widget (``notice``).
 
-How it refreshes
-    A throttled tick (``refresh_hz``, default 4 Hz, bounds 0.2-30 Hz) is scheduled by the one
-    background loop (:mod:`wsnotebook.runtime.loop`); its work runs in a worker thread so it
-    never stalls the servers and clients on that loop.  The monitor keeps updating while the
-    kernel is idle and while other cells run.  A tick is O(rows shown): the table is rebuilt
-    only when ``frame.version`` or a filter changed, with ``frame.plain_table(..., limit=rows)``
-    (a search scans at most the newest ``SEARCH_SCAN_ROWS`` rows: one that matches rarely would
-    otherwise scan the whole frame every tick, ~90 ms at 500k rows here); the chart, the
-    latency percentiles and the filter dropdowns are refreshed at most once a second.  Nothing is
-    sent to the front end when nothing changed: every trait is compared before it is set.  Only
-    trait values are set from the background side (no ``print``/``Output`` from threads, which
-    ipykernel 7 routes to the latest cell).
-
-Threading
-    Widget callbacks may run on a comm subshell thread (JupyterLab 4.6 ``commsOverSubshells``):
-    they only record the new filter state under the monitor's lock; the tick does the work.
-    Errors inside a tick are logged on the ``wsnotebook`` logger and counted (``errors``), never
-    raised into a cell.
-
-Lifetime
-    The tick stops on :meth:`Monitor.stop` / :meth:`Monitor.close`, when ``monitor()`` is called
-    again for the same target (the previous monitor is stopped: re-running a cell does not leak
-    ticks), and when every view of the widget is closed (the box's ``_view_count`` trait is
-    tracked, as streamz does; it restarts if a view appears again).  Monitoring a **Server** opens
-    a loopback client ``connect(server.url)`` owned by the monitor and closed with it (with the
-    server's token, and for a TLS server ``ssl=server.client_ssl_context()`` unless ``ssl`` is
-    given); the status line then shows the server's connection count (which includes that
-    client).
+Lifetime: the tick stops on :meth:`Monitor.stop` / :meth:`Monitor.close`, when ``monitor()``
+is called again for the same target (the previous one is closed), at kernel shutdown, with
+``%ws stop all`` and ``%unload_ext wsnotebook`` (:mod:`.running`).  A stopped monitor says
+"stopped" in its status bar.  Monitoring a **Server** opens a loopback client owned by the
+monitor and closed with it.
 """
 
 from __future__ import annotations
@@ -54,26 +35,26 @@ import asyncio
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any
+
+import anywidget
+import traitlets as t
 
 from .._validate import Clock
 from ..errors import ConfigError
 from ..runtime import loop as _loop
-from .chart import ThroughputChart
+from . import actions
 from .questions import QuestionPanel
 from .render import CSS, render_status, render_table
 from .running import register, unregister
-from .traits import set_if_changed, walk
 from .viewmodel import (
     DEFAULT_REFRESH_HZ,
-    DEFAULT_ROWS,
-    FILTERS,
-    MAX_ROWS,
+    WINDOW_ROWS,
     WINDOWS,
     MonitorModel,
     check_options,
     client_options,
-    dropdown_options,
     resolve,
 )
 
@@ -81,157 +62,99 @@ log = logging.getLogger("wsnotebook")
 
 __all__ = ["Monitor", "monitor"]
 
+_STATIC = Path(__file__).parent / "static"
 
-class Monitor:
+
+class Monitor(anywidget.AnyWidget):
     """A live monitor of one Client, Server or EventFrame (see the module docstring).
 
-    Display it (it is the cell's value, or ``display(mon)``); the widget tree is ``mon.widget``.
-    Counters: ``ticks`` (ticks run), ``renders`` (ticks that changed at least one trait),
-    ``sends`` (trait values set), ``errors`` (tick errors, logged).  What it shows is computed
-    by ``mon.model`` (a :class:`~.viewmodel.MonitorModel`).
+    Counters: ``ticks`` (ticks run), ``sends`` (messages sent), ``errors`` (tick errors,
+    logged).  What it sends is computed by ``mon.model`` (a :class:`~.viewmodel.MonitorModel`).
     """
+
+    _esm = _STATIC / "monitor.js"
+    _css = _STATIC / "monitor.css"
+
+    status = t.Dict().tag(sync=True)
+    questions: t.List[Any] = t.List().tag(sync=True)
+    question_note = t.Unicode("").tag(sync=True)
+    notice = t.Unicode("").tag(sync=True)
+    search = t.Unicode("").tag(sync=True)
+    paused = t.Bool(False).tag(sync=True)
+    window = t.Unicode("1m").tag(sync=True)
+    split_by_type = t.Bool(False).tag(sync=True)
+    window_rows = t.Int(WINDOW_ROWS).tag(sync=True)
+    snapshot = t.Dict().tag(sync=True)  # set by the browser: what a saved notebook shows
 
     def __init__(
         self,
         target: Any,
         *,
-        rows: int = DEFAULT_ROWS,
         refresh_hz: float = DEFAULT_REFRESH_HZ,
         window: str = "1m",
         split_by_type: bool = False,
-        chart: bool = True,
+        window_rows: int = WINDOW_ROWS,
         ssl: Any = None,
         start: bool = True,
+        new: bool = False,
         clock: Clock = time.monotonic,
+        **kwargs: Any,
     ) -> None:
-        rows, self.refresh_hz = check_options(rows, refresh_hz, window, split_by_type, chart)
-        self._owned_client: Any = None
-        try:
-            self._setup(target, ssl, clock)
-            self._build_widgets(rows, window, bool(split_by_type), bool(chart))
-            self._refresh_locked_safe()
-            if start:
-                self.start()
-        except BaseException:
-            # The monitor's own client (a Server target) must not outlive a failed construction.
-            client, self._owned_client = self._owned_client, None
-            if client is not None:
-                client.close()
-            raise
-
-    def _setup(self, target: Any, ssl: Any, clock: Clock) -> None:
-        self.target = target
+        self.refresh_hz = check_options(refresh_hz, window, split_by_type)
         frame, client, server = resolve(target)
         if ssl is not None and server is None:
             raise ConfigError("ssl= applies only when monitoring a Server")
-        self._client_options: dict[str, Any] = {}
-        self.model = MonitorModel(frame, client, server, clock)
-        if server is not None:
-            self._client_options = client_options(server, ssl)
-            self.model.use_client(self._open_client())
-        self._clock = clock
+        super().__init__(window=window, split_by_type=bool(split_by_type), **kwargs)
+        self.target = target
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._future: Any = None
         self._closed = False
         self._seen_views = False
-        self.ticks = self.renders = self.sends = self.errors = 0
+        self._clock = clock
+        self._owned_client: Any = None
+        self._client_options: dict[str, Any] = {}
+        self.ticks = self.sends = self.errors = 0
+        self.independent = bool(new)  # not replaced by a later monitor() of the same target
+        self.model = MonitorModel(frame, client, server, clock, window_rows=int(window_rows))
+        self.window_rows = int(window_rows)
+        self.panel = QuestionPanel(server or client)
+        try:
+            if server is not None:
+                self._client_options = client_options(server, ssl)
+                if getattr(server, "running", True):
+                    self.model.use_client(self._open_client())
+            self.on_msg(self._on_msg)
+            self.observe(self._on_search, names="search")
+            self.observe(self._on_pause, names="paused")
+            self.observe(self._on_view_count, names="_view_count")
+            self._view_count = 0
+            if start:
+                self.start()
+            else:
+                self._set_status()
+        except BaseException:
+            # the monitor's own client (a Server target) must not outlive a failed construction
+            client, self._owned_client = self._owned_client, None
+            if client is not None:
+                client.close()
+            raise
 
     def _open_client(self) -> Any:
-        """A new loopback client of the monitored Server, owned (and closed) by the monitor."""
         from ..client import connect
 
         client = connect(self.model.server.url, **self._client_options)
         self._owned_client = client
         return client
 
-    def _build_widgets(self, rows: int, window: str, split_by_type: bool, chart: bool) -> None:
-        import ipywidgets as w
+    # ----------------------------------------------------------------- monitored objects
+    @property
+    def widget(self) -> Monitor:
+        """The monitor itself (it is the widget; kept for code written for older versions)."""
+        return self
 
-        self._css = w.HTML(CSS)
-        self.status = w.HTML("")
-        self.status.add_class("wsn-status")
-        dd_layout = w.Layout(width="175px")
-        self.source_app = w.Dropdown(options=dropdown_options("apps", []), layout=dd_layout)
-        self.session_id = w.Dropdown(options=dropdown_options("sessions", []), layout=dd_layout)
-        self.hook_event_type = w.Dropdown(options=dropdown_options("types", []), layout=dd_layout)
-        self.search = w.Text(
-            placeholder="search summary / payload (re:regex)", layout=w.Layout(width="250px")
-        )
-        self.rows = w.BoundedIntText(
-            value=rows, min=1, max=MAX_ROWS, description="rows", layout=w.Layout(width="120px")
-        )
-        self.rows.style.description_width = "36px"
-        for wid, cls in (
-            (self.source_app, "wsn-filter-source-app"),
-            (self.session_id, "wsn-filter-session-id"),
-            (self.hook_event_type, "wsn-filter-hook-event-type"),
-            (self.search, "wsn-search"),
-            (self.rows, "wsn-rows"),
-        ):
-            wid.add_class(cls)
-        self.pause_button = w.ToggleButton(
-            value=False, description="pause", icon="pause", layout=w.Layout(width="100px")
-        )
-        self.pause_button.add_class("wsn-pause")
-        self.clear_button = w.Button(
-            description="clear", icon="trash", layout=w.Layout(width="90px")
-        )
-        self.clear_button.add_class("wsn-clear")
-        self.window = w.ToggleButtons(
-            options=list(WINDOWS), value=window, style={"button_width": "52px"}
-        )
-        self.window.add_class("wsn-window")
-        self.split = w.Checkbox(value=split_by_type, description="by type", indent=False)
-        self.split.layout.width = "90px"
-        # The layout given at construction: assigning one afterwards orphans the default one
-        # (a widget model nobody closes).
-        self.table = w.HTML(
-            render_table(None), layout=w.Layout(max_height="520px", overflow="auto")
-        )
-        self.table.add_class("wsn-table")
-
-        self._throughput = ThroughputChart(self._set) if chart else None
-        self.chart: Any = None if self._throughput is None else self._throughput.figure
-        controls = w.HBox(
-            [self.source_app, self.session_id, self.hook_event_type, self.search],
-            layout=w.Layout(flex_flow="row wrap", align_items="center"),
-        )
-        chart_bar = w.HBox(
-            [
-                self.pause_button,
-                self.clear_button,
-                self.rows,
-                w.Label("throughput window", layout=w.Layout(margin="0 4px 0 16px")),
-                self.window,
-                self.split,
-            ],
-            layout=w.Layout(flex_flow="row wrap", align_items="center"),
-        )
-        children: list[Any] = [self._css, self.status, controls, chart_bar]
-        if self.chart is not None:
-            children.append(self.chart)
-        # human-in-the-loop questions, answered through the Server (or the Client) watched
-        self.questions = QuestionPanel(self.model.server or self.model.client, self._set)
-        children += [self.questions.widget, self.table]
-        self.widget = w.VBox(children)
-        self.widget.add_class("wsn-monitor")
-
-        for wid in (self.source_app, self.session_id, self.hook_event_type, self.search):
-            wid.observe(self._on_filter, names="value")
-        self.rows.observe(self._on_filter, names="value")
-        self.window.observe(self._on_chart_option, names="value")
-        self.split.observe(self._on_chart_option, names="value")
-        self.pause_button.observe(self._on_pause, names="value")
-        self.clear_button.on_click(self._on_clear)
-        # count views (streamz's approach): the front end keeps _view_count up to date once set
-        self.widget._view_count = 0
-        self.widget.observe(self._on_view_count, names="_view_count")
-
-    # ----------------------------------------------------------------- the monitored objects
     @property
     def frame(self) -> Any:
-        """The monitored frame (a Server monitor's: its own client's)."""
         return self.model.frame
 
     @property
@@ -242,24 +165,59 @@ class Monitor:
     def server(self) -> Any:
         return self.model.server
 
-    # ----------------------------------------------------------------- callbacks (any thread)
-    def _on_filter(self, change: Any) -> None:
-        with self._lock:
-            self.model.mark_table_stale()
+    # ----------------------------------------------------------------- browser requests
+    def _on_msg(self, _widget: Any, content: Any, buffers: Any) -> None:
+        if not isinstance(content, dict):
+            return
+        kind = content.get("kind")
+        if kind == "hello":  # a view (re)loaded: it holds no rows
+            with self._lock:
+                self.model.request_reset()
+                self.panel.invalidate()
+        elif kind == "detail":
+            self._background(self._send_detail, content.get("id"))
+        elif kind == "answer":
+            answer = {k: content[k] for k in ("permission", "choice", "response") if k in content}
+            self.panel.answer(content.get("id"), self._question_done, **answer)
+        elif kind == "export":
+            self._background(self._export, content)
+        elif kind == "clear":
+            self.clear()
 
-    def _on_chart_option(self, change: Any) -> None:
+    def _background(self, fn: Any, arg: Any) -> None:
+        threading.Thread(target=fn, args=(arg,), name="wsnotebook-monitor", daemon=True).start()
+
+    def _send_detail(self, event_id: Any) -> None:
+        frame = self.frame
+        msg = actions.detail(frame, event_id) if frame is not None else {"kind": "detail"}
+        self._push(msg, [])
+
+    def _export(self, request: dict[str, Any]) -> None:
+        if self.frame is None:
+            self.notice = "export: nothing to export (no frame)"
+            return
+        request = dict(request)
+        request["pattern"] = self.model.pattern
+        try:
+            self.notice = actions.export(self.frame, request)
+        except actions.ExportError as exc:
+            self.notice = str(exc)
+        except Exception as exc:
+            self.notice = f"export failed: {exc}"
+
+    def _question_done(self, text: str) -> None:
+        self.question_note = text
+
+    def _on_search(self, change: Any) -> None:
         with self._lock:
-            self.model.mark_chart_stale()
+            error = self.model.set_search(str(change["new"] or ""))
+        self.notice = error or ""
 
     def _on_pause(self, change: Any) -> None:
         with self._lock:
-            paused = self.model.paused = bool(change["new"])
-            self._set(self.pause_button, "description", "resume" if paused else "pause")
-            self._set(self.pause_button, "icon", "play" if paused else "pause")
-            self.model.mark_table_stale()
-
-    def _on_clear(self, _button: Any = None) -> None:
-        self.clear()
+            self.model.paused = bool(change["new"])
+            if not self.model.paused:
+                self.model.request_reset()
 
     def _on_view_count(self, change: Any) -> None:
         new = change["new"]
@@ -279,27 +237,23 @@ class Monitor:
         fut = self._future
         return fut is not None and not fut.done()
 
-    @property
-    def paused(self) -> bool:
-        return self.model.paused
-
     def pause(self) -> None:
-        """Freeze the table and chart (the status line keeps updating)."""
-        self.pause_button.value = True
+        """Freeze the table and chart (the status bar keeps updating)."""
+        self.paused = True
 
     def resume(self) -> None:
-        self.pause_button.value = False
+        self.paused = False
 
     def clear(self) -> None:
         """Clear the monitored frame (its rows; counters such as ``total`` keep counting)."""
         with self._lock:
             try:
-                self.frame.clear()
+                if self.frame is not None:
+                    self.frame.clear()
             except Exception:
                 self.errors += 1
                 log.exception("monitor: clear failed")
-            self.model.mark_table_stale()
-            self.model.mark_chart_stale()
+            self.model.request_reset()
 
     def start(self) -> None:
         """(Re)start the background tick; idempotent."""
@@ -309,21 +263,24 @@ class Monitor:
             self._stop.clear()
             if self.running:
                 return
-            if self.server is not None and self._owned_client is None:
-                # stop() closed the monitor's own client: a restarted Server monitor gets a new
-                # one (and shows its frame) instead of a client that stays "closed" for good.
+            server = self.server
+            if (
+                server is not None
+                and self._owned_client is None
+                and getattr(server, "running", True)
+            ):
                 self.model.use_client(self._open_client())
             self._future = _loop.submit(self._run())
-        register(self)  # visible to stop_all() / %ws stop all again
+        register(self)
 
     def _halt_tick(self) -> None:
-        fut = self._future
-        self._future = None
+        fut, self._future = self._future, None
         if fut is not None:
             fut.cancel()
 
     def stop(self) -> None:
-        """Stop the tick (the widget keeps its last values) and close the monitor's own client."""
+        """Stop the tick (the view keeps its rows and says "stopped"); close the monitor's own
+        client."""
         self._stop.set()
         with self._lock:
             self._halt_tick()
@@ -333,23 +290,26 @@ class Monitor:
                 client.close()
             except Exception:
                 log.debug("monitor: closing its client failed", exc_info=True)
+        try:
+            self._set_status()
+        except Exception:
+            log.debug("monitor: final status failed", exc_info=True)
         unregister(self)
 
     def close(self) -> None:
-        """Stop, then close every widget of the monitor (views disappear)."""
+        """Stop, then close the widget (its views disappear)."""
+        if not hasattr(self, "_lock"):  # a construction that failed (``Widget.__del__``)
+            super().close()
+            return
         self.stop()
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-        for wid in walk(self.widget):
-            try:
-                wid.close()
-            except Exception:
-                log.debug("monitor: closing a widget failed", exc_info=True)
+        super().close()
 
     def refresh(self) -> bool:
-        """Run one tick now (any thread); True when at least one trait changed."""
+        """Run one tick now (any thread); True when something was sent."""
         with self._lock:
             return self._tick()
 
@@ -360,104 +320,63 @@ class Monitor:
             await asyncio.sleep(period)
             if self._stop.is_set():
                 break
-            # the work runs in a worker thread so a slow tick (chart on a huge frame) never
-            # stalls the servers and clients that share the loop; one tick at a time
             await asyncio.to_thread(self._refresh_locked_safe)
 
     def _refresh_locked_safe(self) -> None:
         try:
-            # Rendering runs in a worker thread: charge its CPU to the background budget too.
             with _loop.background_work(), self._lock:
                 self._tick()
         except Exception:
             self._count_error()
 
     def _count_error(self) -> None:
-        """Count a tick error; log it with its traceback (the first 3, then every 100th)."""
         n = self.errors + 1
         if n <= 3 or n % 100 == 0:
             log.exception("monitor tick failed (%d errors so far, counted in Monitor.errors)", n)
-        self.errors = n  # after logging: whoever sees the count can rely on the log record
+        self.errors = n
 
-    def _set(self, widget: Any, name: str, value: Any) -> bool:
-        """Set a trait only when its value differs, counting it in ``sends``."""
-        if not set_if_changed(widget, name, value):
-            return False
+    def _push(self, header: dict[str, Any], buffers: list[bytes]) -> None:
+        if self.comm is None:
+            return
+        self.send(header, buffers)
         self.sends += 1
-        return True
 
     def _tick(self) -> bool:
-        """One refresh; call with the lock held.  O(rows shown) except the <= 1 Hz slow part."""
+        """One refresh; call with the lock held.  O(new rows)."""
         self.ticks += 1
-        sends_before = self.sends
-        now = self._clock()
-        version = getattr(self.frame, "version", None)
-        total = self.model.count_total()
+        before = self.sends
         try:
-            self._update_view(now, version)
-            self.questions.refresh(self.frame, now)
+            for header, buffers in self.model.messages():
+                self._push(header, buffers)
+            shown = self.panel.refresh(self.frame, self._clock())
+            if shown is not None:
+                self.questions = shown
         except Exception:
             self._count_error()
-        self._set(self.status, "value", render_status(self._status(total)))
-        changed = self.sends > sends_before
-        if changed:
-            self.renders += 1
-        return changed
+        self._set_status()
+        return self.sends > before
 
-    def _update_view(self, now: float, version: Any) -> None:
-        model = self.model
-        query = model.query(
-            self.source_app.value,
-            self.session_id.value,
-            self.hook_event_type.value,
-            self.search.value,
-            self.rows.value,
+    def _set_status(self) -> None:
+        status = self.model.status(
+            stopped=self._stop.is_set(), errors=self.errors, budget=_loop.budget_stats()
         )
-        slow_due = model.slow_due(now)
-        if model.paused:
-            return
-        if model.filters_due(query):
-            self._update_filters()
-        if model.table_due(version, query):
-            self._set(self.table, "value", render_table(model.table_rows(query)))
-            model.table_shown(version, query)
-        if slow_due:
-            model.slow_started(now)
-            self._update_filters()
-            model.refresh_latency(version)
-            self._update_chart()
-
-    def _update_filters(self) -> None:
-        """Refresh the dropdowns' options (see :meth:`.MonitorModel.filter_options`)."""
-        for column, label in FILTERS:
-            wid = getattr(self, column)
-            current = wid.value
-            options = self.model.filter_options(column, label, current)
-            if options is not None and tuple(wid.options) != options:
-                wid.options = options
-                self.sends += 1
-                if wid.value != current:
-                    wid.value = current
-
-    def _update_chart(self) -> None:
-        if self._throughput is None:
-            return
-        window_s = WINDOWS[self.window.value]
-        x, y, labels = self.model.chart_data(window_s, bool(self.split.value))
-        self._throughput.show(x, y, labels, window_s)
-
-    def _status(self, total: int) -> dict[str, Any]:
-        return self.model.status(
-            total,
-            stopped=self._stop.is_set(),
-            errors=self.errors,
-            searching=bool(self.search.value),
-            budget=_loop.budget_stats(),
-        )
+        status["pending"] = self.panel.pending
+        if status != self.status:
+            self.status = status
 
     # ----------------------------------------------------------------- display
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+        """The widget, plus a static HTML table for renderers without widgets."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if isinstance(data, dict):
+            try:
+                rows = self.frame.plain_table(limit=20) if self.frame is not None else None
+                status = dict(self.status or self.model.status(stopped=False, errors=0))
+                data["text/html"] = CSS + render_status(status) + render_table(rows)
+            except Exception:
+                log.debug("monitor: static snapshot failed", exc_info=True)
+        return bundle
 
     def __repr__(self) -> str:
         what = type(self.target).__name__
@@ -467,39 +386,39 @@ class Monitor:
 def monitor(
     target: Any,
     *,
-    rows: int = DEFAULT_ROWS,
     refresh_hz: float = DEFAULT_REFRESH_HZ,
     window: str = "1m",
     split_by_type: bool = False,
-    chart: bool = True,
+    window_rows: int = WINDOW_ROWS,
     ssl: Any = None,
+    new: bool = False,
 ) -> Monitor:
     """A live monitor widget for a Client, Server or EventFrame; returns at once.
 
-    Parameters (keyword-only after ``target``):
+    - ``refresh_hz``: tick rate, 0.2..30 Hz (default 4); a tick sends only the new rows.
+    - ``window``: the chart's initial time window, one of ``"1m"``, ``"5m"``, ``"15m"``,
+      ``"all"``.  ``split_by_type``: one chart line per ``hook_event_type`` at first.
+    - ``window_rows``: rows the browser keeps (default 100,000, the newest).
+    - ``ssl``: for a Server only, the ``SSLContext`` of the monitor's own loopback client.
+    - ``new``: keep the running monitor of the same target (default: it is closed, so
+      re-running a cell does not stack monitors).
 
-    - ``rows``: newest rows shown, 1..1000 (default 20; adjustable in the widget).
-    - ``refresh_hz``: tick rate, 0.2..30 Hz (default 4).  A tick is O(rows shown) and sends
-      nothing when nothing changed; chart and latency are recomputed at most once a second.
-    - ``window``: throughput chart window, one of ``"1m"``, ``"5m"``, ``"15m"`` (default ``"1m"``).
-    - ``split_by_type``: one chart line per ``hook_event_type`` (default False).
-    - ``chart``: include the bqplot chart (default True).
-    - ``ssl``: for a Server only, the :class:`ssl.SSLContext` of the monitor's own client.  Default:
-      ``server.client_ssl_context()`` for a TLS server (trusts the certificate it loaded from
-      ``certfile``; the system trust store for one given an ``ssl_context``).
-
-    A Server is monitored through a loopback client ``connect(server.url)`` owned (and closed) by
-    the monitor.  Calling ``monitor()`` again for the same target stops the previous monitor.
     Raises :class:`~wsnotebook.ConfigError` for a bad target or option.
     """
+    if window not in WINDOWS:
+        raise ConfigError(f"window must be one of {list(WINDOWS)}, got {window!r}")
+    if isinstance(window_rows, bool) or not isinstance(window_rows, int):
+        raise ConfigError(f"window_rows must be an int, got {window_rows!r}")
+    if not 1_000 <= window_rows <= 1_000_000:
+        raise ConfigError(f"window_rows must be in 1000..1000000, got {window_rows!r}")
     mon = Monitor(
         target,
-        rows=rows,
         refresh_hz=refresh_hz,
         window=window,
         split_by_type=split_by_type,
-        chart=chart,
+        window_rows=window_rows,
         ssl=ssl,
+        new=new,
     )
     register(mon)
     return mon

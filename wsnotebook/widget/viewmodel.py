@@ -1,17 +1,24 @@
-"""The monitor's view-model: what the status line, table, dropdowns and chart show, computed
-from the monitored frame (and its client/server metrics) and the filter state.
+"""The monitor's view-model: which rows, dictionary values, search matches and status the
+browser gets next, computed from the monitored frame (and its client/server metrics).
 
-Pure of widgets: nothing here imports ipywidgets or bqplot, so any front end (the ipywidgets
-view in :mod:`.view`, an anywidget one) can drive it.  It reads the frame and the metrics of the
-client and server; it never writes to them (``clear`` is the view's action).
+Sans-I/O: nothing here imports ipywidgets or anywidget, sends a message or reads the wall
+clock (the clock is injected).  :meth:`MonitorModel.messages` returns the messages of one tick
+as ``(header, buffers)`` pairs; the view (:mod:`.view`) sends them.
 
-Owns: the option bounds (``MAX_ROWS``, refresh rate, ``WINDOWS``), the filter query, the change
-bookkeeping that keeps a tick O(rows shown) (the table is recomputed only when
-``frame.version`` or the query changed, or after :meth:`MonitorModel.mark_table_stale`; the slow
-part, i.e. dropdowns, latency and chart, at most once a second), the events/s meter and the
-status dict.  Bounds: a search scans at most the newest ``SEARCH_SCAN_ROWS`` rows, a dropdown
-offers at most ``MAX_OPTIONS`` values, latency percentiles use the newest ``LATENCY_SAMPLE``
-rows.  Not thread-safe by itself: the view calls it with its lock held.
+What a tick sends (see ``docs/design.md``, "The monitor"):
+
+* **only the rows added since the last tick**, as column buffers (:mod:`.packing`), each batch
+  tagged with the frame-wide index of its first row (``first``: ``frame.total`` counts every
+  row ever added, so indices never repeat).  Cost per tick: O(new rows), whatever the number
+  of rows the browser holds or shows.
+* after a **reset** (the first tick, a browser that (re)loaded the widget, a ``clear``): the
+  newest :data:`RESET_ROWS` rows with the throughput history of every retained row, then
+  older pages of :data:`PAGE_ROWS` rows, one per tick, until the browser's window
+  (:data:`WINDOW_ROWS`) is full or the frame has no older row.
+* while a **search** is active (literal text, or ``re:`` regex; :func:`search_regex`): the ids
+  of the matching rows among the window once, then among each tick's new rows.
+
+Not thread-safe by itself: the view calls it with its lock held.
 """
 
 from __future__ import annotations
@@ -19,80 +26,56 @@ from __future__ import annotations
 import logging
 import math
 import re
-import time
-from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from .._validate import Clock, integer
+from .._validate import Clock
 from ..errors import ConfigError
 from ..stats import RateMeter
+from .packing import CATEGORY_COLUMNS, CodeMap, histogram, pack_rows
 
 log = logging.getLogger("wsnotebook")
 
 __all__ = [
-    "ALL",
     "DEFAULT_REFRESH_HZ",
-    "DEFAULT_ROWS",
-    "FILTERS",
     "LATENCY_SAMPLE",
-    "MAX_OPTIONS",
     "MAX_REFRESH_HZ",
-    "MAX_ROWS",
     "MIN_REFRESH_HZ",
-    "SEARCH_SCAN_ROWS",
+    "PAGE_ROWS",
+    "RESET_ROWS",
     "WINDOWS",
+    "WINDOW_ROWS",
+    "Message",
     "MonitorModel",
-    "Query",
-    "chart_range",
     "check_options",
     "client_options",
-    "dropdown_options",
-    "nice_ceiling",
+    "reason_text",
     "resolve",
     "search_regex",
 ]
 
-#: Rows shown by default, and the bound (1..MAX_ROWS) on the adjustable row count.
-DEFAULT_ROWS = 20
-MAX_ROWS = 1000
-#: Newest rows the search box looks at (``frame.filter(search=...)`` searches everything).
-SEARCH_SCAN_ROWS = 50_000
+#: Rows the browser keeps (the newest); older ones leave its window.
+WINDOW_ROWS = 100_000
+#: Rows sent by the first tick after a reset, then per older page.
+RESET_ROWS = 20_000
+PAGE_ROWS = 20_000
 #: Default tick rate and its bounds, in Hz.
 DEFAULT_REFRESH_HZ = 4.0
 MIN_REFRESH_HZ = 0.2
 MAX_REFRESH_HZ = 30.0
 #: Chart windows offered by the monitor (label -> seconds).
-WINDOWS: dict[str, int] = {"1m": 60, "5m": 300, "15m": 900}
-#: Most rows used for the p50/p99 latency shown in the status line (newest rows only).
+WINDOWS: dict[str, int] = {"1m": 60, "5m": 300, "15m": 900, "all": 0}
+#: Most rows used for the latency percentiles of a bare frame (a client's come from its
+#: live events only).
 LATENCY_SAMPLE = 2000
-#: Most values offered by each filter dropdown (the newest ones; older values stay filterable
-#: from code with ``frame.filter``).
-MAX_OPTIONS = 200
 
-ALL = ""  # dropdown value meaning "no filter"
-#: The filter dropdowns: (column, label of its "all ..." entry).
-FILTERS = (("source_app", "apps"), ("session_id", "sessions"), ("hook_event_type", "types"))
+#: One message to the browser: a JSON header and binary buffers.
+Message = tuple[dict[str, Any], list[bytes]]
 
 
-class Query(NamedTuple):
-    """The table's filter state: ``None`` means "no filter"; ``search`` is a regex."""
-
-    source_app: str | None
-    session_id: str | None
-    hook_event_type: str | None
-    search: str | None
-    limit: int
-
-
-def check_options(
-    rows: Any, refresh_hz: Any, window: Any, split_by_type: Any, chart: Any
-) -> tuple[int, float]:
-    """The monitor's options checked (:class:`ConfigError` naming the bad one): ``rows`` as an
-    int and ``refresh_hz`` as a float."""
-    rows = integer("rows", rows, 1, MAX_ROWS)
-    # np.number too (a np.float32 rate is fine), which _validate.bounded does not take
+def check_options(refresh_hz: Any, window: Any, split_by_type: Any) -> float:
+    """The monitor's options checked (:class:`ConfigError` naming the bad one)."""
     if isinstance(refresh_hz, bool) or not isinstance(refresh_hz, (int, float, np.number)):
         raise ConfigError(f"refresh_hz must be a number, got {refresh_hz!r}")
     if not MIN_REFRESH_HZ <= refresh_hz <= MAX_REFRESH_HZ:
@@ -101,14 +84,13 @@ def check_options(
         )
     if window not in WINDOWS:
         raise ConfigError(f"window must be one of {list(WINDOWS)}, got {window!r}")
-    for name, flag in (("split_by_type", split_by_type), ("chart", chart)):
-        if not isinstance(flag, (bool, np.bool_)):
-            raise ConfigError(f"{name} must be True or False, got {flag!r}")
-    return rows, float(refresh_hz)
+    if not isinstance(split_by_type, (bool, np.bool_)):
+        raise ConfigError(f"split_by_type must be True or False, got {split_by_type!r}")
+    return float(refresh_hz)
 
 
 def resolve(target: Any) -> tuple[Any, Any, Any]:
-    """(frame, client, server) for a Client, Server or EventFrame (duck-typed, no heavy imports)."""
+    """(frame, client, server) for a Client, Server or EventFrame (duck-typed)."""
     from ..frame import EventFrame
 
     if isinstance(target, EventFrame):
@@ -130,7 +112,6 @@ def client_options(server: Any, ssl: Any) -> dict[str, Any]:
     if token:
         options["token"] = token
     if ssl is None and str(server.url).startswith("wss:"):
-        # a TLS server: its own client-side context (trusts its certificate)
         make_context = getattr(server, "client_ssl_context", None)
         ssl = make_context() if callable(make_context) else None
     if ssl is not None:
@@ -140,11 +121,7 @@ def client_options(server: Any, ssl: Any) -> dict[str, Any]:
 
 def search_regex(box: str) -> str | None:
     """The pattern the search box asks for: its text searched literally, or, after a ``re:``
-    prefix, a regular expression.  Literal by default because Python's ``re`` has no time
-    limit and holds the GIL: a pattern with nested quantifiers typed by accident (say
-    ``(a+)+$``) could stall the whole kernel, and ``foo(`` or ``a+b`` would not even compile.
-    (Not ``/pattern/``: searches for paths such as ``/tmp/a+b/`` are common in hook payloads.)
-    """
+    prefix, a regular expression (Python ``re`` has no time limit: literal by default)."""
     if not box:
         return None
     if box.startswith("re:"):
@@ -152,33 +129,30 @@ def search_regex(box: str) -> str | None:
     return re.escape(box)
 
 
-def dropdown_options(label: str, values: Sequence[str]) -> tuple[tuple[str, str], ...]:
-    """(text, value) pairs of a filter dropdown: "all <label>" first."""
-    return ((f"all {label}", ALL), *((str(v), str(v)) for v in values))
+_REASONS = (
+    ("Connect call failed", "connection refused"),
+    ("Connection refused", "connection refused"),
+    ("Name or service not known", "host not found"),
+    ("nodename nor servname", "host not found"),
+    ("Temporary failure in name resolution", "host not found"),
+    ("timed out", "timed out"),
+    ("HTTP 401", "unauthorized (token?)"),
+    ("HTTP 403", "forbidden (token?)"),
+    ("HTTP 404", "no stream at this URL (404)"),
+    ("certificate", "TLS certificate rejected"),
+)
 
 
-def nice_ceiling(value: float) -> float:
-    """The smallest 1/2/5 x 10^k at or above ``value`` (at least 1): a steady chart top."""
-    if not value > 1.0 or not math.isfinite(value):
-        return 1.0
-    exp = 10.0 ** math.floor(math.log10(value))
-    for m in (1.0, 2.0, 5.0, 10.0):
-        if m * exp >= value:
-            return m * exp
-    return 10.0 * exp
-
-
-def chart_range(
-    x: np.ndarray, y: np.ndarray, window_s: int
-) -> tuple[np.datetime64, np.datetime64, float] | None:
-    """(x start, x end, y top) of the chart: the whole window ending at the newest bin (it
-    moves only when the data moves), a 1/2/5 top above the highest rate; ``None`` if no bins."""
-    if not len(x):
+def reason_text(last_disconnect: Any) -> str | None:
+    """A short, readable reason for a client's last failure (``metrics()["last_disconnect"]``,
+    e.g. ``"refused: [Errno 111] Connect call failed ..."`` -> ``"connection refused"``)."""
+    if not last_disconnect:
         return None
-    end = x[-1] + np.timedelta64(1, "s")
-    start = end - np.timedelta64(window_s, "s")
-    top = float(np.nanmax(y)) if y.size else 0.0
-    return start, end, nice_ceiling(top * 1.15)
+    text = str(last_disconnect)
+    for needle, reason in _REASONS:
+        if needle.lower() in text.lower():
+            return reason
+    return text[:120]
 
 
 def _metrics(obj: Any) -> dict[str, Any]:
@@ -203,215 +177,219 @@ def _count(value: Any) -> int:
     return 0
 
 
-def _no_chart() -> tuple[np.ndarray, np.ndarray, list[str]]:
-    return np.array([], dtype="datetime64[ms]"), np.array([], dtype=float), []
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
 class MonitorModel:
-    """What one monitor shows of a frame (and of the client/server feeding it)."""
+    """What one monitor sends to the browser, tick by tick (see the module docstring)."""
 
-    def __init__(self, frame: Any, client: Any, server: Any, clock: Clock) -> None:
+    def __init__(
+        self, frame: Any, client: Any, server: Any, clock: Clock, *, window_rows: int = WINDOW_ROWS
+    ) -> None:
         self.frame, self.client, self.server = frame, client, server
+        self.window_rows = window_rows
         self.paused = False
-        self.regex_error: str | None = None
-        self.latency: tuple[float | None, float | None] = (None, None)
-        self._dirty = True
-        self._last_version: Any = None
-        self._last_query: Query | None = None
-        self._last_slow = -math.inf
-        self._slow_version: Any = None
+        self.search_error: str | None = None
+        self._pattern: str | None = None
+        self._search_dirty = False
         self._rate = RateMeter(window=5.0, clock=clock)
         self._last_total: int | None = None
-        self._cat_keys: dict[str, Any] = {}
+        self.request_reset()
 
     def use_client(self, client: Any) -> None:
-        """Show ``client``'s frame from now on (a restarted Server monitor's new client)."""
+        """Show ``client``'s frame from now on (a Server monitor's own client)."""
         self.client, self.frame = client, client.frame
-        self.mark_table_stale()
-        self.mark_chart_stale()
+        self.request_reset()
 
-    def mark_table_stale(self) -> None:
-        """Recompute the table (and dropdowns) on the next tick, whatever changed."""
-        self._dirty = True
+    def request_reset(self) -> None:
+        """Send the browser a fresh window at the next tick (new dictionaries too)."""
+        self.maps = {short: CodeMap() for _, short in CATEGORY_COLUMNS}
+        self._reset = True
+        self._seen: int | None = None  # frame.total when the newest row was sent
+        self._seen_len = 0
+        self._seen_dropped = 0
+        self._oldest: int | None = None  # frame index of the oldest row sent
+        self._search_dirty = self._pattern is not None
 
-    def mark_chart_stale(self) -> None:
-        """Run the slow part (dropdowns, latency, chart) on the next tick."""
-        self._last_slow = -math.inf
+    # ----------------------------------------------------------------- search
+    def set_search(self, box: str) -> str | None:
+        """Use the search box's text from the next tick; a regex that does not compile is
+        left out and its message returned (shown in the widget, never raised)."""
+        pattern = search_regex(box or "")
+        self.search_error = None
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                self.search_error = f"bad regex: {exc}"
+                pattern = None
+        if pattern != self._pattern:
+            self._pattern = pattern
+            self._search_dirty = True
+        return self.search_error
 
-    # ----------------------------------------------------------------- per tick
-    def count_total(self) -> int:
-        """``frame.total`` now; the growth since the last call feeds the events/s meter."""
+    @property
+    def pattern(self) -> str | None:
+        """The search pattern in use (a regex), or None."""
+        return self._pattern
+
+    @property
+    def searching(self) -> bool:
+        return self._pattern is not None
+
+    def _matches(self, scan: int) -> np.ndarray:
+        return np.asarray(self.frame.match_ids(search=self._pattern, scan=scan), dtype=np.int64)
+
+    # ----------------------------------------------------------------- the tick
+    def messages(self) -> list[Message]:
+        """The messages of one tick, in order (empty when nothing changed)."""
+        if self.paused or self.frame is None:
+            return []
+        out: list[Message] = []
         frame = self.frame
-        total = int(getattr(frame, "total", len(frame)))
+        if not self._reset and self._seen is not None:
+            tail = frame.tail_columns(self.window_rows, since=self._seen)
+            expected = (
+                self._seen_len + (tail.total - self._seen) - (tail.dropped - self._seen_dropped)
+            )
+            if tail.retained < expected or tail.total < self._seen:  # cleared: start over
+                self.request_reset()
+        if self._reset or self._seen is None:
+            tail = frame.tail_columns(min(RESET_ROWS, self.window_rows))
+            out.append(self._reset_message(tail))
+            self._search_dirty = False
+        elif len(tail):
+            match = self._matches(len(tail)) if self._pattern is not None else None
+            out.append(self._rows_message("rows", tail, match))
+        self._seen, self._seen_len, self._seen_dropped = tail.total, tail.retained, tail.dropped
+        self._count(tail.total)
+        if self._search_dirty:
+            self._search_dirty = False
+            out.append(self._match_message())
+        page = self._older_page()
+        if page is not None:
+            out.append(page)
+        return out
+
+    def _count(self, total: int) -> None:
         if self._last_total is not None and total > self._last_total:
             self._rate.add(total - self._last_total)
         self._last_total = total
-        return total
 
-    def query(
-        self, source_app: str, session_id: str, hook_event_type: str, search_box: str, rows: int
-    ) -> Query:
-        """The query for the filter widgets' values; a search regex that does not compile is
-        left out and its error kept in ``regex_error`` (shown, never raised)."""
-        search = search_regex(search_box)
-        self.regex_error = None
-        if search:
-            try:
-                re.compile(search)
-            except re.error as exc:
-                self.regex_error = f"bad regex: {exc}"
-                search = None
-        return Query(
-            source_app or None, session_id or None, hook_event_type or None, search, int(rows)
+    def _rows_message(self, kind: str, tail: Any, match: np.ndarray | None) -> Message:
+        header, buffers = pack_rows(tail, self.maps, match)
+        header["kind"] = kind
+        header["first"] = tail.total - len(tail)
+        header["total"] = tail.total
+        return header, buffers
+
+    def _reset_message(self, tail: Any) -> Message:
+        self._reset = False
+        header, buffers = pack_rows(
+            tail, self.maps, self._matches(self.window_rows) if self._pattern else None
         )
+        header["kind"] = "reset"
+        header["first"] = tail.total - len(tail)
+        header["total"] = tail.total
+        header["window"] = self.window_rows
+        header["searching"] = self._pattern is not None
+        self._oldest = tail.total - len(tail)
+        # the chart's history: every retained row, binned per second and type
+        cols, values = self.frame.numeric_columns(["timestamp", "hook_event_type"])
+        codes, new = self.maps["type"].remap(cols["hook_event_type"], values[2])
+        if new:
+            header["dicts"].setdefault("type", [])
+            known = set(header["dicts"]["type"])
+            header["dicts"]["type"] += [v for v in new if v not in known]
+        h_header, h_buffers = histogram(cols["timestamp"], codes)
+        header["hist"] = h_header
+        header["buffers"] = header["buffers"] + ["hist_" + b for b in h_header["buffers"]]
+        return header, buffers + h_buffers
 
-    def filters_due(self, query: Query) -> bool:
-        return self._dirty or query != self._last_query
+    def _match_message(self) -> Message:
+        ids = self._matches(self.window_rows) if self._pattern is not None else np.empty(0)
+        header = {
+            "kind": "match",
+            "searching": self._pattern is not None,
+            "n": len(ids),
+            "buffers": ["match"],
+        }
+        return header, [np.asarray(ids, dtype="<f8").tobytes()]
 
-    def table_due(self, version: Any, query: Query) -> bool:
-        return self._dirty or version != self._last_version or query != self._last_query
+    def _older_page(self) -> Message | None:
+        """The next older page of the window, if the browser's window is not full."""
+        if self._oldest is None or self._seen is None:
+            return None
+        have = self._seen - self._oldest
+        oldest_retained = self._seen - self._seen_len
+        want = min(PAGE_ROWS, self.window_rows - have, self._oldest - oldest_retained)
+        if want <= 0:
+            return None
+        tail = self.frame.tail_columns(want, skip=self._seen - self._oldest)
+        if not len(tail) or tail.total != self._seen:  # the frame moved: next tick
+            return None
+        header, buffers = pack_rows(tail, self.maps)
+        header["kind"] = "older"
+        header["first"] = self._oldest - len(tail)
+        self._oldest -= len(tail)
+        return header, buffers
 
-    def table_rows(self, query: Query) -> Any:
-        """The newest ``query.limit`` matching rows, as plain columns (no DataFrame)."""
-        return self.frame.plain_table(
-            query.source_app,
-            query.session_id,
-            query.hook_event_type,
-            search=query.search,
-            limit=query.limit,
-            # a search that matches rarely would scan the whole frame every tick
-            scan=SEARCH_SCAN_ROWS if query.search else None,
-        )
-
-    def table_shown(self, version: Any, query: Query) -> None:
-        """The table now shows ``query`` at ``version``: no recompute until either changes."""
-        self._last_version, self._last_query, self._dirty = version, query, False
-
-    def slow_due(self, now: float) -> bool:
-        return now - self._last_slow >= 1.0
-
-    def slow_started(self, now: float) -> None:
-        """The once-a-second part (dropdowns, latency, chart) runs at ``now``."""
-        self._last_slow = now
-
-    def refresh_latency(self, version: Any) -> None:
-        """Recompute the latency percentiles if the frame changed since they were computed."""
-        if version != self._slow_version:
-            self.latency = self.latency_now()
-            self._slow_version = version
-
-    def filter_options(
-        self, column: str, label: str, current: str
-    ) -> tuple[tuple[str, str], ...] | None:
-        """The options of ``column``'s dropdown from ``frame.categories``, or ``None`` when its
-        categories (and ``current``) are as last time.  At most ``MAX_OPTIONS`` values: the
-        newest first-seen ones (sessions newest first, apps and types sorted); ``current`` stays
-        offered even after a clear."""
-        try:
-            seen = self.frame.categories(column)
-        except Exception:
-            seen = []
-        key = (len(seen), seen[-1] if seen else None, current)
-        if self._cat_keys.get(column) == key:
-            return None  # same categories as last time: nothing to rebuild
-        self._cat_keys[column] = key
-        recent = [str(v) for v in seen[-MAX_OPTIONS:]]
-        values = recent[::-1] if column == "session_id" else sorted(recent)
-        if current and current not in values:
-            values.append(current)  # keep the user's choice visible even after a clear
-        return dropdown_options(label, values)
-
-    # ----------------------------------------------------------------- slow part
-    def latency_now(self) -> tuple[float | None, float | None]:
-        """p50/p99 of ``client_received - timestamp`` over the last ``LATENCY_SAMPLE`` rows
-        (linear interpolation), from the numeric columns alone: no DataFrame, no payloads."""
-        try:
-            cols, _ = self.frame.numeric_columns(
-                ["timestamp", "client_received"], last=LATENCY_SAMPLE
-            )
-            lat = cols["client_received"] - cols["timestamp"]
-            lat = lat[np.isfinite(lat)]
-            if len(lat) == 0:
-                return (None, None)
-            p50, p99 = np.percentile(lat, [50, 99])
-            return (float(p50), float(p99))
-        except Exception:
-            log.debug("monitor: latency failed", exc_info=True)
-            return (None, None)
-
-    def chart_data(self, window_s: int, split: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """(x, y, labels): events/s per 1 s bin over the last ``window_s`` seconds; ``y`` is
-        2-D (one row per ``hook_event_type`` in ``labels``) when ``split``, else ``["all"]``."""
-        # The window ends now (+1 s of clock skew), not at the newest timestamp: one event with a
-        # wrong clock (or microseconds sent as milliseconds) must not move the chart into the
-        # future or past what datetime64 can hold.
-        try:
-            data = self.frame.throughput(
-                "1s",
-                window=f"{window_s}s",
-                by="hook_event_type" if split else None,
-                end=time.time() * 1000.0 + 1000.0,
-            )
-        except TypeError:  # a frame without window/by/end support
-            data = self.frame.throughput("1s")
-        if data is None or len(data) == 0:
-            return _no_chart()
-        data = data[data.index.notna()]
-        if len(data) == 0:
-            return _no_chart()
-        # bins of the second still in progress (and the skew second after it): left out, so no
-        # false dip at the right edge
-        cutoff = time.time() - 1.0
-        while len(data) > 1 and data.index[-1].timestamp() > cutoff:
-            data = data.iloc[:-1]
-        index = data.index
-        if getattr(index, "tz", None) is not None:
-            index = index.tz_convert(None)
-        x = np.asarray(index, dtype="datetime64[ms]")
-        if getattr(data, "ndim", 1) == 2:
-            labels = [str(c) for c in data.columns]
-            y = np.asarray(data.to_numpy(dtype=float).T, dtype=float)
-            return x, y, labels
-        return x, np.asarray(data.to_numpy(dtype=float), dtype=float), ["all"]
-
-    # ----------------------------------------------------------------- status line
+    # ----------------------------------------------------------------- status
     def status(
-        self, total: int, *, stopped: bool, errors: int, searching: bool, budget: dict[str, Any]
+        self, *, stopped: bool, errors: int, budget: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        """The status dict :func:`~.render.render_status` shows.  ``errors`` are the view's
-        tick errors; ``budget`` is ``runtime.loop.budget_stats()``."""
+        """The status bar's values (JSON-ready): the true state and its reason, the URL,
+        events live and backfill apart, rates, losses and latency of live events."""
         cm = _metrics(self.client)
         sm = _metrics(self.server)
+        frame = self.frame
+        total = int(getattr(frame, "total", 0) or 0) if frame is not None else 0
+        if self._last_total is None:
+            self._count(total)
+        reason = None
         if stopped:
             state = "stopped"
+        elif self.server is not None and not getattr(self.server, "running", True):
+            state = "server stopped"
         elif self.client is not None:
             state = str(getattr(self.client, "state", "?"))
+            if state in ("reconnecting", "connecting", "closed"):
+                reason = reason_text(cm.get("last_disconnect"))
+            error = getattr(self.client, "error", None)
+            if error is not None and state == "closed":
+                reason = reason_text(str(error)) or reason
         else:
             state = "frame"
-        status: dict[str, Any] = {"state": state}
+        status: dict[str, Any] = {"state": state, "reason": reason}
+        url = cm.get("url") or (getattr(self.server, "url", None) if self.server else None)
+        status["url"] = str(url) if url else None
         if self.server is not None:
             status["clients"] = sm.get("connections")
         status["events"] = total
+        status["rows"] = len(frame) if frame is not None else 0
+        live = cm.get("live_events")
+        if isinstance(live, int) and self.client is not None:
+            received = _count(cm.get("events"))
+            status["live"] = min(live, received)
+            status["backfill"] = max(0, received - live)
         status["events_per_s"] = float(self._rate.rate())
         if self.client is not None:
-            status["reconnects"] = cm.get("reconnects", 0)
-        # dropped: rows the frame evicted + slow clients the server dropped
+            status["reconnects"] = _count(cm.get("reconnects"))
+            lat = cm.get("latency_ms") or {}
+            status["p50_ms"], status["p99_ms"] = _number(lat.get("p50")), _number(lat.get("p99"))
+        elif frame is not None:
+            status["p50_ms"], status["p99_ms"] = self.frame_latency()
         status["dropped"] = (
-            int(getattr(self.frame, "dropped", 0) or 0)
+            int(getattr(frame, "dropped", 0) or 0)
             + _count(cm.get("dropped"))
             + _count(sm.get("dropped_slow_clients", sm.get("dropped")))
         )
-        # losses the client recorded (frame.mark_gap): shown, never hidden
-        status["gaps"] = int(getattr(self.frame, "gaps_total", 0) or 0)
+        status["gaps"] = int(getattr(frame, "gaps_total", 0) or 0) if frame is not None else 0
         status["errors"] = errors + _count(cm.get("errors")) + _count(sm.get("errors"))
-        status["p50_ms"], status["p99_ms"] = self.latency
-        notes = []
-        if self.paused:
-            notes.append("⏸ paused")
-        if self.regex_error:
-            notes.append(self.regex_error)
-        elif searching and len(self.frame) > SEARCH_SCAN_ROWS:
-            notes.append(f"search: newest {SEARCH_SCAN_ROWS:,} rows")
+        status["paused"] = self.paused
+        notes = [self.search_error] if self.search_error else []
+        budget = budget or {}
         if (
             budget.get("throttle_pauses")
             or budget.get("producer_waits")
@@ -427,3 +405,19 @@ class MonitorModel:
         if notes:
             status["note"] = " · ".join(notes)
         return status
+
+    def frame_latency(self) -> tuple[float | None, float | None]:
+        """p50/p99 of ``client_received - timestamp`` over the newest rows of a bare frame."""
+        try:
+            cols, _ = self.frame.numeric_columns(
+                ["timestamp", "client_received"], last=LATENCY_SAMPLE
+            )
+            lat = cols["client_received"] - cols["timestamp"]
+            lat = lat[np.isfinite(lat)]
+            if not len(lat):
+                return (None, None)
+            p50, p99 = np.percentile(lat, [50, 99])
+            return (float(p50), float(p99))
+        except Exception:
+            log.debug("monitor: latency failed", exc_info=True)
+            return (None, None)

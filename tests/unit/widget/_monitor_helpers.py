@@ -1,17 +1,32 @@
-"""Helpers of the widget tests: hook events, the ids a monitor's table shows, a monitor that
-only ticks when a test says so, and a polling wait."""
+"""Helpers of the widget tests: hook events, the rows a monitor sent to the browser (decoded
+from its binary messages, as monitor.js reads them), a monitor that only ticks when a test says
+so, and a polling wait."""
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from typing import Any
 
+import numpy as np
 from _helpers import FakeClock
 
 import wsnotebook.widget as W
 from wsnotebook.frame import EventFrame
+
+_DTYPES = {
+    "id": "<f8",
+    "ts": "<f8",
+    "lat": "<f4",
+    "app": "<i4",
+    "session": "<i4",
+    "type": "<i4",
+    "text_off": "<u4",
+    "match": "<f8",
+    "hist_sec": "<f8",
+    "hist_type": "<i4",
+    "hist_count": "<u4",
+}
 
 
 def make_events(n: int, *, start: int = 1, **fields: Any) -> list[dict[str, Any]]:
@@ -32,8 +47,46 @@ def make_events(n: int, *, start: int = 1, **fields: Any) -> list[dict[str, Any]
     return out
 
 
-def table_ids(mon: W.Monitor) -> list[int]:
-    return [int(x) for x in re.findall(r"<tr><td>(\d+)</td>", mon.table.value)]
+def customs(wire: list[dict[str, Any]], kind: str | None = None) -> list[dict[str, Any]]:
+    """The custom messages sent (content plus decoded ``columns``), oldest first."""
+    out = []
+    for m in wire:
+        data = m["data"] or {}
+        if data.get("method") != "custom":
+            continue
+        content = dict(data["content"])
+        if kind is not None and content.get("kind") != kind:
+            continue
+        cols: dict[str, Any] = {}
+        for name, buf in zip(content.get("buffers", []), m["buffers"]):
+            raw = bytes(buf)
+            cols[name] = raw if name == "text" else np.frombuffer(raw, dtype=_DTYPES[name])
+        if "text" in cols:
+            off = cols["text_off"]
+            text = cols["text"]
+            cols["texts"] = [
+                text[off[i] : off[i + 1]].decode("utf-8", "replace") for i in range(len(off) - 1)
+            ]
+        content["columns"] = cols
+        out.append(content)
+    return out
+
+
+def sent_ids(wire: list[dict[str, Any]]) -> list[int]:
+    """Ids of every row sent (reset, rows and older pages), in the order sent."""
+    ids: list[int] = []
+    for msg in customs(wire):
+        if msg.get("kind") in ("reset", "rows", "older"):
+            ids += [int(x) for x in msg["columns"]["id"]]
+    return ids
+
+
+def state_updates(wire: list[dict[str, Any]], name: str) -> list[Any]:
+    return [
+        m["data"]["state"][name]
+        for m in wire
+        if (m["data"] or {}).get("method") == "update" and name in m["data"]["state"]
+    ]
 
 
 def new_monitor(frame: EventFrame, clock: FakeClock, **kw: Any) -> W.Monitor:

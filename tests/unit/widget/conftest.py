@@ -32,7 +32,7 @@ class RecordingComm:
         self.closed = False
 
     def send(self, data: Any = None, metadata: Any = None, buffers: Any = None) -> None:
-        self.log.append({"comm": self.comm_id, "data": data})
+        self.log.append({"comm": self.comm_id, "data": data, "buffers": list(buffers or [])})
 
     def close(self, *args: Any, **kwargs: Any) -> None:
         self.closed = True

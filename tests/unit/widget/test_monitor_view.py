@@ -1,218 +1,211 @@
-"""The monitor widget (wsnotebook.widget.view) without a kernel: the table, the filter
-dropdowns and search box, the status line, pause and clear, and nothing sent when nothing
-changed (checked on the recorded wire)."""
+"""The monitor widget as the browser sees it (wsnotebook.widget.view), without a kernel: it is a
+widget (composes in a VBox), each tick sends only the rows added since the last one as binary
+columns, search matches, status and the detail/export/answer requests; bad input is a message in
+the widget, never an exception in the cell."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import ipywidgets
+import pandas as pd
 import pytest
 from _helpers import FakeClock
-from _monitor_helpers import make_events, new_monitor, table_ids
+from _monitor_helpers import customs, make_events, new_monitor, sent_ids, state_updates
 
+import wsnotebook.widget as W
 from wsnotebook.frame import EventFrame
 from wsnotebook.runtime import loop
-from wsnotebook.widget import viewmodel as VM
-
-pytestmark = pytest.mark.timeout(60)
 
 
-def test_table_shows_newest_rows_first_and_only_as_many_as_asked(wire: list, clock: FakeClock):
-    frame = EventFrame()
-    frame.extend(make_events(50))
-    mon = new_monitor(frame, clock, rows=7)
-    assert table_ids(mon) == list(range(50, 43, -1))
-    mon.rows.value = 3
-    mon.refresh()
-    assert table_ids(mon) == [50, 49, 48]
-
-
-def test_empty_frame_renders_placeholder(wire: list, clock: FakeClock):
+def test_the_monitor_is_a_widget_that_composes_in_boxes(wire: list, clock: FakeClock) -> None:
     mon = new_monitor(EventFrame(), clock)
-    assert "no events yet" in mon.table.value
-    assert "wsn-state-frame" in mon.status.value
+    box = ipywidgets.VBox([ipywidgets.HTML("above"), mon])
+    tab = ipywidgets.Tab(children=[mon])
+    assert box.children[1] is mon and tab.children[0] is mon and mon.widget is mon
+    bundle = mon._repr_mimebundle_()
+    data = bundle[0] if isinstance(bundle, tuple) else bundle
+    assert "application/vnd.jupyter.widget-view+json" in data
+    assert "text/html" in data  # a static table for renderers without widgets
+    esm = Path(W.view.__file__).parent / "static" / "monitor.js"
+    assert esm.is_file() and "http" not in esm.read_text().split("\n", 8)[-1][:0]
 
 
-def test_dropdowns_are_fed_by_frame_categories(wire: list, clock: FakeClock):
-    frame = EventFrame()
-    frame.extend(make_events(12))
-    mon = new_monitor(frame, clock)
-    assert [v for _, v in mon.source_app.options] == ["", "alpha", "beta"]
-    assert {v for _, v in mon.hook_event_type.options} == {"", "PreToolUse", "PostToolUse", "Stop"}
-    frame.extend(make_events(1, start=13, source_app="gamma"))
-    clock.now += 1.0  # options refresh at most once a second
-    mon.refresh()
-    assert "gamma" in [v for _, v in mon.source_app.options]
-
-
-def test_dropdown_offers_at_most_max_options_newest_sessions_first(
-    wire: list, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
-):
-    monkeypatch.setattr(VM, "MAX_OPTIONS", 5)
-    frame = EventFrame()
-    frame.extend([dict(ev, session_id=f"sess-{ev['id']:03d}") for ev in make_events(40)])
-    mon = new_monitor(frame, clock)
-    values = [v for _, v in mon.session_id.options]
-    assert values == ["", "sess-040", "sess-039", "sess-038", "sess-037", "sess-036"]
-    mon.session_id.value = "sess-038"
-    mon.refresh()
-    assert table_ids(mon) == [38]
-
-
-def test_filters_narrow_the_table(wire: list, clock: FakeClock):
-    frame = EventFrame()
-    frame.extend(make_events(60))
-    mon = new_monitor(frame, clock, rows=10)
-    mon.hook_event_type.value = "Stop"
-    mon.source_app.value = "beta"
-    mon.refresh()
-    ids = table_ids(mon)
-    assert ids and all(i % 3 == 2 and i % 2 == 1 for i in ids)
-    assert ids == sorted(ids, reverse=True) and len(ids) == 10
-    mon.hook_event_type.value = ""
-    mon.source_app.value = ""
-    mon.session_id.value = "s1"
-    mon.refresh()
-    assert table_ids(mon) and all(i % 3 == 1 for i in table_ids(mon))
-
-
-def test_regex_search_filters_and_a_bad_regex_is_shown_not_raised(wire: list, clock: FakeClock):
-    frame = EventFrame()
-    frame.extend(make_events(20))
-    frame.extend(make_events(1, start=21, summary="deploy to prod"))
-    mon = new_monitor(frame, clock)
-    mon.search.value = "re:dep.oy"
-    mon.refresh()
-    assert table_ids(mon) == [21]
-    mon.search.value = "re:([unclosed"
-    mon.refresh()
-    assert "bad regex" in mon.status.value
-    assert mon.errors == 0
-    assert len(table_ids(mon)) == 20  # the bad pattern is ignored, not applied
-
-
-def test_the_search_box_text_is_literal_unless_written_as_a_regex(wire: list, clock: FakeClock):
-    """A pattern with nested quantifiers typed by accident must not stall the kernel (re has
-    no timeout and holds the GIL): plain text is searched literally; re: opts into regex."""
-    frame = EventFrame()
-    frame.extend(make_events(3, summary="deploy to prod"))
-    frame.extend(make_events(1, start=4, summary="call f(a+b) then x.y in /tmp/a+b/"))
-    frame.extend(make_events(1, start=5, summary="aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!"))
-    mon = new_monitor(frame, clock)
-    for text, want in (
-        ("dep.oy", []),  # not a regex: "." is a dot
-        ("f(a+b)", [4]),  # would not even compile as a regex
-        ("x.y", [4]),
-        ("/tmp/a+b/", [4]),  # a path, not a /regex/
-        ("(a+)+$", []),  # catastrophic as a regex on row 5; literal: instant, no match
-        ("re:dep.oy", [3, 2, 1]),
-        ("re:", [5, 4, 3, 2, 1]),  # an empty pattern: no filter
-    ):
-        mon.search.value = text
-        clock.now += 0.25
-        mon.refresh()
-        assert table_ids(mon) == want, text
-        assert "bad regex" not in mon.status.value
-    assert VM.search_regex("") is None
-
-
-def test_no_message_is_sent_when_nothing_changed(wire: list, clock: FakeClock):
-    frame = EventFrame()
-    frame.extend(make_events(30))
-    mon = new_monitor(frame, clock)
-    mon.refresh()
-    clock.now += 2.0
-    mon.refresh()  # the rate window may move once
-    before = len(wire)
-    for _ in range(5):
-        clock.now += 0.25
-        assert mon.refresh() is False
-    assert len(wire) == before
-
-
-def test_new_events_are_sent_on_the_next_tick_only(wire: list, clock: FakeClock):
+def test_the_first_tick_sends_a_reset_then_only_new_rows(wire: list, clock: FakeClock) -> None:
     frame = EventFrame()
     frame.extend(make_events(5))
     mon = new_monitor(frame, clock)
-    before = len(wire)
+    mon.refresh()
+    (reset,) = customs(wire, "reset")
+    assert reset["first"] == 0 and reset["total"] == 5
+    assert list(reset["columns"]["id"]) == [1, 2, 3, 4, 5]
+    assert reset["dicts"]["app"] == ["alpha", "beta"] or set(reset["dicts"]["app"]) == {
+        "alpha",
+        "beta",
+    }
+    assert int(reset["columns"]["hist_count"].sum()) == 5  # the chart's history
     frame.extend(make_events(3, start=6))
-    assert len(wire) == before  # appending sends nothing by itself
-    clock.now += 0.25
-    assert mon.refresh() is True
-    assert len(wire) > before
-    assert table_ids(mon)[0] == 8
-    assert ">8<" in mon.status.value  # events total
+    mon.refresh()
+    (rows,) = customs(wire, "rows")
+    assert rows["first"] == 5 and rows["n"] == 3
+    assert list(rows["columns"]["id"]) == [6, 7, 8]
+    assert sent_ids(wire) == [1, 2, 3, 4, 5, 6, 7, 8]  # each row once
 
 
-def test_the_search_box_looks_at_the_newest_rows_only_and_says_so(
-    wire: list, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
-):
-    monkeypatch.setattr(VM, "SEARCH_SCAN_ROWS", 10)
+def test_a_tick_costs_the_new_rows_not_the_rows_held(wire: list, clock: FakeClock) -> None:
     frame = EventFrame()
-    frame.extend(make_events(30, summary="needle"))
-    mon = new_monitor(frame, clock)
-    mon.search.value = "needle"
-    clock.now += 0.25
+    frame.extend(make_events(50_000))
+    mon = new_monitor(frame, clock, window_rows=50_000)
+    for _ in range(4):  # reset page + older pages fill the window
+        mon.refresh()
+    assert len(sent_ids(wire)) == 50_000
+    del wire[:]
+    frame.extend(make_events(7, start=50_001))
     mon.refresh()
-    assert sorted(table_ids(mon)) == list(range(21, 31))  # not 1..30: a bounded scan
-    assert "search: newest 10 rows" in mon.status.value
-    mon.search.value = ""
-    clock.now += 0.25
-    mon.refresh()
-    assert "search: newest" not in mon.status.value
+    assert [m["n"] for m in customs(wire)] == [7]
 
 
-def test_the_status_line_shows_the_losses_the_client_recorded(wire: list, clock: FakeClock):
+def test_nothing_is_sent_when_nothing_changed(wire: list, clock: FakeClock) -> None:
     frame = EventFrame()
     frame.extend(make_events(3))
     mon = new_monitor(frame, clock)
     mon.refresh()
-    assert "gaps</span> <span class='wsn-v'>0<" in mon.status.value
-    frame.mark_gap(4, 9, "evicted")
-    clock.now += 0.25
-    mon.refresh()
-    assert "gaps</span> <span class='wsn-v'>1<" in mon.status.value
+    mon.refresh()  # the status settles (rates)
+    n = len(wire)
+    assert not mon.refresh()
+    assert len(wire) == n
 
 
-def test_status_line_says_when_the_cpu_budget_deferred_work(
-    wire: list, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
-):
-    mon = new_monitor(EventFrame(), clock)
-    stats: dict[str, Any] = {"cpu_budget": 0.5, "throttle_pauses": 0, "producer_waits": 0}
-    monkeypatch.setattr(loop, "budget_stats", lambda: stats)
-    assert "note" not in mon._status(0)  # nothing deferred: no note
-    stats.update(
-        throttle_pauses=3,
-        throttled_s=1.25,
-        producer_waits=2,
-        producer_wait_s=0.5,
-        coalesced_ticks=40,
-    )
-    note = mon._status(0)["note"]
-    assert note == ("CPU budget 0.5 core: throttled 1.2 s, producers held 0.5 s, 40 sends batched")
-    stats.update(throttle_pauses=0, producer_waits=0)  # batching alone is worth saying too
-    assert "40 sends batched" in mon._status(0)["note"]
-
-
-def test_pause_freezes_table_and_resume_catches_up(wire: list, clock: FakeClock):
+def test_row_texts_prefer_the_summary_and_drop_hook_boilerplate(
+    wire: list, clock: FakeClock
+) -> None:
     frame = EventFrame()
-    frame.extend(make_events(5))
+    frame.extend(make_events(1, summary="did a thing"))
+    frame.extend(
+        make_events(
+            1,
+            start=2,
+            payload={"session_id": "x" * 36, "cwd": "/tmp", "tool_name": "Read", "big": "y" * 999},
+        )
+    )
     mon = new_monitor(frame, clock)
-    mon.pause()
-    frame.extend(make_events(5, start=6))
-    clock.now += 0.25
     mon.refresh()
-    assert table_ids(mon)[0] == 5 and "paused" in mon.status.value
-    assert mon.pause_button.description == "resume"
+    texts = customs(wire, "reset")[0]["columns"]["texts"]
+    assert texts[0] == "did a thing"
+    assert texts[1].startswith('{"tool_name":"Read","big":"yyy')
+    assert len(texts[1].encode()) <= W.packing.HEAD_BYTES
+
+
+def test_search_is_literal_unless_re_and_a_bad_regex_is_a_message(
+    wire: list, clock: FakeClock
+) -> None:
+    frame = EventFrame()
+    frame.extend(make_events(30))
+    mon = new_monitor(frame, clock)
+    mon.refresh()
+    mon.search = '"n":1'  # literal: the braces and quotes are text
+    mon.refresh()
+    match = customs(wire, "match")[-1]
+    assert match["searching"] and set(match["columns"]["match"]) == {1, 10, 11, 12, 13} | {
+        14,
+        15,
+        16,
+        17,
+        18,
+        19,
+    }
+    mon.search = "re:("
+    assert mon.notice.startswith("bad regex")  # shown, not raised
+    mon.refresh()
+    assert customs(wire, "match")[-1]["searching"] is False
+    mon.search = 're:"n":2\\d'
+    mon.refresh()
+    assert set(customs(wire, "match")[-1]["columns"]["match"]) == set(range(20, 30))
+    assert mon.notice == ""
+    frame.extend(make_events(2, start=29))  # 29 is a duplicate; 30 is new
+    frame.extend(make_events(1, start=31, payload={"n": 25}))
+    mon.refresh()
+    rows = customs(wire, "rows")[-1]
+    assert list(rows["columns"]["match"]) == [31]  # matches among the new rows only
+
+
+def test_clear_pause_and_a_reloaded_view_each_send_a_fresh_window(
+    wire: list, clock: FakeClock
+) -> None:
+    frame = EventFrame()
+    frame.extend(make_events(4))
+    mon = new_monitor(frame, clock)
+    mon.refresh()
+    mon.clear()
+    mon.refresh()
+    assert customs(wire, "reset")[-1]["n"] == 0
+    mon.pause()
+    frame.extend(make_events(2, start=5))
+    del wire[:]
+    mon.refresh()
+    assert customs(wire) == []  # paused: nothing sent
     mon.resume()
     mon.refresh()
-    assert table_ids(mon)[0] == 10 and "paused" not in mon.status.value
-
-
-def test_clear_button_empties_the_frame_and_the_table(wire: list, clock: FakeClock):
-    frame = EventFrame()
-    frame.extend(make_events(5))
-    mon = new_monitor(frame, clock)
-    mon.clear_button.click()
+    assert list(customs(wire, "reset")[-1]["columns"]["id"]) == [5, 6]
+    mon._on_msg(mon, {"kind": "hello"}, [])  # a view (re)loaded
     mon.refresh()
-    assert len(frame) == 0 and table_ids(mon) == []
+    assert list(customs(wire, "reset")[-1]["columns"]["id"]) == [5, 6]
+
+
+def test_detail_sends_the_pretty_payload_and_the_chat(wire: list, clock: FakeClock) -> None:
+    frame = EventFrame()
+    chat = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    frame.extend(make_events(2, chat=chat))
+    mon = new_monitor(frame, clock)
+    mon._send_detail(2)
+    (detail,) = customs(wire, "detail")
+    assert detail["id"] == 2 and detail["payload"] == '{\n  "tool_name": "Bash",\n  "n": 2\n}'
+    assert detail["chat"] == chat and detail["fields"]["hook_event_type"] == "Stop"
+    mon._send_detail(999)
+    assert customs(wire, "detail")[-1]["error"] == "no longer in the frame"
+
+
+def test_export_writes_the_current_filter_or_says_why_not(
+    wire: list, clock: FakeClock, tmp_path: Path
+) -> None:
+    frame = EventFrame()
+    frame.extend(make_events(9))
+    mon = new_monitor(frame, clock)
+    mon._export({"format": "csv", "path": str(tmp_path / "x.csv"), "apps": ["alpha"]})
+    assert mon.notice.startswith("wrote 4 rows")
+    assert set(pd.read_csv(tmp_path / "x.csv")["source_app"]) == {"alpha"}
+    mon.search = '"n":9'
+    mon._export({"format": "parquet", "path": str(tmp_path / "x.parquet")})
+    assert list(pd.read_parquet(tmp_path / "x.parquet")["id"]) == [9]
+    mon._export({"format": "csv", "path": str(tmp_path / "missing" / "x.csv")})
+    assert mon.notice.startswith("export: no such directory")
+    mon._export({"format": "xlsx", "path": "x"})
+    assert "csv or parquet" in mon.notice
+
+
+def test_status_counts_and_the_cpu_budget_note(
+    wire: list, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frame = EventFrame()
+    frame.extend(make_events(3))
+    frame.mark_gap(4, 9, "evicted")
+    mon = new_monitor(frame, clock)
+    mon.refresh()
+    assert mon.status["state"] == "frame" and mon.status["events"] == 3
+    assert mon.status["gaps"] == 1 and "note" not in mon.status
+    stats: dict[str, Any] = {"cpu_budget": 0.5, "throttle_pauses": 3, "throttled_s": 1.25}
+    monkeypatch.setattr(loop, "budget_stats", lambda: stats)
+    mon.refresh()
+    assert mon.status["note"].startswith("CPU budget 0.5 core: throttled 1.2 s")
+    mon.stop()
+    assert mon.status["state"] == "stopped"
+    assert state_updates(wire, "status")[-1]["state"] == "stopped"
+
+
+def test_answers_go_through_the_panel_and_come_back_as_a_note(
+    wire: list, clock: FakeClock
+) -> None:
+    mon = new_monitor(EventFrame(), clock)
+    mon._on_msg(mon, {"kind": "answer", "id": 3, "permission": True}, [])
+    assert mon.question_note.startswith("read-only")

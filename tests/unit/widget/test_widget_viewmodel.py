@@ -1,56 +1,100 @@
-"""The monitor's view-model (wsnotebook.widget.viewmodel), without widgets: chart top, the
-frame's windowed throughput the chart shows, latency percentiles."""
+"""The monitor's view-model and packing, sans-I/O (no widget, no comm): older pages fill the
+browser's window, category codes stay stable when the frame renumbers, failure reasons read
+well, live latency comes from the client's live events."""
 
 from __future__ import annotations
 
-import pandas as pd
-import pytest
+from typing import Any
+
+import numpy as np
 from _helpers import FakeClock
 from _monitor_helpers import make_events
 
-from wsnotebook.errors import ConfigError
 from wsnotebook.frame import EventFrame
-from wsnotebook.widget import viewmodel as VM
-
-pytestmark = pytest.mark.timeout(60)
-
-
-def test_nice_chart_ceiling() -> None:
-    assert [VM.nice_ceiling(v) for v in (0.0, 0.5, 1.5, 23.0, 170.0, 1000.0, float("nan"))] == [
-        1.0,
-        1.0,
-        2.0,
-        50.0,
-        200.0,
-        1000.0,
-        1.0,
-    ]
+from wsnotebook.widget import packing as P
+from wsnotebook.widget import viewmodel as V
 
 
-def test_throughput_can_end_at_a_given_time_leaving_later_timestamps_out() -> None:
+def kinds(msgs: list[Any]) -> list[tuple[str, int]]:
+    return [(h["kind"], h["n"]) for h, _ in msgs]
+
+
+def test_a_reset_then_older_pages_fill_the_window_newest_first(monkeypatch: Any) -> None:
+    monkeypatch.setattr(V, "RESET_ROWS", 100)
+    monkeypatch.setattr(V, "PAGE_ROWS", 100)
     frame = EventFrame()
-    now = 1_800_000_000_000.0
-    frame.extend([{**e, "timestamp": now - 500 * i} for i, e in enumerate(make_events(6))])
-    frame.extend([{**make_events(1, start=50)[0], "timestamp": now + 3_600_000}])
-    data = frame.throughput("1s", window="10s", end=now)
-    assert len(data) == 10 and data.sum() == 6
-    assert data.index[-1] == pd.Timestamp(now // 1000 * 1000, unit="ms", tz="UTC")
-    with pytest.raises(ConfigError, match="end must be a finite epoch"):
-        frame.throughput("1s", end=float("nan"))
+    frame.extend(make_events(350))
+    model = V.MonitorModel(frame, None, None, FakeClock(), window_rows=300)
+    assert kinds(model.messages()) == [("reset", 100), ("older", 100)]
+    frame.extend(make_events(5, start=351))
+    msgs = model.messages()
+    assert kinds(msgs) == [("rows", 5), ("older", 95)]
+    assert msgs[1][0]["first"] == 55  # frame index of the oldest row of the page
+    assert kinds(model.messages()) == []  # the window (300) is full
 
 
-def test_latency_percentiles_come_from_the_newest_rows_without_building_a_dataframe(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    clock = FakeClock()
-    frame = EventFrame(max_rows=5000, chunk_rows=512)
-    events = make_events(VM.LATENCY_SAMPLE + 700)
-    for i, e in enumerate(events):  # latencies 0..99 ms repeating, a few rows without a stamp
-        e["client_received"] = None if i % 97 == 0 else e["timestamp"] + (i % 100)
-    frame.extend(events)
-    lat = frame.df["latency_ms"].tail(VM.LATENCY_SAMPLE).dropna()
-    expected = (float(lat.quantile(0.5)), float(lat.quantile(0.99)))
-    model = VM.MonitorModel(frame, None, None, clock)
-    monkeypatch.setattr(EventFrame, "tail", None)  # not used: numeric columns only
-    assert model.latency_now() == pytest.approx(expected)
-    assert VM.MonitorModel(EventFrame(), None, None, clock).latency_now() == (None, None)
+def test_codes_stay_stable_when_the_frame_renumbers_its_dictionary() -> None:
+    cm = P.CodeMap()
+    codes, new = cm.remap(np.array([0, 1, -1, 1], dtype=np.int32), ["a", "b"])
+    assert list(codes) == [0, 1, -1, 1] and new == ["a", "b"]
+    codes, new = cm.remap(np.array([0, 1], dtype=np.int32), ["b", "c"])  # renumbered
+    assert list(codes) == [1, 2] and new == ["c"]
+
+
+def test_histogram_counts_per_second_and_type_skipping_rows_without_time() -> None:
+    ts = np.array([1000.0, 1500.0, 2100.0, np.nan])
+    header, (sec, _typ, cnt) = P.histogram(ts, np.array([0, 0, 1, 1], dtype=np.int32))
+    assert header["n"] == 2
+    assert list(np.frombuffer(sec, "<f8")) == [1, 2]
+    assert list(np.frombuffer(cnt, "<u4")) == [2, 1]
+
+
+def test_failure_reasons_read_well() -> None:
+    refused = "refused: [Errno 111] Connect call failed ('127.0.0.1', 9)"
+    assert V.reason_text(refused) == "connection refused"
+    assert V.reason_text("network: [Errno -2] Name or service not known") == "host not found"
+    assert V.reason_text(None) is None
+
+
+class FakeClient:
+    state = "reconnecting"
+    error = None
+
+    def __init__(self) -> None:
+        self.frame = EventFrame()
+
+    def metrics(self) -> dict[str, Any]:
+        return {
+            "url": "ws://127.0.0.1:9/stream",
+            "last_disconnect": "refused: [Errno 111] Connect call failed",
+            "events": 120,
+            "live_events": 20,
+            "latency_ms": {"p50": 1.5, "p99": 4.0},
+        }
+
+
+def test_status_has_the_reason_the_url_and_live_apart_from_backfill() -> None:
+    client = FakeClient()
+    model = V.MonitorModel(client.frame, client, None, FakeClock())
+    status = model.status(stopped=False, errors=0)
+    assert status["state"] == "reconnecting" and status["reason"] == "connection refused"
+    assert status["url"] == "ws://127.0.0.1:9/stream"
+    assert (status["live"], status["backfill"]) == (20, 100)
+    assert (status["p50_ms"], status["p99_ms"]) == (1.5, 4.0)  # live events only
+
+
+class StoppedServer:
+    url = "ws://127.0.0.1:1/stream"
+    running = False
+
+    def publish(self, event: Any) -> None:
+        pass
+
+    def metrics(self) -> dict[str, Any]:
+        return {}
+
+
+def test_a_stopped_server_says_so() -> None:
+    model = V.MonitorModel(None, None, StoppedServer(), FakeClock())
+    assert model.status(stopped=False, errors=0)["state"] == "server stopped"
+    assert model.messages() == []

@@ -1,0 +1,58 @@
+"""%ws hygiene: a magic that fails leaves what runs untouched (a bad URL, a busy port), and
+%unload_ext wsnotebook stops everything wsnotebook runs, started by %ws or not."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+from _helpers import use_fake_comms
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+import wsnotebook.widget as W
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture
+def shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
+    use_fake_comms(monkeypatch)
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "wsnotebook")
+    try:
+        yield ip
+    finally:
+        if "ws" in ip.magics_manager.magics["line"]:
+            ip.run_line_magic("unload_ext", "wsnotebook")
+        InteractiveShell.clear_instance()
+
+
+def test_a_failed_connect_or_serve_leaves_the_running_ones(shell: InteractiveShell) -> None:
+    server = shell.run_line_magic("ws", "serve --port 0")
+    client = shell.run_line_magic("ws", "connect")
+    assert client.wait_state("open", timeout=20)
+    with pytest.raises(UsageError):
+        shell.run_line_magic("ws", "connect 'not a url'")
+    assert shell.user_ns["ws_client"] is client and client.state == "open"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(Exception):  # noqa: B017 - a UsageError or the OSError of the bind
+            shell.run_line_magic("ws", f"serve --port {port}")
+    assert shell.user_ns["ws_server"] is server and server.running
+    assert client.state == "open"
+
+
+def test_unload_stops_everything_wsnotebook_runs(shell: InteractiveShell) -> None:
+    import wsnotebook as wsn
+
+    server = wsn.serve(port=0)  # not started by %ws
+    client = wsn.connect(server.url)
+    mon = wsn.monitor(client)
+    assert client.wait_state("open", timeout=20) and mon.running
+    shell.run_line_magic("unload_ext", "wsnotebook")
+    assert not server.running and client.state == "closed" and not mon.running
+    assert mon not in W.running_monitors()

@@ -1,0 +1,133 @@
+"""What the monitor does when the browser asks: an event's detail (whole payload, chat
+transcript) and an export of the current filter (CSV or Parquet, written by the kernel).
+
+Pure functions of a frame and the request: they never raise for a bad request; a message for
+the widget is returned instead (a :class:`~wsnotebook.errors.WsnError` subclass,
+:class:`ExportError`, carries the reason).  No widgets, no threads (the view runs them off the
+comm thread).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..errors import WsnError
+
+__all__ = ["ExportError", "detail", "export", "selection"]
+
+_FORMATS = {"csv": ".csv", "parquet": ".parquet"}
+
+
+class ExportError(WsnError):
+    """An export the widget asked for cannot be written (message shown in the widget)."""
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready version of a row value (timestamps as ISO text, NaN/NaT as None)."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if hasattr(value, "isoformat"):
+        try:
+            return None if value != value else value.isoformat()
+        except Exception:
+            return str(value)
+    if isinstance(value, (str, int, bool, list, dict)):
+        return value
+    return str(value)
+
+
+def detail(frame: Any, event_id: Any) -> dict[str, Any]:
+    """The detail pane of event ``event_id``: its fields, the payload pretty-printed and its
+    ``chat`` transcript (a list of messages, as hook scripts send it with ``--add-chat``)."""
+    try:
+        row = frame.row(int(event_id))
+    except Exception as exc:
+        return {"kind": "detail", "id": event_id, "error": f"cannot read event: {exc}"}
+    if row is None:
+        return {"kind": "detail", "id": event_id, "error": "no longer in the frame"}
+    payload = row.pop("payload", None)
+    chat = row.pop("chat", None)
+    try:
+        pretty = orjson.dumps(payload, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+        text = pretty.decode()
+    except Exception:
+        text = str(payload)
+    fields = {str(k): _plain(v) for k, v in row.items()}
+    messages: list[dict[str, str]] = []
+    if isinstance(chat, list):
+        for m in chat[-200:]:
+            if isinstance(m, dict):
+                role = str(m.get("role") or m.get("type") or "")
+                content = m.get("content") if "content" in m else m.get("message", m)
+                if not isinstance(content, str):
+                    content = orjson.dumps(content, default=str).decode()
+                messages.append({"role": role, "content": content[:4000]})
+            else:
+                messages.append({"role": "", "content": str(m)[:4000]})
+    return {"kind": "detail", "id": event_id, "fields": fields, "payload": text, "chat": messages}
+
+
+def selection(frame: Any, request: dict[str, Any]) -> Any:
+    """The rows of the widget's current filter as a DataFrame: category pickers (lists of
+    values), the search box's pattern (already a regex) and a time range (epoch ms)."""
+
+    def values(key: str) -> list[str] | None:
+        v = request.get(key)
+        return [str(x) for x in v] if isinstance(v, list) and v else None
+
+    df = frame.filter(
+        source_app=values("apps"),
+        session_id=values("sessions"),
+        hook_event_type=values("types"),
+        search=request.get("pattern") or None,
+    )
+    t0, t1 = request.get("t0"), request.get("t1")
+    if isinstance(t0, (int, float)) and isinstance(t1, (int, float)) and len(df):
+        import pandas as pd
+
+        lo = pd.Timestamp(t0, unit="ms", tz="UTC")
+        hi = pd.Timestamp(t1, unit="ms", tz="UTC")
+        df = df[(df["timestamp"] >= lo) & (df["timestamp"] <= hi)]
+    return df
+
+
+def export(frame: Any, request: dict[str, Any]) -> str:
+    """Write the current filter's rows to ``request["path"]`` as ``request["format"]``
+    (``csv`` or ``parquet``); the message for the widget.  Raises :class:`ExportError`."""
+    fmt = str(request.get("format") or "csv")
+    if fmt not in _FORMATS:
+        raise ExportError(f"export: format must be csv or parquet, got {fmt!r}")
+    raw = str(request.get("path") or "").strip() or f"wsnotebook-export{_FORMATS[fmt]}"
+    if re.search(r"[\x00]", raw):
+        raise ExportError("export: the path holds a NUL character")
+    path = Path(raw).expanduser()
+    if not path.parent.is_dir():
+        raise ExportError(f"export: no such directory: {path.parent}")
+    try:
+        df = selection(frame, request)
+    except Exception as exc:
+        raise ExportError(f"export: cannot select the rows: {exc}") from None
+    out = df.copy()
+    for col in ("payload", "chat"):
+        if col in out.columns:
+            out[col] = [orjson.dumps(v, default=str).decode() for v in out[col]]
+    for col in out.columns:
+        if out[col].dtype == object:
+            out[col] = out[col].map(lambda v: v if v is None or isinstance(v, str) else str(v))
+    try:
+        if fmt == "csv":
+            out.to_csv(path, index=False)
+        else:
+            out.to_parquet(path, index=False)
+    except ImportError as exc:
+        raise ExportError(f"export: {exc}") from None
+    except OSError as exc:
+        raise ExportError(f"export: cannot write {path}: {exc.strerror or exc}") from None
+    return f"wrote {len(out):,} rows to {path}"

@@ -1,0 +1,151 @@
+"""Binary packing of the monitor's row batches: the new rows of a tick as compact column
+buffers the browser reads with ``DataView`` (no JSON per row).
+
+Owns the wire layout of a batch (:data:`COLUMNS`: name, dtype, little-endian), the stable
+category codes (:class:`CodeMap`: the frame may renumber its dictionaries when it compacts
+them; the codes the browser holds never change until a reset), the one-line text of a row
+(:func:`row_heads`: its summary, else the head of its payload JSON without the keys every
+hook repeats) and the throughput histogram sent with a reset (:func:`histogram`).
+
+Pure functions and small classes: no widgets, no I/O.  Cost per batch: O(rows) numpy work plus
+one regex substitution and one split over the rows' joined payload text (C level), whatever
+the payload sizes (each head is cut at :data:`HEAD_BYTES`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "CATEGORY_COLUMNS",
+    "COLUMNS",
+    "HEAD_BYTES",
+    "CodeMap",
+    "histogram",
+    "pack_rows",
+    "row_heads",
+]
+
+#: Bytes of a row's text sent with the row (the table's "summary / payload" cell; the whole
+#: payload comes on demand, in the detail pane).
+HEAD_BYTES = 200
+#: Category columns sent as int32 codes, with the short names the browser uses.
+CATEGORY_COLUMNS = (("source_app", "app"), ("session_id", "session"), ("hook_event_type", "type"))
+#: The numeric buffers of a batch, in order: (name, numpy dtype).  Then ``text`` (UTF-8) and
+#: ``text_off`` (uint32, n + 1 offsets into it).
+COLUMNS = (
+    ("id", "<f8"),
+    ("ts", "<f8"),
+    ("lat", "<f4"),
+    ("app", "<i4"),
+    ("session", "<i4"),
+    ("type", "<i4"),
+)
+
+_BOILERPLATE = re.compile(
+    rb'"(?:session_id|transcript_path|cwd|hook_event_name|permission_mode)"'
+    rb':(?:"(?:[^"\\\n]|\\.)*"|[^,}\n]*),?'
+)
+
+
+class CodeMap:
+    """Stable codes for the values of one category column, as the browser knows them."""
+
+    def __init__(self) -> None:
+        self.values: list[str] = []
+        self._index: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def remap(self, codes: np.ndarray, frame_values: list[str]) -> tuple[np.ndarray, list[str]]:
+        """``codes`` (the frame's, indexing ``frame_values``; -1 absent) as stable codes, and
+        the values new to this map (appended to the browser's dictionary in order).
+        O(rows + distinct codes)."""
+        lut = np.full(len(frame_values) + 1, -1, dtype=np.int32)  # lut[-1]: absent stays -1
+        new: list[str] = []
+        if len(codes):
+            for c in np.unique(codes).tolist():
+                if c < 0 or c >= len(frame_values):
+                    continue
+                value = frame_values[c]
+                k = self._index.get(value)
+                if k is None:
+                    k = self._index[value] = len(self.values)
+                    self.values.append(value)
+                    new.append(value)
+                lut[c] = k
+        return lut[codes], new
+
+    def code(self, value: str) -> int:
+        return self._index.get(value, -1)
+
+
+def row_heads(
+    summary: list[Any], payloads: list[bytes] | None, limit: int = HEAD_BYTES
+) -> list[bytes]:
+    """Each row's table text as UTF-8: its summary, else the head of its compact payload JSON
+    without the boilerplate keys; at most ``limit`` bytes (a cut may split the last character:
+    the browser's decoder shows it as a replacement character)."""
+    if payloads is None:
+        payloads = [b""] * len(summary)
+    # Compact JSON holds no raw newline: join, strip every row at once, split back.
+    stripped = _BOILERPLATE.sub(b"", b"\n".join(p[: 4 * limit + 1024] for p in payloads))
+    rows = stripped.split(b"\n")
+    return [
+        s.encode("utf-8", "replace")[:limit] if isinstance(s, str) and s else p[:limit]
+        for s, p in zip(summary, rows)
+    ]
+
+
+def pack_rows(
+    tail: Any, maps: dict[str, CodeMap], match: np.ndarray | None = None
+) -> tuple[dict[str, Any], list[bytes]]:
+    """(header, buffers) of a batch of rows (a :class:`~wsnotebook.frame.tail.TailColumns`):
+    the header names the buffers and carries the dictionary values new to ``maps``."""
+    n = len(tail)
+    lat = tail.client_received - tail.timestamp
+    cols: dict[str, np.ndarray] = {
+        "id": tail.id.astype("<f8"),
+        "ts": tail.timestamp.astype("<f8"),
+        "lat": lat.astype("<f4"),
+    }
+    dicts: dict[str, list[str]] = {}
+    for column, short in CATEGORY_COLUMNS:
+        codes, new = maps[short].remap(tail.codes[column], tail.values[column])
+        cols[short] = codes.astype("<i4")
+        if new:
+            dicts[short] = new
+    heads = row_heads(tail.summary, tail.payload_json)
+    offsets = np.zeros(n + 1, dtype="<u4")
+    if n:
+        np.cumsum(np.fromiter(map(len, heads), dtype=np.int64, count=n), out=offsets[1:])
+    buffers = [cols[name].tobytes() for name, _ in COLUMNS]
+    buffers += [b"".join(heads), offsets.tobytes()]
+    names = [name for name, _ in COLUMNS] + ["text", "text_off"]
+    header: dict[str, Any] = {"n": n, "buffers": names, "dicts": dicts}
+    if match is not None:
+        buffers.append(np.asarray(match, dtype="<f8").tobytes())
+        names.append("match")
+    return header, buffers
+
+
+def histogram(ts: np.ndarray, types: np.ndarray) -> tuple[dict[str, Any], list[bytes]]:
+    """Events per (second, type code) of some rows: the chart's history sent with a reset
+    (rows older than the browser's window still count in the chart).  Rows without a
+    timestamp are left out."""
+    ok = np.isfinite(ts)
+    sec = np.floor(ts[ok] / 1000.0).astype(np.int64)
+    typ = types[ok].astype(np.int64)
+    if len(sec):
+        key = (sec - sec.min()) * 65536 + (typ + 1)
+        uniq, counts = np.unique(key, return_counts=True)
+        secs = (uniq // 65536 + sec.min()).astype("<f8")
+        codes = (uniq % 65536 - 1).astype("<i4")
+    else:
+        secs, codes, counts = np.empty(0, "<f8"), np.empty(0, "<i4"), np.empty(0, np.int64)
+    header = {"n": len(secs), "buffers": ["sec", "type", "count"]}
+    return header, [secs.tobytes(), codes.tobytes(), counts.astype("<u4").tobytes()]

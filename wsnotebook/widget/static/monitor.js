@@ -1,0 +1,758 @@
+// wsnotebook monitor: the browser side of wsnotebook.monitor() (anywidget ES module).
+// The kernel sends only the rows added since its last tick, as binary column buffers
+// (custom messages: {kind, n, first, buffers: [names], dicts}); this module keeps a bounded
+// window of them (a ring indexed by the frame-wide row index) and renders everything:
+// a virtualized table (sort, columns, resize, follow newest), pickers, a canvas throughput
+// chart with a time brush, swim lanes, the detail pane and the question panel.
+// No dependency, nothing loaded from the network.
+
+const ROW_H = 22;
+const COLS = [
+  { key: "id", label: "id", width: 80, num: true },
+  { key: "time", label: "time", width: 100 },
+  { key: "app", label: "app", width: 120 },
+  { key: "session", label: "session", width: 110 },
+  { key: "type", label: "type", width: 130 },
+  { key: "lat", label: "latency ms", width: 84, num: true },
+  { key: "text", label: "summary / payload", width: 560, mono: true },
+];
+const PALETTE = ["#3b6ea5", "#d9730d", "#c43d3d", "#3a8f8a", "#3f8f3a", "#a8870f", "#8a5a9e",
+  "#c2527a", "#7a5a44", "#5f6b78"];
+const TYPE_COLORS = { PreToolUse: "#3b6ea5", PostToolUse: "#3f8f3a", UserPromptSubmit: "#8a5a9e",
+  Notification: "#d9730d", Stop: "#c43d3d", SubagentStop: "#a33d6b", SessionStart: "#3a8f8a",
+  SessionEnd: "#5f6b78", PreCompact: "#7a5a44" };
+const WINDOWS = { "1m": 60, "5m": 300, "15m": 900, all: 0 };
+const dec = new TextDecoder("utf-8");
+
+function colorOf(name) {
+  if (TYPE_COLORS[name]) return TYPE_COLORS[name];
+  let h = 0;
+  for (let i = 0; i < (name || "").length; i++) h = (h * 31 + name.charCodeAt(i)) >>> 0;
+  return PALETTE[h % PALETTE.length];
+}
+export function si(v) {
+  const a = Math.abs(v);
+  if (a >= 1e9) return +(v / 1e9).toFixed(a >= 1e10 ? 0 : 1) + "G";
+  if (a >= 1e6) return +(v / 1e6).toFixed(a >= 1e7 ? 0 : 1) + "M";
+  if (a >= 1e3) return +(v / 1e3).toFixed(a >= 1e4 ? 0 : 1) + "k";
+  return String(+v.toFixed(a < 10 && a % 1 ? 1 : 0));
+}
+function niceTop(v) {
+  if (!(v > 1)) return 1;
+  const e = Math.pow(10, Math.floor(Math.log10(v)));
+  for (const m of [1, 2, 5, 10]) if (m * e >= v) return m * e;
+  return 10 * e;
+}
+function pad(n, w = 2) { return String(n).padStart(w, "0"); }
+function clock(ms, withMs) {
+  if (!isFinite(ms)) return "";
+  const d = new Date(ms);
+  const s = `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  return withMs ? `${s}.${pad(d.getMilliseconds(), 3)}` : s;
+}
+function h(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+function bytesOf(b) {
+  if (b instanceof ArrayBuffer) return new Uint8Array(b);
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+}
+function typed(T, b) {
+  const u = bytesOf(b);
+  return new T(u.slice().buffer, 0, u.byteLength / T.BYTES_PER_ELEMENT);
+}
+
+// ------------------------------------------------------------------ the row store (per model)
+class Store {
+  constructor(cap) { this.cap = cap; this.listeners = new Set(); this.reset(0); }
+  reset(first) {
+    const c = this.cap;
+    this.id = new Float64Array(c); this.ts = new Float64Array(c); this.lat = new Float32Array(c);
+    this.app = new Int32Array(c); this.session = new Int32Array(c); this.type = new Int32Array(c);
+    this.tbuf = new Array(c); this.toff = new Uint32Array(c); this.tlen = new Uint32Array(c);
+    this.lo = first; this.hi = first;
+    this.dicts = { app: [], session: [], type: [] };
+    this.counts = { app: [], session: [], type: [] };
+    this.bins = new Map(); // second -> Map(typeCode -> count)
+    this.lanes = new Map(); // "app\u0001session" -> Map(second -> typeCode)
+    this.firstSec = Infinity; this.lastSec = -Infinity;
+    this.matches = null; this.total = 0; this.live = false;
+  }
+  valid(i) { return i >= this.lo && i < this.hi; }
+  slot(i) { return i % this.cap; }
+  text(i) {
+    const s = this.slot(i), b = this.tbuf[s];
+    return b ? dec.decode(b.subarray(this.toff[s], this.toff[s] + this.tlen[s])) : "";
+  }
+  name(col, code) { return code >= 0 ? (this.dicts[col][code] ?? "?") : ""; }
+  bin(sec, type, n) {
+    let m = this.bins.get(sec);
+    if (!m) { m = new Map(); this.bins.set(sec, m); }
+    m.set(type, (m.get(type) || 0) + n);
+    if (sec < this.firstSec) this.firstSec = sec;
+    if (sec > this.lastSec) this.lastSec = sec;
+  }
+  evict(i) {
+    const s = this.slot(i);
+    for (const c of ["app", "session", "type"]) { const k = this[c][s]; if (k >= 0) this.counts[c][k]--; }
+    this.tbuf[s] = undefined;
+  }
+  put(msg, buffers) {
+    const b = {};
+    msg.buffers.forEach((name, k) => { b[name] = buffers[k]; });
+    for (const [col, vals] of Object.entries(msg.dicts || {})) {
+      for (const v of vals) { this.dicts[col].push(v); this.counts[col].push(0); }
+    }
+    const n = msg.n, first = msg.first;
+    const id = typed(Float64Array, b.id), ts = typed(Float64Array, b.ts), lat = typed(Float32Array, b.lat);
+    const app = typed(Int32Array, b.app), ses = typed(Int32Array, b.session), typ = typed(Int32Array, b.type);
+    const text = bytesOf(b.text).slice(), off = typed(Uint32Array, b.text_off);
+    const older = msg.kind === "older";
+    if (older && first + n !== this.lo) return [];
+    if (!older && first > this.hi) { for (let i = this.lo; i < this.hi; i++) this.evict(i); this.lo = this.hi = first; }
+    const added = [];
+    for (let k = 0; k < n; k++) {
+      const i = first + k;
+      if (!older && i < this.hi) continue; // already held
+      if (older && i < this.hi - this.cap) continue; // the window is full
+      if (!older && i - this.cap >= this.lo) { this.evict(i - this.cap); this.lo = i - this.cap + 1; }
+      const s = this.slot(i);
+      this.id[s] = id[k]; this.ts[s] = ts[k]; this.lat[s] = lat[k];
+      this.app[s] = app[k]; this.session[s] = ses[k]; this.type[s] = typ[k];
+      this.tbuf[s] = text; this.toff[s] = off[k]; this.tlen[s] = off[k + 1] - off[k];
+      for (const [c, arr] of [["app", app], ["session", ses], ["type", typ]]) if (arr[k] >= 0) this.counts[c][arr[k]]++;
+      if (isFinite(ts[k])) {
+        if (!older && !msg.hist) this.bin(Math.floor(ts[k] / 1000), typ[k], 1);
+        {
+          const lane = this.name("app", app[k]) + "\u0001" + this.name("session", ses[k]);
+          let m = this.lanes.get(lane);
+          if (!m) { m = new Map(); this.lanes.set(lane, m); }
+          m.set(Math.floor(ts[k] / 1000), typ[k]);
+        }
+      }
+      added.push(i);
+    }
+    if (older) { if (added.length) this.lo = added[0]; }
+    else if (n) this.hi = Math.max(this.hi, first + n);
+    if (this.lo < this.hi - this.cap) this.lo = this.hi - this.cap;
+    if (b.match && this.matches) for (const v of typed(Float64Array, b.match)) this.matches.add(v);
+    if (msg.total !== undefined) this.total = msg.total;
+    return added;
+  }
+  onMessage(msg, buffers) {
+    let ev = null;
+    if (msg.kind === "reset") {
+      this.reset(msg.first);
+      this.live = true;
+      this.matches = msg.searching ? new Set() : null;
+      if (msg.hist && msg.hist.n) {
+        const b = {};
+        msg.buffers.forEach((name, k) => { b[name] = buffers[k]; });
+        for (const [col, vals] of Object.entries(msg.dicts || {})) {
+          for (const v of vals) { this.dicts[col].push(v); this.counts[col].push(0); }
+        }
+        msg = Object.assign({}, msg, { dicts: {} });
+        const sec = typed(Float64Array, b.hist_sec), typ = typed(Int32Array, b.hist_type), cnt = typed(Uint32Array, b.hist_count);
+        for (let k = 0; k < sec.length; k++) this.bin(sec[k], typ[k], cnt[k]);
+      }
+      const added = this.put(msg, buffers);
+      ev = { kind: "reset", added };
+    } else if (msg.kind === "rows" || msg.kind === "older") {
+      ev = { kind: msg.kind, added: this.put(msg, buffers) };
+    } else if (msg.kind === "match") {
+      this.matches = msg.searching ? new Set(typed(Float64Array, buffers[0])) : null;
+      ev = { kind: "match" };
+    } else if (msg.kind === "detail") {
+      ev = { kind: "detail", detail: msg };
+    }
+    if (ev) for (const f of this.listeners) f(ev);
+  }
+}
+const STORES = new WeakMap();
+function storeOf(model) {
+  let s = STORES.get(model);
+  if (!s) { s = new Store(model.get("window_rows") || 100000); STORES.set(model, s); }
+  return s;
+}
+
+// ------------------------------------------------------------------ pickers
+class Picker {
+  constructor(view, col, label) {
+    this.view = view; this.col = col; this.label = label; this.selected = new Set();
+    this.el = h("span", `wsn-picker wsn-picker-${col}`);
+    this.button = h("button", "wsn-pick", "");
+    this.el.appendChild(this.button);
+    this.pop = null;
+    this.button.onclick = (e) => { e.stopPropagation(); this.pop ? this.close() : this.open(); };
+    this.update();
+  }
+  update() {
+    const n = this.selected.size;
+    this.button.textContent = `${this.label}: ${n ? (n === 1 ? [...this.selected][0] : n + " chosen") : "all"} ▾`;
+    this.button.classList.toggle("wsn-on", n > 0);
+  }
+  codes() {
+    if (!this.selected.size) return null;
+    const dict = this.view.store.dicts[this.col];
+    const out = new Set();
+    dict.forEach((v, k) => { if (this.selected.has(v)) out.add(k); });
+    return out;
+  }
+  open() {
+    this.view.closePickers();
+    const pop = this.pop = h("div", "wsn-pop");
+    const q = h("input"); q.placeholder = `search ${this.label}…`;
+    const opts = h("div", "wsn-opts");
+    const all = h("button", "", "all"); all.onclick = () => { this.selected.clear(); this.changed(); fill(); };
+    pop.append(q, all, opts);
+    const fill = () => {
+      opts.textContent = "";
+      const st = this.view.store, dict = st.dicts[this.col], counts = st.counts[this.col];
+      const needle = q.value.toLowerCase();
+      const items = dict.map((v, k) => [v, counts[k] || 0]).filter(([v]) => !needle || v.toLowerCase().includes(needle));
+      items.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+      for (const [v, c] of items.slice(0, 300)) {
+        const lab = h("label"); const cb = h("input"); cb.type = "checkbox"; cb.checked = this.selected.has(v);
+        cb.onchange = () => { cb.checked ? this.selected.add(v) : this.selected.delete(v); this.changed(); };
+        lab.append(cb, h("span", "", v), h("span", "wsn-count", si(c)));
+        lab.title = v; opts.appendChild(lab);
+      }
+      if (items.length > 300) opts.appendChild(h("div", "wsn-empty", `${items.length - 300} more: refine the search`));
+      if (!items.length) opts.appendChild(h("div", "wsn-empty", "no value"));
+    };
+    q.oninput = fill; fill();
+    pop.onclick = (e) => e.stopPropagation();
+    this.el.appendChild(pop); q.focus();
+  }
+  close() { if (this.pop) { this.pop.remove(); this.pop = null; } }
+  changed() { this.update(); this.view.refilter(); }
+}
+
+// ------------------------------------------------------------------ one view
+class View {
+  constructor(model, el) {
+    this.model = model; this.el = el; this.store = storeOf(model);
+    this.cols = COLS.map((c) => Object.assign({ shown: true }, c));
+    this.sort = { key: "idx", dir: -1 };
+    this.order = new Float64Array(0); // row indices, ascending by the sort key
+    this.follow = true; this.selected = null; this.range = null; this.zoom = null;
+    this.pendingAbove = 0; this.dirty = true; this.chartDirty = true; this.raf = 0;
+    this.build();
+    this.onStore = (ev) => this.storeEvent(ev);
+    this.store.listeners.add(this.onStore);
+    this.refilter();
+    this.frame();
+  }
+  destroy() {
+    this.store.listeners.delete(this.onStore);
+    cancelAnimationFrame(this.raf); clearInterval(this.snapTimer);
+    document.removeEventListener("click", this.docClick);
+  }
+  // ---------------------------------------------------------------- DOM
+  build() {
+    const m = this.model, root = h("div", "wsn-mon");
+    this.el.appendChild(root); this.root = root;
+    this.statusEl = h("div", "wsn-status"); root.appendChild(this.statusEl);
+    this.questionsEl = h("div", "wsn-questions"); root.appendChild(this.questionsEl);
+    const bar = h("div", "wsn-bar wsn-filters");
+    this.pickers = [new Picker(this, "app", "app"), new Picker(this, "session", "session"), new Picker(this, "type", "type")];
+    for (const p of this.pickers) bar.appendChild(p.el);
+    this.search = h("input", "wsn-search"); this.search.placeholder = "search summary / payload (re:regex)";
+    this.search.style.width = "240px"; this.search.value = m.get("search") || "";
+    let timer = 0;
+    this.search.oninput = () => { clearTimeout(timer); timer = setTimeout(() => { m.set("search", this.search.value); m.save_changes(); }, 250); };
+    bar.appendChild(this.search);
+    this.colBtn = h("button", "wsn-columns", "columns ▾"); bar.appendChild(this.colBtn);
+    this.colBtn.onclick = (e) => { e.stopPropagation(); this.columnMenu(); };
+    this.pauseBtn = h("button", "wsn-pause", "pause");
+    this.pauseBtn.onclick = () => { m.set("paused", !m.get("paused")); m.save_changes(); };
+    this.clearBtn = h("button", "wsn-clear", "clear"); this.clearBtn.onclick = () => m.send({ kind: "clear" });
+    this.path = h("input", "wsn-export-path"); this.path.placeholder = "export path"; this.path.style.width = "150px";
+    const csv = h("button", "wsn-export-csv", "CSV"), pq = h("button", "wsn-export-parquet", "Parquet");
+    csv.onclick = () => this.exportAs("csv"); pq.onclick = () => this.exportAs("parquet");
+    bar.append(this.pauseBtn, this.clearBtn, h("span", "wsn-sep"), this.path, csv, pq);
+    root.appendChild(bar);
+    this.noticeEl = h("div", "wsn-notice"); root.appendChild(this.noticeEl);
+    // chart
+    const cbar = h("div", "wsn-bar wsn-chart-bar");
+    this.winBtns = {};
+    for (const w of Object.keys(WINDOWS)) {
+      const b = h("button", `wsn-window wsn-window-${w}`, w);
+      b.onclick = () => { m.set("window", w); m.save_changes(); this.zoom = null; this.chartDirty = true; this.syncButtons(); };
+      this.winBtns[w] = b; cbar.appendChild(b);
+    }
+    this.splitBtn = h("button", "wsn-split", "by type");
+    this.splitBtn.onclick = () => { m.set("split_by_type", !m.get("split_by_type")); m.save_changes(); this.chartDirty = true; this.syncButtons(); };
+    this.rangeEl = h("span", "wsn-range");
+    this.rangeClear = h("button", "wsn-range-clear", "clear range"); this.rangeClear.style.display = "none";
+    this.rangeClear.onclick = () => { this.range = null; this.zoom = null; this.refilter(); this.chartDirty = true; };
+    cbar.append(this.splitBtn, h("span", "wsn-sep"), this.rangeEl, this.rangeClear,
+      h("span", "wsn-hint", "drag: select a time range · wheel: zoom · double-click: reset"));
+    root.appendChild(cbar);
+    const charts = h("div", "wsn-charts");
+    this.legend = h("div", "wsn-legend");
+    this.canvas = h("canvas", "wsn-canvas wsn-chart"); this.canvas.style.height = "150px";
+    this.lanesCanvas = h("canvas", "wsn-canvas wsn-lanes"); this.lanesCanvas.style.height = "0px";
+    charts.append(this.legend, this.canvas, this.lanesCanvas); root.appendChild(charts);
+    this.chartEvents();
+    // table + detail
+    const main = h("div", "wsn-main"); root.appendChild(main);
+    const table = h("div", "wsn-table"); main.appendChild(table);
+    this.headEl = h("div", "wsn-head"); table.appendChild(this.headEl);
+    this.scroll = h("div", "wsn-scroll"); table.appendChild(this.scroll);
+    this.spacer = h("div", "wsn-spacer"); this.scroll.appendChild(this.spacer);
+    this.emptyEl = h("div", "wsn-empty"); table.appendChild(this.emptyEl);
+    this.newestBtn = h("button", "wsn-newest", ""); this.newestBtn.style.display = "none";
+    this.newestBtn.onclick = () => { this.scroll.scrollTop = 0; this.follow = true; this.pendingAbove = 0; this.dirty = true; };
+    table.appendChild(this.newestBtn);
+    this.detailEl = h("div", "wsn-detail"); this.detailEl.style.display = "none"; main.appendChild(this.detailEl);
+    this.snapEl = h("div", "wsn-snapshot"); this.snapEl.style.display = "none"; root.appendChild(this.snapEl);
+    this.rowEls = [];
+    this.scroll.addEventListener("scroll", () => {
+      this.follow = this.sort.key === "idx" && this.sort.dir < 0 && this.scroll.scrollTop < ROW_H / 2;
+      if (this.follow) this.pendingAbove = 0;
+      this.dirty = true;
+    }, { passive: true });
+    this.docClick = () => { this.closePickers(); this.closeMenu(); };
+    document.addEventListener("click", this.docClick);
+    this.header();
+    for (const [name, fn] of [["status", () => this.renderStatus()], ["questions", () => this.renderQuestions()],
+      ["question_note", () => this.renderQuestions()], ["notice", () => this.renderNotice()],
+      ["paused", () => this.syncButtons()], ["snapshot", () => this.renderSnapshot()]]) {
+      m.on(`change:${name}`, fn);
+    }
+    this.renderStatus(); this.renderQuestions(); this.renderNotice(); this.syncButtons(); this.renderSnapshot();
+    this.snapTimer = setInterval(() => this.saveSnapshot(), 5000);
+  }
+  closePickers() { for (const p of this.pickers) p.close(); }
+  closeMenu() { if (this.menu) { this.menu.remove(); this.menu = null; } }
+  columnMenu() {
+    if (this.menu) return this.closeMenu();
+    const pop = this.menu = h("div", "wsn-pop wsn-column-menu");
+    pop.onclick = (e) => e.stopPropagation();
+    for (const c of this.cols) {
+      const lab = h("label"), cb = h("input"); cb.type = "checkbox"; cb.checked = c.shown;
+      cb.onchange = () => { c.shown = cb.checked; this.header(); this.rowEls.forEach((r) => r.remove()); this.rowEls = []; this.dirty = true; };
+      lab.append(cb, h("span", "", c.label)); pop.appendChild(lab);
+    }
+    const wrap = h("span", "wsn-picker"); this.colBtn.after(wrap); wrap.appendChild(pop);
+    this.menu = wrap;
+  }
+  syncButtons() {
+    const m = this.model;
+    for (const [w, b] of Object.entries(this.winBtns)) b.classList.toggle("wsn-on", m.get("window") === w && !this.zoom);
+    this.splitBtn.classList.toggle("wsn-on", !!m.get("split_by_type"));
+    this.pauseBtn.textContent = m.get("paused") ? "resume" : "pause";
+    this.pauseBtn.classList.toggle("wsn-on", !!m.get("paused"));
+  }
+  header() {
+    this.headEl.textContent = "";
+    for (const c of this.cols.filter((c) => c.shown)) {
+      const th = h("div", `wsn-th wsn-th-${c.key}`, c.label);
+      th.style.width = c.width + "px"; th.dataset.key = c.key;
+      if (this.sort.key === c.key) th.textContent += this.sort.dir > 0 ? " ▲" : " ▼";
+      th.onclick = () => this.sortBy(c.key);
+      const grip = h("div", "wsn-grip"); th.appendChild(grip);
+      grip.onclick = (e) => e.stopPropagation();
+      grip.onmousedown = (e) => {
+        e.preventDefault(); e.stopPropagation();
+        const x0 = e.clientX, w0 = c.width;
+        const move = (ev) => { c.width = Math.max(40, w0 + ev.clientX - x0); th.style.width = c.width + "px"; this.relayout(); };
+        const up = () => { document.removeEventListener("mousemove", move); document.removeEventListener("mouseup", up); };
+        document.addEventListener("mousemove", move); document.addEventListener("mouseup", up);
+      };
+      this.headEl.appendChild(th);
+    }
+  }
+  relayout() { for (const r of this.rowEls) r._key = null; this.dirty = true; }
+  sortBy(key) {
+    if (key === "id" && this.sort.key === "idx") this.sort = { key: "id", dir: 1 };
+    else if (this.sort.key === key) this.sort.dir = -this.sort.dir;
+    else this.sort = { key, dir: key === "lat" ? -1 : 1 };
+    this.follow = false; this.header(); this.resort(); this.scroll.scrollTop = 0;
+  }
+  // ---------------------------------------------------------------- rows: filter and order
+  keyFn() {
+    const st = this.store, k = this.sort.key;
+    if (k === "idx") return null;
+    if (k === "id") return (i) => st.id[st.slot(i)];
+    if (k === "time") return (i) => st.ts[st.slot(i)];
+    if (k === "lat") return (i) => { const v = st.lat[st.slot(i)]; return isNaN(v) ? -Infinity : v; };
+    if (k === "text") return (i) => st.text(i);
+    return (i) => st.name(k, st[k][st.slot(i)]);
+  }
+  predicate() {
+    const st = this.store, [apps, sessions, types] = this.pickers.map((p) => p.codes());
+    const r = this.range, matches = st.matches;
+    if (!apps && !sessions && !types && !r && !matches) return null;
+    return (i) => {
+      const s = st.slot(i);
+      if (apps && !apps.has(st.app[s])) return false;
+      if (sessions && !sessions.has(st.session[s])) return false;
+      if (types && !types.has(st.type[s])) return false;
+      if (r && !(st.ts[s] >= r[0] && st.ts[s] <= r[1])) return false;
+      if (matches && !matches.has(st.id[s])) return false;
+      return true;
+    };
+  }
+  refilter() {
+    const st = this.store, ok = this.predicate(), out = new Float64Array(st.hi - st.lo);
+    let n = 0;
+    for (let i = st.lo; i < st.hi; i++) if (!ok || ok(i)) out[n++] = i;
+    this.order = out.subarray(0, n);
+    this.resort();
+  }
+  resort() {
+    const key = this.keyFn();
+    if (key) {
+      const keys = new Map();
+      const arr = Array.from(this.order);
+      const kv = arr.map((i) => key(i));
+      const idx = arr.map((_, k) => k);
+      idx.sort((a, b) => (kv[a] < kv[b] ? -1 : kv[a] > kv[b] ? 1 : arr[a] - arr[b]));
+      this.order = Float64Array.from(idx, (k) => arr[k]);
+      keys.clear();
+    }
+    this.dirty = true;
+  }
+  storeEvent(ev) {
+    if (ev.kind === "detail") return this.renderDetail(ev.detail);
+    if (ev.kind === "reset" || ev.kind === "match" || ev.kind === "older") { this.refilter(); this.chartDirty = true; return; }
+    const st = this.store, ok = this.predicate();
+    const add = ev.added.filter((i) => !ok || ok(i));
+    const lo = st.lo;
+    let old = this.order;
+    if (old.length && (this.sort.key === "idx" ? old[0] < lo : true)) {
+      let keep = 0; const o2 = new Float64Array(old.length);
+      for (const i of old) if (i >= lo) o2[keep++] = i;
+      old = o2.subarray(0, keep);
+    }
+    const key = this.keyFn();
+    let merged;
+    if (!key) {
+      merged = new Float64Array(old.length + add.length); merged.set(old); merged.set(add, old.length);
+    } else {
+      const kv = (i) => key(i);
+      add.sort((a, b) => (kv(a) < kv(b) ? -1 : kv(a) > kv(b) ? 1 : a - b));
+      merged = new Float64Array(old.length + add.length);
+      let a = 0, b = 0, n = 0;
+      while (a < old.length || b < add.length) {
+        if (b >= add.length || (a < old.length && !(kv(add[b]) < kv(old[a])))) merged[n++] = old[a++];
+        else merged[n++] = add[b++];
+      }
+    }
+    if (!this.follow && this.sort.key === "idx" && this.sort.dir < 0 && add.length) {
+      this.pendingAbove += add.length;
+      this.scroll.scrollTop += add.length * ROW_H; // keep the rows the user looks at in place
+    }
+    this.order = merged; this.dirty = true; this.chartDirty = true;
+  }
+  // ---------------------------------------------------------------- render loop
+  frame() {
+    this.raf = requestAnimationFrame(() => this.frame());
+    if (this.dirty) { this.dirty = false; this.renderRows(); }
+    if (this.chartDirty) { this.chartDirty = false; this.renderChart(); }
+  }
+  displayAt(pos) { const o = this.order; return this.sort.dir < 0 ? o[o.length - 1 - pos] : o[pos]; }
+  renderRows() {
+    const n = this.order.length, st = this.store;
+    this.spacer.style.height = n * ROW_H + "px";
+    const top = this.scroll.scrollTop, height = this.scroll.clientHeight || 420;
+    const first = Math.max(0, Math.floor(top / ROW_H) - 2), last = Math.min(n, Math.ceil((top + height) / ROW_H) + 2);
+    const cols = this.cols.filter((c) => c.shown);
+    const width = cols.reduce((a, c) => a + c.width, 0);
+    let k = 0;
+    for (let pos = first; pos < last; pos++, k++) {
+      const i = this.displayAt(pos);
+      let row = this.rowEls[k];
+      if (!row) {
+        row = h("div", "wsn-row");
+        row.onclick = () => this.select(row._i);
+        for (const c of cols) { const td = h("div", `wsn-td wsn-td-${c.key}${c.num ? " wsn-num" : ""}${c.mono ? " wsn-mono" : ""}`); row.appendChild(td); }
+        this.spacer.appendChild(row); this.rowEls.push(row);
+      }
+      row.style.display = "";
+      row.style.top = pos * ROW_H + "px"; row.style.width = width + "px";
+      const s = st.slot(i), id = st.id[s];
+      row.classList.toggle("wsn-sel", this.selected === id);
+      if (row._i === i && row._key === this.sort.key) continue; // same row: keep its DOM (a selection survives)
+      row._i = i; row._key = this.sort.key;
+      row.dataset.id = id;
+      cols.forEach((c, j) => {
+        const td = row.children[j]; td.style.width = c.width + "px";
+        let v;
+        if (c.key === "id") v = id;
+        else if (c.key === "time") v = clock(st.ts[s], true);
+        else if (c.key === "lat") { const l = st.lat[s]; v = isNaN(l) ? "" : l.toFixed(1); }
+        else if (c.key === "text") v = st.text(i);
+        else v = st.name(c.key, st[c.key][s]);
+        if (c.key === "type") {
+          td.textContent = ""; const b = h("span", "wsn-type", v); b.style.background = colorOf(v); td.appendChild(b);
+        } else if (td.textContent !== String(v)) td.textContent = v;
+        td.title = c.key === "text" ? String(v) : "";
+      });
+    }
+    for (; k < this.rowEls.length; k++) this.rowEls[k].style.display = "none";
+    const held = st.hi - st.lo;
+    this.emptyEl.textContent = n ? "" : held ? `no match among ${held.toLocaleString()} events` : "no events yet";
+    this.emptyEl.style.display = n ? "none" : "";
+    const showNewest = !this.follow && this.sort.key === "idx" && this.sort.dir < 0 && this.pendingAbove > 0;
+    this.newestBtn.style.display = showNewest ? "" : "none";
+    this.newestBtn.textContent = `⤒ follow newest (${si(this.pendingAbove)} new)`;
+    this.snapEl.style.display = held || !this.model.get("snapshot").html ? "none" : "";
+  }
+  select(i) {
+    const st = this.store;
+    if (!st.valid(i)) return;
+    const id = st.id[st.slot(i)];
+    this.selected = id; this.dirty = true;
+    this.detailEl.style.display = ""; this.detailEl.textContent = "";
+    this.detailEl.appendChild(h("h4", "", `event ${id} — loading…`));
+    this.model.send({ kind: "detail", id });
+  }
+  renderDetail(d) {
+    if (d.id !== this.selected) return;
+    const el = this.detailEl; el.textContent = "";
+    const head = h("h4", "wsn-detail-title", `event ${d.id}`);
+    const close = h("button", "wsn-detail-close", "×"); close.style.float = "right";
+    close.onclick = () => { this.selected = null; el.style.display = "none"; this.dirty = true; };
+    el.append(close, head);
+    if (d.error) { el.appendChild(h("div", "wsn-notice", d.error)); return; }
+    const t = h("table");
+    for (const [k, v] of Object.entries(d.fields || {})) {
+      if (v === null || v === "" ) continue;
+      const tr = h("tr"); tr.append(h("td", "wsn-k", k), h("td", "", typeof v === "object" ? JSON.stringify(v) : String(v)));
+      t.appendChild(tr);
+    }
+    el.appendChild(t);
+    const copy = h("button", "wsn-copy", "copy payload");
+    copy.onclick = () => navigator.clipboard && navigator.clipboard.writeText(d.payload || "");
+    el.append(h("b", "", "payload "), copy, h("pre", "wsn-payload", d.payload || ""));
+    if (d.chat && d.chat.length) {
+      el.appendChild(h("b", "", `chat (${d.chat.length})`));
+      const chat = h("div", "wsn-chat");
+      for (const msg of d.chat) {
+        const div = h("div", `wsn-role-${msg.role || "other"}`);
+        div.append(h("b", "", (msg.role || "") + ": "), document.createTextNode(msg.content));
+        chat.appendChild(div);
+      }
+      el.appendChild(chat);
+    }
+  }
+  // ---------------------------------------------------------------- status, questions, notices
+  renderStatus() {
+    const s = this.model.get("status") || {}, el = this.statusEl;
+    el.textContent = "";
+    const state = s.paused ? `${s.state} · paused` : s.state || "…";
+    const pill = h("span", `wsn-state wsn-state-${String(s.state || "").replace(/\s+/g, "-")}`, state);
+    el.appendChild(pill);
+    if (s.reason) el.appendChild(h("span", "wsn-reason", s.reason));
+    if (s.url) el.appendChild(h("span", "wsn-url", s.url));
+    const kv = (k, v) => { const sp = h("span"); sp.append(h("span", "wsn-k", k), h("span", "wsn-v", v)); el.appendChild(sp); };
+    kv("events", (s.events || 0).toLocaleString());
+    if (s.live !== undefined) { kv("live", s.live.toLocaleString()); kv("backfill", s.backfill.toLocaleString()); }
+    kv("ev/s", si(s.events_per_s || 0));
+    if (s.clients !== undefined && s.clients !== null) kv("clients", String(s.clients));
+    if (s.p50_ms !== null && s.p50_ms !== undefined) kv("p50/p99", `${s.p50_ms.toFixed(1)}/${(s.p99_ms ?? 0).toFixed(1)} ms`);
+    if (s.reconnects) kv("reconnects", String(s.reconnects));
+    if (s.dropped) kv("dropped", s.dropped.toLocaleString());
+    if (s.gaps) kv("gaps", String(s.gaps));
+    if (s.errors) kv("errors", String(s.errors));
+    kv("window", `${(this.store.hi - this.store.lo).toLocaleString()} rows`);
+    if (s.note) el.appendChild(h("span", "wsn-note", s.note));
+    el.dataset.state = s.state || "";
+  }
+  renderNotice() { this.noticeEl.textContent = this.model.get("notice") || ""; }
+  renderQuestions() {
+    const qs = this.model.get("questions") || [], note = this.model.get("question_note") || "", el = this.questionsEl;
+    el.textContent = "";
+    if (!qs.length && !note) return;
+    el.appendChild(h("b", "wsn-questions-title", qs.length ? `Questions waiting for an answer: ${qs.length}` : "No questions waiting"));
+    qs.forEach((q, k) => {
+      const row = h("div", `wsn-question wsn-question-${k}`);
+      row.append(h("span", "wsn-q-id", `#${q.id}`), h("span", "wsn-q-text", q.question), h("span", "wsn-q-from", `(${q.source_app})`));
+      const send = (a) => this.model.send(Object.assign({ kind: "answer", id: q.id }, a));
+      if (q.read_only) row.appendChild(h("i", "", "read-only"));
+      else if (q.type === "permission") {
+        const y = h("button", "wsn-answer wsn-answer-yes", "Yes"), n = h("button", "wsn-answer wsn-answer-no", "No");
+        y.onclick = () => send({ permission: true }); n.onclick = () => send({ permission: false });
+        row.append(y, n);
+      } else if (q.type === "choice") {
+        const sel = h("select", "wsn-choices");
+        for (const c of q.choices) { const o = h("option", "", c); o.value = c; sel.appendChild(o); }
+        const b = h("button", "wsn-answer wsn-answer-choice", "Answer"); b.onclick = () => send({ choice: sel.value });
+        row.append(sel, b);
+      } else {
+        const inp = h("input", "wsn-answer-input"); inp.placeholder = "your answer";
+        const b = h("button", "wsn-answer wsn-answer-text", "Send"); b.onclick = () => send({ response: inp.value });
+        row.append(inp, b);
+      }
+      el.appendChild(row);
+    });
+    if (note) el.appendChild(h("div", "wsn-questions-status wsn-q-result", note));
+  }
+  exportAs(format) {
+    const [apps, sessions, types] = this.pickers.map((p) => [...p.selected]);
+    this.model.send({ kind: "export", format, path: this.path.value, apps, sessions, types,
+      t0: this.range ? this.range[0] : null, t1: this.range ? this.range[1] : null });
+  }
+  // ---------------------------------------------------------------- chart and lanes
+  xRange() {
+    const st = this.store;
+    if (this.zoom) return this.zoom;
+    const w = WINDOWS[this.model.get("window")] ?? 60;
+    const end = (isFinite(st.lastSec) ? st.lastSec + 1 : Date.now() / 1000) * 1000;
+    const start = w ? end - w * 1000 : (isFinite(st.firstSec) ? st.firstSec * 1000 : end - 60000);
+    return [start, end];
+  }
+  chartEvents() {
+    const c = this.canvas; let drag = null;
+    const tAt = (x) => { const [a, b] = this.xRange(); const r = c.getBoundingClientRect(); return a + ((x - r.left - 44) / Math.max(1, r.width - 50)) * (b - a); };
+    c.addEventListener("mousedown", (e) => { drag = { x0: e.clientX, t0: tAt(e.clientX) }; });
+    c.addEventListener("mousemove", (e) => { if (drag) { drag.t1 = tAt(e.clientX); this.brush = [Math.min(drag.t0, drag.t1), Math.max(drag.t0, drag.t1)]; this.chartDirty = true; } });
+    window.addEventListener("mouseup", this.mouseUp = (e) => {
+      if (!drag) return;
+      const d = drag; drag = null; this.brush = null;
+      if (Math.abs(e.clientX - d.x0) > 3) { const t1 = tAt(e.clientX); this.setRange([Math.min(d.t0, t1), Math.max(d.t0, t1)]); }
+      this.chartDirty = true;
+    });
+    c.addEventListener("wheel", (e) => {
+      e.preventDefault();
+      const [a, b] = this.xRange(), t = tAt(e.clientX), f = e.deltaY > 0 ? 1.25 : 0.8;
+      this.zoom = [t - (t - a) * f, t + (b - t) * f]; this.syncButtons(); this.chartDirty = true;
+    }, { passive: false });
+    c.addEventListener("dblclick", () => { this.zoom = null; this.setRange(null); this.syncButtons(); });
+  }
+  setRange(r) {
+    this.range = r; if (r) { this.zoom = [r[0], r[1]]; }
+    this.rangeEl.textContent = r ? `time ${clock(r[0], true)} – ${clock(r[1], true)}` : "";
+    this.rangeClear.style.display = r ? "" : "none";
+    this.syncButtons(); this.refilter(); this.chartDirty = true;
+  }
+  renderChart() {
+    const st = this.store, c = this.canvas, dpr = window.devicePixelRatio || 1;
+    const W = c.clientWidth || 800, H = 150;
+    if (c.width !== W * dpr) { c.width = W * dpr; c.height = H * dpr; }
+    const g = c.getContext("2d"); g.setTransform(dpr, 0, 0, dpr, 0, 0); g.clearRect(0, 0, W, H);
+    const css = getComputedStyle(this.root);
+    const fg = css.getPropertyValue("--jp-ui-font-color1").trim() || "#222";
+    const grid = css.getPropertyValue("--jp-border-color2").trim() || "#ddd";
+    const [t0, t1] = this.xRange(), L = 44, R = W - 6, T = 6, B = H - 18;
+    const s0 = Math.floor(t0 / 1000), s1 = Math.ceil(t1 / 1000);
+    const from = Math.max(s0, st.firstSec), to = Math.min(s1, st.lastSec);
+    const split = !!this.model.get("split_by_type");
+    const totals = [], perType = new Map();
+    let top = 0;
+    if (isFinite(from) && to >= from && to - from < 200000) {
+      for (let s = from; s <= to; s++) {
+        const m = st.bins.get(s); let tot = 0;
+        if (m) for (const [ty, n] of m) { tot += n; if (split) { let a = perType.get(ty); if (!a) perType.set(ty, a = []); a.push([s, n]); } }
+        totals.push([s, tot]); if (tot > top) top = tot;
+      }
+    }
+    top = niceTop(top * 1.1);
+    const X = (ms) => L + ((ms - t0) / (t1 - t0)) * (R - L), Y = (v) => B - (v / top) * (B - T);
+    g.font = "10px sans-serif"; g.fillStyle = fg; g.strokeStyle = grid; g.lineWidth = 1;
+    for (let k = 0; k <= 4; k++) { const v = (top * k) / 4, y = Y(v); g.beginPath(); g.moveTo(L, y); g.lineTo(R, y); g.stroke(); g.fillText(si(v), 2, y + 3); }
+    const span = (t1 - t0) / 1000, steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
+    const step = steps.find((s) => span / s <= 8) || 7200;
+    for (let s = Math.ceil(t0 / 1000 / step) * step; s * 1000 <= t1; s += step) { const x = X(s * 1000); g.fillText(clock(s * 1000), x - 20, H - 4); }
+    g.fillText("ev/s", 2, T + 8);
+    if (this.range) { g.fillStyle = "rgba(25,118,210,.15)"; g.fillRect(X(this.range[0]), T, X(this.range[1]) - X(this.range[0]), B - T); }
+    if (this.brush) { g.fillStyle = "rgba(25,118,210,.3)"; g.fillRect(X(this.brush[0]), T, X(this.brush[1]) - X(this.brush[0]), B - T); }
+    const line = (pts, color, width, fill) => {
+      if (!pts.length) return;
+      g.beginPath(); g.strokeStyle = color; g.lineWidth = width;
+      pts.forEach(([s, n], k) => { const x = X(s * 1000 + 500), y = Y(n); k ? g.lineTo(x, y) : g.moveTo(x, y); });
+      g.stroke();
+      if (fill) { g.lineTo(X(pts[pts.length - 1][0] * 1000 + 500), B); g.lineTo(X(pts[0][0] * 1000 + 500), B); g.closePath(); g.fillStyle = fill; g.fill(); }
+    };
+    g.save(); g.beginPath(); g.rect(L, T - 2, R - L, B - T + 4); g.clip();
+    line(totals, fg, 1.6, split ? null : "rgba(59,110,165,.18)");
+    this.legend.textContent = "";
+    const leg = (name, color) => { const sp = h("span", "", name); sp.style.setProperty("--c", color); this.legend.appendChild(sp); };
+    leg("total", fg);
+    if (split) {
+      for (const [ty, pts0] of perType) {
+        const name = st.name("type", ty) || "(none)", col = colorOf(name);
+        const m = new Map(pts0); const pts = totals.map(([s]) => [s, m.get(s) || 0]);
+        line(pts, col, 1.2, null); leg(name, col);
+      }
+    }
+    g.restore();
+    this.renderLanes(t0, t1, L, R, fg, grid);
+  }
+  renderLanes(t0, t1, L, R, fg, grid) {
+    const st = this.store, c = this.lanesCanvas, dpr = window.devicePixelRatio || 1;
+    const s0 = Math.floor(t0 / 1000), s1 = Math.ceil(t1 / 1000);
+    const lanes = [];
+    for (const [lane, m] of st.lanes) {
+      let last = -Infinity, n = 0;
+      for (const s of m.keys()) if (s >= s0 && s <= s1) { n++; if (s > last) last = s; }
+      if (n) lanes.push([lane, m, last]);
+    }
+    lanes.sort((a, b) => b[2] - a[2]);
+    const shown = lanes.slice(0, 12), LH = 13, H = shown.length ? shown.length * LH + 4 : 0;
+    const W = c.clientWidth || 800;
+    c.style.height = H + "px";
+    if (c.width !== W * dpr || c.height !== H * dpr) { c.width = W * dpr; c.height = H * dpr; }
+    if (!H) return;
+    const g = c.getContext("2d"); g.setTransform(dpr, 0, 0, dpr, 0, 0); g.clearRect(0, 0, W, H);
+    const X = (ms) => L + ((ms - t0) / (t1 - t0)) * (R - L), bw = Math.max(1.5, X(1000) - X(0) - 0.5);
+    g.font = "9px sans-serif";
+    shown.forEach(([lane, m], k) => {
+      const y = 2 + k * LH;
+      g.fillStyle = grid; g.fillRect(L, y + LH - 2, R - L, 1);
+      for (const [s, ty] of m) { if (s < s0 || s > s1) continue; g.fillStyle = colorOf(st.name("type", ty)); g.fillRect(X(s * 1000), y + 2, bw, LH - 5); }
+      const [app, ses] = lane.split("\u0001");
+      g.fillStyle = fg; g.fillText(`${app}:${ses.slice(0, 8)}`.slice(0, 16), 0, y + LH - 4);
+    });
+    if (lanes.length > shown.length) { g.fillStyle = fg; g.fillText(`+${lanes.length - shown.length} agents`, R - 60, H - 2); }
+  }
+  // ---------------------------------------------------------------- saved-notebook snapshot
+  saveSnapshot() {
+    const st = this.store;
+    if (!st.live || st.hi === this.snapHi) return;
+    this.snapHi = st.hi;
+    const rows = [];
+    for (let pos = 0; pos < Math.min(15, this.order.length); pos++) {
+      const i = this.displayAt(pos), s = st.slot(i);
+      rows.push([st.id[s], clock(st.ts[s], true), st.name("app", st.app[s]), st.name("session", st.session[s]), st.name("type", st.type[s]), st.text(i).slice(0, 120)]);
+    }
+    const esc = (v) => String(v).replace(/[&<>"]/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[ch]);
+    const html = "<table><tr><th>id</th><th>time</th><th>app</th><th>session</th><th>type</th><th>summary / payload</th></tr>" +
+      rows.map((r) => "<tr>" + r.map((v) => `<td>${esc(v)}</td>`).join("") + "</tr>").join("") + "</table>";
+    let png = "";
+    try { png = this.canvas.toDataURL("image/png"); } catch (e) { png = ""; }
+    try {
+      this.model.set("snapshot", { html, png, events: st.total, at: new Date().toISOString() });
+      this.model.save_changes();
+    } catch (e) { /* no kernel: nothing to save */ }
+  }
+  renderSnapshot() {
+    const snap = this.model.get("snapshot") || {}, el = this.snapEl;
+    if (this.store.live || !snap.html) { el.style.display = "none"; return; }
+    el.innerHTML = "";
+    el.appendChild(h("div", "wsn-k", `saved snapshot of ${Number(snap.events || 0).toLocaleString()} events (${snap.at || ""}); run the cell for the live monitor`));
+    if (snap.png && snap.png.startsWith("data:image/png")) { const img = h("img"); img.src = snap.png; el.appendChild(img); }
+    const t = h("div"); t.innerHTML = snap.html; el.appendChild(t);
+    el.style.display = "";
+  }
+}
+
+export default {
+  initialize({ model }) {
+    const store = storeOf(model);
+    const onMsg = (msg, buffers) => { try { store.onMessage(msg, buffers || []); } catch (e) { console.error("wsnotebook monitor", e); } };
+    model.on("msg:custom", onMsg);
+    model.send({ kind: "hello" });
+    return () => model.off("msg:custom", onMsg);
+  },
+  render({ model, el }) {
+    const view = new View(model, el);
+    return () => { window.removeEventListener("mouseup", view.mouseUp); view.destroy(); };
+  },
+};
