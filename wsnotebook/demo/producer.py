@@ -20,10 +20,10 @@ import threading
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigError, WsnError
 from ..events import Event, encode_json
+from ..protocol import events_endpoint
 from ..runtime import Registry
 from ..runtime import loop as _loop
 from .generator import EventGenerator
@@ -97,17 +97,12 @@ _producers: Registry[DemoProducer] = Registry("demo producers")
 
 
 def events_url(url: str) -> str:
-    """The ``POST /events`` URL for a server URL (``ws://h:p/stream``, ``http://h:p``, ...).
-
-    Keeps ``?token=`` if present.  Raises :class:`~wsnotebook.errors.ConfigError` on a URL that
-    is not http(s)/ws(s).
+    """The ``POST /events`` URL for a server URL (``ws://h:p/stream``, ``http://h:p``, a URL
+    behind Jupyter's proxy...): :func:`wsnotebook.protocol.events_endpoint` (path prefix and
+    ``?token=`` kept).  Raises :class:`~wsnotebook.errors.ConfigError` on a URL that is not
+    http(s)/ws(s).
     """
-    parts = urlsplit(url)
-    scheme = {"ws": "http", "wss": "https", "http": "http", "https": "https"}.get(parts.scheme)
-    if scheme is None or not parts.netloc:
-        raise ConfigError(f"expected an http(s):// or ws(s):// URL, got {url!r}")
-    query = "&".join(q for q in parts.query.split("&") if q.startswith("token="))
-    return urlunsplit((scheme, parts.netloc, "/events", query, ""))
+    return events_endpoint(url)
 
 
 class DemoProducer:

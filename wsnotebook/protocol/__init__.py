@@ -9,12 +9,14 @@ are thin asyncio shells around these classes.  The wire protocol is documented i
 * ``batching``  -- :class:`Batcher` (size / interval / bytes, injected clock)
 * ``reconnect`` -- :class:`Backoff` (exponential + full jitter), :class:`ResumeState`, :class:`Gap`
 * ``admission`` -- :class:`RateLimiter` (per-key token buckets, bounded key count)
+* ``endpoints`` -- :func:`events_endpoint` (the ``POST /events`` URL of any server URL)
 """
 
 from __future__ import annotations
 
 from .admission import RateLimiter
 from .batching import Batcher
+from .endpoints import events_endpoint
 from .messages import (
     CLOSE_GOING_AWAY,
     CLOSE_INTERNAL,
@@ -48,6 +50,7 @@ from .messages import (
 from .reconnect import Backoff, Gap, ResumeState
 
 __all__ = [
+    "events_endpoint",
     "CLOSE_GOING_AWAY",
     "CLOSE_INTERNAL",
     "CLOSE_NORMAL",

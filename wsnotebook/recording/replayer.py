@@ -18,7 +18,6 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import orjson
 
 from ..errors import ClientError, ConfigError, WaitTimeout, WsnError
+from ..protocol import events_endpoint
 from ..runtime import Registry
 from ..runtime import loop as _loop
 from .data import session_path
@@ -47,9 +47,10 @@ _DROP = frozenset(("id", "server_received", "client_received"))
 def events_url(target: Any) -> tuple[str, str | None]:
     """``(POST /events URL, bearer token)`` for a server object or a URL.
 
-    A URL keeps its path prefix (``http://h/user/x/proxy/4000/stream`` ->
-    ``http://h/user/x/proxy/4000/events``, so a server behind Jupyter's proxy works) and its
-    ``?token=`` (Jupyter's); ``ws(s)://`` maps to ``http(s)://``."""
+    A URL goes through :func:`wsnotebook.protocol.events_endpoint`: its path prefix is kept
+    (``http://h/user/x/proxy/4000/stream`` -> ``http://h/user/x/proxy/4000/events``, so a
+    server behind Jupyter's proxy works) and its ``?token=`` (Jupyter's); ``ws(s)://`` maps to
+    ``http(s)://``."""
     token = None
     if not isinstance(target, str):
         url = getattr(target, "http_url", None) or getattr(target, "url", None)
@@ -57,17 +58,7 @@ def events_url(target: Any) -> tuple[str, str | None]:
             raise ConfigError(f"replay target must be a URL or a server, got {type(target)}")
         token = getattr(target, "token", None) or None
         target = url
-    parts = urllib.parse.urlsplit(target.strip())
-    scheme = {"ws": "http", "wss": "https", "http": "http", "https": "https"}.get(
-        parts.scheme.lower()
-    )
-    if scheme is None or not parts.netloc:
-        raise ConfigError(f"expected an http(s):// or ws(s):// URL, got {target!r}")
-    path = parts.path.rstrip("/")
-    for suffix in ("/stream", "/events"):
-        if path.endswith(suffix):
-            path = path[: -len(suffix)]
-    return urllib.parse.urlunsplit((scheme, parts.netloc, path + "/events", parts.query, "")), token
+    return events_endpoint(target), token
 
 
 def recording_events(

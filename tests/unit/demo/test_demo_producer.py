@@ -45,6 +45,7 @@ def test_token_bucket_rejects_bad_bounds() -> None:
         ("ws://127.0.0.1:4000/stream", "http://127.0.0.1:4000/events"),
         ("wss://host:9/stream?batch=5&token=abc", "https://host:9/events?token=abc"),
         ("http://localhost:4000", "http://localhost:4000/events"),
+        ("http://h/user/x/proxy/4000/stream", "http://h/user/x/proxy/4000/events"),
     ],
 )
 def test_events_url_maps_server_urls_to_the_ingest_endpoint(url: str, expected: str) -> None:
