@@ -56,11 +56,16 @@ def stored_events(n: int, start: int = 1) -> list[bytes]:
     return out
 
 
-def messages(n: int, batch: int, *, type_last: bool = False) -> list[bytes]:
+def messages(n: int, batch: int, *, type_last: bool = False, columns: bool = False) -> list[bytes]:
     """Server messages as our server encodes them; ``type_last`` puts ``"type"`` after
     ``"data"`` (valid JSON another server might send), which the client's columnar fast path
-    does not recognise: those batches measure the dict path."""
+    does not recognise: those batches measure the dict path; ``columns``: ``columns``
+    messages (``?format=columns``) of the same events."""
     enc = stored_events(n)
+    if columns:
+        from wsnotebook.events import columns_message
+
+        return [columns_message(enc[i : i + batch]) or b"" for i in range(0, n, batch)]
     if batch <= 1:
         return [b'{"type":"event","data":' + e + b"}" for e in enc]
     if type_last:
@@ -126,7 +131,9 @@ def loads_rate(msgs: list[bytes], n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def socket_rate(server: h.BenchServer, count: int, batch: Any, timeout: float) -> float | None:
+def socket_rate(
+    server: h.BenchServer, count: int, batch: Any, timeout: float, wire_format: str = "columns"
+) -> float | None:
     """Events/s appended by one wsnotebook client while the server floods ``count`` events.
 
     Same definition and clock as the baseline (``_harness.run_load`` + ``summarize`` at C=1):
@@ -137,7 +144,10 @@ def socket_rate(server: h.BenchServer, count: int, batch: Any, timeout: float) -
     import wsnotebook as wsn
     from wsnotebook.runtime import loop as _loop
 
-    client = wsn.connect(server.url(), batch=batch, compression=False, max_rows=count + 1000)
+    options = {"wire_format": wire_format} if wire_format != "columns" else {}
+    client = wsn.connect(
+        server.url(), batch=batch, compression=False, max_rows=count + 1000, **options
+    )
     try:
         client.wait_state("open", timeout=30)
         # READY: wait until the ``initial`` snapshot has been handled, so none of its events is
@@ -215,14 +225,52 @@ def same_process_rate(count: int, *, in_process: bool, chunk: int = 100) -> floa
         server.stop()
 
 
-def paired_row(measure: str, ours_rate: Any, msgs: list[bytes], n: int, reps: int) -> dict:
+def pipeline_cpu_us(*, in_process: bool, rate: int = 10_000, seconds: float = 3.0) -> float:
+    """CPU microseconds per event of the in-kernel pipeline run in this process (server, demo
+    producer at ``rate`` ev/s in batches of 10, one client; no monitor, no budget): process CPU
+    time over ``seconds`` / events the client received.  CPU time, unlike cell latency, is
+    little moved by other processes on the machine."""
+    import wsnotebook as wsn
+    from wsnotebook import demo
+
+    server = wsn.serve(port=0)
+    options = {"in_process": True} if in_process else {}
+    client = wsn.connect(server.url, max_rows=200_000, **options)
+    prod = None
+    try:
+        client.wait_state("open", timeout=30)
+        prod = demo.start_demo(server, rate=rate, batch=10)
+        client.wait_for(1000, timeout=60)
+        if in_process and not client.metrics()["in_process"]["active"]:
+            raise RuntimeError("the in-process path is not in use")
+        n0, c0, t0 = client.frame.total, time.process_time(), time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            time.sleep(0.05)
+        return (time.process_time() - c0) / max(client.frame.total - n0, 1) * 1e6
+    finally:
+        if prod is not None:
+            prod.stop()
+        client.close()
+        server.stop()
+
+
+def paired_row(
+    measure: str,
+    ours_rate: Any,
+    msgs: list[bytes],
+    n: int,
+    reps: int,
+    floor_msgs: list[bytes] | None = None,
+) -> dict:
     """A decode-path row: ``ours_rate`` and the orjson floor alternate (>= 5 reps, each under
     a second) and the ratio is the median of each pair's ratio -- this machine's speed drifts by
-    tens of percent over minutes, which would skew a ratio of medians taken minutes apart."""
+    tens of percent over minutes, which would skew a ratio of medians taken minutes apart.
+    ``floor_msgs``: what the floor decodes, when not ``msgs`` (the JSON ``batch`` messages of
+    the same events, for the ``columns`` format)."""
     ours, floor = [], []
     for _ in range(max(reps, 5)):
         ours.append(ours_rate(msgs, n))
-        floor.append(loads_rate(msgs, n))
+        floor.append(loads_rate(floor_msgs or msgs, n))
     return {
         "measure": measure,
         "ours_evs": h.median(ours),
@@ -244,17 +292,19 @@ def run(
     n = 20_000 if quick else 200_000
     rows: list[dict[str, Any]] = []
     cases = (
-        ("per-event", 1, False),
-        ("batched 1000", 1000, False),
-        ("batched 1000, dict path", 1000, True),
+        ("per-event", 1, False, False),
+        ("batched 1000", 1000, False, False),
+        ("batched 1000, columns format", 1000, False, True),
+        ("batched 1000, dict path", 1000, True, False),
     )
-    for label, size, type_last in cases:
-        msgs = messages(n, size, type_last=type_last)
+    for label, size, type_last, columns in cases:
+        msgs = messages(n, size, type_last=type_last, columns=columns)
+        floor_msgs = messages(n, size) if columns else None
         handler_rate(msgs[: len(msgs) // 10], n // 10)  # warm-up (allocator, caches): not kept
         # Ours and the floor alternate, and the ratio is the median of each pair's ratio: this
         # machine's speed drifts by tens of percent over minutes, which would skew a ratio of
         # medians taken minutes apart.  Each rep is under a second, so at least 5 reps.
-        rows.append(paired_row(f"decode path {label}", handler_rate, msgs, n, reps))
+        rows.append(paired_row(f"decode path {label}", handler_rate, msgs, n, reps, floor_msgs))
         log(f"  client decode path {label} done")
         if size == 1:
             measure = "decode path per-event, in loop (bursts of 100)"
@@ -278,20 +328,40 @@ def run(
         }
     )
     log("  client same process done")
+    cpu_local: list[float] = []
+    cpu_sock: list[float] = []
+    for i in range(max(reps, 3)):
+        for local in (True, False) if i % 2 == 0 else (False, True):
+            (cpu_local if local else cpu_sock).append(pipeline_cpu_us(in_process=local))
+    rows.append(
+        {
+            "measure": "same process 10k ev/s pipeline, CPU us/event (lower is better), in-process",
+            "ours_evs": h.median(cpu_local),
+            "baseline": "same pipeline, loopback socket client",
+            "baseline_evs": h.median(cpu_sock),
+            "raw": {"ours": cpu_local, "baseline": cpu_sock},
+            "ratio_kind": "of medians",
+        }
+    )
+    log("  client pipeline CPU done")
     cmd, _ = h.server_cmd("wsnotebook")
     server = h.BenchServer("wsnotebook", cmd)
     try:
-        modes: tuple[tuple[str, Any, str], ...] = (
-            ("per-event", 0, "batch=0"),
-            ("batch=auto", "auto", "batch=auto"),
-            ("batch=1000", 1000, "batch=1000"),
+        # Our client asks for the columns format by default (wire_format="columns"); the
+        # ", json" rows are the same client with wire_format="json" (the format before).
+        modes: tuple[tuple[str, Any, str, str], ...] = (
+            ("per-event", 0, "batch=0", "columns"),
+            ("batch=auto", "auto", "batch=auto", "columns"),
+            ("batch=auto, json", "auto", "batch=auto", "json"),
+            ("batch=1000", 1000, "batch=1000", "columns"),
+            ("batch=1000, json", 1000, "batch=1000", "json"),
         )
-        for label, batch, query in modes:
+        for label, batch, query, wire_format in modes:
             ours_l: list[float | None] = []
             base_l: list[float | None] = []
             for _ in range(reps):
                 try:
-                    ours_l.append(socket_rate(server, count, batch, 120))
+                    ours_l.append(socket_rate(server, count, batch, 120, wire_format))
                 except Exception as exc:
                     log(f"  client over socket {label}: {exc}")
                     ours_l.append(None)
