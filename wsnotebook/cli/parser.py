@@ -101,6 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="a host name accepted in the Host header besides localhost/127.0.0.1/[::1] "
         "(DNS-rebinding guard; repeatable)",
     )
+    p.add_argument(
+        "--hitl-host",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="a host whose responseWebSocketUrl an answered question may be delivered to, "
+        "besides loopback ('*': any; repeatable, at most 256)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(

@@ -5,9 +5,11 @@ Runs until SIGINT or SIGTERM, both the normal way to stop: the server is stopped
 released, the store closed) and the exit code is 0.  Tokens follow ``serve()``: on a
 non-loopback ``--host`` without ``--token`` one is generated and printed once; ``--token ""``
 there refuses to start (exit 2, one line).  ``--allowed-host NAME`` (repeatable) adds names
-accepted in the ``Host`` header (``serve(allowed_hosts=...)``).  ``--store URL`` takes any
-``serve(store=...)`` URL (``redis://...``: several servers on one stream); a bad URL or an
-unreachable Redis is one error line (exit 2), its password never printed.
+accepted in the ``Host`` header (``serve(allowed_hosts=...)``); ``--hitl-host NAME``
+(repeatable, ``*`` for any) a host answered questions may be delivered to
+(``serve(hitl_hosts=...)``).  ``--store URL`` takes any ``serve(store=...)`` URL
+(``redis://...``: several servers on one stream); a bad URL or an unreachable Redis is one error
+line (exit 2), its password never printed.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ def cmd_serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         kwargs["token"] = args.token
     if args.allowed_host:
         kwargs["allowed_hosts"] = args.allowed_host
+    if getattr(args, "hitl_host", None):
+        kwargs["hitl_hosts"] = args.hitl_host
     server = serve(**kwargs)
     try:
         token = getattr(server, "token", None)

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from ..errors import AnswerError, ConfigError
 from ..events import Event
 from ..events.hitl import HITL_FIELD, STATUS_FIELD, UPDATE_FIELD
+from .hostcheck import valid_host_name
 
 __all__ = [
     "MAX_ANSWER_CHARS",
@@ -51,7 +52,10 @@ def normalise_hitl_hosts(hosts: Iterable[str] | None) -> tuple[str, ...]:
     for host in hosts:
         if not isinstance(host, str) or not host.strip() or len(host) > 253:
             raise ConfigError(f"hitl_hosts: expected host names (1..253 characters), got {host!r}")
-        out.add(host.strip().lower().strip("[]"))
+        name = host.strip().lower().strip("[]")
+        if name != "*" and not valid_host_name(name):
+            raise ConfigError(f"hitl_hosts: expected host names or '*', got {host!r}")
+        out.add(name)
     if len(out) > MAX_HITL_HOSTS:
         raise ConfigError(f"hitl_hosts: at most {MAX_HITL_HOSTS} names, got {len(out)}")
     return tuple(sorted(out))

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 
@@ -38,6 +39,7 @@ __all__ = [
     "is_loopback_host",
     "jupyter_token_given",
     "normalise_allowed_hosts",
+    "valid_host_name",
 ]
 
 #: names always accepted on a loopback bind (the ``Host`` value without its port, lower case)
@@ -65,6 +67,25 @@ def host_name(value: str) -> str | None:
     return name or None
 
 
+#: a DNS name (labels of letters, digits, ``-`` and ``_``; a trailing dot allowed) -- what a
+#: configured host name must be unless it is an IP address
+_DNS_NAME = re.compile(
+    r"(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_][a-z0-9_-]{0,62})*\.?"
+)
+
+
+def valid_host_name(name: str) -> bool:
+    """Is ``name`` (lower case, no port, no brackets) a DNS name or an IP address?  Options that
+    list host names refuse anything else (a path, a space, a URL) instead of never matching."""
+    if _DNS_NAME.fullmatch(name):
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
 def _port_ok(port: str) -> bool:
     return port.isascii() and port.isdigit() and len(port) <= 5 and int(port) <= 65535
 
@@ -89,7 +110,7 @@ def normalise_allowed_hosts(hosts: Iterable[str]) -> tuple[str, ...]:
         if not isinstance(h, str):
             raise ValueError(f"expected host names (strings), got {type(h).__name__}")
         name = host_name(h)
-        if name is None:
+        if name is None or not valid_host_name(name):
             raise ValueError(f"not a host name: {h!r}")
         out.add(name)
     return tuple(sorted(out))
