@@ -143,9 +143,15 @@ def test_the_cli_server_prints_no_traceback_for_a_corrupt_gzip_body() -> None:
     )
     try:
         assert proc.stdout is not None
-        first = proc.stdout.readline()
-        match = re.search(r"http://127\.0\.0\.1:(\d+)", first)
-        assert match, first
+        lines: list[str] = []
+        # SIGINT only once the CLI says Ctrl-C stops it (its handler is installed by then;
+        # before, Python's default handler exits 130)
+        while not lines or not lines[-1].startswith("Press Ctrl-C"):
+            line = proc.stdout.readline()
+            assert line, f"server exited early: {lines}"
+            lines.append(line)
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", lines[0])
+        assert match, lines
         port = int(match.group(1))
         for body in (b"x" * 5000, gzip.compress(b"{}")[:-8] + b"garbage!"):
             data = post_raw(port, body, extra="Content-Encoding: gzip\r\n")
