@@ -287,6 +287,7 @@ def test_serve_accepts_events_from_send_and_stops_cleanly_on_sigint(tmp_path: Pa
     try:
         m = _wait_for_line(proc, r"listening on (http://127\.0\.0\.1:(\d+))", timeout=60)
         url, port = m.group(1), int(m.group(2))
+        _wait_for_line(proc, r"^Press Ctrl-C", timeout=60)  # the SIGINT handler is in place
         event = {"source_app": "cli", "session_id": "s", "hook_event_type": "Stop", "payload": {}}
         sent = run_cli("send", "--url", url, "--compact", stdin=json.dumps(event))
         assert sent.returncode == 0, sent.stderr
