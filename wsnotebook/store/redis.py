@@ -1,10 +1,11 @@
 """The Redis Streams backend (``store="redis://host:port/db?stream=events"``): many servers, one
 ordered stream.
 
-Owns :class:`RedisStore` (append through :data:`~.redis_lua.APPEND_LUA`, reads with XRANGE /
-XREVRANGE, the tail that feeds the server) and :class:`RedisOptions` (its timing knobs, with
-bounds).  The URL is :mod:`.redis_url`'s; the scripts and their data layout :mod:`.redis_lua`'s.
-redis-py (``pip install 'wsnotebook[redis]'``) is imported when a store opens, never before.
+Owns :class:`RedisStore`: append through :data:`~.redis_lua.APPEND_LUA` (group commit:
+:mod:`.redis_group`), reads with XRANGE / XREVRANGE, the tail that feeds the server.  The URL is
+:mod:`.redis_url`'s; the scripts and their data layout :mod:`.redis_lua`'s; the options
+(:class:`~.redis_conn.RedisOptions`) and the redis-py clients :mod:`.redis_conn`'s (redis-py,
+``pip install 'wsnotebook[redis]'``, is imported when a store opens, never before).
 
 How several servers behave as one: every server appends with one atomic script (ids ``n`` of
 entries ``n-0``: one total order, no hole) and **tails** the stream (``XREAD BLOCK``), handing
@@ -33,10 +34,8 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, cast
 
-from .._validate import bounded, integer
 from ..errors import ConfigError, StoreError
 from ..events import Event, now_ms
 from ..protocol import Backoff
@@ -52,6 +51,7 @@ from .base import (
     check_retain_bytes,
     fit_budget,
 )
+from .redis_conn import RedisOptions, close_clients, error_text, make_client
 from .redis_group import AppendGroups
 from .redis_lua import (
     APPEND_LUA,
@@ -61,7 +61,7 @@ from .redis_lua import (
     splice_id,
     stored_from_entries,
 )
-from .redis_url import RedisTarget, parse_redis_url, redact_url
+from .redis_url import RedisTarget, parse_redis_url
 from .stamping import snapshot_events
 
 __all__ = ["CLOSE_WAIT", "READ_CHUNK", "RedisOptions", "RedisStore"]
@@ -74,35 +74,6 @@ READ_CHUNK = 256
 CLOSE_WAIT = 1.0
 
 
-@dataclass(frozen=True)
-class RedisOptions:
-    """Timing of a :class:`RedisStore` (bounds inclusive):
-
-    * ``block_ms=1000`` (10..60,000): how long one ``XREAD BLOCK`` waits for new entries;
-    * ``read_count=1000`` (1..100,000): most entries one tail read takes;
-    * ``command_timeout=10.0`` s (0.1..300): a command without a reply this long fails (503);
-    * ``max_connections=32`` (2..10,000): connections per pool (commands, and the tail's); a
-      command waits for a free one up to ``command_timeout`` (appends use one: group commit);
-    * ``backoff_base=0.05`` s (0.001..60), ``backoff_cap=2.0`` s (base..300): the tail's
-      reconnect delays (full jitter, :class:`~wsnotebook.protocol.Backoff`).
-    """
-
-    block_ms: int = 1000
-    read_count: int = 1000
-    command_timeout: float = 10.0
-    max_connections: int = 32
-    backoff_base: float = 0.05
-    backoff_cap: float = 2.0
-
-    def __post_init__(self) -> None:
-        integer("block_ms", self.block_ms, 10, 60_000)
-        integer("read_count", self.read_count, 1, 100_000)
-        bounded("command_timeout", self.command_timeout, 0.1, 300, unit=" s")
-        integer("max_connections", self.max_connections, 2, 10_000)
-        bounded("backoff_base", self.backoff_base, 0.001, 60, unit=" s")
-        bounded("backoff_cap", self.backoff_cap, self.backoff_base, 300, unit=" s")
-
-
 def _retrieve(task: asyncio.Task[None]) -> None:
     if not task.cancelled():
         task.exception()
@@ -110,16 +81,6 @@ def _retrieve(task: asyncio.Task[None]) -> None:
 
 def _facets(item: Encoded) -> tuple[str, str, str]:
     return item.source_app, item.session_id, item.hook_event_type
-
-
-def _redis_module() -> Any:
-    try:
-        import redis.asyncio as aioredis
-    except ImportError:  # pragma: no cover - the extra is installed in tests
-        raise ConfigError(
-            "store: a redis:// store needs redis-py: pip install 'wsnotebook[redis]'"
-        ) from None
-    return aioredis
 
 
 class RedisStore(Store):
@@ -210,38 +171,9 @@ class RedisStore(Store):
 
     # ------------------------------------------------------------------ lifecycle
     def _client(self, read_timeout: float) -> Any:
-        """A redis-py client on a bounded, blocking pool (a command waits up to
-        ``command_timeout`` for a free connection instead of failing)."""
-        aioredis = _redis_module()
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
-
-        t = self.target
-        kwargs: dict[str, Any] = {
-            "host": t.host,
-            "port": t.port,
-            "db": t.db,
-            "username": t.username,
-            "password": t.password,
-            "socket_connect_timeout": t.connect_timeout,
-            "socket_timeout": read_timeout,
-            # never retried by redis-py: a script retried after a lost reply could store twice
-            "retry": Retry(NoBackoff(), 0),
-            "client_name": "wsnotebook",
-        }
-        if t.tls:
-            kwargs.update(
-                connection_class=aioredis.SSLConnection,
-                ssl_cert_reqs=t.ssl_cert_reqs,
-                ssl_ca_certs=t.ssl_ca_certs,
-            )
-        pool = aioredis.BlockingConnectionPool(
-            max_connections=self.options.max_connections,
-            timeout=self.options.command_timeout,
-            **kwargs,
-        )
+        client, pool = make_client(self.target, self.options, read_timeout)
         self._pools.append(pool)
-        return aioredis.Redis(connection_pool=pool)
+        return client
 
     async def open(self) -> None:
         if self._redis is not None:
@@ -292,25 +224,13 @@ class RedisStore(Store):
         self.connected = False
 
     async def _close_clients(self) -> None:
-        clients = (self._redis, self._reader)
+        clients = [c for c in (self._redis, self._reader) if c is not None]
         pools, self._pools = self._pools, []
         self._redis = self._reader = self._append = None
-        for client in clients:
-            if client is not None:
-                close = getattr(client, "aclose", None) or client.close
-                with contextlib.suppress(Exception):
-                    await close()
-        for pool in pools:  # a pool given to a client is ours to close
-            with contextlib.suppress(Exception):
-                await pool.disconnect()
+        await close_clients(clients, pools)
 
     def _why(self, exc: BaseException) -> str:
-        """An error's text without the password (redis-py does not put it there; be sure)."""
-        text = f"{type(exc).__name__}: {exc}"
-        password = self.target.password
-        if password:
-            text = text.replace(password, "***")
-        return redact_url(text)
+        return error_text(exc, self.target.password)
 
     # ------------------------------------------------------------------ writing
     async def append(self, events: Appendable) -> list[StoredEvent]:
