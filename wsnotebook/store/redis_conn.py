@@ -78,6 +78,7 @@ def make_client(target: RedisTarget, options: RedisOptions, read_timeout: float)
         "socket_timeout": read_timeout,
         "retry": Retry(NoBackoff(), 0),  # never retried (see the module docstring)
         "client_name": "wsnotebook",
+        "protocol": 2,  # the reply shapes redis_lua.stored_from_entries reads (RESP2)
     }
     if target.tls:
         kwargs.update(
