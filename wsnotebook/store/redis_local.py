@@ -6,8 +6,10 @@ write is on disk), no RDB snapshots, and can stop it, SIGKILL it and start it ag
 port and directory (the AOF is replayed: what was acknowledged is back).
 
 Bounds: every wait (start, ready, stop) gives up after ``timeout`` seconds (default 30) with a
-:class:`~wsnotebook.errors.ServerError`; the server is told to exit when the process that started
-it dies (it watches nothing itself: call :meth:`stop`, or use it as a context manager).
+:class:`~wsnotebook.errors.ServerError`.  On Linux the server gets SIGTERM when the thread that
+started it ends (``PR_SET_PDEATHSIG``: a killed test run or kernel leaves no ``redis-server``
+behind; start it from a thread that lives as long as you need it); elsewhere call :meth:`stop`
+or :meth:`close`, or use it as a context manager.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -36,6 +39,14 @@ def redis_server_path() -> str | None:
         (p for p in ("/usr/bin/redis-server", "/usr/local/bin/redis-server") if os.path.exists(p)),
         None,
     )
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child, before exec
+    """In the child: SIGTERM when the parent (thread) dies (Linux ``prctl``; a no-op elsewhere)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PDEATHSIG
 
 
 def _free_port() -> int:
@@ -123,7 +134,11 @@ class LocalRedis:
             args += ["--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", ca]
             args += ["--tls-auth-clients", "no"]
         self.proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         self._wait_ready()
 
