@@ -298,33 +298,37 @@ class RedisStore(Store):
         self._first, self._bytes, self._seq = first, nbytes, max(self._seq, seq)
 
     async def recent(self, limit: int, max_bytes: int | None = None) -> list[StoredEvent]:
-        if limit <= 0:
-            return []
-        newest = await self._range(True, "+", limit)
-        if max_bytes is not None:
-            del newest[fit_budget((len(s.encoded) for s in newest), max_bytes) :]
+        newest = await self._paged(True, "+", limit, max_bytes)
         newest.reverse()
         return newest
 
     async def since(
         self, after_id: int, limit: int, max_bytes: int | None = None
     ) -> list[StoredEvent]:
+        return await self._paged(False, f"{after_id + 1}-0", limit, max_bytes)
+
+    async def _paged(
+        self, reverse: bool, start: str, limit: int, max_bytes: int | None
+    ) -> list[StoredEvent]:
+        """Up to ``limit`` entries from ``start`` on (newest first when ``reverse``); with a byte
+        budget read :data:`READ_CHUNK` at a time and stop once it is spent (at least one event,
+        the rule of :func:`fit_budget`), so a read never holds much more than it returns."""
         out: list[StoredEvent] = []
-        after = after_id
         spent = 0
         while len(out) < limit:
             want = limit - len(out) if max_bytes is None else min(READ_CHUNK, limit - len(out))
-            page = await self._range(False, f"{after + 1}-0", want)
-            if max_bytes is not None:
+            page = await self._range(reverse, start, want)
+            if max_bytes is not None and page:
                 fit = fit_budget((len(s.encoded) for s in page), max_bytes - spent)
                 if out and fit == 1 and len(page[0].encoded) + 1 > max_bytes - spent:
                     break  # the budget is spent (fit_budget keeps one event at least)
                 page = page[:fit]
                 spent += sum(len(s.encoded) + 1 for s in page)
             out += page
-            if len(page) < want or not page:
+            if len(page) < want:
                 break
-            after = page[-1].id
+            # ids are contiguous entries n-0: the next page starts beside the last one read
+            start = f"{page[-1].id - 1}-0" if reverse else f"{page[-1].id + 1}-0"
         return out
 
     async def filter_options(self) -> dict[str, list[str]]:

@@ -244,3 +244,30 @@ def test_tls_with_password(
             server_factory(store=url.split("&ssl_ca_certs")[0])
     finally:
         red.close()
+
+
+def test_reads_page_by_bytes(
+    redis_server: LocalRedis, server_factory: Callable[..., Server]
+) -> None:
+    from wsnotebook.runtime import loop as _loop
+    from wsnotebook.store.redis import READ_CHUNK
+
+    srv = server_factory(store=redis_server.store_url("t8"))
+    n = READ_CHUNK * 2 + 10
+    stored = srv.publish([ev(i) for i in range(n)])
+    size = len(json.dumps(stored[0], separators=(",", ":")))  # every event about this size
+    store = srv.store
+    assert [s.id for s in _loop.run(store.since(0, n))] == list(range(1, n + 1))
+    assert [s.id for s in _loop.run(store.recent(n))] == list(range(1, n + 1))
+    # a budget of ~300 events: pages of READ_CHUNK stop where the budget is spent
+    budget = (size + 1) * 300
+    got = _loop.run(store.since(5, n, budget))
+    assert got[0].id == 6 and 250 < len(got) <= 300
+    assert [s.id for s in got] == list(range(6, 6 + len(got)))
+    assert sum(len(s.encoded) + 1 for s in got) <= budget
+    newest = _loop.run(store.recent(n, budget))
+    assert newest[-1].id == n and [s.id for s in newest] == list(range(n - len(newest) + 1, n + 1))
+    assert 250 < len(newest) <= 300
+    assert [s.id for s in _loop.run(store.recent(n, 10))] == [n]  # at least one
+    assert [s.id for s in _loop.run(store.since(n - 3, 2))] == [n - 2, n - 1]
+    assert _loop.run(store.since(n, 10)) == [] and _loop.run(store.recent(0)) == []
