@@ -373,7 +373,7 @@ class MonitorModel:
             received = _count(cm.get("events"))
             status["live"] = min(live, received)
             status["backfill"] = max(0, received - live)
-        status["events_per_s"] = float(self._rate.rate())
+        status["events_per_s"] = 0.0 if stopped else float(self._rate.rate())
         if self.client is not None:
             status["reconnects"] = _count(cm.get("reconnects"))
             lat = cm.get("latency_ms") or {}

@@ -13,7 +13,7 @@ const COLS = [
   { key: "app", label: "app", width: 120 },
   { key: "session", label: "session", width: 110 },
   { key: "type", label: "type", width: 130 },
-  { key: "lat", label: "latency ms", width: 84, num: true },
+  { key: "lat", label: "latency ms", width: 92, num: true },
   { key: "text", label: "summary / payload", width: 560, mono: true },
 ];
 const PALETTE = ["#3b6ea5", "#d9730d", "#c43d3d", "#3a8f8a", "#3f8f3a", "#a8870f", "#8a5a9e",
@@ -171,13 +171,6 @@ class Store {
     if (ev) for (const f of this.listeners) f(ev);
   }
 }
-const STORES = new WeakMap();
-function storeOf(model) {
-  let s = STORES.get(model);
-  if (!s) { s = new Store(model.get("window_rows") || 100000); STORES.set(model, s); }
-  return s;
-}
-
 // ------------------------------------------------------------------ pickers
 class Picker {
   constructor(view, col, label) {
@@ -234,7 +227,8 @@ class Picker {
 // ------------------------------------------------------------------ one view
 class View {
   constructor(model, el) {
-    this.model = model; this.el = el; this.store = storeOf(model);
+    // each view keeps its own window (anywidget may hand each view its own model wrapper)
+    this.model = model; this.el = el; this.store = new Store(model.get("window_rows") || 100000);
     this.cols = COLS.map((c) => Object.assign({ shown: true }, c));
     this.sort = { key: "idx", dir: -1 };
     this.order = new Float64Array(0); // row indices, ascending by the sort key
@@ -325,7 +319,7 @@ class View {
       m.on(`change:${name}`, fn);
     }
     this.renderStatus(); this.renderQuestions(); this.renderNotice(); this.syncButtons(); this.renderSnapshot();
-    this.snapTimer = setInterval(() => this.saveSnapshot(), 5000);
+    this.snapTimer = setInterval(() => this.saveSnapshot(), 3000);
   }
   closePickers() { for (const p of this.pickers) p.close(); }
   closeMenu() { if (this.menu) { this.menu.remove(); this.menu = null; } }
@@ -353,7 +347,8 @@ class View {
     for (const c of this.cols.filter((c) => c.shown)) {
       const th = h("div", `wsn-th wsn-th-${c.key}`, c.label);
       th.style.width = c.width + "px"; th.dataset.key = c.key;
-      if (this.sort.key === c.key) th.textContent += this.sort.dir > 0 ? " ▲" : " ▼";
+      const sorted = this.sort.key === c.key || (c.key === "id" && this.sort.key === "idx");
+      if (sorted) th.textContent += this.sort.dir > 0 ? " ▲" : " ▼";
       th.onclick = () => this.sortBy(c.key);
       const grip = h("div", "wsn-grip"); th.appendChild(grip);
       grip.onclick = (e) => e.stopPropagation();
@@ -369,10 +364,12 @@ class View {
   }
   relayout() { for (const r of this.rowEls) r._key = null; this.dirty = true; }
   sortBy(key) {
-    if (key === "id" && this.sort.key === "idx") this.sort = { key: "id", dir: 1 };
+    // "id" toggles between arrival order (newest first, following) and ascending ids
+    if (key === "id") this.sort = this.sort.key === "idx" ? { key: "id", dir: 1 } : { key: "idx", dir: -1 };
     else if (this.sort.key === key) this.sort.dir = -this.sort.dir;
     else this.sort = { key, dir: key === "lat" ? -1 : 1 };
-    this.follow = false; this.header(); this.resort(); this.scroll.scrollTop = 0;
+    this.follow = this.sort.key === "idx"; this.pendingAbove = 0;
+    this.header(); this.resort(); this.scroll.scrollTop = 0;
   }
   // ---------------------------------------------------------------- rows: filter and order
   keyFn() {
@@ -415,6 +412,8 @@ class View {
       idx.sort((a, b) => (kv[a] < kv[b] ? -1 : kv[a] > kv[b] ? 1 : arr[a] - arr[b]));
       this.order = Float64Array.from(idx, (k) => arr[k]);
       keys.clear();
+    } else {
+      this.order = Float64Array.from(this.order).sort(); // arrival order
     }
     this.dirty = true;
   }
@@ -564,6 +563,7 @@ class View {
     kv("window", `${(this.store.hi - this.store.lo).toLocaleString()} rows`);
     if (s.note) el.appendChild(h("span", "wsn-note", s.note));
     el.dataset.state = s.state || "";
+    el.dataset.events = String(s.events || 0);
   }
   renderNotice() { this.noticeEl.textContent = this.model.get("notice") || ""; }
   renderQuestions() {
@@ -642,7 +642,9 @@ class View {
     const grid = css.getPropertyValue("--jp-border-color2").trim() || "#ddd";
     const [t0, t1] = this.xRange(), L = 44, R = W - 6, T = 6, B = H - 18;
     const s0 = Math.floor(t0 / 1000), s1 = Math.ceil(t1 / 1000);
-    const from = Math.max(s0, st.firstSec), to = Math.min(s1, st.lastSec);
+    // the second still in progress is left out (no false dip at the right edge)
+    const current = Math.floor(Date.now() / 1000);
+    const from = Math.max(s0, st.firstSec), to = Math.min(s1, st.lastSec >= current ? current - 1 : st.lastSec);
     const split = !!this.model.get("split_by_type");
     const totals = [], perType = new Map();
     let top = 0;
@@ -660,7 +662,6 @@ class View {
     const span = (t1 - t0) / 1000, steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
     const step = steps.find((s) => span / s <= 8) || 7200;
     for (let s = Math.ceil(t0 / 1000 / step) * step; s * 1000 <= t1; s += step) { const x = X(s * 1000); g.fillText(clock(s * 1000), x - 20, H - 4); }
-    g.fillText("ev/s", 2, T + 8);
     if (this.range) { g.fillStyle = "rgba(25,118,210,.15)"; g.fillRect(X(this.range[0]), T, X(this.range[1]) - X(this.range[0]), B - T); }
     if (this.brush) { g.fillStyle = "rgba(25,118,210,.3)"; g.fillRect(X(this.brush[0]), T, X(this.brush[1]) - X(this.brush[0]), B - T); }
     const line = (pts, color, width, fill) => {
@@ -674,7 +675,7 @@ class View {
     line(totals, fg, 1.6, split ? null : "rgba(59,110,165,.18)");
     this.legend.textContent = "";
     const leg = (name, color) => { const sp = h("span", "", name); sp.style.setProperty("--c", color); this.legend.appendChild(sp); };
-    leg("total", fg);
+    leg("events/s, total", fg);
     if (split) {
       for (const [ty, pts0] of perType) {
         const name = st.name("type", ty) || "(none)", col = colorOf(name);
@@ -708,7 +709,7 @@ class View {
       g.fillStyle = grid; g.fillRect(L, y + LH - 2, R - L, 1);
       for (const [s, ty] of m) { if (s < s0 || s > s1) continue; g.fillStyle = colorOf(st.name("type", ty)); g.fillRect(X(s * 1000), y + 2, bw, LH - 5); }
       const [app, ses] = lane.split("\u0001");
-      g.fillStyle = fg; g.fillText(`${app}:${ses.slice(0, 8)}`.slice(0, 16), 0, y + LH - 4);
+      g.fillStyle = fg; g.fillText(`${app.slice(0, 9)}:${ses.slice(0, 6)}`, 0, y + LH - 4);
     });
     if (lanes.length > shown.length) { g.fillStyle = fg; g.fillText(`+${lanes.length - shown.length} agents`, R - 60, H - 2); }
   }
@@ -730,6 +731,7 @@ class View {
     try {
       this.model.set("snapshot", { html, png, events: st.total, at: new Date().toISOString() });
       this.model.save_changes();
+      this.root.dataset.snapshotAt = String(Date.now());
     } catch (e) { /* no kernel: nothing to save */ }
   }
   renderSnapshot() {
@@ -744,15 +746,13 @@ class View {
 }
 
 export default {
-  initialize({ model }) {
-    const store = storeOf(model);
-    const onMsg = (msg, buffers) => { try { store.onMessage(msg, buffers || []); } catch (e) { console.error("wsnotebook monitor", e); } };
-    model.on("msg:custom", onMsg);
-    model.send({ kind: "hello" });
-    return () => model.off("msg:custom", onMsg);
-  },
   render({ model, el }) {
     const view = new View(model, el);
-    return () => { window.removeEventListener("mouseup", view.mouseUp); view.destroy(); };
+    const onMsg = (msg, buffers) => {
+      try { view.store.onMessage(msg, buffers || []); } catch (e) { console.error("wsnotebook monitor", e); }
+    };
+    model.on("msg:custom", onMsg);
+    model.send({ kind: "hello" }); // this view holds no rows yet: the kernel sends a fresh window
+    return () => { model.off("msg:custom", onMsg); window.removeEventListener("mouseup", view.mouseUp); view.destroy(); };
   },
 };
