@@ -358,6 +358,7 @@ class RedisStore(Store):
         opts = self.options
         backoff = Backoff(base=opts.backoff_base, cap=opts.backoff_cap, clock=time.monotonic)
         while not self._closing:
+            self._throttle.flush()  # "(K more suppressed)" summaries of ended periods
             try:
                 if self._resync or not self.connected:
                     await self._check_epoch()
