@@ -205,8 +205,10 @@ def test_the_monitor_in_jupyterlab(
 
             # 7. inside a VBox: a second view of the same monitor
             _wait(page, VBOX, "r => r.rows.length >= 5")
-            page.locator(".jp-Notebook .jp-Cell").nth(VBOX).locator(".jp-OutputArea").first
-            shot(VBOX, "monitor_vbox.png")
+            vbox = page.locator(".jp-Notebook .jp-Cell").nth(VBOX).locator(".jp-OutputArea")
+            vbox.first.scroll_into_view_if_needed()
+            vbox.first.screenshot(path=str(artifacts_dir / "monitor_vbox.png"))
+            shots.append(artifacts_dir / "monitor_vbox.png")
 
             # 8. a refused URL: the reason, not just "reconnecting"
             _wait(page, REFUSED, "r => r.status.includes('connection refused')")

@@ -658,7 +658,8 @@ class View {
     top = niceTop(top * 1.1);
     const X = (ms) => L + ((ms - t0) / (t1 - t0)) * (R - L), Y = (v) => B - (v / top) * (B - T);
     g.font = "10px sans-serif"; g.fillStyle = fg; g.strokeStyle = grid; g.lineWidth = 1;
-    for (let k = 0; k <= 4; k++) { const v = (top * k) / 4, y = Y(v); g.beginPath(); g.moveTo(L, y); g.lineTo(R, y); g.stroke(); g.fillText(si(v), 2, y + 3); }
+    const mant = top / Math.pow(10, Math.floor(Math.log10(top))), div = Math.round(mant) === 2 ? 4 : 5;
+    for (let k = 0; k <= div; k++) { const v = (top * k) / div, y = Y(v); g.beginPath(); g.moveTo(L, y); g.lineTo(R, y); g.stroke(); g.fillText(si(v), 2, y + 3); }
     const span = (t1 - t0) / 1000, steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
     const step = steps.find((s) => span / s <= 8) || 7200;
     for (let s = Math.ceil(t0 / 1000 / step) * step; s * 1000 <= t1; s += step) { const x = X(s * 1000); g.fillText(clock(s * 1000), x - 20, H - 4); }
