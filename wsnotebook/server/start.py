@@ -80,7 +80,10 @@ def serve(
       ``token`` is ``None`` one is generated and printed once to stdout (never logged);
       ``token=""`` on a non-loopback host raises ConfigError.
     * ``port=4000`` (0..65535; ``0`` picks a free port).  Taken by someone else: PortInUseError.
-    * ``store="memory"`` (ring of ``retain`` events) or ``"sqlite:///path.db"`` (durable WAL).
+    * ``store="memory"`` (ring of ``retain`` events), ``"sqlite:///path.db"`` (durable WAL) or
+      ``"redis://[:password@]host:port/db?stream=NAME"`` / ``"rediss://..."`` (a Redis Stream
+      shared by several servers: one order, one epoch; the ``redis`` extra; README "Scale
+      out"), or a :class:`~wsnotebook.store.Store` instance.
     * ``token=None``: when set, required on every HTTP request and the WebSocket handshake
       (``Authorization: Bearer T`` or ``?token=T``).
     * ``allowed_origins=None``: browser ``Origin`` allow-list; default http(s)://localhost,
