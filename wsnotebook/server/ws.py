@@ -35,10 +35,11 @@ from ..protocol import (
     error_message,
 )
 from ..runtime.logthrottle import ThrottledLog
-from ..store import Appendable, StoredEvent
+from ..store import Appendable, Store, StoredEvent
 from .broadcast import Broadcaster
 from .columnar import batch_or_columns
 from .connection import Connection
+from .feed import FedBroadcaster
 from .http import int_param
 from .metrics import ServerCounters
 from .wire import utf8_size_over
@@ -55,6 +56,22 @@ log = logging.getLogger("wsnotebook")
 MAX_CONSECUTIVE_ERRORS = 10
 #: The most client addresses the handshake rate limiter remembers.
 CONNECT_RATE_MAX_IPS = 10_000
+
+
+async def catch_up_feed(
+    broadcaster: Broadcaster, store: Store, since: int | None, epoch: str | None
+) -> None:
+    """A client resuming at ``since`` in this store's epoch (failing over from another server
+    of a shared store) waits, bounded, for this server's tail to reach ``since`` (see
+    :mod:`.feed`), so it resumes after ``since`` instead of getting a ``reset``."""
+    if (
+        isinstance(broadcaster, FedBroadcaster)
+        and since is not None
+        and epoch is not None
+        and epoch == store.epoch
+        and broadcaster.broadcast_last < since <= store.last_id
+    ):
+        await broadcaster.catch_up(since)
 
 
 def stream_params(request: web.Request) -> dict[str, Any]:
@@ -87,6 +104,7 @@ class StreamMixin:
     running: bool
     counters: ServerCounters
     broadcaster: Broadcaster
+    store: Store
     compression: bool
     heartbeat_interval: float
     max_connections: int
@@ -166,6 +184,7 @@ class StreamMixin:
         # fast path keeps payload text as sent; see events/columns.py).  Seed clients ignore it.
         ws.headers[WSNOTEBOOK_HEADER] = PROTOCOL_VERSION
         await ws.prepare(request)
+        await catch_up_feed(self.broadcaster, self.store, params["since"], params["epoch"])
         transport = request.transport
         peer = str(request.remote)
         client = Connection(

@@ -60,3 +60,25 @@ def test_feed_is_the_only_source_and_jumps_are_gaps() -> None:
     assert fed.gaps_sent == 1 and fed.counters.errors["feed_gap"] == 1
     store._reset_feed()  # type: ignore[misc]
     assert plain.closed == seed.closed == 1012 and fed.resets == 1
+
+
+def test_a_resuming_client_waits_for_the_tail_to_reach_its_position() -> None:
+    import asyncio
+
+    async def run() -> tuple[bool, bool, bool, list[int]]:
+        fed = FedBroadcaster(ServerCounters(), RedisStore("redis://h/0"))
+        fed.deliver(stored(1, 2))
+        at_once = await fed.catch_up(2, timeout=0.01)  # already there: no wait counted
+        waiter = asyncio.ensure_future(fed.catch_up(5, timeout=30))
+        await asyncio.sleep(0)
+        fed.deliver(stored(3, 4))
+        await asyncio.sleep(0)
+        assert not waiter.done()  # 4 < 5: still waiting
+        fed.deliver(stored(5, 6))
+        caught = await waiter
+        late = await fed.catch_up(99, timeout=0.05)  # the tail never gets there: bounded
+        return at_once, caught, late, [fed.catch_ups, fed.catch_up_timeouts]
+
+    at_once, caught, late, counts = asyncio.run(run())
+    assert at_once and caught and not late
+    assert counts == [2, 1]
