@@ -5,8 +5,9 @@ and retain_bytes bounds) · ``stamping`` (ids, timestamps, encoding once; pure) 
 (the bounded ring, :class:`MemoryStore`) · ``sqlite_db`` (lock, schema, open) · ``sqlite``
 (:class:`SQLiteStore`: writer thread with group commit, cached reads) · ``redis`` (the Redis
 Streams store, :class:`RedisStore`: many servers on one stream; ``redis_url``, ``redis_lua``,
-``redis_group``, ``redis_conn``: its URL, scripts, group commit and connections; ``redis_local``: a throwaway redis-server for
-demos and tests) · ``url`` (``serve(store=...)`` values).
+``redis_group``, ``redis_conn``: its URL, scripts, group commit and connections;
+``redis_local``: a throwaway redis-server for demos and tests) · ``url`` (``serve(store=...)``
+values).
 Both backends stamp events the same way (:func:`stamp`): ``id`` increasing from 1 in a fresh
 store, ``timestamp`` (epoch ms int) when absent, ``server_received`` (epoch ms float); each
 stored event is encoded to JSON once and the bytes are reused by every reply, replay and
