@@ -22,6 +22,9 @@ the tail reconnects with :class:`~wsnotebook.protocol.Backoff` (logged rate-limi
 WebSocket clients stay connected.  Redis back with another epoch (its data lost): the server's
 clients are closed (the feed's ``reset``) and resume into the new epoch with a gap record.
 
+Human in the loop: questions, their answers and every update of an event, recorded once across
+the servers by a check-and-set in the update script, are :mod:`.redis_hitl`'s.
+
 Errors: a malformed URL, a missing redis-py, an unreachable or refusing Redis at :meth:`open` is
 a ConfigError naming the URL without its password; later failures are StoreError.
 """
@@ -53,8 +56,10 @@ from .base import (
 )
 from .redis_conn import RedisOptions, close_clients, error_text, make_client
 from .redis_group import AppendGroups
+from .redis_hitl import RedisHitlMixin
 from .redis_lua import (
     APPEND_LUA,
+    HITL_KEYS,
     OPEN_LUA,
     append_args,
     prestamp,
@@ -83,7 +88,7 @@ def _facets(item: Encoded) -> tuple[str, str, str]:
     return item.source_app, item.session_id, item.hook_event_type
 
 
-class RedisStore(Store):
+class RedisStore(RedisHitlMixin, Store):
     """A store on one Redis stream, shared by any number of servers; see the module docstring.
 
     ``retain`` (1..100,000,000) and ``retain_bytes`` (1 KiB..1 TiB of encoded events, the
@@ -130,6 +135,7 @@ class RedisStore(Store):
         self._pools: list[Any] = []
         keys = [self.target.stream, self.target.meta_key]
         self._keys = keys + [self.target.facet_key(name) for name, _ in FACET_FIELDS]
+        self._keys += [self.target.key(name) for name in HITL_KEYS]
 
     def __repr__(self) -> str:
         return f"<RedisStore {self.target.safe_url} epoch={self.epoch or '-'}>"
@@ -298,9 +304,11 @@ class RedisStore(Store):
         self._first, self._bytes, self._seq = first, nbytes, max(self._seq, seq)
 
     async def recent(self, limit: int, max_bytes: int | None = None) -> list[StoredEvent]:
+        """The latest ``limit`` entries without superseded ones (each event once, in its
+        newest version: fewer than ``limit`` may come back)."""
         newest = await self._paged(True, "+", limit, max_bytes)
         newest.reverse()
-        return newest
+        return await self._visible(newest)
 
     async def since(
         self, after_id: int, limit: int, max_bytes: int | None = None
@@ -337,7 +345,7 @@ class RedisStore(Store):
         first = self._first or 1
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                for key in self._keys[2:]:
+                for key in self._keys[2 : 2 + len(FACET_FIELDS)]:
                     pipe.zrangebyscore(key, first, "+inf")
                 found = await pipe.execute()
         except asyncio.CancelledError:

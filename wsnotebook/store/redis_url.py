@@ -88,6 +88,10 @@ class RedisTarget:
         """The sorted set of one facet field: value -> newest id holding it."""
         return f"{{{self.stream}}}:facet:{field_name}"
 
+    def key(self, suffix: str) -> str:
+        """Another key of this stream (``{S}:<suffix>``, the same Cluster hash slot as ``S``)."""
+        return f"{{{self.stream}}}:{suffix}"
+
 
 def parse_redis_url(url: str) -> RedisTarget:
     """Parse and check a Redis store URL (ConfigError naming what is wrong; the message never

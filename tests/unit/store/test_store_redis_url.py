@@ -99,6 +99,7 @@ def test_lua_helpers_build_what_the_script_stores() -> None:
     assert first["id"] == 7 and first["timestamp"] == 1234 and first["server_received"] == 1234.5
     assert second["id"] == 8 and second["timestamp"] == 5 and second["payload"] == {"k": 1}
     args = append_args("ep", 10, 4096, items, pres)
-    assert args[:3] == ["ep", 10, 4096] and args[3:7] == [pres[0], "a", "s", "T"]
-    assert len(args) == 3 + 4 * len(items)
+    # then the offsets of the questions and of the pending ones (none here)
+    assert args[:5] == ["ep", 10, 4096, "", ""] and args[5:9] == [pres[0], "a", "s", "T"]
+    assert len(args) == 5 + 4 * len(items)
     assert entry_id(b"42-0") == 42 and entry_id("7-0") == 7
