@@ -13,7 +13,9 @@ Replies (documented in docs/protocol.md): 404 ``{"error": "Event not found"}`` (
 no longer retained); 409 not a question / already answered / timed out / being answered now;
 400 bad JSON or an answer that does not fit the question; 413 too large; 501 a store without
 updates.  An answer is recorded once: answers to one id are serialised (a second one while the
-first is in flight gets 409) and a question that is not pending refuses them.  A question past
+first is in flight gets 409) and a question that is not pending refuses them (across the servers
+of one Redis stream, the store's update script checks that too: :mod:`~wsnotebook.store.redis_hitl`,
+AnswerError 409 from ``append_update``).  A question past
 its deadline (asked + ``timeout`` s, default 300) is stored as ``timeout`` when answered, and
 the answer refused (409).
 

@@ -217,8 +217,10 @@ class Store(ABC):
 
     async def append_update(self, ident: int, event: Event) -> StoredEvent:
         """Append a new version of stored event ``ident`` as a new log entry (the next id as
-        its sequence number; its JSON keeps ``"id": ident`` and adds ``"update_seq"``).  The
-        default raises :class:`StoreError` (updates not supported by this store)."""
+        its sequence number; its JSON keeps ``"id": ident`` and adds ``"update_seq"``).  A
+        store shared by several servers (Redis) refuses, with AnswerError 409, an update of a
+        question no longer pending (recorded once across them).  The default raises
+        :class:`StoreError` (updates not supported by this store)."""
         from ..errors import StoreError
 
         raise StoreError(f"{self.kind} store: updates of stored events are not supported")
