@@ -239,6 +239,33 @@ def test_concurrent_answers_on_two_servers_and_redis_down(
     assert len(agent.wait(len(asked) + 1)) == len(asked) + 1
 
 
+def test_a_timed_out_question_on_two_servers(
+    redis_server: LocalRedis,
+    server_factory: Callable[..., Server],
+    http_request: Callable[..., Any],
+    wait_until: Callable[..., Any],
+    agent: FakeAgent,
+) -> None:
+    url = redis_server.store_url("h5")
+    a = server_factory(store=url)
+    b = server_factory(store=url)
+    ident = a.publish(hitl_event(agent.url, timeout=1))[0]["id"]
+    assert list(b.pending()["id"]) == [ident]
+    wait_until(lambda: b.pending().empty, timeout=WAIT)  # its 1 s deadline passed
+    with pytest.raises(AnswerError) as info:
+        b.respond(ident, permission=True)  # stored as timeout on the stream, refused
+    assert info.value.status == 409 and "timed out" in str(info.value)
+    with pytest.raises(AnswerError) as info:
+        a.respond(ident, permission=True)
+    assert info.value.status == 409 and "no longer pending (timeout)" in str(info.value)
+    for srv in (a, b):
+        recent = http_request("GET", srv.http_url + "/events/recent").json()
+        assert [(e["id"], e["humanInTheLoopStatus"]["status"]) for e in recent] == [
+            (ident, "timeout")
+        ]
+    assert agent.messages == []
+
+
 def question(**fields: Any) -> list[dict[str, Any]]:
     return with_pending([{**hitl_event("ws://127.0.0.1:9/"), **fields}])
 
