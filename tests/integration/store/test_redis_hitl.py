@@ -21,6 +21,7 @@ import pytest
 from _helpers import FakeAgent, hitl_event
 from websockets.sync.client import connect as ws_connect
 
+from wsnotebook.client import connect
 from wsnotebook.errors import AnswerError
 from wsnotebook.server import Server
 from wsnotebook.server.hitl_rules import responded, timed_out, with_pending
@@ -89,6 +90,7 @@ def test_two_servers_one_answer(
     a = server_factory(store=url)
     b = server_factory(store=url)
     readers = [Reader(a.url), Reader(b.url)]
+    client = connect(a.url, backoff_base=0.01, backoff_cap=0.2, open_timeout=5.0)
     try:
         for r in readers:
             r.wait(lambda evs: True)  # the initial message arrived: the client is registered
@@ -101,6 +103,7 @@ def test_two_servers_one_answer(
         assert asked["humanInTheLoopStatus"] == {"status": "pending"}
         for srv in (a, b):  # pending on both servers
             assert list(srv.pending()["id"]) == [ident]
+        wait_until(lambda: list(client.pending()["id"]) == [ident], timeout=WAIT)
 
         # answered through B
         body = {"permission": True, "respondedBy": "bob"}
@@ -123,6 +126,9 @@ def test_two_servers_one_answer(
             r.wait(lambda evs: len([e for e in evs if e.get("id") == ident]) == 2)
             assert r.versions(ident) == ["pending", "responded"]
             assert r.events[-1] == updated
+        # a wsnotebook client of A: one row, updated in place, no longer pending
+        wait_until(lambda: client.frame.updates == 1, timeout=WAIT)
+        assert len(client.frame) == 1 and client.pending().empty
 
         # a second answer, on A or on B: 409, nothing stored, the agent got one message
         for srv in (a, b):
@@ -177,6 +183,7 @@ def test_two_servers_one_answer(
         assert res.json()["id"] == ident + 2  # no id was used by the refusals
         assert len(agent.messages) == 1
     finally:
+        client.close()
         for r in readers:
             r.close()
 
