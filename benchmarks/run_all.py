@@ -27,6 +27,7 @@ import bench_ingest
 import bench_kernel
 import bench_latency
 import bench_memory
+import bench_monitor
 import bench_redis
 import bench_soak
 
@@ -39,6 +40,7 @@ SUITE = {
     "memory": bench_memory,
     "soak": bench_soak,
     "redis": bench_redis,
+    "monitor": bench_monitor,
 }
 
 HEADER = ["#", "measure", "wsnotebook", "baseline", "baseline value", "ratio", "target", "verdict"]

@@ -27,6 +27,7 @@ MODULES = [
     "bench_memory",
     "bench_soak",
     "bench_redis",
+    "bench_monitor",
 ]
 
 
@@ -36,6 +37,7 @@ def test_bench_module_imports_and_exposes_run_summary_table(name: str) -> None:
     if name == "run_all":
         assert set(mod.SUITE) == {
             *("fanout", "latency", "client", "ingest", "kernel", "memory", "soak", "redis"),
+            "monitor",
         }
         return
     for attr in ("run", "summary", "detail_table", "main"):

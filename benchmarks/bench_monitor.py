@@ -1,0 +1,534 @@
+"""The live monitor in a real JupyterLab + headless Chromium, beside Perspective's widget and a
+view-less kernel, fed the same stream in the same run.
+
+Each run opens a fresh notebook whose kernel runs a wsnotebook server, the demo producer at
+``rate`` ev/s and a client (``max_rows=300_000``), then one of:
+
+* ``monitor``: ``wsn.monitor(cli)`` (this project's widget: only new rows per 4 Hz tick, binary);
+* ``perspective``: ``PerspectiveWidget`` over a ``perspective.table(limit=100_000)`` sorted by id
+  descending, fed every 250 ms with the rows the frame gained, as Arrow IPC (payload as JSON
+  text: Perspective has no nested type) -- the baseline of issue 19, installed by this
+  benchmark (``perspective-python[jupyter]==5.6.1``) when missing;
+* ``none``: no view at all (the pipeline's own cost).
+
+Measured over a window after a warm-up (runs alternate their order per rep): **kernel CPU**
+(utime+stime of the kernel process, cores), **renderer CPU** (Chromium ``--type=renderer``
+processes of this benchmark's browser, cores), **view lag** (browser clock minus the timestamp
+of the newest row shown, sampled every 0.5 s; the producer stamps events when it publishes them,
+same machine), **cell round trip** (``pass`` from a second ``jupyter_client`` connection every
+0.1 s: p50/p99), then **scrolling** the view's table for 2 s from the top to its last row
+(frames per second from ``requestAnimationFrame``, long tasks from ``PerformanceObserver``).
+
+Targets (issue 19): kernel and renderer CPU <= 0.5x Perspective's and no worse than the old
+monitor (0.07 / 0.15 kernel cores at 1k / 5k ev/s, 0.10 renderer cores, as measured in the
+issue); view lag <= 0.2 s; 60 fps and no long task while scrolling.  Figures are medians over
+reps.  Run alone: ``python benchmarks/bench_monitor.py [--quick] [--reps N]``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _harness as h
+
+PERSPECTIVE = "perspective-python[jupyter]==5.6.1"
+CHROMIUM = os.environ.get("WSN_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VARIANTS = ("monitor", "perspective", "none")
+OLD_MONITOR = {1000: (0.07, 0.10), 5000: (0.15, 0.10)}  # issue 19: kernel, renderer cores
+
+SETUP = """
+import time
+import numpy as np
+import wsnotebook as wsn
+from wsnotebook.demo import start_demo
+srv = wsn.serve(port=0)
+cli = wsn.connect(srv.url, max_rows=300_000)
+cli.wait_state("open", timeout=30)
+demo = start_demo(srv, rate=RATE, batch=max(1, RATE // 200))
+"""
+MONITOR = "mon = wsn.monitor(cli)\nmon"
+PERSPECTIVE_CELL = """
+import threading
+import pyarrow as pa
+import perspective
+from perspective.widget import PerspectiveWidget
+
+table = perspective.table(
+    {"id": "integer", "ts_ms": "float", "source_app": "string", "session_id": "string",
+     "hook_event_type": "string", "summary": "string", "payload": "string",
+     "latency_ms": "float"},
+    limit=100_000, name="wsn_bench")
+def strings(tail, name):
+    values = np.array(list(tail.values[name]) + [None], dtype=object)
+    return pa.array(values[tail.codes[name]], pa.string())
+def arrow(tail):
+    t = pa.table({
+        "id": pa.array(tail.id, pa.int64()),
+        "ts_ms": pa.array(tail.timestamp, pa.float64()),
+        "source_app": strings(tail, "source_app"),
+        "session_id": strings(tail, "session_id"),
+        "hook_event_type": strings(tail, "hook_event_type"),
+        "summary": pa.array(tail.summary, pa.string()),
+        "payload": pa.array([p.decode() for p in tail.payload_json], pa.string()),
+        "latency_ms": pa.array(tail.client_received - tail.timestamp, pa.float64()),
+    })
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, t.schema) as w:
+        w.write_table(t)
+    return sink.getvalue().to_pybytes()
+feeder_stop = threading.Event()
+def feed():
+    seen = cli.frame.total
+    while not feeder_stop.wait(0.25):
+        tail = cli.frame.tail_columns(100_000, since=seen)
+        seen = tail.total
+        if len(tail):
+            table.update(arrow(tail))
+threading.Thread(target=feed, daemon=True).start()
+PerspectiveWidget(table, sort=[["id", "desc"]],
+                  columns=["id", "ts_ms", "source_app", "session_id", "hook_event_type",
+                           "summary", "payload", "latency_ms"])
+"""
+# Newest timestamp shown (epoch ms) by our monitor or Perspective's datagrid (shadow DOM).
+NEWEST_JS = """() => {
+  const mon = document.querySelector('.wsn-mon .wsn-scroll');
+  if (mon) {
+    const rows = Array.from(mon.querySelectorAll('.wsn-row'))
+      .filter(r => r.style.display !== 'none');
+    rows.sort((a, b) => parseFloat(a.style.top) - parseFloat(b.style.top));
+    const t = rows.length ? rows[0].querySelector('.wsn-td-time').textContent : '';
+    const m = t.match(/(\\d+):(\\d+):(\\d+)\\.(\\d+)/);
+    if (!m) return null;
+    const d = new Date(); d.setHours(+m[1], +m[2], +m[3], +m[4]);
+    let v = d.getTime(); if (v - Date.now() > 43200000) v -= 86400000;
+    return v;
+  }
+  const deep = (root, sel) => {
+    const hit = root.querySelector(sel); if (hit) return hit;
+    for (const el of root.querySelectorAll('*')) if (el.shadowRoot) {
+      const x = deep(el.shadowRoot, sel); if (x) return x; }
+    return null;
+  };
+  const grid = deep(document, 'regular-table');
+  if (!grid) return null;
+  const heads = Array.from(grid.querySelectorAll('thead tr:first-child th'),
+                           th => th.textContent.trim());
+  const col = heads.indexOf('ts_ms');
+  const row = grid.querySelector('tbody tr');
+  if (col < 0 || !row) return null;
+  const v = parseFloat(row.children[col].textContent.replace(/[^0-9.]/g, ''));
+  return isFinite(v) ? v : null;
+}"""
+SCROLL_JS = """async () => {
+  const deep = (root, sel) => {
+    const hit = root.querySelector(sel); if (hit) return hit;
+    for (const el of root.querySelectorAll('*')) if (el.shadowRoot) {
+      const x = deep(el.shadowRoot, sel); if (x) return x; }
+    return null;
+  };
+  const sc = document.querySelector('.wsn-mon .wsn-scroll') || deep(document, 'regular-table');
+  if (!sc) return null;
+  const long = [];
+  const obs = new PerformanceObserver(l => long.push(...l.getEntries().map(e => e.duration)));
+  try { obs.observe({entryTypes: ['longtask']}); } catch (e) {}
+  let frames = 0; const t0 = performance.now(); const end = sc.scrollHeight - sc.clientHeight;
+  await new Promise(done => { const step = () => { const t = performance.now() - t0; frames++;
+    sc.scrollTop = Math.min(end, end * t / 2000);
+    t < 2000 ? requestAnimationFrame(step) : done(); };
+    requestAnimationFrame(step); });
+  obs.disconnect();
+  return {fps: frames / ((performance.now() - t0) / 1000), long_tasks: long.length,
+          longest_ms: long.length ? Math.max(...long) : 0, rows: Math.round(end / 22)};
+}"""
+READY_JS = """() => {
+  const name = document.querySelector('.jp-NotebookPanel [data-jp-item-name="kernelName"]');
+  const ind = document.querySelector('.jp-NotebookPanel .jp-Notebook-ExecutionIndicator');
+  return !!name && !!ind && !/^\\s*(No Kernel)?\\s*$/.test(name.textContent)
+         && ind.getAttribute('data-status') === 'idle';
+}"""
+
+
+def ensure_perspective(log: Any) -> str | None:
+    """Install the baseline when missing (benchmark-only dependency); a reason when unusable."""
+    try:
+        import perspective.widget  # noqa: F401
+
+        return None
+    except ImportError:
+        log(f"installing {PERSPECTIVE} (benchmark-only baseline)")
+    cmd = [sys.executable, "-m", "pip", "install", "-q", PERSPECTIVE]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    return None if done.returncode == 0 else f"pip install failed: {done.stderr[-300:]}"
+
+
+def _api(base: str, token: str, method: str, path: str) -> Any:
+    req = urllib.request.Request(
+        base + path, method=method, headers={"Authorization": f"token {token}"}
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        body = r.read()
+    return json.loads(body) if body else None
+
+
+@contextlib.contextmanager
+def jupyter_lab(root: Path) -> Iterator[dict[str, Any]]:
+    home = root / ".home"
+    settings = home / "config/lab/user-settings/@jupyterlab/apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+    runtime = home / "runtime"
+    env = dict(
+        os.environ,
+        JUPYTER_CONFIG_DIR=str(home / "config"),
+        JUPYTER_DATA_DIR=str(home / "data"),
+        JUPYTER_RUNTIME_DIR=str(runtime),
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = secrets.token_hex(16)
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        f"--ServerApp.token={token}",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.news_url=None",
+    ]
+    if os.geteuid() == 0:
+        cmd.append("--allow-root")
+    log = open(root / "lab.log", "w")  # noqa: SIM115 - closed in the finally below
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                _api(base, token, "GET", "/api/status")
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("jupyter lab did not start") from None
+                time.sleep(0.2)
+        yield {"base": base, "token": token, "runtime": runtime, "proc": proc}
+    finally:
+        with contextlib.suppress(OSError):
+            for k in _api(base, token, "GET", "/api/kernels") or []:
+                _api(base, token, "DELETE", f"/api/kernels/{k['id']}")
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _cpu(procs: list[Any]) -> float:
+    total = 0.0
+    for p in procs:
+        with contextlib.suppress(Exception):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def _renderers() -> list[Any]:
+    import psutil
+
+    me = psutil.Process()
+    out = []
+    for p in me.children(recursive=True):
+        with contextlib.suppress(Exception):
+            if "--type=renderer" in " ".join(p.cmdline()):
+                out.append(p)
+    return out
+
+
+def _round_trips(conn_file: Path, stop: threading.Event, out: list[float]) -> None:
+    from jupyter_client import BlockingKernelClient
+
+    kc = BlockingKernelClient(connection_file=str(conn_file))
+    kc.load_connection_file()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=30)
+        while not stop.wait(0.1):
+            t0 = time.perf_counter()
+            msg_id = kc.execute("pass", store_history=False)
+            while True:
+                reply = kc.get_shell_msg(timeout=30)
+                if reply["parent_header"].get("msg_id") == msg_id:
+                    break
+            out.append((time.perf_counter() - t0) * 1e3)
+    finally:
+        kc.stop_channels()
+
+
+def one_run(
+    pw_browser: Any,
+    lab: dict[str, Any],
+    root: Path,
+    variant: str,
+    rate: int,
+    warm: float,
+    window: float,
+) -> dict[str, Any]:
+    import nbformat
+    import psutil
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    cells = [f"RATE = {rate}\n" + SETUP]
+    if variant == "monitor":
+        cells.append(MONITOR)
+    elif variant == "perspective":
+        cells.append(PERSPECTIVE_CELL)
+    cells.append('print("cells done")')
+    name = f"bench_{variant}_{rate}_{secrets.token_hex(3)}.ipynb"
+    nb = new_notebook(cells=[new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nbformat.write(nb, str(root / name))
+    page = pw_browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(int(os.environ.get("WSN_BENCH_TIMEOUT_MS", "120000")))
+    try:
+        # a workspace of its own: JupyterLab does not reopen the previous run's notebook
+        space = name.removesuffix(".ipynb")
+        page.goto(f"{lab['base']}/lab/workspaces/{space}/tree/{name}?token={lab['token']}")
+        page.wait_for_function(READY_JS)
+        page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+        page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
+        try:
+            page.locator(".jp-OutputArea-output", has_text="cells done").wait_for(state="attached")
+        except Exception:
+            page.screenshot(path=str(h.RESULTS / f"monitor_FAILED_{variant}.png"))
+            raise
+        if variant != "none":  # the view on screen (JupyterLab renders what is visible)
+            page.evaluate(
+                "() => { const c = document.querySelectorAll('.jp-Cell')[1];"
+                " if (c) c.scrollIntoView(); }"
+            )
+        (kernel,) = _api(lab["base"], lab["token"], "GET", "/api/kernels")
+        conn = lab["runtime"] / f"kernel-{kernel['id']}.json"
+        kproc = [
+            p
+            for p in psutil.Process(lab["proc"].pid).children(recursive=True)
+            if kernel["id"] in " ".join(p.cmdline())
+        ]
+        time.sleep(warm)  # warm-up: the stream and the view reach their steady state
+        rts: list[float] = []
+        stop = threading.Event()
+        rt_thread = threading.Thread(target=_round_trips, args=(conn, stop, rts), daemon=True)
+        renderers = [p for p in _renderers() if p.pid not in {k.pid for k in kproc}]
+        k0, r0, t0 = _cpu(kproc), _cpu(renderers), time.monotonic()
+        rt_thread.start()
+        lags: list[float] = []
+        while time.monotonic() - t0 < window:
+            newest = page.evaluate(NEWEST_JS)
+            now = page.evaluate("() => Date.now()")
+            if newest:
+                lags.append((now - newest) / 1000.0)
+            time.sleep(0.5)
+        dt = time.monotonic() - t0
+        k1, r1 = _cpu(kproc), _cpu(renderers)
+        stop.set()
+        rt_thread.join(timeout=40)
+        scroll = page.evaluate(SCROLL_JS) if variant != "none" else None
+    finally:
+        page.close()
+        with contextlib.suppress(OSError):
+            for k in _api(lab["base"], lab["token"], "GET", "/api/kernels") or []:
+                _api(lab["base"], lab["token"], "DELETE", f"/api/kernels/{k['id']}")
+    rt = h.pcts(sorted(rts)) if rts else {}
+    return {
+        "variant": variant,
+        "rate": rate,
+        "kernel_cores": (k1 - k0) / dt if kproc else None,
+        "renderer_cores": (r1 - r0) / dt if renderers else None,
+        "lag_p50_s": statistics.median(lags) if lags else None,
+        "lag_max_s": max(lags) if lags else None,
+        "rt_p50_ms": rt.get("p50"),
+        "rt_p99_ms": rt.get("p99"),
+        "scroll_fps": scroll["fps"] if scroll else None,
+        "long_tasks": scroll["long_tasks"] if scroll else None,
+        "scroll_rows": scroll["rows"] if scroll else None,
+    }
+
+
+FIELDS = (
+    "kernel_cores",
+    "renderer_cores",
+    "lag_p50_s",
+    "lag_max_s",
+    "rt_p50_ms",
+    "rt_p99_ms",
+    "scroll_fps",
+    "long_tasks",
+    "scroll_rows",
+)
+
+
+def run(*, quick: bool = False, reps: int = 3, node_env: Any = None, log: Any = print) -> dict:
+    from playwright import sync_api
+
+    if not os.path.exists(CHROMIUM):
+        return {"rows": [], "skipped": f"chromium not found at {CHROMIUM}"}
+    variants = [v for v in os.environ.get("WSN_BENCH_VIEWS", ",".join(VARIANTS)).split(",") if v]
+    problem = ensure_perspective(log)
+    if problem:
+        log(f"perspective baseline skipped: {problem}")
+        variants = [v for v in variants if v != "perspective"]
+    rates = (1000,) if quick else (1000, 5000)
+    warm, window = (3.0, 6.0) if quick else (5.0, 15.0)
+    samples: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    with (
+        tempfile.TemporaryDirectory(prefix="wsn-bench-monitor-") as tmp,
+        jupyter_lab(Path(tmp)) as lab,
+        sync_api.sync_playwright() as pw,
+    ):
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            for rep in range(reps):
+                for rate in rates:
+                    order = variants if rep % 2 == 0 else variants[::-1]
+                    for variant in order:
+                        log(f"  rep {rep + 1}/{reps}: {variant} at {rate} ev/s")
+                        res = one_run(browser, lab, Path(tmp), variant, rate, warm, window)
+                        log(f"    {res}")
+                        samples.setdefault((variant, rate), []).append(res)
+        finally:
+            browser.close()
+    rows = []
+    for (variant, rate), runs in samples.items():
+        row: dict[str, Any] = {"variant": variant, "rate": rate, "reps": len(runs)}
+        for f in FIELDS:
+            row[f] = h.median(r[f] for r in runs)
+        rows.append(row)
+    return {"rows": rows, "quick": quick, "reps": reps, "warm_s": warm, "window_s": window}
+
+
+def detail_table(rows: list[dict[str, Any]]) -> str:
+    return h.table(
+        [[f"{r['variant']} @ {r['rate']} ev/s"] + [h.fmt(r[f]) for f in FIELDS] for r in rows],
+        [
+            "view",
+            "kernel cores",
+            "renderer cores",
+            "lag p50 s",
+            "lag max s",
+            "cell p50 ms",
+            "cell p99 ms",
+            "scroll fps",
+            "long tasks",
+            "rows scrolled",
+        ],
+    )
+
+
+def summary(rows: list[dict[str, Any]]) -> list[list[Any]]:
+    by = {(r["variant"], r["rate"]): r for r in rows}
+    out = []
+    for rate in sorted({r["rate"] for r in rows}):
+        ours, psp, none = (by.get((v, rate)) for v in VARIANTS)
+        if ours is None:
+            continue
+        old = OLD_MONITOR.get(rate, (None, None))
+        for key, label, limit in (
+            ("kernel_cores", "kernel CPU cores", old[0]),
+            ("renderer_cores", "renderer CPU cores", old[1]),
+        ):
+            base = psp[key] if psp else None
+            r = h.ratio(ours[key], base)
+            ok = r is not None and r <= 0.5 and (limit is None or (ours[key] or 9) <= limit)
+            out.append(
+                [
+                    "monitor",
+                    f"{label} @ {rate} ev/s",
+                    h.fmt(ours[key]),
+                    "perspective",
+                    h.fmt(base),
+                    h.fmt(r, "x"),
+                    f"<= 0.5x, <= old {limit}",
+                    "met" if ok else "NOT met",
+                ]
+            )
+        lag = ours["lag_p50_s"]
+        out.append(
+            [
+                "monitor",
+                f"view lag p50 s @ {rate} ev/s",
+                h.fmt(lag),
+                "perspective",
+                h.fmt(psp["lag_p50_s"] if psp else None),
+                "",
+                "<= 0.2 s",
+                "met" if lag is not None and lag <= 0.2 else "NOT met",
+            ]
+        )
+        out.append(
+            [
+                "monitor",
+                f"cell p99 ms @ {rate} ev/s",
+                h.fmt(ours["rt_p99_ms"]),
+                "no view",
+                h.fmt(none["rt_p99_ms"] if none else None),
+                h.fmt(h.ratio(ours["rt_p99_ms"], none["rt_p99_ms"] if none else None), "x"),
+                "no worse than old monitor",
+                "",
+            ]
+        )
+        fps, lt = ours["scroll_fps"], ours["long_tasks"]
+        out.append(
+            [
+                "monitor",
+                f"scroll fps @ {rate} ev/s ({h.fmt(ours['scroll_rows'])} rows)",
+                h.fmt(fps),
+                "perspective",
+                h.fmt(psp["scroll_fps"] if psp else None),
+                "",
+                "60 fps, no long task",
+                "met" if fps and fps >= 58 and not lt else f"NOT met ({h.fmt(lt)} long)",
+            ]
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    h.bench_main("monitor", __doc__, run, detail_table, argv, node=False)
+
+
+if __name__ == "__main__":
+    main()
