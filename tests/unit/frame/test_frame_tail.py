@@ -1,0 +1,63 @@
+"""EventFrame.tail_columns / match_ids / row: what the monitor reads per tick (numpy columns of
+the rows added since a total, with the counters read together), the ids a search selects, one
+row by id with its updates applied."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from wsnotebook.frame import EventFrame
+
+
+def events(n: int, start: int = 1) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": i,
+            "timestamp": 1_000.0 + i,
+            "source_app": f"app{i % 2}",
+            "session_id": "s",
+            "hook_event_type": "T",
+            "payload": {"n": i},
+            "summary": "sum" if i % 5 == 0 else None,
+        }
+        for i in range(start, start + n)
+    ]
+
+
+def test_tail_columns_since_a_total_and_older_pages() -> None:
+    frame = EventFrame(chunk_rows=4)  # rows span frozen chunks and the open one
+    frame.extend(events(10))
+    tail = frame.tail_columns(100, since=7)
+    assert list(tail.id) == [8, 9, 10] and tail.total == 10 and tail.retained == 10
+    assert [tail.values["source_app"][c] for c in tail.codes["source_app"]] == [
+        "app0",
+        "app1",
+        "app0",
+    ]
+    assert tail.payload_json == [b'{"n":8}', b'{"n":9}', b'{"n":10}']
+    assert tail.summary == [None, None, "sum"]
+    assert list(frame.tail_columns(3, skip=4).id) == [4, 5, 6]
+    assert len(frame.tail_columns(5, since=10)) == 0
+    assert frame.tail_columns(2, payload=False).payload_json is None
+
+
+def test_counters_come_with_the_rows_after_eviction_and_clear() -> None:
+    frame = EventFrame(max_rows=8, chunk_rows=4)
+    frame.extend(events(12))
+    tail = frame.tail_columns(100)
+    assert tail.retained == len(tail) == 8 and tail.dropped == 4 and tail.total == 12
+    frame.clear()
+    assert frame.tail_columns(100, since=12).retained == 0
+
+
+def test_match_ids_and_row() -> None:
+    frame = EventFrame(chunk_rows=4)
+    frame.extend(events(20))
+    assert list(frame.match_ids(search='"n":1\\d')) == list(range(10, 20))
+    assert list(frame.match_ids(search='"n":1', scan=5)) == [16, 17, 18, 19]
+    assert frame.match_ids(search="nothing").dtype == np.int64
+    row = frame.row(7)
+    assert row is not None and row["payload"] == {"n": 7} and row["source_app"] == "app1"
+    assert frame.row(999) is None
