@@ -303,6 +303,11 @@ class Client(HitlClientMixin):
 
     async def _send(self, data: bytes, n_events: int) -> None:
         ws = self._session.ws
+        link = self._session.local.link  # in-process: the server handles it as from a socket
+        if ws is None and link is not None and self._state == "open":
+            await link.publish(data)
+            self.traffic.record("out", "publish", len(data), n_events=n_events)
+            return
         if ws is None or self._state != "open":
             raise ConnectionClosedError(f"client is {self._state}; cannot publish")
         meter = self._session.meter
@@ -481,7 +486,7 @@ def connect(url: Any, **options: Any) -> Client:
       counters, minus WebSocket framing, loopback TCP and parsing (``metrics()["in_process"]``
       shows it in use).  Otherwise (or while that server is down) the socket path is taken.
       ``batch``, ``compression`` and ``ping_*`` do not apply to it (events arrive one message
-      per loop tick); ``publish`` needs the socket path.
+      per loop tick); ``publish`` is handled as the server handles it from a socket.
     * ``wire_format="columns"``: ask the server for live batches as ``columns`` messages (one
       JSON array per field; appended to the frame without building rows; see
       ``docs/protocol.md``); servers that do not know it send ``batch`` messages as usual.

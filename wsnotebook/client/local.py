@@ -27,7 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Close
 
 from ..runtime import loop as _loop
-from ..runtime.local import find_endpoint
+from ..runtime.local import LocalLink, find_endpoint
 from .classify import Verdict, classify_close
 from .redact import redact_url
 
@@ -46,6 +46,7 @@ class LocalPath:
         self.connects = 0  # subscriptions opened in-process
         self.messages = 0  # messages received through them
         self.active = False  # is the open connection an in-process one?
+        self.link: LocalLink | None = None  # the open in-process subscription
 
     def metrics(self) -> dict[str, Any]:
         return {"active": self.active, "connects": self.connects, "messages": self.messages}
@@ -80,6 +81,7 @@ class LocalPath:
         sink.columnar = True  # our own server: compact orjson events
         self.connects += 1
         self.active = True
+        self.link = link
         session.connects += 1
         if session.connects > 1:
             session.reconnect_rate.add()
@@ -92,6 +94,7 @@ class LocalPath:
         finally:
             link.close()
             self.active = False
+            self.link = None
             sink.flush()
             session.backoff.disconnected()
             session.opened_at = None

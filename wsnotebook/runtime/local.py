@@ -29,6 +29,10 @@ class LocalLink(Protocol):
     def close(self) -> None:
         """The client is done: stop delivering (idempotent; no close callback follows)."""
 
+    async def publish(self, data: bytes) -> None:
+        """A client ``publish`` message (its JSON bytes), handled as the server handles one
+        from a WebSocket: rejections come back as ``error`` messages through ``deliver``."""
+
 
 class LocalEndpoint(Protocol):
     """A running server that accepts in-process subscribers (loop thread only)."""

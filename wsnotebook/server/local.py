@@ -95,6 +95,7 @@ class LocalSubscriber:
         self.tick_room = min(TICK_MAX_BYTES, event_room(server.max_message_bytes))
         self.events_out = 0
         self.messages = 0
+        self.bad_messages = 0  # consecutive rejected publish messages (the reader's rule)
         self.writer_task: asyncio.Task[None] | None = None
         self.close_task: asyncio.Task[None] | None = None  # closing is synchronous here
 
@@ -260,6 +261,12 @@ class LocalSubscriber:
         """The client is done (its ``LocalLink.close``): stop delivering, no close callback."""
         self.closing = True
         self._finish()
+
+    async def publish(self, data: bytes) -> None:
+        """A ``publish`` message from the client: the WebSocket reader's own handling (same
+        validation, limits, ``error`` replies, 1008 after 10 rejected in a row)."""
+        if not self.closing:
+            await self.server._client_message(cast("Connection", self), data)
 
 
 class ServerEndpoint:

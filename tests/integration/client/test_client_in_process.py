@@ -136,3 +136,23 @@ def test_no_server_in_this_process_takes_the_socket_path(clients: list[Client]) 
     assert not c.wait_state("open", timeout=20)
     assert c.metrics()["in_process"]["connects"] == 0
     assert c.metrics()["failed_attempts"] >= 1
+
+
+def test_publish_in_process_is_handled_as_from_a_socket(
+    server: Server, clients: list[Client]
+) -> None:
+    c = connect(server.url, in_process=True, **FAST)
+    clients.append(c)
+    c.wait_state("open")
+    c.publish([ev(1), ev(2)])
+    c.publish(ev(3))
+    c.wait_for(3, timeout=20)
+    assert c.frame.df["payload"].map(lambda p: p["i"]).tolist() == [1, 2, 3]
+    assert server.metrics()["events_in"] == 3
+    assert c.metrics()["in_process"]["active"]
+    # a rejection comes back as an ``error`` message, as over a socket
+    too_big = ev(4, payload={"x": "y" * (server.max_event_bytes + 10)})
+    c.publish(too_big)
+    wait_until(lambda: c.metrics()["server_errors"] == 1, what="the error reply")
+    out = c.traffic.df
+    assert (out[out["direction"] == "out"]["type"].astype(str) == "publish").sum() == 3
