@@ -56,3 +56,30 @@ def test_unload_stops_everything_wsnotebook_runs(shell: InteractiveShell) -> Non
     shell.run_line_magic("unload_ext", "wsnotebook")
     assert not server.running and client.state == "closed" and not mon.running
     assert mon not in W.running_monitors()
+
+
+def test_rerunning_a_connect_cell_returns_or_replaces_its_client() -> None:
+    import wsnotebook as wsn
+
+    server = wsn.serve(port=0)
+    ns: dict[str, object] = {"wsn": wsn, "url": server.url}
+    cell = compile("client = wsn.connect(url)", "/tmp/ipykernel_1/0123abcd.py", "exec")
+    changed = compile("client = wsn.connect(url, batch=10)", "/tmp/ipykernel_1/0123abcd.py", "exec")
+    extra = compile("other = wsn.connect(url, new=True)", "/tmp/ipykernel_1/0123abcd.py", "exec")
+    try:
+        exec(cell, ns)
+        first = ns["client"]
+        exec(cell, ns)  # the same cell again: the same running client
+        assert ns["client"] is first
+        exec(changed, ns)  # other options: the old one is replaced, not stacked
+        assert ns["client"] is not first and first.state == "closed"  # type: ignore[attr-defined]
+        exec(extra, ns)  # asked for a second one
+        assert ns["other"] is not ns["client"]
+        a, b = wsn.connect(server.url), wsn.connect(server.url)  # a script: two clients
+        assert a is not b
+        a.close()
+        b.close()
+    finally:
+        for name in ("client", "other"):
+            ns[name].close()  # type: ignore[attr-defined]
+        server.stop()

@@ -43,6 +43,7 @@ from ..events import DEFAULT_MAX_MESSAGE_BYTES, Event, encode_json, validate_eve
 from ..frame import EventFrame
 from ..runtime import Registry
 from ..runtime import loop as _loop
+from .cellcalls import CellCalls, cell_call
 from .classify import ErrorCounts
 from .hitl import HitlClientMixin
 from .options import ClientOptions
@@ -450,8 +451,13 @@ class Client(HitlClientMixin):
 _clients: Registry[Client] = Registry("clients")
 
 
-def connect(url: Any, **options: Any) -> Client:
+def connect(url: Any, *, new: bool = False, **options: Any) -> Client:
     """Subscribe to a wsnotebook (or seed-style) ``/stream`` and return a :class:`Client` at once.
+
+    In a notebook, re-running the same cell does not stack clients: the same call (same cell,
+    line and URL) returns the client it started if that one is still running with the same
+    options, and closes it and starts a new one if the options changed.  ``new=True`` always
+    starts another client.
 
     ``url``: ``ws://host:port/stream`` (``http://`` is mapped to ``ws://``; a URL without a path
     gets ``/stream``; a server object with ``.url`` works too; a list of them: servers sharing
@@ -496,6 +502,23 @@ def connect(url: Any, **options: Any) -> Client:
     :class:`~wsnotebook.errors.ConfigError` for an invalid option; every later failure is
     handled in the background (see ``client.state``, ``client.error``, ``client.metrics()``).
     """
+    key = None if new else cell_call(url)
+    if key is not None:
+        old, same = _cell_clients.get(key, options)
+        if old is not None and old.state != "closed":
+            if same:
+                return old  # re-running the cell: the running client
+            old.close()  # the cell changed the options: replace, never stack
+    client = _start(url, options)
+    if key is not None:
+        _cell_clients.put(key, client, options)
+    return client
+
+
+_cell_clients: CellCalls[Client] = CellCalls()
+
+
+def _start(url: Any, options: dict[str, Any]) -> Client:
     client = Client(url, **options)
     loop = _loop.get_loop()
     if _loop.in_loop_thread():
