@@ -186,7 +186,13 @@ def test_the_monitor_in_jupyterlab(
             page.mouse.down()
             page.mouse.move(box["x"] + box["width"] * 0.75, cy, steps=5)
             page.mouse.up()
-            _wait(page, MAIN, "r => r.range.startsWith('time ') && r.rows.length > 0")
+            _wait(
+                page,
+                MAIN,
+                "r => { if (!r.range.startsWith('time ') || !r.rows.length) return false;"
+                " const [lo, hi] = r.range.slice(5).split(' – ');"
+                " return r.rows.every(x => lo <= x.cells[1] && x.cells[1] <= hi); }",
+            )
             ranged = _read(page, MAIN)
             shot(MAIN, "monitor_time_range.png")
             canvas.dblclick()  # reset zoom and range

@@ -131,6 +131,7 @@ class Store {
           let m = this.lanes.get(lane);
           if (!m) { m = new Map(); this.lanes.set(lane, m); }
           m.set(Math.floor(ts[k] / 1000), typ[k]);
+          if (m.size > 3600) m.delete(m.keys().next().value);
         }
       }
       added.push(i);
@@ -233,13 +234,19 @@ class View {
     this.sort = { key: "idx", dir: -1 };
     this.order = new Float64Array(0); // row indices, ascending by the sort key
     this.follow = true; this.selected = null; this.range = null; this.zoom = null;
-    this.pendingAbove = 0; this.dirty = true; this.chartDirty = true; this.raf = 0;
+    this.pendingAbove = 0; this.raf = 0; this.colors = null;
+    this.dirty = true; this.chartDirty = true;
     this.build();
     this.onStore = (ev) => this.storeEvent(ev);
     this.store.listeners.add(this.onStore);
     this.refilter();
-    this.frame();
   }
+  // a frame is requested only when something is to be drawn (no idle animation loop)
+  get dirty() { return this._dirty; }
+  set dirty(v) { this._dirty = v; if (v) this.kick(); }
+  get chartDirty() { return this._chartDirty; }
+  set chartDirty(v) { this._chartDirty = v; if (v) this.kick(); }
+  kick() { if (!this.raf && this.scroll) this.raf = requestAnimationFrame(() => { this.raf = 0; this.frame(); }); }
   destroy() {
     this.store.listeners.delete(this.onStore);
     cancelAnimationFrame(this.raf); clearInterval(this.snapTimer);
@@ -451,9 +458,15 @@ class View {
   }
   // ---------------------------------------------------------------- render loop
   frame() {
-    this.raf = requestAnimationFrame(() => this.frame());
-    if (this.dirty) { this.dirty = false; this.renderRows(); }
-    if (this.chartDirty) { this.chartDirty = false; this.renderChart(); }
+    if (this._dirty) { this._dirty = false; this.renderRows(); }
+    if (this._chartDirty) {
+      this._chartDirty = false;
+      const now = performance.now(); // the chart at most 4 times a second
+      if (now - (this.chartAt || 0) >= 240) { this.chartAt = now; this.renderChart(); }
+      else if (!this.chartTimer) {
+        this.chartTimer = setTimeout(() => { this.chartTimer = 0; this.chartDirty = true; }, 250 - (now - this.chartAt));
+      }
+    }
   }
   displayAt(pos) { const o = this.order; return this.sort.dir < 0 ? o[o.length - 1 - pos] : o[pos]; }
   renderRows() {
@@ -637,9 +650,13 @@ class View {
     const W = c.clientWidth || 800, H = 150;
     if (c.width !== W * dpr) { c.width = W * dpr; c.height = H * dpr; }
     const g = c.getContext("2d"); g.setTransform(dpr, 0, 0, dpr, 0, 0); g.clearRect(0, 0, W, H);
-    const css = getComputedStyle(this.root);
-    const fg = css.getPropertyValue("--jp-ui-font-color1").trim() || "#222";
-    const grid = css.getPropertyValue("--jp-border-color2").trim() || "#ddd";
+    const now = performance.now();
+    if (!this.colors || now - this.colors.at > 1000) {
+      const css = getComputedStyle(this.root);
+      this.colors = { at: now, fg: css.getPropertyValue("--jp-ui-font-color1").trim() || "#222",
+        grid: css.getPropertyValue("--jp-border-color2").trim() || "#ddd" };
+    }
+    const { fg, grid } = this.colors;
     const [t0, t1] = this.xRange(), L = 44, R = W - 6, T = 6, B = H - 18;
     const s0 = Math.floor(t0 / 1000), s1 = Math.ceil(t1 / 1000);
     // the second still in progress is left out (no false dip at the right edge)
@@ -692,9 +709,10 @@ class View {
     const s0 = Math.floor(t0 / 1000), s1 = Math.ceil(t1 / 1000);
     const lanes = [];
     for (const [lane, m] of st.lanes) {
-      let last = -Infinity, n = 0;
-      for (const s of m.keys()) if (s >= s0 && s <= s1) { n++; if (s > last) last = s; }
-      if (n) lanes.push([lane, m, last]);
+      let last = -Infinity;
+      if (m.size <= s1 - s0) { for (const s of m.keys()) if (s >= s0 && s <= s1 && s > last) last = s; }
+      else for (let s = s1; s >= s0; s--) if (m.has(s)) { last = s; break; }
+      if (last > -Infinity) lanes.push([lane, m, last]);
     }
     lanes.sort((a, b) => b[2] - a[2]);
     const shown = lanes.slice(0, 12), LH = 13, H = shown.length ? shown.length * LH + 4 : 0;
@@ -708,7 +726,9 @@ class View {
     shown.forEach(([lane, m], k) => {
       const y = 2 + k * LH;
       g.fillStyle = grid; g.fillRect(L, y + LH - 2, R - L, 1);
-      for (const [s, ty] of m) { if (s < s0 || s > s1) continue; g.fillStyle = colorOf(st.name("type", ty)); g.fillRect(X(s * 1000), y + 2, bw, LH - 5); }
+      const draw = (s, ty) => { g.fillStyle = colorOf(st.name("type", ty)); g.fillRect(X(s * 1000), y + 2, bw, LH - 5); };
+      if (m.size <= s1 - s0) { for (const [s, ty] of m) if (s >= s0 && s <= s1) draw(s, ty); }
+      else for (let s = s0; s <= s1; s++) { const ty = m.get(s); if (ty !== undefined) draw(s, ty); }
       const [app, ses] = lane.split("\u0001");
       g.fillStyle = fg; g.fillText(`${app.slice(0, 9)}:${ses.slice(0, 6)}`, 0, y + LH - 4);
     });
