@@ -161,8 +161,9 @@ def _apply_switch(low: bool, target: float | None) -> None:
         _switch_saved = _switch_set = None
 
 
-def _account_loop() -> float:
-    """Charge the loop thread's CPU since the last call; return the pause owed (seconds)."""
+def _account_loop() -> tuple[float, CpuBudget]:
+    """Charge the loop thread's CPU since the last call; return the pause owed (seconds) and
+    the budget that owes it (the one to count the pause on, even if replaced meanwhile)."""
     global _loop_cpu_mark, _loop_cpu_owner
     cpu = time.thread_time()
     b = budget
@@ -175,14 +176,14 @@ def _account_loop() -> float:
             b.charge(now, cpu - mark)
         if b.switch_interval is not None or _switch_saved is not None:
             _apply_switch(b.switch_wanted(now), b.switch_interval)
-        return b.pause_for(now)
+        return b.pause_for(now), b
 
 
-def _pause_loop(pause: float) -> None:
-    """Sleep the loop thread (releases the GIL; blocks only background work) and count it."""
+def _pause_loop(pause: float, b: CpuBudget) -> None:
+    """Sleep the loop thread (releases the GIL; blocks only background work) and count it on
+    ``b``, the budget that ordered it: a budget set during the sleep starts with no pause."""
     global _loop_cpu_mark
     time.sleep(pause)
-    b = budget
     with _budget_lock:
         b.paused(pause)
         b.resumed(time.monotonic())
@@ -200,9 +201,9 @@ class _BudgetSelector(selectors.DefaultSelector):
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if budget.active:
             try:
-                pause = _account_loop()
+                pause, owner = _account_loop()
                 if pause:
-                    _pause_loop(pause)
+                    _pause_loop(pause, owner)
                     if timeout is not None:
                         timeout = max(0.0, timeout - pause)
             except Exception:  # pragma: no cover - never break the loop over accounting
@@ -220,9 +221,9 @@ def budget_checkpoint() -> None:
     """
     if not budget.active or not in_loop_thread():
         return
-    pause = _account_loop()
+    pause, owner = _account_loop()
     if pause:
-        _pause_loop(pause)
+        _pause_loop(pause, owner)
 
 
 async def budget_ready() -> None:
@@ -236,13 +237,12 @@ async def budget_ready() -> None:
     if not budget.enabled or not in_loop_thread():
         await asyncio.sleep(0)
         return
-    pause = _account_loop()
+    pause, b = _account_loop()
     if not pause:
         await asyncio.sleep(0)
         return
     t0 = time.monotonic()
     await asyncio.sleep(pause)
-    b = budget
     waited = time.monotonic() - t0
     with _budget_lock:
         b.producer_waited(waited)

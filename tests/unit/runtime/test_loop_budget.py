@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from wsnotebook.runtime import loop as _loop
+from wsnotebook.runtime.budget import CpuBudget
 
 
 @pytest.fixture
@@ -188,3 +189,14 @@ def test_off_switch_costs_nothing_and_counts_nothing():
     stats = _loop.budget_stats()
     assert stats["throttle_pauses"] == 0
     assert stats["loop_cpu_s"] == 0
+
+
+@pytest.mark.usefixtures("restore_budget")
+def test_a_pause_is_counted_on_the_budget_that_ordered_it_not_on_its_replacement():
+    # The loop thread sleeps off a debt of budget A; a cell sets budget B meanwhile: the pause
+    # is A's (B would otherwise report a throttle pause it never ordered).
+    old = CpuBudget(fraction=0.2, period=0.01, max_pause=0.05)
+    _loop.set_cpu_budget(1.0, switch_interval=None)
+    _loop._pause_loop(0.0, old)
+    assert old.pauses == 1
+    assert _loop.budget_stats()["throttle_pauses"] == 0
