@@ -485,6 +485,25 @@ def summary(rows: list[dict[str, Any]]) -> list[list[Any]]:
                     "met" if ok else "NOT met",
                 ]
             )
+        for key, label in (("kernel_cores", "kernel"), ("renderer_cores", "renderer")):
+            # the view's own cost: minus the same pipeline and page without a view
+            floor = none[key] if none else None
+            mine = ours[key] - floor if ours[key] is not None and floor is not None else None
+            theirs = (
+                psp[key] - floor if psp and psp[key] is not None and floor is not None else None
+            )
+            out.append(
+                [
+                    "monitor",
+                    f"{label} cores of the view alone (minus no view) @ {rate} ev/s",
+                    h.fmt(mine),
+                    "perspective",
+                    h.fmt(theirs),
+                    h.fmt(h.ratio(mine, theirs), "x"),
+                    "<= 0.5x",
+                    "",
+                ]
+            )
         lag = ours["lag_p50_s"]
         out.append(
             [
@@ -527,6 +546,8 @@ def summary(rows: list[dict[str, Any]]) -> list[list[Any]]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # SIGTERM runs the finally blocks: JupyterLab, its kernels and Chromium are stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     h.bench_main("monitor", __doc__, run, detail_table, argv, node=False)
 
 

@@ -110,6 +110,14 @@ def _wait(page: Any, k: int, predicate_js: str, arg: Any = None) -> None:
     )
 
 
+def _charts_drawn(page: Any, k: int, more: int) -> None:
+    """Wait until the monitor of cell ``k`` has drawn its chart ``more`` more times."""
+    js = "(k) => +document.querySelectorAll('.jp-Notebook .jp-Cell')[k]"
+    js += ".querySelector('.wsn-mon').dataset.charts || 0"
+    start = page.evaluate(js, k)
+    page.wait_for_function(f"([k, n]) => ({js})(k) >= n", arg=[k, start + more])
+
+
 def test_the_monitor_in_jupyterlab(
     browser_ok: None, jupyter_lab: SimpleNamespace, artifacts_dir: Path
 ) -> None:
@@ -141,7 +149,7 @@ def test_the_monitor_in_jupyterlab(
             _wait(page, MAIN, "(r, a) => r.rows[0].id > a[0] && r.events > a[1]",
                   [first["rows"][0]["id"], first["events"]])  # fmt: skip
             second = _read(page, MAIN)
-            page.wait_for_timeout(1500)  # the chart draws a few seconds (a picture, no assert)
+            _charts_drawn(page, MAIN, 8)  # a few seconds of chart before the picture
             shot(MAIN, "monitor.png")
 
             # 2. sort by a column (type), then back to newest first
@@ -276,6 +284,18 @@ def test_a_saved_notebook_reopened_shows_its_snapshot(
             page.wait_for_function(
                 "() => +(document.querySelector('.wsn-mon') || {dataset: {}}).dataset.snapshotAt"
             )
+            # JupyterLab's dark theme: the monitor follows its CSS variables, chart included
+            page.locator(".lm-MenuBar-item", has_text="Settings").first.click()
+            page.locator(".lm-Menu-item", has_text="Theme").first.hover()
+            page.locator(".lm-Menu-item", has_text="JupyterLab Dark").first.click()
+            page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
+            _charts_drawn(page, 4, 6)  # redrawn in the new colours
+            dark = artifacts_dir / "monitor_dark.png"
+            _shot(page, 4, dark)
+            page.locator(".lm-MenuBar-item", has_text="Settings").first.click()
+            page.locator(".lm-Menu-item", has_text="Theme").first.hover()
+            page.locator(".lm-Menu-item", has_text="JupyterLab Light").first.click()
+            page.wait_for_function("() => document.body.dataset.jpThemeLight === 'true'")
             page.keyboard.press("Control+s")
             saved = lab.root / "snapshot.ipynb"
             deadline = time.monotonic() + 30
@@ -295,8 +315,8 @@ def test_a_saved_notebook_reopened_shows_its_snapshot(
     state = nb["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
     snaps = [m["state"].get("snapshot") for m in state.values() if m["state"].get("snapshot")]
     assert snaps and "<table>" in snaps[0]["html"] and snaps[0]["png"].startswith("data:image/png")
-    assert "saved snapshot of" in text and "PreToolUse" in text or "Stop" in text
-    _publish([path])
+    assert "saved snapshot of" in text and ("PreToolUse" in text or "Stop" in text)
+    _publish([path, dark])
 
 
 def _publish(shots: list[Path]) -> None:

@@ -426,6 +426,7 @@ class View {
   }
   storeEvent(ev) {
     if (ev.kind === "detail") return this.renderDetail(ev.detail);
+    if (ev.kind === "reset") this.relayout(); // the same row index may now be another row
     if (ev.kind === "reset" || ev.kind === "match" || ev.kind === "older") { this.refilter(); this.chartDirty = true; return; }
     const st = this.store, ok = this.predicate();
     const add = ev.added.filter((i) => !ok || ok(i));
@@ -462,9 +463,12 @@ class View {
     if (this._chartDirty) {
       this._chartDirty = false;
       const now = performance.now(); // the chart at most 4 times a second
-      if (now - (this.chartAt || 0) >= 240) { this.chartAt = now; this.renderChart(); }
+      if (now - (this.chartAt || 0) >= 490) { // bins are whole seconds: twice a second is enough
+        this.chartAt = now; this.renderChart();
+        this.root.dataset.charts = String(+(this.root.dataset.charts || 0) + 1); // draws so far
+      }
       else if (!this.chartTimer) {
-        this.chartTimer = setTimeout(() => { this.chartTimer = 0; this.chartDirty = true; }, 250 - (now - this.chartAt));
+        this.chartTimer = setTimeout(() => { this.chartTimer = 0; this.chartDirty = true; }, 500 - (now - this.chartAt));
       }
     }
   }
@@ -476,21 +480,33 @@ class View {
     const first = Math.max(0, Math.floor(top / ROW_H) - 2), last = Math.min(n, Math.ceil((top + height) / ROW_H) + 2);
     const cols = this.cols.filter((c) => c.shown);
     const width = cols.reduce((a, c) => a + c.width, 0);
-    let k = 0;
-    for (let pos = first; pos < last; pos++, k++) {
-      const i = this.displayAt(pos);
-      let row = this.rowEls[k];
+    // Rows keep their element while they stay on screen (it only moves): following the newest
+    // rows rewrites only the new ones, and a text selection inside a row survives updates.
+    const need = [];
+    for (let pos = first; pos < last; pos++) need.push([pos, this.displayAt(pos)]);
+    const wanted = new Set(need.map((x) => x[1]));
+    const byIdx = new Map(), free = [];
+    for (const r of this.rowEls) {
+      if (r._key === this.sort.key && wanted.has(r._i) && !byIdx.has(r._i)) byIdx.set(r._i, r);
+      else free.push(r);
+    }
+    for (const [pos, i] of need) {
+      let row = byIdx.get(i);
+      const fresh = !row;
+      if (!row) row = free.pop();
       if (!row) {
-        row = h("div", "wsn-row");
-        row.onclick = () => this.select(row._i);
-        for (const c of cols) { const td = h("div", `wsn-td wsn-td-${c.key}${c.num ? " wsn-num" : ""}${c.mono ? " wsn-mono" : ""}`); row.appendChild(td); }
-        this.spacer.appendChild(row); this.rowEls.push(row);
+        const el = h("div", "wsn-row");
+        el.onclick = () => this.select(el._i);
+        for (const c of cols) { const td = h("div", `wsn-td wsn-td-${c.key}${c.num ? " wsn-num" : ""}${c.mono ? " wsn-mono" : ""}`); el.appendChild(td); }
+        this.spacer.appendChild(el); this.rowEls.push(el); row = el;
       }
-      row.style.display = "";
-      row.style.top = pos * ROW_H + "px"; row.style.width = width + "px";
+      if (row.style.display) row.style.display = "";
+      const topPx = pos * ROW_H + "px", widthPx = width + "px";
+      if (row.style.top !== topPx) row.style.top = topPx;
+      if (row.style.width !== widthPx) row.style.width = widthPx;
       const s = st.slot(i), id = st.id[s];
       row.classList.toggle("wsn-sel", this.selected === id);
-      if (row._i === i && row._key === this.sort.key) continue; // same row: keep its DOM (a selection survives)
+      if (!fresh) continue; // the same row: its cells are already right
       row._i = i; row._key = this.sort.key;
       row.dataset.id = id;
       cols.forEach((c, j) => {
@@ -507,7 +523,7 @@ class View {
         td.title = c.key === "text" ? String(v) : "";
       });
     }
-    for (; k < this.rowEls.length; k++) this.rowEls[k].style.display = "none";
+    for (const r of free) if (!r.style.display) { r.style.display = "none"; r._i = undefined; }
     const held = st.hi - st.lo;
     this.emptyEl.textContent = n ? "" : held ? `no match among ${held.toLocaleString()} events` : "no events yet";
     this.emptyEl.style.display = n ? "none" : "";
@@ -556,14 +572,12 @@ class View {
   }
   // ---------------------------------------------------------------- status, questions, notices
   renderStatus() {
-    const s = this.model.get("status") || {}, el = this.statusEl;
-    el.textContent = "";
+    const s = this.model.get("status") || {}, el = this.statusEl, items = [];
     const state = s.paused ? `${s.state} · paused` : s.state || "…";
-    const pill = h("span", `wsn-state wsn-state-${String(s.state || "").replace(/\s+/g, "-")}`, state);
-    el.appendChild(pill);
-    if (s.reason) el.appendChild(h("span", "wsn-reason", s.reason));
-    if (s.url) el.appendChild(h("span", "wsn-url", s.url));
-    const kv = (k, v) => { const sp = h("span"); sp.append(h("span", "wsn-k", k), h("span", "wsn-v", v)); el.appendChild(sp); };
+    items.push([`wsn-state wsn-state-${String(s.state || "").replace(/\s+/g, "-")}`, state]);
+    if (s.reason) items.push(["wsn-reason", s.reason]);
+    if (s.url) items.push(["wsn-url", s.url]);
+    const kv = (k, v) => items.push(["wsn-kv", v, k]);
     kv("events", (s.events || 0).toLocaleString());
     if (s.live !== undefined) { kv("live", s.live.toLocaleString()); kv("backfill", s.backfill.toLocaleString()); }
     kv("ev/s", si(s.events_per_s || 0));
@@ -574,7 +588,21 @@ class View {
     if (s.gaps) kv("gaps", String(s.gaps));
     if (s.errors) kv("errors", String(s.errors));
     kv("window", `${(this.store.hi - this.store.lo).toLocaleString()} rows`);
-    if (s.note) el.appendChild(h("span", "wsn-note", s.note));
+    if (s.note) items.push(["wsn-note", s.note]);
+    const shape = items.map((x) => x[0] + (x[2] || "")).join("|");
+    if (shape !== this.statusShape) { // rebuild only when the set of fields changes
+      this.statusShape = shape; el.textContent = "";
+      for (const [cls, text, k] of items) {
+        const sp = h("span", cls);
+        if (k !== undefined) sp.append(h("span", "wsn-k", k), h("span", "wsn-v", text)); else sp.textContent = text;
+        el.appendChild(sp);
+      }
+    } else {
+      items.forEach(([cls, text, k], i) => {
+        const t = k !== undefined ? el.children[i].lastChild : el.children[i];
+        if (t.textContent !== String(text)) t.textContent = text;
+      });
+    }
     el.dataset.state = s.state || "";
     el.dataset.events = String(s.events || 0);
   }
@@ -691,9 +719,8 @@ class View {
     };
     g.save(); g.beginPath(); g.rect(L, T - 2, R - L, B - T + 4); g.clip();
     line(totals, fg, 1.6, split ? null : "rgba(59,110,165,.18)");
-    this.legend.textContent = "";
-    const leg = (name, color) => { const sp = h("span", "", name); sp.style.setProperty("--c", color); this.legend.appendChild(sp); };
-    leg("events/s, total", fg);
+    const entries = [["events/s, total", fg]];
+    const leg = (name, color) => entries.push([name, color]);
     if (split) {
       for (const [ty, pts0] of perType) {
         const name = st.name("type", ty) || "(none)", col = colorOf(name);
@@ -702,6 +729,11 @@ class View {
       }
     }
     g.restore();
+    const key = JSON.stringify(entries);
+    if (key !== this.legendKey) {
+      this.legendKey = key; this.legend.textContent = "";
+      for (const [name, color] of entries) { const sp = h("span", "", name); sp.style.setProperty("--c", color); this.legend.appendChild(sp); }
+    }
     this.renderLanes(t0, t1, L, R, fg, grid);
   }
   renderLanes(t0, t1, L, R, fg, grid) {
@@ -738,7 +770,9 @@ class View {
   saveSnapshot() {
     const st = this.store;
     if (!st.live || st.hi === this.snapHi) return;
-    this.snapHi = st.hi;
+    // the first snapshot soon, then every 15 s (each is a state update the kernel receives)
+    if (this.snapAt && Date.now() - this.snapAt < 15000) return;
+    this.snapHi = st.hi; this.snapAt = Date.now();
     const rows = [];
     for (let pos = 0; pos < Math.min(15, this.order.length); pos++) {
       const i = this.displayAt(pos), s = st.slot(i);
