@@ -291,7 +291,7 @@ class View {
     this.rangeClear = h("button", "wsn-range-clear", "clear range"); this.rangeClear.style.display = "none";
     this.rangeClear.onclick = () => { this.range = null; this.zoom = null; this.refilter(); this.chartDirty = true; };
     cbar.append(this.splitBtn, h("span", "wsn-sep"), this.rangeEl, this.rangeClear,
-      h("span", "wsn-hint", "drag: select a time range · wheel: zoom · double-click: reset"));
+      h("span", "wsn-hint", "drag: select a time range · wheel: zoom · shift+drag: pan · double-click: reset"));
     root.appendChild(cbar);
     const charts = h("div", "wsn-charts");
     this.legend = h("div", "wsn-legend");
@@ -652,12 +652,20 @@ class View {
   chartEvents() {
     const c = this.canvas; let drag = null;
     const tAt = (x) => { const [a, b] = this.xRange(); const r = c.getBoundingClientRect(); return a + ((x - r.left - 44) / Math.max(1, r.width - 50)) * (b - a); };
-    c.addEventListener("mousedown", (e) => { drag = { x0: e.clientX, t0: tAt(e.clientX) }; });
-    c.addEventListener("mousemove", (e) => { if (drag) { drag.t1 = tAt(e.clientX); this.brush = [Math.min(drag.t0, drag.t1), Math.max(drag.t0, drag.t1)]; this.chartDirty = true; } });
+    c.addEventListener("mousedown", (e) => { drag = { x0: e.clientX, t0: tAt(e.clientX), pan: e.shiftKey, range: this.xRange() }; });
+    c.addEventListener("mousemove", (e) => {
+      if (!drag) return;
+      if (drag.pan) { // shift+drag pans the time axis
+        const [a, b] = drag.range, w = c.getBoundingClientRect().width - 50;
+        const dt = ((e.clientX - drag.x0) / Math.max(1, w)) * (b - a);
+        this.zoom = [a - dt, b - dt]; this.syncButtons(); this.chartDirty = true; return;
+      }
+      drag.t1 = tAt(e.clientX); this.brush = [Math.min(drag.t0, drag.t1), Math.max(drag.t0, drag.t1)]; this.chartDirty = true;
+    });
     window.addEventListener("mouseup", this.mouseUp = (e) => {
       if (!drag) return;
       const d = drag; drag = null; this.brush = null;
-      if (Math.abs(e.clientX - d.x0) > 3) { const t1 = tAt(e.clientX); this.setRange([Math.min(d.t0, t1), Math.max(d.t0, t1)]); }
+      if (!d.pan && Math.abs(e.clientX - d.x0) > 3) { const t1 = tAt(e.clientX); this.setRange([Math.min(d.t0, t1), Math.max(d.t0, t1)]); }
       this.chartDirty = true;
     });
     c.addEventListener("wheel", (e) => {
