@@ -18,3 +18,17 @@ from _helpers import make_hook_event
 @pytest.fixture
 def hook_event() -> Callable[..., dict[str, Any]]:
     return make_hook_event
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Close the widgets tests made while the interpreter is whole: ipywidgets' ``__del__``
+    at interpreter teardown (module globals already None) prints an ignored AttributeError
+    per widget left open."""
+    import sys
+
+    widgets = sys.modules.get("ipywidgets")
+    if widgets is not None:
+        try:
+            widgets.Widget.close_all()
+        except Exception:  # best effort at the very end of the run
+            pass
