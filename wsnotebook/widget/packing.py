@@ -45,9 +45,11 @@ COLUMNS = (
     ("type", "<i4"),
 )
 
+# The boilerplate keys a row starts with (hooks write them first): matched only right after a
+# row separator, so the regex engine skips to each "\n{" instead of trying every byte.
 _BOILERPLATE = re.compile(
-    rb'"(?:session_id|transcript_path|cwd|hook_event_name|permission_mode)"'
-    rb':(?:"(?:[^"\\\n]|\\.)*"|[^,}\n]*),?'
+    rb'\n\{(?:"(?:session_id|transcript_path|cwd|hook_event_name|permission_mode)"'
+    rb':(?:"[^"\\\n]*(?:\\.[^"\\\n]*)*"|[^,}\n]*),?)+'
 )
 
 
@@ -93,8 +95,11 @@ def row_heads(
     if payloads is None:
         payloads = [b""] * len(summary)
     # Compact JSON holds no raw newline: join, strip every row at once, split back.
-    stripped = _BOILERPLATE.sub(b"", b"\n".join(p[: 4 * limit + 1024] for p in payloads))
-    rows = stripped.split(b"\n")
+    # Hooks put the boilerplate keys first (~250 bytes): strip them from each row's start, in
+    # its first ``limit + 448`` bytes only (bounded work per row whatever the payload).
+    cut = limit + 448
+    joined = b"\n" + b"\n".join(p[:cut] for p in payloads)
+    rows = _BOILERPLATE.sub(b"\n{", joined).split(b"\n")[1:]
     return [
         s.encode("utf-8", "replace")[:limit] if isinstance(s, str) and s else p[:limit]
         for s, p in zip(summary, rows)

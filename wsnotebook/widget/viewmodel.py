@@ -194,12 +194,17 @@ class MonitorModel:
         self._pattern: str | None = None
         self._search_dirty = False
         self._rate = RateMeter(window=5.0, clock=clock)
+        self._clock = clock
+        self._metrics_at = -math.inf
+        self._cm: dict[str, Any] = {}
+        self._sm: dict[str, Any] = {}
         self._last_total: int | None = None
         self.request_reset()
 
     def use_client(self, client: Any) -> None:
         """Show ``client``'s frame from now on (a Server monitor's own client)."""
         self.client, self.frame = client, client.frame
+        self._metrics_at = -math.inf
         self.request_reset()
 
     def request_reset(self) -> None:
@@ -341,8 +346,13 @@ class MonitorModel:
     ) -> dict[str, Any]:
         """The status bar's values (JSON-ready): the true state and its reason, the URL,
         events live and backfill apart, rates, losses and latency of live events."""
-        cm = _metrics(self.client)
-        sm = _metrics(self.server)
+        # metrics() sorts the latency samples: at most twice a second (the counters below that
+        # come from the frame are read every tick)
+        now = self._clock()
+        if now - self._metrics_at >= 0.5 or stopped:
+            self._metrics_at = now
+            self._cm, self._sm = _metrics(self.client), _metrics(self.server)
+        cm, sm = self._cm, self._sm
         frame = self.frame
         total = int(getattr(frame, "total", 0) or 0) if frame is not None else 0
         if self._last_total is None:
