@@ -205,9 +205,7 @@ def test_status_counts_and_the_cpu_budget_note(
     assert state_updates(wire, "status")[-1]["state"] == "stopped"
 
 
-def test_answers_go_through_the_panel_and_come_back_as_a_note(
-    wire: list, clock: FakeClock
-) -> None:
+def test_answers_go_through_the_panel_and_come_back_as_a_note(wire: list, clock: FakeClock) -> None:
     mon = new_monitor(EventFrame(), clock)
     mon._on_msg(mon, {"kind": "answer", "id": 3, "permission": True}, [])
     assert mon.question_note.startswith("read-only")
