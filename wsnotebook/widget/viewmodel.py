@@ -105,9 +105,12 @@ def resolve(target: Any) -> tuple[Any, Any, Any]:
 
 
 def client_options(server: Any, ssl: Any) -> dict[str, Any]:
-    """``connect()`` options for the monitor's own loopback client of ``server``: its token,
-    and for a TLS server ``ssl`` or else the server's own client-side context."""
-    options: dict[str, Any] = {}
+    """``connect()`` options for the monitor's own client of ``server``: in-process (the
+    server is in this process by construction: no socket, no WebSocket framing, no JSON
+    round trip; ~0.8x the CPU per event, see benchmarks/README.md "Issue 20"; it falls back to
+    the loopback socket when the server cannot take it), its token, and for a TLS server ``ssl``
+    or else the server's own client-side context (used by that fallback)."""
+    options: dict[str, Any] = {"in_process": True}
     token = getattr(server, "token", None)
     if token:
         options["token"] = token

@@ -71,26 +71,35 @@ def test_the_servers_client_context_trusts_its_own_certificate_only(
         wss_first_message(other.url, ctx)
 
 
-def test_monitor_of_a_server_given_an_ssl_context_uses_the_ssl_option(
+def test_monitor_of_a_tls_server_subscribes_in_process_without_a_certificate_check(
     server_factory: Any, tls_cert: Any, make_event: Any, wait_until: Any
 ) -> None:
-    """A server built from an ssl.SSLContext cannot tell which certificate it serves: the
-    monitor then trusts the system store (a self-signed one fails, with the reason in the
-    client's error) unless ``ssl=`` says whom to trust."""
+    """The monitor's own client of a server is in-process (no socket, so no TLS to verify):
+    it works even when the server, built from an ssl.SSLContext, cannot say which certificate
+    it serves.  ``ssl=`` is kept for the socket fallback."""
     srv = server_factory(ssl_context=tls_cert.server_context())
-    untrusting = monitor(srv)
-    client = untrusting.client
-    wait_until(lambda: client.error is not None, timeout=20)
-    assert "certificate verify failed" in str(client.error)
-    untrusting.close()
+    for mon in (monitor(srv), monitor(srv, ssl=tls_cert.client_context(), new=True)):
+        try:
+            wait_until(lambda mon=mon: mon.client.state == "open", timeout=20)
+            assert mon.client.metrics()["in_process"]["active"]
+            ids = [srv.publish(make_event())[0]["id"]]
+            wait_until(lambda mon=mon, ids=ids: published_ids_shown(mon, ids), timeout=20)
+        finally:
+            mon.close()
 
-    mon = monitor(srv, ssl=tls_cert.client_context())
+
+def test_a_socket_client_of_that_server_still_checks_the_certificate(
+    server_factory: Any, tls_cert: Any, wait_until: Any
+) -> None:
+    from wsnotebook import connect
+
+    srv = server_factory(ssl_context=tls_cert.server_context())
+    client = connect(srv.url, in_process=False)
     try:
-        wait_until(lambda: mon.client.state == "open", timeout=20)
-        stored = srv.publish(make_event())
-        wait_until(lambda: published_ids_shown(mon, [stored[0]["id"]]), timeout=20)
+        wait_until(lambda: client.error is not None, timeout=20)
+        assert "certificate verify failed" in str(client.error)
     finally:
-        mon.close()
+        client.close()
 
 
 def test_ssl_option_is_refused_for_a_client_or_frame_target(server: Any) -> None:
