@@ -206,7 +206,11 @@ def export_old(dest: Path) -> str | None:
     try:
         import bqplot  # noqa: F401  (the old monitor's chart)
     except ImportError:
-        return "bqplot is not installed (pip install bqplot)"
+        # a benchmark-only dependency since issue 19 dropped it, installed like Perspective
+        cmd = [sys.executable, "-m", "pip", "install", "-q", "bqplot>=0.12.43"]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            return f"pip install bqplot failed: {done.stderr[-300:]}"
     dest.mkdir(parents=True)
     archive = subprocess.run(
         ["git", "-C", str(h.ROOT), "archive", OLD_COMMIT, "wsnotebook"],
