@@ -39,14 +39,6 @@ def server() -> Iterator[Server]:
     srv.stop()
 
 
-@pytest.fixture
-def clients() -> Iterator[list[Client]]:
-    made: list[Client] = []
-    yield made
-    for c in made:
-        c.close()
-
-
 def types(c: Client) -> set[str]:
     df = c.traffic.df
     return set(df[df["n_events"] > 0]["type"].astype(str)) - {"initial"}

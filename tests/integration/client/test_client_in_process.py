@@ -46,14 +46,6 @@ def server() -> Iterator[Server]:
     srv.stop()
 
 
-@pytest.fixture
-def clients() -> Iterator[list[Client]]:
-    made: list[Client] = []
-    yield made
-    for c in made:
-        c.close()
-
-
 def test_in_process_frame_equals_the_socket_clients(server: Server, clients: list[Client]) -> None:
     server.publish([ev(i) for i in range(120)])  # the initial snapshot
     local = connect(server.url, in_process=True, **FAST)

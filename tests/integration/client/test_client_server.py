@@ -47,14 +47,6 @@ def server() -> Iterator[Server]:
     srv.stop()
 
 
-@pytest.fixture
-def clients() -> Iterator[list[Client]]:
-    made: list[Client] = []
-    yield made
-    for c in made:
-        c.close()
-
-
 def force_disconnect(client: Client) -> bool:
     """Abort the client's TCP connection from the client side (the peer sees no close frame)."""
     done = threading.Event()
