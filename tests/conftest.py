@@ -4,20 +4,34 @@
   epoch-ms stamps (``timestamp``, ``server_received`` +1.5 ms, ``client_received`` +4 ms).
   Test modules that want the function itself import it: ``from _helpers import make_hook_event``
   (tests/_helpers.py; never ``from conftest import ...``, the name is ambiguous).
+* ``clients`` -> a list the test appends its ``wsnotebook.connect`` clients to; all are closed
+  at teardown.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from _helpers import make_hook_event
+
+if TYPE_CHECKING:
+    from wsnotebook.client import Client
 
 
 @pytest.fixture
 def hook_event() -> Callable[..., dict[str, Any]]:
     return make_hook_event
+
+
+@pytest.fixture
+def clients() -> Iterator[list[Client]]:
+    """A list the test appends its clients to; every one is closed afterwards."""
+    made: list[Client] = []
+    yield made
+    for c in made:
+        c.close()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

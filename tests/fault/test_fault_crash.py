@@ -122,14 +122,6 @@ def servers() -> Iterator[list[ServerProcess]]:
         s.stop()
 
 
-@pytest.fixture
-def clients() -> Iterator[list[Client]]:
-    made: list[Client] = []
-    yield made
-    for c in made:
-        c.close()
-
-
 def start(servers: list[ServerProcess], db: Path, port: int = 0) -> ServerProcess:
     s = ServerProcess(db, port)
     servers.append(s)
