@@ -4,6 +4,9 @@
   epoch-ms stamps (``timestamp``, ``server_received`` +1.5 ms, ``client_received`` +4 ms).
   Test modules that want the function itself import it: ``from _helpers import make_hook_event``
   (tests/_helpers.py; never ``from conftest import ...``, the name is ambiguous).
+* ``shell`` -> a real IPython ``InteractiveShell`` with ``%load_ext wsnotebook`` and fake widget
+  comms; at teardown the extension is unloaded (if the test has not), every widget stopped and
+  the shell instance cleared.
 * ``clients`` -> a list the test appends its ``wsnotebook.connect`` clients to; all are closed
   at teardown.
 """
@@ -14,9 +17,11 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from _helpers import make_hook_event
+from _helpers import make_hook_event, use_fake_comms
 
 if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
     from wsnotebook.client import Client
 
 
@@ -32,6 +37,24 @@ def clients() -> Iterator[list[Client]]:
     yield made
     for c in made:
         c.close()
+
+
+@pytest.fixture
+def shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    import wsnotebook.widget as widget
+
+    use_fake_comms(monkeypatch)
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "wsnotebook")
+    try:
+        yield ip
+    finally:
+        if "ws" in ip.magics_manager.magics["line"]:
+            ip.run_line_magic("unload_ext", "wsnotebook")
+        widget.stop_all()
+        InteractiveShell.clear_instance()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

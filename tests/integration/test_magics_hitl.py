@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from _helpers import FakeAgent, hitl_event, use_fake_comms
+from _helpers import FakeAgent, hitl_event
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture
-def shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
-    use_fake_comms(monkeypatch)
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "wsnotebook")
-    try:
-        yield ip
-    finally:
-        ip.run_line_magic("unload_ext", "wsnotebook")
-        InteractiveShell.clear_instance()
 
 
 def test_pending_and_respond_magics(shell: InteractiveShell) -> None:

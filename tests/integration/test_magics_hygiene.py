@@ -4,29 +4,14 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 
 import pytest
-from _helpers import use_fake_comms
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 import wsnotebook.widget as W
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture
-def shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
-    use_fake_comms(monkeypatch)
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "wsnotebook")
-    try:
-        yield ip
-    finally:
-        if "ws" in ip.magics_manager.magics["line"]:
-            ip.run_line_magic("unload_ext", "wsnotebook")
-        InteractiveShell.clear_instance()
 
 
 def test_a_failed_connect_or_serve_leaves_the_running_ones(shell: InteractiveShell) -> None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from _helpers import use_fake_comms
 from IPython.core.interactiveshell import InteractiveShell
 
 import wsnotebook.widget as W
@@ -26,18 +25,6 @@ def wait_until(pred: Callable[[], bool], timeout: float = 20.0) -> bool:
                 return False
             cond.wait(min(0.05, left))
     return True
-
-
-@pytest.fixture
-def shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
-    use_fake_comms(monkeypatch)
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "wsnotebook")
-    try:
-        yield ip
-    finally:
-        ip.run_line_magic("unload_ext", "wsnotebook")
-        InteractiveShell.clear_instance()
 
 
 def test_serve_demo_monitor_stats_stop_in_a_shell(

@@ -4,10 +4,8 @@ tests/integration/test_magics_live.py for serve/connect/demo)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
-from _helpers import use_fake_comms
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
@@ -16,19 +14,6 @@ from wsnotebook import cli
 from wsnotebook.frame import EventFrame
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
-    use_fake_comms(monkeypatch)
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "wsnotebook")
-    try:
-        yield ip
-    finally:
-        ip.run_line_magic("unload_ext", "wsnotebook")
-        W.stop_all()
-        InteractiveShell.clear_instance()
 
 
 def run_cell_error(ip: InteractiveShell, source: str, capsys: pytest.CaptureFixture) -> str:

@@ -4,29 +4,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _helpers import use_fake_comms
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from wsnotebook.recording import Replay, read_recording, session_path
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
-    use_fake_comms(monkeypatch)
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "wsnotebook")
-    try:
-        yield ip
-    finally:
-        ip.run_line_magic("unload_ext", "wsnotebook")
-        InteractiveShell.clear_instance()
 
 
 def test_demo_replay_sends_the_shipped_session(
