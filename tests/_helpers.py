@@ -49,6 +49,13 @@ def make_hook_event(i: int, **fields: Any) -> dict[str, Any]:
     return event
 
 
+def posted_events(n: int) -> list[dict[str, Any]]:
+    """``n`` hook events as a producer posts them: :func:`make_hook_event` without the
+    ``id`` / ``server_received`` / ``client_received`` stamps the server and client add."""
+    stamps = ("id", "server_received", "client_received")
+    return [{k: v for k, v in make_hook_event(i).items() if k not in stamps} for i in range(n)]
+
+
 class FakeComm:
     """An ipywidgets comm with no kernel behind it: every message goes nowhere."""
 

@@ -7,10 +7,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from _helpers import make_hook_event
+from _helpers import posted_events
 
 from wsnotebook.cli import EXIT_USAGE, main
 from wsnotebook.errors import AuthError
@@ -22,21 +21,11 @@ pytestmark = pytest.mark.timeout(60)
 FAST = {"backoff_base": 0.005, "backoff_cap": 0.05, "open_timeout": 5.0}
 
 
-def events(n: int) -> list[dict[str, Any]]:
-    out = []
-    for i in range(n):
-        ev = make_hook_event(i)
-        for key in ("id", "server_received", "client_received"):
-            ev.pop(key)
-        out.append(ev)
-    return out
-
-
 def test_events_evicted_at_the_source_are_a_gap_in_the_recording(
     tmp_path: Path, server_factory: Callable[..., Server]
 ) -> None:
     source = server_factory(retain=100)
-    source.publish(events(500))  # ids 1..500, the source keeps 401..500
+    source.publish(posted_events(500))  # ids 1..500, the source keeps 401..500
     out = tmp_path / "late.parquet"
     rec = record(source.url, out, since=0, flush_interval=0.05, **FAST)
     wait_recorded(rec, 100, timeout=30)
@@ -52,7 +41,7 @@ def test_a_burst_beyond_buffer_rows_is_recorded_as_an_overflow_gap(
     tmp_path: Path, server_factory: Callable[..., Server]
 ) -> None:
     source = server_factory()
-    source.publish(events(1000))
+    source.publish(posted_events(1000))
     out = tmp_path / "burst.parquet"
     flush = FlushOptions(interval=0.05, rows=10, buffer_rows=10)
     rec = Recorder(source.url, out, flush=flush, since=0, batch=1000, **FAST).start()

@@ -10,10 +10,9 @@ import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from _helpers import make_hook_event
+from _helpers import posted_events
 
 from wsnotebook.recording import (
     read_recording,
@@ -29,21 +28,11 @@ from wsnotebook.server import Server
 pytestmark = pytest.mark.timeout(60)
 
 
-def events(n: int) -> list[dict[str, Any]]:
-    out = []
-    for i in range(n):
-        ev = make_hook_event(i)
-        for key in ("id", "server_received", "client_received"):
-            ev.pop(key)
-        out.append(ev)
-    return out
-
-
 def test_stop_all_flushes_every_running_recorder(
     tmp_path: Path, server_factory: Callable[..., Server]
 ) -> None:
     source = server_factory()
-    source.publish(events(50))
+    source.publish(posted_events(50))
     recs = [
         record(source.url, tmp_path / f"r{i}.parquet", since=0, flush_interval=60) for i in range(2)
     ]
@@ -60,7 +49,7 @@ def test_a_script_that_exits_without_stop_keeps_what_it_received(
     tmp_path: Path, server_factory: Callable[..., Server]
 ) -> None:
     source = server_factory()
-    source.publish(events(120))
+    source.publish(posted_events(120))
     out = tmp_path / "atexit.parquet"
     script = textwrap.dedent(
         f"""
