@@ -14,22 +14,19 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
-import time
 from collections import Counter
 from typing import Any
 
 import pytest
+from _paced import BATCH, Producer, close_subscribers, frame_numbers, wait_until
 
 import wsnotebook as wsn
 from wsnotebook.protocol import CLOSE_TRY_AGAIN
-from wsnotebook.runtime import loop as _loop
 
 FULL = os.environ.get("WSN_FULL") == "1"
 EVENTS = 50_000 if FULL else 20_000
 DISCONNECTS = 100
 HALF_OPEN_EVERY = 10  # every 10th fault is a half-open peer (costs a ping timeout each)
-BATCH = 25
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -40,84 +37,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def event(n: int) -> dict[str, Any]:
-    return {
-        "source_app": "fault",
-        "session_id": f"s{n % 7}",
-        "hook_event_type": "PreToolUse",
-        "payload": {"n": n},
-    }
-
-
-def wait_until(pred, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.005)
-
-
-class Producer(threading.Thread):
-    """Publishes events 0..total-1 in small batches through ``server.publish``; ``pause()``
-    blocks it between batches (used while the server restarts)."""
-
-    def __init__(self, server: Any, total: int, *, rate: float) -> None:
-        super().__init__(daemon=True, name="producer")
-        self.server = server
-        self.total = total
-        self.sent = 0
-        self.interval = BATCH / rate
-        self.gate = threading.Event()
-        self.gate.set()
-        self.idle = threading.Event()
-        self.error: BaseException | None = None
-        self.stop_flag = False
-
-    def run(self) -> None:
-        try:
-            next_at = time.monotonic()
-            while self.sent < self.total and not self.stop_flag:
-                if not self.gate.is_set():
-                    self.idle.set()
-                    self.gate.wait(30)
-                    self.idle.clear()
-                    continue
-                n = min(BATCH, self.total - self.sent)
-                self.server.publish([event(self.sent + i) for i in range(n)])
-                self.sent += n
-                next_at += self.interval
-                delay = next_at - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-        except BaseException as exc:  # reported by the test
-            self.error = exc
-        finally:
-            self.idle.set()
-
-    def pause(self) -> None:
-        self.gate.clear()
-        self.idle.wait(30)
-
-    def resume(self) -> None:
-        self.gate.set()
-
-
 def server_close(server: Any) -> None:
     """The server closes every subscriber with a WebSocket close frame (1013, as for a slow
-    consumer), through its own close path (test-only use of the server's live connections)."""
-
-    async def close_all() -> int:
-        clients = list(server.broadcaster.clients)
-        for c in clients:
-            c.start_close(CLOSE_TRY_AGAIN, b"chaos")
-        return len(clients)
-
-    wait_until(lambda: _loop.run(close_all()) > 0, 10, "a subscriber to close")
-
-
-def frame_numbers(client: Any) -> Counter[int]:
-    df = client.frame.df
-    return Counter(int(p["n"]) for p in df["payload"])
+    consumer), through its own close path."""
+    close_subscribers(server, CLOSE_TRY_AGAIN)
 
 
 def run_chaos(

@@ -13,96 +13,20 @@ Counts: 10,000 events and 40 forced closes (``WSN_FULL=1``: 30,000 and 100).
 from __future__ import annotations
 
 import os
-import threading
-import time
-from collections import Counter
 from typing import Any
 
 import pytest
+from _paced import Producer, close_subscribers, frame_numbers, wait_until
 
 import wsnotebook as wsn
 from wsnotebook.protocol import CLOSE_GOING_AWAY, CLOSE_RESTART, CLOSE_TRY_AGAIN
-from wsnotebook.runtime import loop as _loop
 
 FULL = os.environ.get("WSN_FULL") == "1"
 EVENTS = 30_000 if FULL else 10_000
 CLOSES = 100 if FULL else 40
-BATCH = 25
 CODES = (CLOSE_TRY_AGAIN, CLOSE_RESTART, CLOSE_GOING_AWAY)
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def event(n: int) -> dict[str, Any]:
-    return {
-        "source_app": "local",
-        "session_id": f"s{n % 5}",
-        "hook_event_type": "PreToolUse",
-        "payload": {"n": n},
-    }
-
-
-def wait_until(pred, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.005)
-
-
-class Producer(threading.Thread):
-    """Publishes 0..total-1 in batches of ``BATCH`` at ``rate`` ev/s; ``pause()`` stops it
-    between batches (while the server restarts)."""
-
-    def __init__(self, server: Any, total: int, rate: float) -> None:
-        super().__init__(daemon=True, name="local-producer")
-        self.server, self.total, self.sent = server, total, 0
-        self.interval = BATCH / rate
-        self.gate, self.idle = threading.Event(), threading.Event()
-        self.gate.set()
-        self.error: BaseException | None = None
-        self.stop_flag = False
-
-    def run(self) -> None:
-        try:
-            next_at = time.monotonic()
-            while self.sent < self.total and not self.stop_flag:
-                if not self.gate.is_set():
-                    self.idle.set()
-                    self.gate.wait(30)
-                    self.idle.clear()
-                    continue
-                n = min(BATCH, self.total - self.sent)
-                self.server.publish([event(self.sent + i) for i in range(n)])
-                self.sent += n
-                next_at += self.interval
-                delay = next_at - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-        except BaseException as exc:  # reported by the test
-            self.error = exc
-        finally:
-            self.idle.set()
-
-    def pause(self) -> None:
-        self.gate.clear()
-        self.idle.wait(30)
-
-
-def close_subscribers(server: Any, code: int) -> None:
-    """The server ends every subscription with ``code`` through its own close path."""
-
-    async def close_all() -> int:
-        clients = list(server.broadcaster.clients)
-        for c in clients:
-            c.start_close(code, b"chaos")
-        return len(clients)
-
-    wait_until(lambda: _loop.run(close_all()) > 0, 10, "a subscriber to close")
-
-
-def numbers(client: Any) -> Counter[int]:
-    return Counter(int(p["n"]) for p in client.frame.df["payload"])
 
 
 def run(store: str, logs: Any) -> tuple[Any, Any]:
@@ -112,7 +36,7 @@ def run(store: str, logs: Any) -> tuple[Any, Any]:
         server.url, in_process=True, backoff_base=0.01, backoff_cap=0.05, open_timeout=5.0
     )
     assert client.wait_state("open", timeout=15)
-    producer = Producer(server, EVENTS, rate=EVENTS / 10.0)
+    producer = Producer(server, EVENTS, rate=EVENTS / 10.0, source_app="local", sessions=5)
     producer.start()
     try:
         for i in range(CLOSES):
@@ -135,7 +59,7 @@ def run(store: str, logs: Any) -> tuple[Any, Any]:
         producer.join(120)
         assert not producer.is_alive()
         assert producer.error is None, repr(producer.error)
-        wait_until(lambda: (EVENTS - 1) in numbers(client), 60, "the last event")
+        wait_until(lambda: (EVENTS - 1) in frame_numbers(client), 60, "the last event")
     except BaseException:
         producer.stop_flag = True
         producer.gate.set()
@@ -155,7 +79,7 @@ def run(store: str, logs: Any) -> tuple[Any, Any]:
 def test_in_process_sqlite_closes_and_restart_lose_and_duplicate_nothing(tmp_path, logs):
     server, client = run(f"sqlite:///{tmp_path}/events.db", logs)
     try:
-        counts = numbers(client)
+        counts = frame_numbers(client)
         assert set(counts) == set(range(EVENTS))
         assert sum(c - 1 for c in counts.values()) == 0
         assert client.frame.df["id"].tolist() == list(range(1, EVENTS + 1))
@@ -171,7 +95,7 @@ def test_in_process_memory_restart_loses_nothing_in_flight(logs):
     every number arrives exactly once."""
     server, client = run("memory", logs)
     try:
-        counts = numbers(client)
+        counts = frame_numbers(client)
         assert set(counts) == set(range(EVENTS))
         assert sum(c - 1 for c in counts.values()) == 0
         assert len(client.frame.gaps) == 0
