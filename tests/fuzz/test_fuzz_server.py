@@ -9,6 +9,7 @@ Example counts: CI uses the numbers below; ``WSN_FULL=1`` multiplies them by 10.
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import logging
@@ -31,12 +32,14 @@ from websockets.sync.server import serve as ws_serve
 import wsnotebook as wsn
 from wsnotebook.events import validate_event
 from wsnotebook.runtime import loop as _loop
+from wsnotebook.store import MemoryStore
 
 FULL = os.environ.get("WSN_FULL") == "1"
 N = 10 if FULL else 1
 MAX_EVENT = 8 * 1024
 MAX_MESSAGE = 64 * 1024
 MAX_BATCH = 50
+JSON_TYPE = "application/json"
 ERROR_CODES = {"invalid_json", "invalid_event", "unknown_type", "too_large", "batch_too_large"}
 
 pytestmark = [
@@ -370,6 +373,97 @@ def test_hostile_websocket_messages_get_a_documented_error_or_close_code(
             assert exc.rcvd.code in (1007, 1009), exc.rcvd
             return
     assert client_errors_total(server) == before + errors_seen
+
+
+class _GeneralPathStore(MemoryStore):
+    """A memory store whose ``append_now`` is overridden: the server cannot take its per-event
+    hot path with it (``_publish_now``, ``stamp_one``, ``Ring.add_one``), so it is the
+    reference that path must match."""
+
+    def append_now(self, events: Any) -> Any:
+        return super().append_now(events)
+
+
+@pytest.fixture(scope="module")
+def twins() -> Iterator[tuple[Any, Any]]:
+    opts: dict[str, Any] = {
+        "max_event_bytes": MAX_EVENT,
+        "max_message_bytes": MAX_MESSAGE,
+        "max_batch_events": MAX_BATCH,
+        "connect_rate": 0,
+        "heartbeat_interval": 0,
+    }
+    fast = wsn.serve(port=0, **opts)
+    ref = wsn.serve(port=0, store=_GeneralPathStore(), **opts)
+    try:
+        assert fast._append_one is not None and ref._append_one is None
+        yield fast, ref
+    finally:
+        fast.stop()
+        ref.stop()
+
+
+def _exchange(srv: Any, payload: bytes, as_text: bool) -> tuple[list[Any], list[dict[str, Any]]]:
+    """The error replies to ``payload`` (or the close code) and the events it stored, with the
+    clock's fields neutralised (``server_received``, a filled ``timestamp``)."""
+    before = srv.store.last_id
+    replies: list[Any] = []
+    with ws_connect(srv.url + "?ext=1", open_timeout=10, max_size=None) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "initial"
+        try:
+            ws.send(payload, text=as_text)
+            ws.send(b'{"type":"probe-sync"}', text=True)
+            while True:
+                msg = json.loads(ws.recv(timeout=10))
+                if msg["type"] == "error":
+                    if "probe-sync" in msg["data"]["message"]:
+                        break
+                    replies.append(msg["data"])
+        except ConnectionClosed as exc:
+            replies.append(("closed", exc.rcvd.code if exc.rcvd else None))
+    future = asyncio.run_coroutine_threadsafe(srv.store.since(before, 10_000), srv._loop)
+    stored = [s.event for s in future.result(10)]
+    for event in stored:
+        received = event.pop("server_received")
+        if event.get("timestamp") == int(received):
+            event["timestamp"] = "filled"
+        event["id"] -= before
+    return replies, stored
+
+
+@examples(120)
+@given(payload=ws_payloads, as_text=st.booleans())
+def test_the_per_event_publish_path_stores_and_answers_as_the_general_path(twins, payload, as_text):
+    """The same message to a server on the hot path and to one that cannot take it: the same
+    error replies (code and wording) or close code, and the same stored events (ids relative
+    to what each held before)."""
+    fast, ref = twins
+    assert _exchange(fast, payload, as_text) == _exchange(ref, payload, as_text)
+
+
+def _neutral(reply: Any, before: int) -> Any:
+    """A POST reply with the clock's fields neutralised and ids relative to ``before``."""
+    for event in reply if isinstance(reply, list) else [reply]:
+        if isinstance(event, dict) and "server_received" in event:
+            received = event.pop("server_received")
+            if event.get("timestamp") == int(received):
+                event["timestamp"] = "filled"
+            event["id"] -= before
+    return reply
+
+
+@examples(120)
+@given(body=bodies)
+def test_the_per_event_post_path_answers_as_the_general_path(twins, body):
+    """``POST /events`` to a server on the hot path and to one that cannot take it: the same
+    status and reply (the stored event, or the error's wording)."""
+    fast, ref = twins
+    answers = []
+    for srv in (fast, ref):
+        before = srv.store.last_id
+        status, raw = http_request(srv, "POST", "/events", body, {"Content-Type": JSON_TYPE})
+        answers.append((status, _neutral(json.loads(raw), before)))
+    assert answers[0] == answers[1]
 
 
 def test_an_oversized_fragmented_message_closes_with_1009(server):

@@ -36,7 +36,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from ..errors import EventValidationError, LimitExceeded, ProtocolError, StoreError
-from ..events import decode_events, encode_json
+from ..events import Event, decode_events, encode_json
 from ..protocol import event_room, fit_newest
 from ..runtime.logthrottle import ThrottledLog, ThrottledLoggerAdapter
 from ..store import Appendable, Store, StoredEvent
@@ -127,12 +127,15 @@ class HttpMixin:
     max_batch_events: int
     _started: float
     _admission: Admission
+    _append_one: Any
     #: ``GET /events/recent`` replies cut to fit ``max_message_bytes`` (``metrics()``)
     recent_truncated: int = 0
 
     if TYPE_CHECKING:
 
         async def _ingest(self, events: Appendable) -> list[StoredEvent]: ...
+
+        def _ingest_one_now(self, event: Event) -> StoredEvent: ...
 
         def metrics_now(self) -> dict[str, Any]: ...
 
@@ -340,7 +343,10 @@ class HttpMixin:
         except (ProtocolError, EventValidationError) as exc:
             return self._reject(400, str(exc))
         try:
-            stored = await self._ingest(events)
+            if len(events) == 1 and self._append_one is not None:
+                stored = [self._ingest_one_now(events[0])]  # the per-event hot path
+            else:
+                stored = await self._ingest(events)
         except LimitExceeded as exc:  # valid, but its JSON is over max_event_bytes
             return self._reject(413, str(exc))
         except EventValidationError as exc:  # valid, but cannot be encoded as JSON

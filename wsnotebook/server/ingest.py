@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, cast
 
 from ..errors import LoopThreadError, ServerError, StoreError, WaitTimeout
 from ..events import Event, validate_events
+from ..events.hitl import HITL_FIELD
 from ..runtime import loop as _loop
 from ..store import Appendable, Encoded, MemoryStore, Store, StoredEvent, snapshot_events
 from .broadcast import Broadcaster
@@ -73,11 +74,14 @@ class IngestMixin:
         # the memory store appends synchronously: ingest without a coroutine per message (only
         # when ``append`` is MemoryStore's own, so a subclass overriding it keeps its behaviour)
         st = self.store
-        self._append_now: Callable[[Appendable], list[StoredEvent]] | None = (
-            st.append_now
-            if isinstance(st, MemoryStore) and type(st).append is MemoryStore.append
-            else None
-        )
+        self._append_now: Callable[[Appendable], list[StoredEvent]] | None = None
+        # one validated dict at a time (the per-event hot path): only when ``append_now`` is
+        # MemoryStore's own too, which ``append_one`` stands in for
+        self._append_one: Callable[[Event], StoredEvent] | None = None
+        if isinstance(st, MemoryStore) and type(st).append is MemoryStore.append:
+            self._append_now = st.append_now
+            if type(st).append_now is MemoryStore.append_now:
+                self._append_one = st.append_one
 
     async def publish_async(self, events: Event | list[Event]) -> list[Event]:
         """Validate and ingest on the loop; returns the stored events."""
@@ -249,6 +253,20 @@ class IngestMixin:
         counters.events_in += n
         counters.rate.add(n)
         self.broadcaster.broadcast(stored)
+        return stored
+
+    def _ingest_one_now(self, event: Event) -> StoredEvent:
+        """:meth:`_ingest_now` of one validated dict (memory store only; the per-event
+        ``publish`` / ``POST`` hot path): the same result, errors and counters.  A question
+        (``humanInTheLoop``, one dict lookup) takes the general path."""
+        if HITL_FIELD in event:
+            return self._ingest_now([event])[0]
+        assert self._append_one is not None
+        stored = self._append_one(event)
+        counters = self.counters
+        counters.events_in += 1
+        counters.rate.add(1)
+        self.broadcaster.broadcast([stored])
         return stored
 
     async def _ingest(self, events: Appendable) -> list[StoredEvent]:

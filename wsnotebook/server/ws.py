@@ -23,10 +23,11 @@ import math
 import time
 from typing import TYPE_CHECKING, Any, cast
 
+import orjson
 from aiohttp import WSMsgType, web
 
 from ..errors import EventValidationError, LimitExceeded, ProtocolError, StoreError
-from ..events import decode_json, json_type, validate_events
+from ..events import Event, decode_json, json_type, validate_event, validate_events
 from ..protocol import (
     CLOSE_POLICY,
     PROTOCOL_VERSION,
@@ -112,6 +113,7 @@ class StreamMixin:
     max_message_bytes: int
     max_batch_events: int
     _append_now: Any
+    _append_one: Any
     log_throttle: ThrottledLog
 
     if TYPE_CHECKING:
@@ -121,6 +123,8 @@ class StreamMixin:
         async def _ingest(self, events: Appendable) -> list[StoredEvent]: ...
 
         def _ingest_now(self, events: Appendable) -> list[StoredEvent]: ...
+
+        def _ingest_one_now(self, event: Event) -> StoredEvent: ...
 
     def _init_stream(self, connect_rate: float, connect_burst: int) -> None:
         self.connect_rate = float(connect_rate)
@@ -205,7 +209,8 @@ class StreamMixin:
         try:
             async for msg in ws:
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                    await self._client_message(client, msg.data)
+                    if not self._publish_now(client, msg.data):
+                        await self._client_message(client, msg.data)
                 elif msg.type == WSMsgType.ERROR:
                     self.counters.errors.bump("ws_receive")
                     self.log_throttle.debug(
@@ -232,6 +237,31 @@ class StreamMixin:
             client.drop_queues()
             self.counters.closed_events_out += client.events_out
         return ws
+
+    def _publish_now(self, client: Connection, data: str | bytes) -> bool:
+        """The common client message, one valid event published to a memory store, ingested
+        without a coroutine and the general path's branches.  True: stored and broadcast.
+        False: nothing was done (any other message, any problem, another store), and
+        :meth:`_client_message` handles it, wording every error.  Failures leave no trace here:
+        validation, the size rule and the stamp all run before anything is stored."""
+        if self._append_one is None:
+            return False
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return False
+        if type(obj) is not dict or obj.get("type") != "publish":
+            return False
+        event = obj.get("data")
+        if type(event) is not dict or utf8_size_over(data, self.max_event_bytes):
+            return False
+        try:
+            validate_event(event)
+            self._ingest_one_now(event)
+        except (EventValidationError, LimitExceeded):
+            return False
+        client.bad_messages = 0
+        return True
 
     async def _client_message(self, client: Connection, data: str | bytes) -> None:
         code, message = "", ""

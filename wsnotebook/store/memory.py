@@ -35,7 +35,7 @@ from .base import (
     fit_budget,
 )
 from .hitl import Questions, Versions, is_question, update_stored
-from .stamping import stamp_all
+from .stamping import stamp_all, stamp_one
 
 __all__ = ["FOLD_BYTES", "FOLD_EVERY", "MemoryStore", "Ring"]
 
@@ -75,6 +75,33 @@ class Ring:
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def add_one(self, stored: StoredEvent) -> None:
+        """``add([stored])`` without the batch scaffolding (the per-event hot path): the same
+        bounds, evictions and facet bookkeeping."""
+        size = len(stored.encoded)
+        nbytes = self.bytes + size
+        if self.max_bytes and nbytes > self.max_bytes:
+            self.add((stored,))  # rare: evicting for bytes, the general path
+            return
+        items = self.items
+        items.append(stored)
+        if len(items) > self.size:  # a full ring: the oldest goes (bytes only shrink)
+            old = items.popleft()
+            gone = len(old.encoded)
+            self.bytes = nbytes - gone
+            if self._facets is None:
+                return
+            self._added.append(stored)
+            self._evicted.append(old)
+            self._evicted_bytes += gone
+        else:
+            self.bytes = nbytes
+            if self._facets is None:
+                return
+            self._added.append(stored)
+        if len(self._added) + len(self._evicted) >= FOLD_EVERY or self._evicted_bytes >= FOLD_BYTES:
+            self._fold()
 
     def add(self, stored: Sequence[StoredEvent]) -> None:
         items = self.items
@@ -201,6 +228,13 @@ class MemoryStore(Store):
         stored = stamp_all(events, first, received, self.max_event_bytes)
         self._last += len(stored)
         self._ring.add(stored)
+        return stored
+
+    def append_one(self, event: Event) -> StoredEvent:
+        """``append_now([event])[0]`` for one validated dict (the per-event hot path)."""
+        stored = stamp_one(event, self._last + 1, now_ms(), self.max_event_bytes)
+        self._last = stored.id
+        self._ring.add_one(stored)
         return stored
 
     async def append(self, events: Appendable) -> list[StoredEvent]:

@@ -25,7 +25,7 @@ from ..events import Event
 from ..protocol import encode_event
 from .base import Appendable, Encoded, StoredEvent, event_facets, stored_event
 
-__all__ = ["snapshot_events", "stamp", "stamp_all"]
+__all__ = ["snapshot_events", "stamp", "stamp_all", "stamp_one"]
 
 
 def stamp(event: Event, ident: int, received_ms: float) -> StoredEvent:
@@ -39,6 +39,47 @@ def stamp(event: Event, ident: int, received_ms: float) -> StoredEvent:
     out["server_received"] = received_ms
     # bytes(memoryview(...)) copies into an exact-size object, dropping orjson's slack.
     return stored_event(ident, out, bytes(memoryview(encode_event(out))))
+
+
+def stamp_one(
+    event: Event, ident: int, received_ms: float, max_bytes: int | None = None
+) -> StoredEvent:
+    """``stamp_all([event], ident, received_ms, max_bytes)[0]`` for one validated dict, without
+    the batch scaffolding (the per-event ``publish`` / ``POST`` hot path): the same stored
+    bytes, the same errors, nothing stamped on an error.
+
+    The common event (no ``id`` or ``server_received`` of its own, ``timestamp`` not null) is
+    encoded as it is and the server's fields are spliced before its closing brace: the bytes
+    the dict path writes (a copy with those keys appended, encoded), ~0.25 us less per event
+    and already exact-size; anything else takes the dict path (:func:`stamp`).
+    """
+    ts = event.get("timestamp", _ABSENT)
+    if ts is not None and "id" not in event and "server_received" not in event:
+        try:
+            head = orjson.dumps(event)
+        except TypeError:  # non-string keys, an unencodable value: the careful path below
+            pass
+        else:
+            if max_bytes is not None and len(head) > max_bytes:
+                raise _too_large(0, 1, len(head), max_bytes)
+            received = orjson.dumps(received_ms)
+            if ts is _ABSENT:
+                tail = b',"timestamp":%d,"server_received":%b}' % (int(received_ms), received)
+            else:
+                tail = b',"server_received":%b}' % received
+            get = event.__getitem__
+            try:
+                app = sys.intern(get("source_app"))
+                session = sys.intern(get("session_id"))
+                hook = sys.intern(get("hook_event_type"))
+            except TypeError:  # a str subclass: the careful way
+                app, session, hook = event_facets(event)
+            spliced = b'%b,"id":%d%b' % (head[:-1], ident, tail)
+            return StoredEvent(ident, spliced, app, session, hook)
+    return stamp_all([event], ident, received_ms, max_bytes)[0]
+
+
+_ABSENT = object()
 
 
 def stamp_all(

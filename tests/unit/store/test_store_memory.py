@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from unittest import mock
 
 from _store_helpers import ev, ids
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from wsnotebook.store import MemoryStore
+from wsnotebook.store import MemoryStore, StoredEvent
 from wsnotebook.store import memory as _memory
 
 
@@ -90,3 +93,32 @@ def test_retained_events_are_not_tracked_by_the_cyclic_gc() -> None:
 
 def test_memory_stores_have_distinct_epochs() -> None:
     assert MemoryStore().epoch != MemoryStore().epoch
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    size=st.integers(1, 6),
+    max_bytes=st.sampled_from([0, 40, 100, 300]),
+    facets=st.booleans(),
+    events=st.lists(st.tuples(st.integers(1, 150), st.sampled_from("abc")), max_size=40),
+)
+def test_ring_add_one_keeps_what_add_of_one_keeps(
+    size: int, max_bytes: int, facets: bool, events: list[tuple[int, str]]
+) -> None:
+    """``Ring.add_one`` (the per-event hot path) = ``add([event])``: the same events, bytes,
+    evictions for bytes and facet counts, folds included (``FOLD_EVERY`` made small)."""
+    fast = _memory.Ring(size, facets=facets, max_bytes=max_bytes)
+    ref = _memory.Ring(size, facets=facets, max_bytes=max_bytes)
+    with (
+        mock.patch.object(_memory, "FOLD_EVERY", 5),
+        mock.patch.object(_memory, "FOLD_BYTES", 200),
+    ):
+        for i, (nbytes, app) in enumerate(events, 1):
+            stored = StoredEvent(i, b"x" * nbytes, app, "s", "h")
+            fast.add_one(stored)
+            ref.add([stored])
+            assert list(fast.items) == list(ref.items)
+            assert (fast.bytes, fast.evicted_by_bytes) == (ref.bytes, ref.evicted_by_bytes)
+            assert (fast._added, fast._evicted) == (ref._added, ref._evicted)
+        if facets:
+            assert fast.facet_values() == ref.facet_values()

@@ -4,6 +4,7 @@ them."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import decimal
 import enum
 from typing import Any
@@ -11,9 +12,12 @@ from typing import Any
 import orjson
 import pytest
 from _store_helpers import ev, ids
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wsnotebook.errors import EventValidationError, LimitExceeded
-from wsnotebook.store import MemoryStore, snapshot_events, stamp, stamp_all
+from wsnotebook.store import MemoryStore, memory, snapshot_events, stamp, stamp_all
+from wsnotebook.store.stamping import stamp_one
 
 
 def test_stamp_sets_id_fills_timestamp_and_keeps_unknown_fields() -> None:
@@ -131,3 +135,96 @@ def test_a_snapshot_is_stored_with_exactly_the_fields_and_values_of_the_dict_pat
     assert (spliced.id, spliced.source_app, spliced.session_id, spliced.hook_event_type) == (
         direct.id, direct.source_app, direct.session_id, direct.hook_event_type,
     )  # fmt: skip
+
+
+# ---------------------------------------------------------------- stamp_one (the hot path)
+
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12)
+    | st.sampled_from([decimal.Decimal(1), "\ud800", {1: "x"}]),  # unencodable, non-str key
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+class _Facet(str):
+    """A str subclass facet value (intern refuses it: the careful path)."""
+
+
+_one_event = st.builds(
+    lambda payload, extra, ts, facet: {
+        "source_app": facet("app"),
+        "session_id": "s",
+        "hook_event_type": "T",
+        "payload": payload,
+        **extra,
+        **ts,
+    },
+    st.dictionaries(st.text(max_size=6), _json, max_size=4),
+    st.dictionaries(
+        st.sampled_from(["id", "server_received", "chat", "summary", "x", "é\u2028"]),
+        _json,
+        max_size=3,
+    ),
+    st.sampled_from([{}, {"timestamp": None}, {"timestamp": 5}, {"timestamp": 1.5e12}]),
+    st.sampled_from([str, _Facet]),
+)
+
+
+def _outcome(fn: Any) -> tuple[str, Any]:
+    try:
+        s = fn()
+    except (EventValidationError, LimitExceeded) as exc:
+        return type(exc).__name__, str(exc)
+    return "ok", (s.id, s.encoded, s.source_app, s.session_id, s.hook_event_type)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    event=_one_event,
+    ident=st.integers(1, 2**40),
+    received=st.floats(0, 4e12),
+    slack=st.none() | st.integers(-3, 3),
+)
+def test_stamp_one_writes_the_bytes_and_raises_the_errors_of_stamp_all(
+    event: dict[str, Any], ident: int, received: float, slack: int | None
+) -> None:
+    """The per-event splice stores exactly what the dict path stores (the same bytes, facets,
+    id), and refuses what it refuses with the same message, at and around ``max_bytes``."""
+    max_bytes = None
+    if slack is not None:
+        try:
+            max_bytes = max(1, len(orjson.dumps(event)) + slack)
+        except TypeError:
+            max_bytes = 100
+    snapshot = copy.deepcopy(event)
+    one = _outcome(lambda: stamp_one(event, ident, received, max_bytes))
+    assert one == _outcome(lambda: stamp_all([event], ident, received, max_bytes)[0])
+    assert event == snapshot  # the caller's dict is not modified
+    if one[0] == "ok":
+        assert type(one[1][2]) is str  # facets interned as exact str
+
+
+def test_memory_store_append_one_is_append_now_of_one_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ids, retained bytes, byte and count evictions and facets as ``append_now``'s."""
+    monkeypatch.setattr(memory, "now_ms", lambda: 1795736432259.8413)
+
+    def plain(store: MemoryStore) -> list[bytes]:
+        return [s.encoded for s in store._ring.items]
+
+    a, b = MemoryStore(retain=3, retain_bytes=1024), MemoryStore(retain=3, retain_bytes=1024)
+    for i in range(12):
+        event = ev(payload={"pad": "x" * (i % 5 * 250)}, session_id=f"s{i % 4}", timestamp=i)
+        assert a.append_one(event).id == b.append_now([event])[0].id
+        assert plain(a) == plain(b)
+        assert a._ring.bytes == b._ring.bytes
+    assert {**a.stats(), "epoch": 0} == {**b.stats(), "epoch": 0}
+    assert asyncio.run(a.filter_options()) == asyncio.run(b.filter_options())
