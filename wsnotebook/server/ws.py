@@ -24,7 +24,7 @@ import time
 from typing import TYPE_CHECKING, Any, cast
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..errors import EventValidationError, LimitExceeded, ProtocolError, StoreError
 from ..events import Event, decode_json, json_type, validate_event, validate_events
@@ -97,6 +97,17 @@ def stream_params(request: web.Request) -> dict[str, Any]:
         "interval": interval_ms / 1000.0,
         "epoch": epoch,
     }
+
+
+def _valid_utf8(data: str | bytes) -> bool:
+    """Whether a TEXT frame's payload is valid UTF-8 (checked only off the hot path)."""
+    if isinstance(data, str):
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class StreamMixin:
@@ -175,6 +186,9 @@ class StreamMixin:
             max_msg_size=self.max_message_bytes,
             heartbeat=hb,
             timeout=CLOSE_TIMEOUT,
+            # TEXT frames as their bytes: orjson parses bytes ~0.4 us faster than the str
+            # aiohttp would decode first; invalid UTF-8 still closes with 1007 (below).
+            decode_text=False,
         )
         try:
             upgrade_ok = ws.can_prepare(request).ok
@@ -209,8 +223,18 @@ class StreamMixin:
         try:
             async for msg in ws:
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                    if not self._publish_now(client, msg.data):
-                        await self._client_message(client, msg.data)
+                    data = msg.data
+                    if self._publish_now(client, data):  # orjson accepts valid UTF-8 only
+                        continue
+                    if msg.type is WSMsgType.TEXT and not _valid_utf8(data):
+                        # what aiohttp does when it decodes TEXT frames itself: close 1007
+                        self.counters.errors.bump("ws_receive")
+                        self.log_throttle.debug(
+                            "ws_receive", "wsnotebook: invalid UTF-8 text from %s", peer
+                        )
+                        await ws.close(code=WSCloseCode.INVALID_TEXT)
+                        break
+                    await self._client_message(client, data)
                 elif msg.type == WSMsgType.ERROR:
                     self.counters.errors.bump("ws_receive")
                     self.log_throttle.debug(
@@ -265,8 +289,8 @@ class StreamMixin:
 
     async def _client_message(self, client: Connection, data: str | bytes) -> None:
         code, message = "", ""
-        # aiohttp hands TEXT frames over as str: orjson parses str directly (no re-encode copy);
-        # the UTF-8 size is computed only when the single-event limit needs it.
+        # TEXT and BINARY frames arrive as bytes (``decode_text=False``; a TEXT frame's UTF-8
+        # was checked by the caller); ``str`` is accepted too.
         try:
             obj = decode_json(data)
         except ProtocolError as exc:

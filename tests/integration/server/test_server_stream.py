@@ -357,3 +357,25 @@ def test_events_published_right_after_a_paged_resume_arrive_exactly_once_in_id_o
         # a duplicate sent after the 3000th id would arrive before this sentinel
         server.publish(make_event())
         assert collect_ids(ws, 1) == [3001]
+
+
+def test_invalid_utf8_in_a_text_frame_closes_1007_and_in_a_binary_frame_gets_invalid_json(
+    server: Server, make_event: Any
+) -> None:
+    """TEXT frames reach the server as bytes (``decode_text=False``): invalid UTF-8 still
+    closes with 1007 as when aiohttp decoded them, counted as ``ws_receive``; the same bytes in
+    a BINARY frame get an ``invalid_json`` reply; a valid non-ASCII event is stored."""
+    bad = b'{"type":"publish","data":{"source_app":"\xff"}}'
+    good = {"type": "publish", "data": make_event(n=1, payload={"t": "\u00e9\u2028\U0001f600"})}
+    before = server.metrics()["errors"].get("ws_receive", 0)
+    with connect(server.url) as ws:
+        recv_json(ws)
+        ws.send(bad)  # binary
+        assert recv_json(ws)["data"]["code"] == "invalid_json"
+        ws.send(json.dumps(good, ensure_ascii=False))
+        assert collect_ids(ws, 1) == [1]
+        ws.send(bad, text=True)
+        assert close_code(ws) == 1007
+    assert server.metrics()["errors"].get("ws_receive", 0) == before + 1
+    stored = asyncio.run(server.store.recent(10))
+    assert [s.event["payload"] for s in stored] == [good["data"]["payload"]]
