@@ -77,7 +77,8 @@ class Store {
     this.dicts = { app: [], session: [], type: [] };
     this.counts = { app: [], session: [], type: [] };
     this.bins = new Map(); // second -> Map(typeCode -> count)
-    this.lanes = new Map(); // "app\u0001session" -> Map(second -> typeCode)
+    this.binSec = NaN; this.binMap = null; // the last second binned (rows arrive in order)
+    this.lanes = new Map(); // (app, session) codes -> {app, session, m: Map(second -> typeCode)}
     this.firstSec = Infinity; this.lastSec = -Infinity;
     this.matches = null; this.total = 0; this.live = false;
   }
@@ -89,8 +90,9 @@ class Store {
   }
   name(col, code) { return code >= 0 ? (this.dicts[col][code] ?? "?") : ""; }
   bin(sec, type, n) {
-    let m = this.bins.get(sec);
+    let m = sec === this.binSec ? this.binMap : this.bins.get(sec);
     if (!m) { m = new Map(); this.bins.set(sec, m); }
+    this.binSec = sec; this.binMap = m;
     m.set(type, (m.get(type) || 0) + n);
     if (sec < this.firstSec) this.firstSec = sec;
     if (sec > this.lastSec) this.lastSec = sec;
@@ -99,6 +101,12 @@ class Store {
     const s = this.slot(i);
     for (const c of ["app", "session", "type"]) { const k = this[c][s]; if (k >= 0) this.counts[c][k]--; }
     this.tbuf[s] = undefined;
+  }
+  lane(a, se) {
+    const key = (a + 1) * 4294967296 + (se + 1); // codes are >= -1 and < 2^21
+    let l = this.lanes.get(key);
+    if (!l) { l = { app: a, session: se, m: new Map() }; this.lanes.set(key, l); }
+    return l.m;
   }
   put(msg, buffers) {
     const b = {};
@@ -110,7 +118,7 @@ class Store {
     const id = typed(Float64Array, b.id), ts = typed(Float64Array, b.ts), lat = typed(Float32Array, b.lat);
     const app = typed(Int32Array, b.app), ses = typed(Int32Array, b.session), typ = typed(Int32Array, b.type);
     const text = bytesOf(b.text).slice(), off = typed(Uint32Array, b.text_off);
-    const older = msg.kind === "older";
+    const older = msg.kind === "older", counts = this.counts;
     if (older && first + n !== this.lo) return [];
     if (!older && first > this.hi) { for (let i = this.lo; i < this.hi; i++) this.evict(i); this.lo = this.hi = first; }
     const added = [];
@@ -123,16 +131,16 @@ class Store {
       this.id[s] = id[k]; this.ts[s] = ts[k]; this.lat[s] = lat[k];
       this.app[s] = app[k]; this.session[s] = ses[k]; this.type[s] = typ[k];
       this.tbuf[s] = text; this.toff[s] = off[k]; this.tlen[s] = off[k + 1] - off[k];
-      for (const [c, arr] of [["app", app], ["session", ses], ["type", typ]]) if (arr[k] >= 0) this.counts[c][arr[k]]++;
+      const a = app[k], se = ses[k], ty = typ[k];
+      if (a >= 0) counts.app[a]++;
+      if (se >= 0) counts.session[se]++;
+      if (ty >= 0) counts.type[ty]++;
       if (isFinite(ts[k])) {
-        if (!older && !msg.hist) this.bin(Math.floor(ts[k] / 1000), typ[k], 1);
-        {
-          const lane = this.name("app", app[k]) + "\u0001" + this.name("session", ses[k]);
-          let m = this.lanes.get(lane);
-          if (!m) { m = new Map(); this.lanes.set(lane, m); }
-          m.set(Math.floor(ts[k] / 1000), typ[k]);
-          if (m.size > 3600) m.delete(m.keys().next().value);
-        }
+        const sec = Math.floor(ts[k] / 1000);
+        if (!older && !msg.hist) this.bin(sec, ty, 1);
+        const m = this.lane(a, se);
+        m.set(sec, ty);
+        if (m.size > 3600) m.delete(m.keys().next().value);
       }
       added.push(i);
     }
@@ -234,8 +242,9 @@ class View {
     this.sort = { key: "idx", dir: -1 };
     this.order = new Float64Array(0); // row indices, ascending by the sort key
     this.follow = true; this.selected = null; this.range = null; this.zoom = null;
-    this.pendingAbove = 0; this.raf = 0; this.colors = null;
-    this.dirty = true; this.chartDirty = true;
+    this.pendingAbove = 0; this.raf = 0; this.geo = null;
+    this.obuf = new Float64Array(0); this.oa = 0; this.ob = 0; // see setOrder()
+    this.dirty = true; this.chartDirty = true; this.dataDirty = false; this.chartSec = -1;
     this.build();
     this.onStore = (ev) => this.storeEvent(ev);
     this.store.listeners.add(this.onStore);
@@ -246,10 +255,14 @@ class View {
   set dirty(v) { this._dirty = v; if (v) this.kick(); }
   get chartDirty() { return this._chartDirty; }
   set chartDirty(v) { this._chartDirty = v; if (v) this.kick(); }
+  // new rows redraw the chart once per completed second (its bins are whole seconds and the
+  // second in progress is not drawn): in the frame of the first tick after a second turns
+  get dataDirty() { return this._dataDirty; }
+  set dataDirty(v) { this._dataDirty = v; if (v) this.kick(); }
   kick() { if (!this.raf && this.scroll) this.raf = requestAnimationFrame(() => { this.raf = 0; this.frame(); }); }
   destroy() {
     this.store.listeners.delete(this.onStore);
-    cancelAnimationFrame(this.raf); clearInterval(this.snapTimer);
+    cancelAnimationFrame(this.raf); clearInterval(this.snapTimer); clearTimeout(this.secTimer);
     document.removeEventListener("click", this.docClick);
   }
   // ---------------------------------------------------------------- DOM
@@ -301,7 +314,7 @@ class View {
     this.chartEvents();
     // table + detail
     const main = h("div", "wsn-main"); root.appendChild(main);
-    const table = h("div", "wsn-table"); main.appendChild(table);
+    const table = this.tableEl = h("div", "wsn-table"); main.appendChild(table);
     this.headEl = h("div", "wsn-head"); table.appendChild(this.headEl);
     this.scroll = h("div", "wsn-scroll"); table.appendChild(this.scroll);
     this.spacer = h("div", "wsn-spacer"); this.scroll.appendChild(this.spacer);
@@ -312,6 +325,11 @@ class View {
     this.detailEl = h("div", "wsn-detail"); this.detailEl.style.display = "none"; main.appendChild(this.detailEl);
     this.snapEl = h("div", "wsn-snapshot"); this.snapEl.style.display = "none"; root.appendChild(this.snapEl);
     this.rowEls = [];
+    // a row's full text as its tooltip, set when hovered (not on every refill)
+    this.spacer.addEventListener("mouseover", (e) => {
+      const td = e.target.closest && e.target.closest(".wsn-td-text"), row = td && td.parentNode;
+      if (row && this.store.valid(row._i)) { const t = this.store.text(row._i); if (td.title !== t) td.title = t; }
+    });
     this.scroll.addEventListener("scroll", () => {
       this.follow = this.sort.key === "idx" && this.sort.dir < 0 && this.scroll.scrollTop < ROW_H / 2;
       if (this.follow) this.pendingAbove = 0;
@@ -320,7 +338,8 @@ class View {
     this.docClick = () => { this.closePickers(); this.closeMenu(); };
     document.addEventListener("click", this.docClick);
     this.header();
-    for (const [name, fn] of [["status", () => this.renderStatus()], ["questions", () => this.renderQuestions()],
+    // the status comes with every tick's rows: drawn in the same animation frame as they are
+    for (const [name, fn] of [["status", () => { this.statusDirty = true; this.kick(); }], ["questions", () => this.renderQuestions()],
       ["question_note", () => this.renderQuestions()], ["notice", () => this.renderNotice()],
       ["paused", () => this.syncButtons()], ["snapshot", () => this.renderSnapshot()]]) {
       m.on(`change:${name}`, fn);
@@ -349,11 +368,24 @@ class View {
     this.pauseBtn.textContent = m.get("paused") ? "resume" : "pause";
     this.pauseBtn.classList.toggle("wsn-on", !!m.get("paused"));
   }
+  setWidths() {
+    const t = this.tableEl;
+    let x = 0;
+    for (const c of this.cols) {
+      t.style.setProperty(`--wsn-w-${c.key}`, c.width + "px");
+      t.style.setProperty(`--wsn-x-${c.key}`, x + "px");
+      if (c.shown) x += c.width;
+    }
+    t.style.setProperty("--wsn-row-w", x + "px");
+    // the summary cell holds what its width can show (no shaping of clipped text)
+    this.textChars = Math.ceil((this.cols.find((c) => c.key === "text") || { width: 560 }).width / 5);
+  }
   header() {
     this.headEl.textContent = "";
+    this.setWidths();
     for (const c of this.cols.filter((c) => c.shown)) {
       const th = h("div", `wsn-th wsn-th-${c.key}`, c.label);
-      th.style.width = c.width + "px"; th.dataset.key = c.key;
+      th.dataset.key = c.key;
       const sorted = this.sort.key === c.key || (c.key === "id" && this.sort.key === "idx");
       if (sorted) th.textContent += this.sort.dir > 0 ? " ▲" : " ▼";
       th.onclick = () => this.sortBy(c.key);
@@ -362,7 +394,7 @@ class View {
       grip.onmousedown = (e) => {
         e.preventDefault(); e.stopPropagation();
         const x0 = e.clientX, w0 = c.width;
-        const move = (ev) => { c.width = Math.max(40, w0 + ev.clientX - x0); th.style.width = c.width + "px"; this.relayout(); };
+        const move = (ev) => { c.width = Math.max(40, w0 + ev.clientX - x0); this.setWidths(); };
         const up = () => { document.removeEventListener("mousemove", move); document.removeEventListener("mouseup", up); };
         document.addEventListener("mousemove", move); document.addEventListener("mouseup", up);
       };
@@ -406,7 +438,7 @@ class View {
     const st = this.store, ok = this.predicate(), out = new Float64Array(st.hi - st.lo);
     let n = 0;
     for (let i = st.lo; i < st.hi; i++) if (!ok || ok(i)) out[n++] = i;
-    this.order = out.subarray(0, n);
+    this.setOrder(out.subarray(0, n));
     this.resort();
   }
   resort() {
@@ -417,10 +449,10 @@ class View {
       const kv = arr.map((i) => key(i));
       const idx = arr.map((_, k) => k);
       idx.sort((a, b) => (kv[a] < kv[b] ? -1 : kv[a] > kv[b] ? 1 : arr[a] - arr[b]));
-      this.order = Float64Array.from(idx, (k) => arr[k]);
+      this.setOrder(Float64Array.from(idx, (k) => arr[k]));
       keys.clear();
     } else {
-      this.order = Float64Array.from(this.order).sort(); // arrival order
+      this.setOrder(Float64Array.from(this.order).sort()); // arrival order
     }
     this.dirty = true;
   }
@@ -429,19 +461,18 @@ class View {
     if (ev.kind === "reset") this.relayout(); // the same row index may now be another row
     if (ev.kind === "reset" || ev.kind === "match" || ev.kind === "older") { this.refilter(); this.chartDirty = true; return; }
     const st = this.store, ok = this.predicate();
-    const add = ev.added.filter((i) => !ok || ok(i));
+    const add = ok ? ev.added.filter(ok) : ev.added;
     const lo = st.lo;
-    let old = this.order;
-    if (old.length && (this.sort.key === "idx" ? old[0] < lo : true)) {
-      let keep = 0; const o2 = new Float64Array(old.length);
-      for (const i of old) if (i >= lo) o2[keep++] = i;
-      old = o2.subarray(0, keep);
-    }
     const key = this.keyFn();
-    let merged;
-    if (!key) {
-      merged = new Float64Array(old.length + add.length); merged.set(old); merged.set(add, old.length);
-    } else {
+    if (!key) this.appendOrder(add, lo);
+    else {
+      let old = this.order;
+      if (old.length) {
+        let keep = 0; const o2 = new Float64Array(old.length);
+        for (const i of old) if (i >= lo) o2[keep++] = i;
+        old = o2.subarray(0, keep);
+      }
+      let merged;
       const kv = (i) => key(i);
       add.sort((a, b) => (kv(a) < kv(b) ? -1 : kv(a) > kv(b) ? 1 : a - b));
       merged = new Float64Array(old.length + add.length);
@@ -450,87 +481,126 @@ class View {
         if (b >= add.length || (a < old.length && !(kv(add[b]) < kv(old[a])))) merged[n++] = old[a++];
         else merged[n++] = add[b++];
       }
+      this.setOrder(merged);
     }
     if (!this.follow && this.sort.key === "idx" && this.sort.dir < 0 && add.length) {
       this.pendingAbove += add.length;
       this.scroll.scrollTop += add.length * ROW_H; // keep the rows the user looks at in place
     }
-    this.order = merged; this.dirty = true; this.chartDirty = true;
+    this.dirty = true; this.dataDirty = true;
+  }
+  // The row indices shown, in sort order: a view [oa, ob) of a buffer with room to spare, so in
+  // arrival order a tick appends its rows and drops the evicted ones from the front without
+  // copying the window (100k indices, 4 times a second, were most of the view's garbage).
+  setOrder(arr) { this.obuf = arr; this.oa = 0; this.ob = arr.length; this.order = arr; }
+  appendOrder(add, lo) {
+    let buf = this.obuf, a = this.oa, b = this.ob;
+    while (a < b && buf[a] < lo) a++;
+    if (b + add.length > buf.length) { // compact, growing to twice what is live
+      const live = b - a, need = live + add.length;
+      if (need * 1.5 > buf.length) {
+        const nb = new Float64Array(Math.max(1024, need * 2)); nb.set(buf.subarray(a, b)); buf = nb;
+      } else buf.copyWithin(0, a, b);
+      a = 0; b = live;
+    }
+    for (let k = 0; k < add.length; k++) buf[b + k] = add[k];
+    b += add.length;
+    this.obuf = buf; this.oa = a; this.ob = b; this.order = buf.subarray(a, b);
   }
   // ---------------------------------------------------------------- render loop
   frame() {
+    const sec = Math.floor(Date.now() / 1000);
+    const chart = this._chartDirty || (this._dataDirty && sec !== this.chartSec);
+    // every layout read of the frame comes before its first write (no forced reflow)
+    if (this._dirty || chart || !this.geo) {
+      const now = performance.now(), g = this.geo || {};
+      g.top = this.scroll.scrollTop; g.height = this.scroll.clientHeight || 420;
+      if (chart || !g.at || now - g.at > 1000) { // widths and theme colours: once a second
+        const css = getComputedStyle(this.root);
+        Object.assign(g, { at: now, W: this.canvas.clientWidth || 800, LW: this.lanesCanvas.clientWidth || 800,
+          fg: css.getPropertyValue("--jp-ui-font-color1").trim() || "#222",
+          grid: css.getPropertyValue("--jp-border-color2").trim() || "#ddd" });
+      }
+      this.geo = g;
+    }
+    if (this.statusDirty) { this.statusDirty = false; this.renderStatus(); }
     if (this._dirty) { this._dirty = false; this.renderRows(); }
-    if (this._chartDirty) {
-      this._chartDirty = false;
-      const now = performance.now(); // the chart at most 4 times a second
-      if (now - (this.chartAt || 0) >= 490) { // bins are whole seconds: twice a second is enough
-        this.chartAt = now; this.renderChart();
-        this.root.dataset.charts = String(+(this.root.dataset.charts || 0) + 1); // draws so far
-      }
-      else if (!this.chartTimer) {
-        this.chartTimer = setTimeout(() => { this.chartTimer = 0; this.chartDirty = true; }, 500 - (now - this.chartAt));
-      }
+    if (chart) {
+      this._chartDirty = false; this._dataDirty = false; this.chartSec = sec;
+      this.renderChart();
+      this.root.dataset.charts = String(+(this.root.dataset.charts || 0) + 1); // draws so far
+      // the newest second completes after this draw: look again once it has, if no tick did
+      clearTimeout(this.secTimer);
+      if (this.store.lastSec >= sec) this.secTimer = setTimeout(() => { if (this.chartSec < Math.floor(Date.now() / 1000)) this.dataDirty = true; },
+        1400 - (Date.now() % 1000));
     }
   }
   displayAt(pos) { const o = this.order; return this.sort.dir < 0 ? o[o.length - 1 - pos] : o[pos]; }
   renderRows() {
-    const n = this.order.length, st = this.store;
-    this.spacer.style.height = n * ROW_H + "px";
-    const top = this.scroll.scrollTop, height = this.scroll.clientHeight || 420;
+    const n = this.order.length, st = this.store, { top, height } = this.geo;
+    const spacerPx = n * ROW_H + "px";
+    if (this.spacer.style.height !== spacerPx) this.spacer.style.height = spacerPx;
     const first = Math.max(0, Math.floor(top / ROW_H) - 2), last = Math.min(n, Math.ceil((top + height) / ROW_H) + 2);
     const cols = this.cols.filter((c) => c.shown);
-    const width = cols.reduce((a, c) => a + c.width, 0);
     // Rows keep their element while they stay on screen (it only moves): following the newest
     // rows rewrites only the new ones, and a text selection inside a row survives updates.
+    // Off-screen elements are refilled (texts only: widths are CSS variables, see setWidths).
     const need = [];
-    for (let pos = first; pos < last; pos++) need.push([pos, this.displayAt(pos)]);
-    const wanted = new Set(need.map((x) => x[1]));
+    for (let pos = first; pos < last; pos++) need.push(this.displayAt(pos));
+    const wanted = new Set(need);
     const byIdx = new Map(), free = [];
     for (const r of this.rowEls) {
       if (r._key === this.sort.key && wanted.has(r._i) && !byIdx.has(r._i)) byIdx.set(r._i, r);
       else free.push(r);
     }
-    for (const [pos, i] of need) {
+    for (let k = 0; k < need.length; k++) {
+      const pos = first + k, i = need[k];
       let row = byIdx.get(i);
       const fresh = !row;
       if (!row) row = free.pop();
       if (!row) {
         const el = h("div", "wsn-row");
         el.onclick = () => this.select(el._i);
-        for (const c of cols) { const td = h("div", `wsn-td wsn-td-${c.key}${c.num ? " wsn-num" : ""}${c.mono ? " wsn-mono" : ""}`); el.appendChild(td); }
+        for (const c of cols) {
+          const td = h("div", `wsn-td wsn-td-${c.key}${c.num ? " wsn-num" : ""}${c.mono ? " wsn-mono" : ""}`);
+          if (c.key === "type") td.appendChild(h("span", "wsn-type"));
+          el.appendChild(td);
+        }
         this.spacer.appendChild(el); this.rowEls.push(el); row = el;
       }
       if (row.style.display) row.style.display = "";
-      const topPx = pos * ROW_H + "px", widthPx = width + "px";
-      if (row.style.top !== topPx) row.style.top = topPx;
-      if (row.style.width !== widthPx) row.style.width = widthPx;
+      const topPx = pos * ROW_H + "px";
+      if (row.style.top !== topPx) { row.style.top = topPx; row.classList.toggle("wsn-odd", pos % 2 === 1); }
       const s = st.slot(i), id = st.id[s];
       row.classList.toggle("wsn-sel", this.selected === id);
       if (!fresh) continue; // the same row: its cells are already right
       row._i = i; row._key = this.sort.key;
       row.dataset.id = id;
-      cols.forEach((c, j) => {
-        const td = row.children[j]; td.style.width = c.width + "px";
+      for (let j = 0; j < cols.length; j++) {
+        const key = cols[j].key, td = row.children[j];
         let v;
-        if (c.key === "id") v = id;
-        else if (c.key === "time") v = clock(st.ts[s], true);
-        else if (c.key === "lat") { const l = st.lat[s]; v = isNaN(l) ? "" : l.toFixed(1); }
-        else if (c.key === "text") v = st.text(i);
-        else v = st.name(c.key, st[c.key][s]);
-        if (c.key === "type") {
-          td.textContent = ""; const b = h("span", "wsn-type", v); b.style.background = colorOf(v); td.appendChild(b);
-        } else if (td.textContent !== String(v)) td.textContent = v;
-        td.title = c.key === "text" ? String(v) : "";
-      });
+        if (key === "id") v = String(id);
+        else if (key === "time") v = clock(st.ts[s], true);
+        else if (key === "lat") { const l = st.lat[s]; v = isNaN(l) ? "" : l.toFixed(1); }
+        else if (key === "text") { v = st.text(i); if (v.length > this.textChars) v = v.slice(0, this.textChars) + "…"; }
+        else v = st.name(key, st[key][s]);
+        if (key === "type") {
+          const b = td.firstChild;
+          if (b.textContent !== v) { b.textContent = v; b.style.background = colorOf(v); }
+        } else if (td.textContent !== v) td.textContent = v;
+      }
     }
     for (const r of free) if (!r.style.display) { r.style.display = "none"; r._i = undefined; }
     const held = st.hi - st.lo;
-    this.emptyEl.textContent = n ? "" : held ? `no match among ${held.toLocaleString()} events` : "no events yet";
-    this.emptyEl.style.display = n ? "none" : "";
+    const empty = n ? "" : held ? `no match among ${held.toLocaleString()} events` : "no events yet";
+    if (this.emptyEl.textContent !== empty) this.emptyEl.textContent = empty;
+    const show = (el, on) => { const d = on ? "" : "none"; if (el.style.display !== d) el.style.display = d; };
+    show(this.emptyEl, !n);
     const showNewest = !this.follow && this.sort.key === "idx" && this.sort.dir < 0 && this.pendingAbove > 0;
-    this.newestBtn.style.display = showNewest ? "" : "none";
-    this.newestBtn.textContent = `⤒ follow newest (${si(this.pendingAbove)} new)`;
-    this.snapEl.style.display = held || !this.model.get("snapshot").html ? "none" : "";
+    show(this.newestBtn, showNewest);
+    const newest = `⤒ follow newest (${si(this.pendingAbove)} new)`;
+    if (showNewest && this.newestBtn.textContent !== newest) this.newestBtn.textContent = newest;
+    show(this.snapEl, !held && !!(this.model.get("snapshot") || {}).html);
   }
   select(i) {
     const st = this.store;
@@ -683,16 +753,9 @@ class View {
   }
   renderChart() {
     const st = this.store, c = this.canvas, dpr = window.devicePixelRatio || 1;
-    const W = c.clientWidth || 800, H = 150;
+    const { W, fg, grid } = this.geo, H = 150; // read at the start of the frame
     if (c.width !== W * dpr) { c.width = W * dpr; c.height = H * dpr; }
     const g = c.getContext("2d"); g.setTransform(dpr, 0, 0, dpr, 0, 0); g.clearRect(0, 0, W, H);
-    const now = performance.now();
-    if (!this.colors || now - this.colors.at > 1000) {
-      const css = getComputedStyle(this.root);
-      this.colors = { at: now, fg: css.getPropertyValue("--jp-ui-font-color1").trim() || "#222",
-        grid: css.getPropertyValue("--jp-border-color2").trim() || "#ddd" };
-    }
-    const { fg, grid } = this.colors;
     const [t0, t1] = this.xRange(), L = 44, R = W - 6, T = 6, B = H - 18;
     const s0 = Math.floor(t0 / 1000), s1 = Math.ceil(t1 / 1000);
     // the second still in progress is left out (no false dip at the right edge)
@@ -748,7 +811,8 @@ class View {
     const st = this.store, c = this.lanesCanvas, dpr = window.devicePixelRatio || 1;
     const s0 = Math.floor(t0 / 1000), s1 = Math.ceil(t1 / 1000);
     const lanes = [];
-    for (const [lane, m] of st.lanes) {
+    for (const lane of st.lanes.values()) {
+      const m = lane.m;
       let last = -Infinity;
       if (m.size <= s1 - s0) { for (const s of m.keys()) if (s >= s0 && s <= s1 && s > last) last = s; }
       else for (let s = s1; s >= s0; s--) if (m.has(s)) { last = s; break; }
@@ -756,8 +820,8 @@ class View {
     }
     lanes.sort((a, b) => b[2] - a[2]);
     const shown = lanes.slice(0, 12), LH = 13, H = shown.length ? shown.length * LH + 4 : 0;
-    const W = c.clientWidth || 800;
-    c.style.height = H + "px";
+    const W = this.geo.LW, heightPx = H + "px";
+    if (c.style.height !== heightPx) c.style.height = heightPx;
     if (c.width !== W * dpr || c.height !== H * dpr) { c.width = W * dpr; c.height = H * dpr; }
     if (!H) return;
     const g = c.getContext("2d"); g.setTransform(dpr, 0, 0, dpr, 0, 0); g.clearRect(0, 0, W, H);
@@ -769,7 +833,7 @@ class View {
       const draw = (s, ty) => { g.fillStyle = colorOf(st.name("type", ty)); g.fillRect(X(s * 1000), y + 2, bw, LH - 5); };
       if (m.size <= s1 - s0) { for (const [s, ty] of m) if (s >= s0 && s <= s1) draw(s, ty); }
       else for (let s = s0; s <= s1; s++) { const ty = m.get(s); if (ty !== undefined) draw(s, ty); }
-      const [app, ses] = lane.split("\u0001");
+      const app = st.name("app", lane.app), ses = st.name("session", lane.session);
       g.fillStyle = fg; g.fillText(`${app.slice(0, 9)}:${ses.slice(0, 6)}`, 0, y + LH - 4);
     });
     if (lanes.length > shown.length) { g.fillStyle = fg; g.fillText(`+${lanes.length - shown.length} agents`, R - 60, H - 2); }
