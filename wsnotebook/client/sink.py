@@ -44,6 +44,7 @@ from ..events import (
     columns_message_batch,
     decode_batch_columns,
     decode_columns_message,
+    decode_event_burst,
     decode_event_message,
     decode_json,
     now_ms,
@@ -72,6 +73,38 @@ _COLUMNS_MIN_BYTES = 4096
 #: columnar append's fixed cost (~30 numpy calls) makes one message 2.2x slower than the dict
 #: path, 2-4 messages break even, 8 are ~2x faster, 32 ~3x.
 _RECORDS_MIN = 8
+
+
+def new_epoch_gap(
+    from_id: int, old_seq: int | None, epoch: str | None, final_seq: int | None
+) -> tuple[Gap, int] | None:
+    """The gap of a lost (in-memory) old epoch, events ``from_id..``, and its known lower
+    bound of lost events; ``None`` when nothing was lost.
+
+    When the old server stopped gracefully it announced its last id (``final_seq``, from a
+    heartbeat with ``"final": true``): the loss is then exactly ``from_id..final_seq`` — and
+    nothing at all when ``final_seq < from_id``.  Otherwise (a crash, or the final heartbeat
+    never reached us) the client only knows a lower bound: the last ``seq`` it heard from the
+    old server (``initial``/heartbeat).  The old server may have accepted more after that
+    heartbeat (and a heartbeat can overtake queued events), so the end is never claimed: the
+    gap is ``from_id .. -1`` and its reason states the bound, e.g. ``"new epoch B: at least 10
+    events lost (last seq heard 20); end unknown"``.
+    """
+    if final_seq is not None:
+        if final_seq < from_id:
+            return None
+        n = final_seq - from_id + 1
+        reason = f"new epoch {epoch}: {n} events lost (old server's final id {final_seq})"
+        return Gap(from_id, final_seq, reason), n
+    known = old_seq - from_id + 1 if old_seq is not None and old_seq >= from_id else 0
+    heard = f"last seq heard {old_seq}" if old_seq is not None else "no seq heard"
+    if known:
+        reason = f"new epoch {epoch}: at least {known} events lost ({heard}); end unknown"
+    else:
+        reason = (
+            f"new epoch {epoch}: events after id {from_id - 1} lost, if any ({heard}); end unknown"
+        )
+    return Gap(from_id, -1, reason), known
 
 
 def _in_loop() -> bool:
@@ -110,9 +143,12 @@ class MessageSink:
         # it a new-epoch gap has a known end, and a restart that lost nothing records no gap.
         self.final_seq: int | None = None
         self._pending: list[Event] = []  # live events received but not yet in the frame
-        # Per-event messages from a wsnotebook server, decoded on arrival into records (no
-        # dict) and appended as columns per burst; never queued together with ``_pending``.
-        self._records: list[tuple[EventRecord, bytes, int, float]] = []  # (record, raw, wire, t)
+        # Per-event messages from a wsnotebook server, kept as received and decoded per burst
+        # in one msgspec call (decode_event_burst), appended as one batch of columns; never
+        # queued together with ``_pending``.  ``_burst_at``: the burst's arrival stamp.
+        self._raws: list[bytes] = []
+        self._wires: list[int] = []
+        self._burst_at = 0.0
         self._flush_scheduled = False
         # Columnar fast path for ``batch`` messages: only from a wsnotebook server (decided per
         # connection by its handshake header), whose events are compact orjson output, so the
@@ -132,21 +168,31 @@ class MessageSink:
         self.latency = LatencyStats(10_000)  # producer -> client ms, live events only
 
     def handle(self, raw: bytes, wire: int) -> None:
-        received = now_ms()
         self.messages += 1
-        if (
-            self.columnar
-            and type(raw) is bytes
-            and raw.startswith(EVENT_PREFIX)
-            and (self._flush_scheduled or _in_loop())
-        ):
-            # Outside a running loop each message is appended at once: one record would only
-            # take the dict path again (see flush_records), so decode it there directly.
-            record = decode_event_message(raw)
-            if record is not None:
-                self.queue_record(record, raw, wire, received)
+        if self.columnar and type(raw) is bytes and raw.startswith(EVENT_PREFIX):
+            # The per-event hot path: no decode, no clock, no call per message; the burst is
+            # decoded and appended when the loop has drained the messages already read.
+            raws = self._raws
+            if raws:
+                raws.append(raw)
+                self._wires.append(wire)
+                if len(raws) >= _FLUSH_EVENTS:
+                    self.flush()
                 return
-        elif type(raw) is bytes and raw.startswith(COLUMNS_PREFIX):
+            if self._flush_scheduled or _in_loop():
+                # The first message of a burst: every message handled before the loop runs
+                # again was read from the socket before this one is handled (the receive loop
+                # does not yield while messages are queued), so one stamp serves the burst.
+                if self._pending:  # keep arrival order
+                    self.flush_events()
+                self._burst_at = now_ms()
+                raws.append(raw)
+                self._wires.append(wire)
+                self.schedule_flush()
+                return
+            # Outside a running loop each message is appended at once (dict path, as one would).
+        received = now_ms()
+        if type(raw) is bytes and raw.startswith(COLUMNS_PREFIX):
             self.on_columns(raw, wire, received)
             return
         elif (
@@ -221,8 +267,8 @@ class MessageSink:
         """
         if not events:
             return
-        if self._records:  # keep arrival order
-            self.flush_records()
+        if self._raws:  # keep arrival order
+            self.flush_raws()
         # Validated events: ``timestamp`` is a number or None.  C-level passes, no per-event
         # Python frame.
         if len(events) == 1:
@@ -241,16 +287,6 @@ class MessageSink:
         if len(self._pending) >= _FLUSH_EVENTS:
             self.flush()
         else:
-            self.schedule_flush()
-
-    def queue_record(self, record: EventRecord, raw: bytes, wire: int, received: float) -> None:
-        """Queue one per-event message decoded into a record; appended with its burst."""
-        if self._pending:  # keep arrival order
-            self.flush_events()
-        self._records.append((record, raw, wire, received))
-        if len(self._records) >= _FLUSH_EVENTS:
-            self.flush()
-        elif not self._flush_scheduled:
             self.schedule_flush()
 
     def schedule_flush(self) -> None:
@@ -273,7 +309,8 @@ class MessageSink:
         False when the frame refused the batch (a value it cannot store, e.g. an id beyond
         int64): nothing of it was added, and the caller takes the dict path, which keeps every
         event the frame can store and counts the others as invalid."""
-        self.flush()  # keep arrival order: queued per-event messages first
+        if self._raws or self._pending:  # keep arrival order: queued messages first
+            self.flush()
         cols.client_received = np.full(cols.n, received)
         try:
             added = self.frame.extend_columns(cols)
@@ -288,43 +325,74 @@ class MessageSink:
 
     def flush(self) -> None:
         """Move queued events into the frame (also called before gaps, resets and drops)."""
-        self._flush_scheduled = False
-        if self._records:
-            self.flush_records()
+        # Events the dict path queues while this runs are flushed below, not rescheduled.
+        self._flush_scheduled = True
+        try:
+            if self._raws:
+                self.flush_raws()
+            if self._pending:
+                self.flush_events()
+        finally:
+            self._flush_scheduled = False
+
+    def flush_raws(self) -> None:
+        """Append the queued per-event messages: a burst of at least ``_RECORDS_MIN`` decoded
+        in one call (:func:`~wsnotebook.events.columns.decode_event_burst`) and appended as
+        one batch of columns; otherwise, or when that refuses the burst, message by message
+        (:meth:`flush_singly`)."""
+        raws, self._raws = self._raws, []
+        wires, self._wires = self._wires, []
+        received = self._burst_at
+        cols = None
+        if len(raws) >= _RECORDS_MIN:
+            with gc_paused():
+                cols = decode_event_burst(raws)
+            if cols is not None and self.append_burst(cols, raws, wires, received):
+                return
+        self.flush_singly(raws, wires, received)
+
+    def append_burst(
+        self, cols: EventColumns, raws: list[bytes], wires: list[int], received: float
+    ) -> bool:
+        """:meth:`append_columns` for a burst of per-event messages (traffic: one entry each)."""
+        if not self.append_columns(cols, received):
+            return False
+        self.traffic.record_many("in", "event", list(zip(wires, map(len, raws))))
+        return True
+
+    def flush_singly(self, raws: list[bytes], wires: list[int], received: float) -> None:
+        """A burst message by message: runs of at least ``_RECORDS_MIN`` records as columns,
+        any other message (an unknown field; one the frame refuses) through the dict path
+        (:meth:`handle_message`), which keeps what it can and counts the rest."""
+        records: list[EventRecord] = []
+        start = 0
+        if len(raws) >= _RECORDS_MIN:
+            for i, raw in enumerate(raws):
+                record = decode_event_message(raw)
+                if record is not None:
+                    records.append(record)
+                    continue
+                self.flush_run(records, raws[start:i], wires[start:i], received)
+                records = []
+                start = i + 1
+                self.handle_message(raw, wires[i], received)
+                if self._pending:  # before the next run's columns: arrival order
+                    self.flush_events()
+        self.flush_run(records, raws[start:], wires[start:], received)
         if self._pending:
             self.flush_events()
 
-    def flush_records(self) -> None:
-        """Append the queued per-event records as one batch of columns.
-
-        A burst under ``_RECORDS_MIN`` messages, or one the columns refuse (a payload that is
-        not an object in UTF-8, a value the frame cannot store), takes the dict path message by
-        message (:meth:`handle_message`), which keeps what it can and counts the rest."""
-        queued, self._records = self._records, []
-        records, raws, wires, received = zip(*queued)
-        cols = None
+    def flush_run(
+        self, records: list[EventRecord], raws: list[bytes], wires: list[int], received: float
+    ) -> None:
+        """Messages ``raws`` (``records``: theirs, or empty: not decoded); arrival order."""
         if len(records) >= _RECORDS_MIN:
             with gc_paused():
-                cols = columns_from_records(list(records))
-            if cols is not None:
-                stamps = np.array(received, dtype=np.float64)
-                cols.client_received = stamps
-                try:
-                    added = self.frame.extend_columns(cols)
-                except Exception as exc:
-                    log.debug("wsnotebook client: columnar append refused (%r); dict path", exc)
-                    cols = None
-        if cols is None:
-            for raw, wire, at in zip(raws, wires, received):
-                self.handle_message(raw, wire, at)
-            if self._pending:
-                self.flush_events()
-            return
-        self.traffic.record_many("in", "event", list(zip(wires, map(len, raws))))
-        latency = stamps - cols.timestamp
-        self.latency.extend(latency[~np.isnan(latency)].tolist())
-        self.resume.on_ids(cols.id)
-        self.appended(cols.n, added)
+                cols = columns_from_records(records)
+            if cols is not None and self.append_burst(cols, raws, wires, received):
+                return
+        for raw, wire in zip(raws, wires):
+            self.handle_message(raw, wire, received)
 
     def flush_events(self) -> None:
         """Append the queued event dicts in one ``extend`` (one by one if that fails)."""
@@ -377,37 +445,6 @@ class MessageSink:
         )
         self.frame.mark_gap(gap.from_id, gap.to_id, gap.reason)
 
-    def mark_new_epoch_gap(
-        self, from_id: int, old_seq: int | None, epoch: str | None, final_seq: int | None = None
-    ) -> None:
-        """The old (in-memory) epoch is gone: events ``from_id..`` of it can never be replayed.
-
-        When the old server stopped gracefully it announced its last id (``final_seq``, from a
-        heartbeat with ``"final": true``): the loss is then exactly ``from_id..final_seq`` — and
-        nothing at all when ``final_seq < from_id``.  Otherwise (a crash, or the final heartbeat
-        never reached us) the client only knows a lower bound: the last ``seq`` it heard from
-        the old server (``initial``/heartbeat).  The old server may have accepted more after
-        that heartbeat (and a heartbeat can overtake queued events), so the end is never
-        claimed: the gap is ``from_id .. -1`` and its reason states the bound, e.g. ``"new
-        epoch B: at least 10 events lost (last seq heard 20); end unknown"``.
-        """
-        if final_seq is not None:
-            if final_seq >= from_id:
-                n = final_seq - from_id + 1
-                reason = f"new epoch {epoch}: {n} events lost (old server's final id {final_seq})"
-                self.mark_gap(Gap(from_id, final_seq, reason), at_least=n)
-            return
-        known = old_seq - from_id + 1 if old_seq is not None and old_seq >= from_id else 0
-        heard = f"last seq heard {old_seq}" if old_seq is not None else "no seq heard"
-        if known:
-            reason = f"new epoch {epoch}: at least {known} events lost ({heard}); end unknown"
-        else:
-            reason = (
-                f"new epoch {epoch}: events after id {from_id - 1} lost, if any ({heard}); "
-                "end unknown"
-            )
-        self.mark_gap(Gap(from_id, -1, reason), at_least=known)
-
     def on_initial(self, msg: ServerMessage, received: float) -> None:
         self.flush()
         resume = self.resume
@@ -430,7 +467,9 @@ class MessageSink:
                 self.frame.reset_ids()
             for gap in gaps:
                 if gap.to_id == -1 and gap.reason == "new epoch":
-                    self.mark_new_epoch_gap(gap.from_id, old_seq, msg.epoch, final_seq)
+                    lost = new_epoch_gap(gap.from_id, old_seq, msg.epoch, final_seq)
+                    if lost is not None:
+                        self.mark_gap(lost[0], at_least=lost[1])
                 else:
                     self.mark_gap(gap)
             self.server_seq = msg.seq
@@ -450,19 +489,13 @@ class MessageSink:
         except WsnError:  # pragma: no cover - parse_server_message decoded it already
             return
         seq, epoch = obj.get("seq"), obj.get("epoch")
-        if (
-            isinstance(seq, int)
-            and not isinstance(seq, bool)
-            and (epoch is None or epoch == self.resume.epoch)
-            and (self.server_seq is None or seq > self.server_seq)
-        ):
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            return
+        if epoch is not None and epoch != self.resume.epoch:
+            return
+        if self.server_seq is None or seq > self.server_seq:
             self.server_seq = seq
-        if (
-            obj.get("final") is True
-            and isinstance(seq, int)
-            and not isinstance(seq, bool)
-            and (epoch is None or epoch == self.resume.epoch)
-        ):
+        if obj.get("final") is True:
             self.final_seq = seq
 
     def on_gap(self, data: Any) -> None:

@@ -17,6 +17,7 @@ from .columns import (
     columns_message_batch,
     decode_batch_columns,
     decode_columns_message,
+    decode_event_burst,
     decode_event_message,
 )
 from .model import (
@@ -58,6 +59,7 @@ __all__ = [
     "columns_message_batch",
     "decode_batch_columns",
     "decode_columns_message",
+    "decode_event_burst",
     "decode_event_message",
     "decode_events",
     "decode_json",

@@ -31,8 +31,10 @@ message-size limit; a batch of any length is decoded in one call.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Annotated, Any
+from collections.abc import Callable, Iterable, Sequence
+from itertools import repeat
+from operator import getitem
+from typing import Annotated, Any, cast
 
 import msgspec
 import numpy as np
@@ -50,6 +52,7 @@ __all__ = [
     "columns_message_batch",
     "decode_batch_columns",
     "decode_columns_message",
+    "decode_event_burst",
     "decode_event_message",
 ]
 
@@ -125,6 +128,10 @@ _ENCODER = msgspec.json.Encoder()
 #: has one: the client stamps its own).
 _WIRE_FIELDS = tuple(f for f in EventRecord.__struct_fields__ if f != "client_received")
 _EVENT_DECODER = msgspec.json.Decoder(_EventMessage)
+#: The event's text inside a per-event message as our server writes it (see
+#: :func:`decode_event_burst`).
+_EVENT_TEXT = slice(len(EVENT_PREFIX) - 1, -1)
+_slice = cast(Callable[[bytes, slice], bytes], getitem)
 _FIELDS = EventRecord.__struct_fields__
 
 
@@ -248,6 +255,29 @@ def decode_event_message(raw: bytes | bytearray | memoryview | str) -> EventReco
     except (msgspec.DecodeError, RecursionError, UnicodeError):
         return None
     return msg.data if msg.type == "event" else None
+
+
+def decode_event_burst(raws: Sequence[bytes]) -> EventColumns | None:
+    """Several ``event`` messages (``raws``, non-empty, each starting with
+    :data:`EVENT_PREFIX`) as one batch of columns, decoded in one msgspec call; ``None`` when
+    any of them is not exactly ``{"type":"event","data":EVENT}`` (as our server writes them)
+    with ``EVENT`` under :func:`decode_event_message`'s rules, or some payload is not an object
+    in UTF-8: the caller then takes them one by one.  Never raises.
+
+    Each message's ``EVENT`` is its text between the prefix and the last byte, so the decoder
+    sees ``[EVENT,EVENT,...]`` (no wrapper struct per message: ~0.3 us less per event here).
+    A message with anything else around its event (another key, a second value) makes that
+    text invalid, or splits it into more elements than messages: both refused (whitespace
+    after the event is valid JSON either way).  Malformed messages that combine into valid
+    events could pass; only a server sending the ``X-Wsnotebook`` header reaches this path."""
+    texts: Iterable[bytes] = map(_slice, raws, repeat(_EVENT_TEXT))  # C-level, per message
+    try:
+        events = _RECORDS_DECODER.decode(b"[" + b",".join(texts) + b"]")
+    except (msgspec.DecodeError, RecursionError, UnicodeError):
+        return None
+    if len(events) != len(raws) or not events:
+        return None
+    return _columns(events)
 
 
 def columns_from_records(records: list[EventRecord]) -> EventColumns | None:

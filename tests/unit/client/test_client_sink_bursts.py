@@ -142,3 +142,25 @@ def test_per_event_and_batch_messages_interleaved_keep_arrival_order() -> None:
     burst += [event_message(ev(i)) for i in range(61, 71)]
     feed_bursts(client, [burst])
     assert client.frame.df["id"].tolist() == list(range(1, 71))
+
+
+def test_a_burst_is_stamped_once_when_its_first_message_is_handled() -> None:
+    # The receive loop handles messages already read without yielding, so they all arrived
+    # before the first one was handled: one clock read serves the burst.
+    client = Client("ws://127.0.0.1:9/stream")
+    messages = [event_message(ev(i)) for i in range(1, 41)]
+    feed_bursts(client, [messages[:20], messages[20:]])
+    stamps = client.frame.df["client_received"].tolist()
+    assert len(set(stamps[:20])) == 1 and len(set(stamps[20:])) == 1
+    assert stamps[20] >= stamps[0]
+
+
+def test_a_burst_split_around_a_dict_path_event_appends_runs_as_columns() -> None:
+    client = Client("ws://127.0.0.1:9/stream")
+    appends = Appends(client.frame)
+    messages = [event_message(ev(i)) for i in range(1, 11)]
+    messages.append(event_message(ev(11, humanInTheLoop={"question": "ok?"})))
+    messages += [event_message(ev(i)) for i in range(12, 22)]
+    feed_bursts(client, [messages])
+    assert appends.columns == [10, 10] and appends.dicts == [1]
+    assert rows(client.frame) == dict_path_rows(messages)

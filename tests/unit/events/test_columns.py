@@ -428,3 +428,44 @@ def test_a_payload_number_beyond_float_range_is_kept_as_its_text_not_a_broken_ch
     assert payloads[0] == make_hook_event(1)["payload"]
     assert payloads[2] == make_hook_event(3)["payload"]
     assert isinstance(payloads[1], str) and payloads[1].startswith('{"n":1e400')
+
+
+def event_msg(e: Any) -> bytes:
+    return b'{"type":"event","data":' + orjson.dumps(e) + b"}"
+
+
+def test_a_burst_of_event_messages_decodes_like_each_message_on_its_own() -> None:
+    from wsnotebook.events.columns import (
+        columns_from_records,
+        decode_event_burst,
+        decode_event_message,
+    )
+
+    raws = [event_msg(e) for e in events(20)]
+    burst = decode_event_burst(raws)
+    records = [decode_event_message(r) for r in raws]
+    singly = columns_from_records([r for r in records if r is not None])
+    assert burst is not None and singly is not None and burst.n == singly.n == 20
+    assert list(burst.id) == list(singly.id) and burst.payload_blob == singly.payload_blob
+    assert list(burst.session_id) == list(singly.session_id)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b'{"type":"event","data":{"id":1},"x":1}',  # another key after the event
+        b'{"type":"event","data":' + orjson.dumps(make_hook_event(7)) + b"}}",  # one } too many
+        b'{"type":"event","data":'
+        + orjson.dumps(make_hook_event(7))
+        + b","  # two values
+        + orjson.dumps(make_hook_event(8))
+        + b"}",
+        b'{"type":"event","data":{"id":1,"unknown":2}}',  # a field records cannot hold
+        b'{"type":"event","data":{',  # truncated
+    ],
+)
+def test_a_burst_refuses_any_message_that_is_not_exactly_an_event(bad: bytes) -> None:
+    from wsnotebook.events.columns import decode_event_burst
+
+    raws = [event_msg(e) for e in events(10)]
+    assert decode_event_burst([*raws[:5], bad, *raws[5:]]) is None
