@@ -118,7 +118,7 @@ class DemoProducer:
     * ``rate`` events/s, 0 < rate <= 100_000 (default 50);
     * ``batch`` events per publish call, 1..10_000 (default 1; a batch goes out once the bucket
       holds that many tokens, so ``batch`` events are published every ``batch / rate`` s on
-      average; below ``MIN_WAKE`` = 10 ms the batches that fell due go out back to back once
+      average; below ``MIN_WAKE`` = 25 ms the batches that fell due go out back to back once
       per wake-up);
     * ``seed`` for the generator (default random), or ``generator`` to supply your own iterator;
     * ``max_events``: stop by itself after this many (default ``None``: until :meth:`stop`);
@@ -136,11 +136,15 @@ class DemoProducer:
 
     MAX_CONSECUTIVE_ERRORS = 50
     #: Shortest timer sleep between publishing rounds, in seconds.  A timer wake-up of the loop
-    #: thread cost ~55 us of CPU here (more than generating ten events), so at high rates the
-    #: producer wakes at most ~100 times a second and sends the batches that fell due back to
-    #: back, each still ``batch`` events, yielding to the loop between them.  At 10k ev/s in
-    #: batches of 10 this cut the producer-plus-server CPU from ~28 to ~18 us per event.
-    MIN_WAKE = 0.01
+    #: thread costs ~150 us of CPU here after a 10 ms sleep (bare asyncio, no work), and each
+    #: round becomes one broadcast tick, i.e. one message per client with its own fixed cost;
+    #: so at high rates the producer wakes at most 40 times a second and sends the batches
+    #: that fell due back to back, each still ``batch`` events, yielding to the loop between
+    #: them.  10 ms (first setting) cut producer plus server from ~28 to ~18 us per event at
+    #: 10k ev/s; 25 ms cut server + demo + socket client from ~0.09 to ~0.05 cores at 1k ev/s
+    #: (batches of 5), see benchmarks/README.md "Paced pipeline cost (issue 20)".  The bucket
+    #: holds 100 ms of events, so the rate is kept; events leave in 25 ms bursts.
+    MIN_WAKE = 0.025
     #: Longest stretch of back-to-back publishing before the producer yields to the loop (and
     #: to the CPU budget's backpressure), in seconds.  It also yields after every timer wake-up.
     #: Yielding after every batch cost a loop iteration each (~1000/s at 10k ev/s in batches of
@@ -267,13 +271,16 @@ class DemoProducer:
             bucket = TokenBucket(self.rate, max(float(self.batch), self.rate / 10), now=start)
             consecutive = 0
             yielded_at: float | None = None  # None: yield (and check the budget) now
+            woke = False  # just back from a timer sleep (a yield already)
             while not self._stop.is_set():
                 now = loop.time()
                 if yielded_at is None or now - yielded_at >= self.YIELD_EVERY:
                     # Backpressure from the kernel CPU budget; also yields, so an in-process
-                    # publish (which never blocks) cannot starve the loop.
-                    await _loop.budget_ready()
+                    # publish (which never blocks) cannot starve the loop.  Right after a timer
+                    # sleep only the budget is checked: that sleep was the yield.
+                    await _loop.budget_ready(just_woke=woke)
                     self.yields += 1
+                    woke = False
                     now = yielded_at = loop.time()
                 if self.duration is not None and now - start >= self.duration:
                     break
@@ -286,7 +293,7 @@ class DemoProducer:
                 if wait > 0:
                     self.wakeups += 1
                     await asyncio.sleep(min(max(wait, self.MIN_WAKE), 0.25))
-                    yielded_at = None
+                    yielded_at, woke = None, True
                     continue
                 before = bucket.available(now)
                 n = bucket.take(want, now)

@@ -226,20 +226,24 @@ def budget_checkpoint() -> None:
         _pause_loop(pause, owner)
 
 
-async def budget_ready() -> None:
+async def budget_ready(*, just_woke: bool = False) -> None:
     """Backpressure for in-process producers on the loop: await it before generating more.
 
-    Always yields to the loop once (so consumers and sockets get their turn); while background
-    work is over budget, waits until the debt is paid (at most ``max_pause`` per call), counted
-    in ``budget_stats()["producer_waits"]`` / ``["producer_wait_s"]``.  Off the loop or with no
-    budget it is just ``await asyncio.sleep(0)``.
+    Yields to the loop once (so consumers and sockets get their turn); while background work
+    is over budget, waits until the debt is paid (at most ``max_pause`` per call), counted in
+    ``budget_stats()["producer_waits"]`` / ``["producer_wait_s"]``.  Off the loop or with no
+    budget it is just ``await asyncio.sleep(0)``.  ``just_woke=True`` (the caller has just
+    come back from the loop, e.g. from a timer sleep): no yield unless in debt, since the yield
+    would cost one more loop iteration (a ``select`` call) and give nothing new its turn.
     """
     if not budget.enabled or not in_loop_thread():
-        await asyncio.sleep(0)
+        if not just_woke:
+            await asyncio.sleep(0)
         return
     pause, b = _account_loop()
     if not pause:
-        await asyncio.sleep(0)
+        if not just_woke:
+            await asyncio.sleep(0)
         return
     t0 = time.monotonic()
     await asyncio.sleep(pause)

@@ -125,6 +125,41 @@ def test_budget_ready_yields_to_other_tasks_even_without_a_budget():
 
 
 @pytest.mark.usefixtures("restore_budget")
+@pytest.mark.parametrize("fraction", [1.0, 0.5])
+def test_budget_ready_just_woke_does_not_yield_when_not_in_debt(fraction: float) -> None:
+    # Right after a timer sleep the caller has just come back from the loop: another yield
+    # would only cost a loop iteration.  Within budget (or without one) it returns at once.
+    _loop.set_cpu_budget(fraction, switch_interval=None)
+
+    async def scenario() -> tuple[bool, bool]:
+        ran = asyncio.Event()
+        asyncio.get_running_loop().call_soon(ran.set)
+        await _loop.budget_ready(just_woke=True)
+        skipped = not ran.is_set()
+        await _loop.budget_ready()
+        return skipped, ran.is_set()
+
+    assert _loop.run(scenario(), timeout=10) == (True, True)
+
+
+@pytest.mark.usefixtures("restore_budget")
+def test_budget_ready_just_woke_still_waits_while_in_debt() -> None:
+    _loop.set_cpu_budget(0.1, period=0.01, max_pause=0.05, switch_interval=None)
+
+    async def producer() -> int:
+        for _ in range(200):
+            end = time.thread_time() + 0.002
+            while time.thread_time() < end:
+                pass
+            await _loop.budget_ready(just_woke=True)
+            if _loop.budget.producer_waits >= 2:
+                break
+        return _loop.budget.producer_waits
+
+    assert _loop.run(producer(), timeout=30) >= 2
+
+
+@pytest.mark.usefixtures("restore_budget")
 def test_checkpoint_inside_a_long_callback_pauses_it():
     _loop.set_cpu_budget(0.1, period=0.01, max_pause=0.05, switch_interval=None)
 
