@@ -378,7 +378,7 @@ class View {
     }
     t.style.setProperty("--wsn-row-w", x + "px");
     // the summary cell holds what its width can show (no shaping of clipped text)
-    this.textChars = Math.ceil((this.cols.find((c) => c.key === "text") || { width: 560 }).width / 5);
+    this.textChars = Math.ceil((this.cols.find((c) => c.key === "text") || { width: 560 }).width / 6);
   }
   header() {
     this.headEl.textContent = "";
@@ -540,7 +540,7 @@ class View {
     const n = this.order.length, st = this.store, { top, height } = this.geo;
     const spacerPx = n * ROW_H + "px";
     if (this.spacer.style.height !== spacerPx) this.spacer.style.height = spacerPx;
-    const first = Math.max(0, Math.floor(top / ROW_H) - 2), last = Math.min(n, Math.ceil((top + height) / ROW_H) + 2);
+    const first = Math.max(0, Math.floor(top / ROW_H) - 1), last = Math.min(n, Math.ceil((top + height) / ROW_H) + 1);
     const cols = this.cols.filter((c) => c.shown);
     // Rows keep their element while they stay on screen (it only moves): following the newest
     // rows rewrites only the new ones, and a text selection inside a row survives updates.
