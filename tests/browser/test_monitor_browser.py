@@ -162,7 +162,14 @@ def test_the_monitor_in_jupyterlab(
             cell.locator(".wsn-th-id").click()  # newest first again
             _wait(page, MAIN, "r => r.rows.every((x, i, a) => !i || a[i - 1].id > x.id)")
 
-            # 3. a detail pane with the pretty-printed payload
+            # 3. a row's summary cell holds what its width shows; hovered, its tooltip is the
+            # row's whole text (set on hover, not on every refill)
+            text_td = cell.locator(".wsn-scroll .wsn-row .wsn-td-text").first
+            text_td.hover()
+            page.wait_for_function("td => !!td.title", arg=text_td.element_handle())
+            shown, full = text_td.evaluate("td => [td.textContent, td.title]")
+            assert full.startswith(shown.rstrip("…")) and len(shown) <= len(full) + 1, (shown, full)
+            # a detail pane with the pretty-printed payload
             cell.locator(".wsn-scroll .wsn-row").first.click()
             _wait(page, MAIN, "r => !!r.detail && r.detail.includes('{')")
             detail = _read(page, MAIN)["detail"]

@@ -582,7 +582,11 @@ class View {
         if (key === "id") v = String(id);
         else if (key === "time") v = clock(st.ts[s], true);
         else if (key === "lat") { const l = st.lat[s]; v = isNaN(l) ? "" : l.toFixed(1); }
-        else if (key === "text") { v = st.text(i); if (v.length > this.textChars) v = v.slice(0, this.textChars) + "…"; }
+        else if (key === "text") {
+          v = st.text(i);
+          if (td.title) td.title = v; // a cell hovered before: its tooltip follows its row
+          if (v.length > this.textChars) v = v.slice(0, this.textChars) + "…";
+        }
         else v = st.name(key, st[key][s]);
         if (key === "type") {
           const b = td.firstChild;
