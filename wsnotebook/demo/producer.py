@@ -118,8 +118,8 @@ class DemoProducer:
     * ``rate`` events/s, 0 < rate <= 100_000 (default 50);
     * ``batch`` events per publish call, 1..10_000 (default 1; a batch goes out once the bucket
       holds that many tokens, so ``batch`` events are published every ``batch / rate`` s on
-      average; below ``MIN_WAKE`` = 25 ms the batches that fell due go out back to back once
-      per wake-up);
+      average; below :meth:`wake_floor` (10-25 ms, depending on the rate) the batches that
+      fell due go out back to back once per wake-up);
     * ``seed`` for the generator (default random), or ``generator`` to supply your own iterator;
     * ``max_events``: stop by itself after this many (default ``None``: until :meth:`stop`);
     * ``duration``: stop by itself after this many seconds (default ``None``).
@@ -135,16 +135,23 @@ class DemoProducer:
     """
 
     MAX_CONSECUTIVE_ERRORS = 50
-    #: Shortest timer sleep between publishing rounds, in seconds.  A timer wake-up of the loop
-    #: thread costs ~150 us of CPU here after a 10 ms sleep (bare asyncio, no work), and each
-    #: round becomes one broadcast tick, i.e. one message per client with its own fixed cost;
-    #: so at high rates the producer wakes at most 40 times a second and sends the batches
-    #: that fell due back to back, each still ``batch`` events, yielding to the loop between
-    #: them.  10 ms (first setting) cut producer plus server from ~28 to ~18 us per event at
-    #: 10k ev/s; 25 ms cut server + demo + socket client from ~0.09 to ~0.05 cores at 1k ev/s
-    #: (batches of 5), see benchmarks/README.md "Paced pipeline cost (issue 20)".  The bucket
-    #: holds 100 ms of events, so the rate is kept; events leave in 25 ms bursts.
-    MIN_WAKE = 0.025
+    #: Shortest timer sleep between publishing rounds, in seconds (see :meth:`wake_floor`).  A
+    #: timer wake-up of the loop thread costs ~150 us of CPU here after a 10 ms sleep (bare
+    #: asyncio, no work), the first work after it runs 2-3x slower than warm, and each round
+    #: becomes one broadcast tick, i.e. one message per client with its own fixed cost.  So the
+    #: producer sleeps at least until ``WAKE_EVENTS`` events fell due, between ``MIN_WAKE`` and
+    #: ``MAX_WAKE``, and sends the batches due back to back, each still ``batch`` events,
+    #: yielding to the loop between them.  10 ms (the first setting, now the floor at >= 10k
+    #: ev/s) cut producer plus server from ~28 to ~18 us per event at 10k ev/s; 25 ms at 1k ev/s
+    #: cut server + demo + socket client from ~0.09 to ~0.05 cores (benchmarks/README.md, "Paced
+    #: pipeline cost (issue 20)").  ``WAKE_EVENTS`` keeps a round's work (one uninterrupted
+    #: stretch holding the GIL inside a kernel) no longer than the 10 ms setting gave at 10k
+    #: ev/s: a flat 25 ms made the loop's median busy stretch there ~1.5x longer.
+    MIN_WAKE = 0.01
+    #: Longest floor on a timer sleep (seconds): events leave in bursts at most this far apart.
+    MAX_WAKE = 0.025
+    #: Events that should fall due during a timer sleep (see ``MIN_WAKE``).
+    WAKE_EVENTS = 100
     #: Longest stretch of back-to-back publishing before the producer yields to the loop (and
     #: to the CPU budget's backpressure), in seconds.  It also yields after every timer wake-up.
     #: Yielding after every batch cost a loop iteration each (~1000/s at 10k ev/s in batches of
@@ -194,7 +201,7 @@ class DemoProducer:
         self.failed = 0
         self.bytes_sent = 0
         self.behind = 0.0
-        self.wakeups = 0  # timer sleeps taken (see MIN_WAKE)
+        self.wakeups = 0  # timer sleeps taken (see MIN_WAKE, wake_floor)
         self.yields = 0  # yields to the loop between batches (see YIELD_EVERY)
         self.last_error: str | None = None
         self.started_at: float | None = None
@@ -247,6 +254,12 @@ class DemoProducer:
             "last_error": self.last_error,
         }
 
+    @classmethod
+    def wake_floor(cls, rate: float) -> float:
+        """Shortest timer sleep at ``rate`` events/s: ``WAKE_EVENTS / rate`` seconds, bounded
+        by ``MIN_WAKE`` and ``MAX_WAKE`` (10 ms at >= 10k ev/s, 25 ms at <= 4k ev/s)."""
+        return min(cls.MAX_WAKE, max(cls.MIN_WAKE, cls.WAKE_EVENTS / rate))
+
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"<DemoProducer {state} rate={self.rate:g}/s batch={self.batch} sent={self.sent}>"
@@ -270,6 +283,7 @@ class DemoProducer:
             self.started_at = time.monotonic()
             bucket = TokenBucket(self.rate, max(float(self.batch), self.rate / 10), now=start)
             consecutive = 0
+            floor = self.wake_floor(self.rate)
             yielded_at: float | None = None  # None: yield (and check the budget) now
             woke = False  # just back from a timer sleep (a yield already)
             while not self._stop.is_set():
@@ -292,7 +306,7 @@ class DemoProducer:
                 wait = bucket.wait_time(want, now)
                 if wait > 0:
                     self.wakeups += 1
-                    await asyncio.sleep(min(max(wait, self.MIN_WAKE), 0.25))
+                    await asyncio.sleep(min(max(wait, floor), 0.25))
                     yielded_at, woke = None, True
                     continue
                 before = bucket.available(now)

@@ -119,16 +119,38 @@ def test_producer_rejects_a_target_without_publish() -> None:
 
 def test_a_fast_producer_wakes_at_most_once_per_min_wake_and_sends_every_batch() -> None:
     # 10k ev/s in batches of 10 is a batch due every 1 ms.  Each timer sleep lasts at least
-    # MIN_WAKE (25 ms), after which >= 250 tokens wait, so 3000 events need <= 13 wake-ups
+    # MIN_WAKE (10 ms), after which >= 100 tokens wait, so 3000 events need <= 31 wake-ups
     # whatever the machine's speed (one per batch, ~300, before MIN_WAKE).
     server = RecordingServer()
     prod = DemoProducer(server, rate=10_000, batch=10, seed=1, max_events=3000)
     assert prod.join(timeout=60)
     assert prod.sent == 3000 == len(server.events)
     assert server.calls == 300  # still one publish per batch of 10
-    assert DemoProducer.MIN_WAKE == 0.025
-    assert 1 <= prod.wakeups <= 3000 // 250 + 1
+    assert DemoProducer.wake_floor(10_000) == DemoProducer.MIN_WAKE == 0.01
+    assert 1 <= prod.wakeups <= 3000 // 100 + 1
     assert prod.metrics()["wakeups"] == prod.wakeups
+
+
+@pytest.mark.parametrize(
+    ("rate", "floor"), [(50, 0.025), (1000, 0.025), (4000, 0.025), (5000, 0.02), (1e5, 0.01)]
+)
+def test_wake_floor_waits_for_wake_events_between_min_and_max_wake(
+    rate: float, floor: float
+) -> None:
+    assert DemoProducer.wake_floor(rate) == pytest.approx(floor)
+
+
+def test_a_slower_producer_wakes_at_most_once_per_max_wake() -> None:
+    # 1k ev/s in batches of 5: a batch is due every 5 ms, but each sleep lasts at least
+    # MAX_WAKE (25 ms, WAKE_EVENTS at this rate would be 100 ms), after which >= 25 tokens wait:
+    # 500 events need <= 21 wake-ups (<= 51 with the 10 ms floor), still in batches of 5.
+    server = RecordingServer()
+    prod = DemoProducer(server, rate=1000, batch=5, seed=1, max_events=500)
+    assert prod.join(timeout=60)
+    assert prod.sent == 500 == len(server.events)
+    assert server.calls == 100
+    assert DemoProducer.MAX_WAKE == 0.025
+    assert 1 <= prod.wakeups <= 500 // 25 + 1
 
 
 def test_a_fast_producer_yields_after_each_wake_up_and_then_every_yield_every_seconds() -> None:
