@@ -37,7 +37,6 @@ from collections.abc import Sequence
 from itertools import accumulate, repeat
 from typing import Any
 
-import numpy as np
 import orjson
 
 from ..errors import EventValidationError
@@ -278,7 +277,7 @@ class ChunkStore:
                 op.extra += cols.extra[sl]
             cum = op.cum
             if cols.lens is not None:
-                put(cum, np.cumsum(cols.lens[pos : pos + take]) + cum[-1])
+                put(cum, cols.lens[pos : pos + take].cumsum() + cum[-1])  # no np.cumsum wrapper
             else:
                 cum.fromlist(list(accumulate(map(len, parts), initial=cum[-1])))
                 del cum[-take - 1]  # the initial value was already there
