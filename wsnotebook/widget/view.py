@@ -45,6 +45,7 @@ from .._validate import Clock
 from ..errors import ConfigError
 from ..runtime import loop as _loop
 from . import actions
+from .pacing import TickPacer
 from .questions import QuestionPanel
 from .render import CSS, render_status, render_table
 from .running import register, unregister
@@ -315,12 +316,14 @@ class Monitor(anywidget.AnyWidget):
 
     # ----------------------------------------------------------------- the tick
     async def _run(self) -> None:
-        period = 1.0 / self.refresh_hz
+        loop = asyncio.get_running_loop()
+        pacer = TickPacer(1.0 / self.refresh_hz, loop.time())  # a fixed rate: see .pacing
         while not self._stop.is_set():
-            await asyncio.sleep(period)
+            await asyncio.sleep(pacer.delay(loop.time()))
             if self._stop.is_set():
                 break
             await asyncio.to_thread(self._refresh_locked_safe)
+            pacer.ticked(loop.time())
 
     def _refresh_locked_safe(self) -> None:
         try:

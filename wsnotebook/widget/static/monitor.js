@@ -262,7 +262,7 @@ class View {
   kick() { if (!this.raf && this.scroll) this.raf = requestAnimationFrame(() => { this.raf = 0; this.frame(); }); }
   destroy() {
     this.store.listeners.delete(this.onStore);
-    cancelAnimationFrame(this.raf); clearInterval(this.snapTimer); clearTimeout(this.secTimer);
+    cancelAnimationFrame(this.raf); clearInterval(this.snapTimer); clearTimeout(this.secTimer); clearTimeout(this.statusTimer);
     document.removeEventListener("click", this.docClick);
   }
   // ---------------------------------------------------------------- DOM
@@ -338,14 +338,20 @@ class View {
     this.docClick = () => { this.closePickers(); this.closeMenu(); };
     document.addEventListener("click", this.docClick);
     this.header();
-    // the status comes with every tick's rows: drawn in the same animation frame as they are
-    for (const [name, fn] of [["status", () => { this.statusDirty = true; this.kick(); }], ["questions", () => this.renderQuestions()],
+    for (const [name, fn] of [["status", () => this.statusChanged()], ["questions", () => this.renderQuestions()],
       ["question_note", () => this.renderQuestions()], ["notice", () => this.renderNotice()],
       ["paused", () => this.syncButtons()], ["snapshot", () => this.renderSnapshot()]]) {
       m.on(`change:${name}`, fn);
     }
     this.renderStatus(); this.renderQuestions(); this.renderNotice(); this.syncButtons(); this.renderSnapshot();
     this.snapTimer = setInterval(() => this.saveSnapshot(), 3000);
+  }
+  // The kernel sends each tick's status just after its rows, often a frame later: drawn on its
+  // own it costs a second layout and paint per tick (~5 ms here). So it waits for the next
+  // frame that draws rows (the next tick, <= 1/refresh_hz), or 300 ms when no rows come.
+  statusChanged() {
+    this.statusDirty = true;
+    if (!this.raf && !this.statusTimer) this.statusTimer = setTimeout(() => { this.statusTimer = 0; this.kick(); }, 300);
   }
   closePickers() { for (const p of this.pickers) p.close(); }
   closeMenu() { if (this.menu) { this.menu.remove(); this.menu = null; } }
@@ -523,7 +529,7 @@ class View {
       }
       this.geo = g;
     }
-    if (this.statusDirty) { this.statusDirty = false; this.renderStatus(); }
+    if (this.statusDirty) { this.statusDirty = false; clearTimeout(this.statusTimer); this.statusTimer = 0; this.renderStatus(); }
     if (this._dirty) { this._dirty = false; this.renderRows(); }
     if (chart) {
       this._chartDirty = false; this._dataDirty = false; this.chartSec = sec;
