@@ -16,8 +16,9 @@ After a warm-up, four windows one after the other (runs alternate their order pe
 1. **CPU** (``cpu_s``), with no probe running: **kernel CPU** (utime+stime of the kernel
    process, cores) and **renderer CPU** (Chromium ``--type=renderer`` processes of this
    benchmark's browser, cores);
-2. **view lag** (``lag_s``): browser clock minus the timestamp of the newest row shown, sampled
-   every 0.5 s (the producer stamps events when it publishes them, same machine);
+2. **view lag** (``lag_s``): browser clock minus the timestamp of the newest row shown, both
+   read in one call, sampled every 0.5 s (the producer stamps events when it publishes them,
+   same machine; before 2026-12-07 the clock was read in a second call, one round trip later);
 3. **cell round trip** (``rt_s``): ``pass`` from a second ``jupyter_client`` connection every
    0.1 s, p50/p99;
 4. **scrolling** the view's table for 2 s from the top to its last row (frames per second from
@@ -170,6 +171,9 @@ NEWEST_JS = """() => {
   const v = parseFloat(row.children[col].textContent.replace(/[^0-9.]/g, ''));
   return isFinite(v) ? v : null;
 }"""
+# The newest row's timestamp and the browser clock read in the same call (two calls added a
+# round trip through Playwright, 5-30 ms on a busy machine, to every sample of every view).
+LAG_JS = f"() => [({NEWEST_JS})(), Date.now()]"
 SCROLL_JS = """async () => {
   const deep = (root, sel) => {
     const hit = root.querySelector(sel); if (hit) return hit;
@@ -408,8 +412,7 @@ def one_run(
         lags: list[float] = []
         t_lag = time.monotonic()
         while time.monotonic() - t_lag < windows["lag_s"]:
-            newest = page.evaluate(NEWEST_JS)
-            now = page.evaluate("() => Date.now()")
+            newest, now = page.evaluate(LAG_JS)
             if newest:
                 lags.append((now - newest) / 1000.0)
             time.sleep(0.5)
