@@ -265,7 +265,14 @@ class IngestMixin:
         stored = self._append_one(event)
         counters = self.counters
         counters.events_in += 1
-        counters.rate.add(1)
+        # the rate meter once per loop tick, not per event (a flood of messages is read
+        # many per tick)
+        if counters.rate_pending:
+            counters.rate_pending += 1
+        else:
+            counters.rate_pending = 1
+            assert self._loop is not None
+            self._loop.call_soon(counters.fold_rate)
         self.broadcaster.broadcast([stored])
         return stored
 

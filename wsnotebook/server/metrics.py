@@ -50,6 +50,7 @@ class ServerCounters:
         "messages_out",
         "queue_max",
         "rate",
+        "rate_pending",
         "rejected",
     )
 
@@ -64,6 +65,17 @@ class ServerCounters:
         self.errors = Counter()
         self.rejected = Counter()
         self.rate = RateMeter(window=RATE_WINDOW, clock=time.monotonic)
+        #: events ingested one at a time this loop tick, not yet in ``rate``: the per-event
+        #: path counts here (an attribute bump) and folds once per tick (:meth:`fold_rate`)
+        self.rate_pending = 0
+
+    def fold_rate(self) -> None:
+        """Add the events counted in ``rate_pending`` to ``rate`` (once per loop tick, and
+        before every read)."""
+        n = self.rate_pending
+        if n:
+            self.rate_pending = 0
+            self.rate.add(n)
 
     def note_sent(self, nbytes: int) -> None:
         """One message of ``nbytes`` payload bytes went out."""
@@ -73,6 +85,7 @@ class ServerCounters:
     def snapshot(self, clients: Iterable[_Queued]) -> dict[str, Any]:
         """The counter part of ``Server.metrics()`` (in its key order), given the live
         connections."""
+        self.fold_rate()
         conns = list(clients)
         depths = [len(c.queue) + len(c.pending) for c in conns]
         return {

@@ -86,6 +86,17 @@ def test_bad_bodies_get_400_naming_the_problem(
     assert server.store.last_id == 0
 
 
+def test_post_json_content_type_spellings_are_accepted_as_before(
+    server: Server, http_request: Any, make_event: Any
+) -> None:
+    """The plain header takes a shortcut; every other spelling aiohttp parses as before."""
+    for ctype in ("application/json", "application/json; charset=utf-8", "Application/JSON"):
+        assert post(http_request, server, make_event(), {"Content-Type": ctype}).status == 200
+    for ctype in ("application/jsonx", "text/json", "application/json-seq"):
+        assert post(http_request, server, make_event(), {"Content-Type": ctype}).status == 415
+    assert server.store.last_id == 3
+
+
 def test_post_without_json_content_type_is_415(
     server: Server, http_request: Any, make_event: Any
 ) -> None:
