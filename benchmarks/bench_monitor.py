@@ -577,18 +577,21 @@ def summary(rows: list[dict[str, Any]]) -> list[list[Any]]:
                             "met" if r is not None and r <= 0.5 else "NOT met"))  # fmt: skip
             base = _get(old, key)
             r = h.ratio(mine, base)
-            out.append(_row(f"{label} {at}", mine, f"old monitor ({OLD_COMMIT})", base, r,
-                            "no worse than the old monitor",
-                            "" if r is None else "met" if r <= 1.05 else "NOT met"))  # fmt: skip
+            # the old variant imports the old package whole: its kernel figures include the old
+            # pipeline (the demo producer changed since), the renderer's do not
+            note = " (old pipeline included: not a verdict)" if key == "kernel_cores" else ""
+            verdict = "" if r is None or note else "met" if r <= 1.05 else "NOT met"
+            out.append(_row(f"{label} {at}{note}", mine, f"old monitor ({OLD_COMMIT})", base, r,
+                            "no worse than the old monitor", verdict))  # fmt: skip
         lag = ours["lag_p50_s"]
         out.append(_row(f"view lag p50 s {at} (max {h.fmt(ours['lag_max_s'])})", lag,
                         "perspective", _get(psp, "lag_p50_s"), None, "<= 0.2 s",
                         "met" if lag is not None and lag <= 0.2 else "NOT met"))  # fmt: skip
         rt, rt_old = ours["rt_p99_ms"], _get(old, "rt_p99_ms")
         r = h.ratio(rt, rt_old)
-        out.append(_row(f"cell p99 ms {at} (no view: {h.fmt(_get(none, 'rt_p99_ms'))})", rt,
-                        f"old monitor ({OLD_COMMIT})", rt_old, r, "no worse than the old",
-                        "" if r is None else "met" if r <= 1.05 else "NOT met"))  # fmt: skip
+        out.append(_row(f"cell p99 ms {at} (no view: {h.fmt(_get(none, 'rt_p99_ms'))}; old "
+                        "pipeline included: not a verdict)", rt, f"old monitor ({OLD_COMMIT})",
+                        rt_old, r, "no worse than the old", ""))  # fmt: skip
         fps, lt = ours["scroll_fps"], ours["long_tasks"]
         ok = fps is not None and fps >= 58 and not lt
         out.append(_row(f"scroll fps {at} ({h.fmt(ours['scroll_rows'])} rows)", fps,
