@@ -9,7 +9,11 @@ Each run opens a fresh notebook whose kernel runs a wsnotebook server, the demo 
   descending, fed every 250 ms with the rows the frame gained, as Arrow IPC (payload as JSON
   text: Perspective has no nested type) -- the baseline of issue 19, installed by this
   benchmark (``perspective-python[jupyter]==5.6.1``) when missing;
-* ``none``: no view at all (the pipeline's own cost).
+* ``none``: no view at all (the pipeline's own cost);
+* ``old`` / ``old_none``: the monitor of ``OLD_COMMIT`` (before issue 19) and the same old
+  package with no view. The old package is imported whole, so its kernel runs the old pipeline
+  (the demo producer and client of that commit): the old view's own cost is ``old`` minus
+  ``old_none``, compared with ``monitor`` minus ``none`` (each view over its own pipeline).
 
 After a warm-up, four windows one after the other (runs alternate their order per rep):
 
@@ -76,7 +80,9 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-VARIANTS = ("monitor", "old", "perspective", "none")
+VARIANTS = ("monitor", "old", "perspective", "none", "old_none")
+#: Variants with no view on screen (their pipeline's own cost).
+NO_VIEW = ("none", "old_none")
 #: The commit before issue 19: its monitor (server-rendered HTML table + bqplot) is exported with
 #: ``git archive`` and imported by the ``old`` runs, so "no worse than today's" is measured.
 OLD_COMMIT = "3e9375e"
@@ -364,7 +370,8 @@ def one_run(
     import psutil
     from nbformat.v4 import new_code_cell, new_notebook
 
-    prefix = f"import sys\nsys.path.insert(0, {str(root / 'old')!r})\n" if variant == "old" else ""
+    old_path = f"import sys\nsys.path.insert(0, {str(root / 'old')!r})\n"
+    prefix = old_path if variant in ("old", "old_none") else ""
     cells = [prefix + f"RATE = {rate}\n" + SETUP]
     if variant == "monitor":
         cells.append(MONITOR)
@@ -391,7 +398,7 @@ def one_run(
         except Exception:
             page.screenshot(path=str(h.RESULTS / f"monitor_FAILED_{variant}.png"))
             raise
-        if variant != "none":  # the view on screen (JupyterLab renders what is visible)
+        if variant not in NO_VIEW:  # the view on screen (JupyterLab renders what is visible)
             page.evaluate(
                 "() => { const c = document.querySelectorAll('.jp-Cell')[1];"
                 " if (c) c.scrollIntoView(); }"
@@ -429,7 +436,7 @@ def one_run(
         stop.set()
         rt_thread.join(timeout=40)
         # 4. scrolling
-        scroll = page.evaluate(SCROLL_JS) if variant != "none" else None
+        scroll = page.evaluate(SCROLL_JS) if variant not in NO_VIEW else None
     finally:
         page.close()
         with contextlib.suppress(OSError):
@@ -492,7 +499,7 @@ def run(*, quick: bool = False, reps: int = 3, node_env: Any = None, log: Any = 
             old_problem = export_old(Path(tmp) / "old")
             if old_problem:
                 log(f"old monitor baseline skipped: {old_problem}")
-                variants = [v for v in variants if v != "old"]
+                variants = [v for v in variants if v not in ("old", "old_none")]
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:
             for rep in range(reps):
@@ -555,11 +562,20 @@ def _minus(a: Any, b: Any) -> float | None:
     return a - b if a is not None and b is not None else None
 
 
+def _no_worse(ours: float | None, old: float | None) -> str:
+    """Verdict of "no worse than the old view" on a view-alone figure: within 5 % of the old
+    one, or, where the old view measured nothing (<= 0 cores), under 0.005 cores itself."""
+    if ours is None or old is None:
+        return ""
+    ok = ours <= 0.005 if old <= 0 else ours <= 1.05 * old
+    return "met" if ok else "NOT met"
+
+
 def summary(rows: list[dict[str, Any]]) -> list[list[Any]]:
     by = {(r["variant"], r["rate"]): r for r in rows}
     out: list[list[Any]] = []
     for rate in sorted({r["rate"] for r in rows}):
-        ours, old, psp, none = (by.get((v, rate)) for v in VARIANTS)
+        ours, old, psp, none, old_none = (by.get((v, rate)) for v in VARIANTS)
         if ours is None:
             continue
         at = f"@ {rate} ev/s"
@@ -583,6 +599,12 @@ def summary(rows: list[dict[str, Any]]) -> list[list[Any]]:
             verdict = "" if r is None or note else "met" if r <= 1.05 else "NOT met"
             out.append(_row(f"{label} {at}{note}", mine, f"old monitor ({OLD_COMMIT})", base, r,
                             "no worse than the old monitor", verdict))  # fmt: skip
+            old_alone = _minus(base, _get(old_none, key))
+            r = h.ratio(alone, old_alone) if old_alone and old_alone > 0 else None
+            verdict = _no_worse(alone, old_alone)
+            out.append(_row(f"{label} of the view alone {at} (each view minus its own pipeline)",
+                            alone, "old monitor's view alone", old_alone, r,
+                            "no worse than the old monitor", verdict))  # fmt: skip
         lag = ours["lag_p50_s"]
         out.append(_row(f"view lag p50 s {at} (max {h.fmt(ours['lag_max_s'])})", lag,
                         "perspective", _get(psp, "lag_p50_s"), None, "<= 0.2 s",
@@ -592,6 +614,13 @@ def summary(rows: list[dict[str, Any]]) -> list[list[Any]]:
         out.append(_row(f"cell p99 ms {at} (no view: {h.fmt(_get(none, 'rt_p99_ms'))}; old "
                         "pipeline included: not a verdict)", rt, f"old monitor ({OLD_COMMIT})",
                         rt_old, r, "no worse than the old", ""))  # fmt: skip
+        # each view's cell p99 over its own pipeline's (no view), then ours over the old's
+        mine_x = h.ratio(rt, _get(none, "rt_p99_ms"))
+        old_x = h.ratio(rt_old, _get(old_none, "rt_p99_ms"))
+        r = h.ratio(mine_x, old_x)
+        out.append(_row(f"cell p99 {at} over its own no-view p99", mine_x,
+                        "old monitor over old no-view", old_x, r, "no worse than the old",
+                        "" if r is None else "met" if r <= 1.05 else "NOT met"))  # fmt: skip
         fps, lt = ours["scroll_fps"], ours["long_tasks"]
         ok = fps is not None and fps >= 58 and not lt
         out.append(_row(f"scroll fps {at} ({h.fmt(ours['scroll_rows'])} rows)", fps,

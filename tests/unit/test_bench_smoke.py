@@ -286,3 +286,27 @@ def test_node_server_runs_with_expose_gc_for_the_memory_bench() -> None:
     cmd, needs_node = h.server_cmd("node-ws")
     assert needs_node and "--expose-gc" in cmd
     assert "global.gc()" in (h.BASELINES / "ws_server.js").read_text()
+
+
+def test_monitor_summary_judges_each_view_over_its_own_pipeline() -> None:
+    import bench_monitor as bm
+
+    def row(variant: str, kernel: float, renderer: float, rt: float) -> dict[str, Any]:
+        none = dict.fromkeys(bm.FIELDS)
+        return {**none, "variant": variant, "rate": 1000, "kernel_cores": kernel,
+                "renderer_cores": renderer, "rt_p99_ms": rt, "lag_p50_s": 0.1}  # fmt: skip
+
+    rows = [
+        row("monitor", 0.10, 0.10, 20.0),
+        row("none", 0.08, 0.01, 10.0),  # our view alone: 0.02 kernel cores, cell p99 2.0x
+        row("old", 0.20, 0.12, 30.0),
+        row("old_none", 0.19, 0.01, 20.0),  # the old view alone: 0.01 cores, cell p99 1.5x
+        row("perspective", 0.30, 0.30, 40.0),
+    ]
+    out = {r[1]: r for r in bm.summary(rows)}
+    alone = out["kernel CPU cores of the view alone @ 1000 ev/s (each view minus its own pipeline)"]
+    assert alone[-1] == "NOT met" and alone[5] == "2.00x"
+    cell = out["cell p99 @ 1000 ev/s over its own no-view p99"]
+    assert cell[-1] == "NOT met" and cell[2] == "2.00" and cell[4] == "1.50"
+    assert bm._no_worse(0.004, -0.001) == "met" and bm._no_worse(0.01, 0.0) == "NOT met"
+    assert bm._no_worse(0.0105, 0.01) == "met" and bm._no_worse(None, 0.01) == ""
