@@ -15,6 +15,7 @@ the payload sizes (each head is cut at :data:`HEAD_BYTES`).
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 import numpy as np
@@ -47,9 +48,12 @@ COLUMNS = (
 
 # The boilerplate keys a row starts with (hooks write them first): matched only right after a
 # row separator, so the regex engine skips to each "\n{" instead of trying every byte.
+# Possessive repeats (Python 3.11+; same matches): a value is never backtracked into, and the
+# engine keeps no backtracking state (measured in benchmarks/README.md, "The monitor").
+_P = b"+" if sys.version_info >= (3, 11) else b""
 _BOILERPLATE = re.compile(
     rb'\n\{(?:"(?:session_id|transcript_path|cwd|hook_event_name|permission_mode)"'
-    rb':(?:"[^"\\\n]*(?:\\.[^"\\\n]*)*"|[^,}\n]*),?)+'
+    rb':(?:"[^"\\\n]*%b(?:\\.[^"\\\n]*%b)*%b"|[^,}\n]*%b),?)+%b' % (_P, _P, _P, _P, _P)
 )
 
 
@@ -86,24 +90,34 @@ class CodeMap:
         return self._index.get(value, -1)
 
 
+def _stripped(payloads: list[bytes], cut: int) -> list[bytes]:
+    """Each payload's first ``cut`` bytes without its leading boilerplate keys."""
+    # Compact JSON holds no raw newline: join, strip every row at once (C level), split back.
+    joined = b"\n" + b"\n".join([p[:cut] for p in payloads])
+    return _BOILERPLATE.sub(b"\n{", joined).split(b"\n")[1:]
+
+
 def row_heads(
     summary: list[Any], payloads: list[bytes] | None, limit: int = HEAD_BYTES
 ) -> list[bytes]:
     """Each row's table text as UTF-8: its summary, else the head of its compact payload JSON
     without the boilerplate keys; at most ``limit`` bytes (a cut may split the last character:
-    the browser's decoder shows it as a replacement character)."""
-    if payloads is None:
-        payloads = [b""] * len(summary)
-    # Compact JSON holds no raw newline: join, strip every row at once, split back.
+    the browser's decoder shows it as a replacement character).  Only the rows without a
+    summary have their payload read (the strip is most of a tick's cost per row)."""
     # Hooks put the boilerplate keys first (~250 bytes): strip them from each row's start, in
     # its first ``limit + 448`` bytes only (bounded work per row whatever the payload).
     cut = limit + 448
-    joined = b"\n" + b"\n".join(p[:cut] for p in payloads)
-    rows = _BOILERPLATE.sub(b"\n{", joined).split(b"\n")[1:]
-    return [
-        s.encode("utf-8", "replace")[:limit] if isinstance(s, str) and s else p[:limit]
-        for s, p in zip(summary, rows)
+    heads = [
+        s.encode("utf-8", "replace")[:limit] if isinstance(s, str) and s else b"" for s in summary
     ]
+    if payloads is None:
+        return heads
+    todo = [i for i, h in enumerate(heads) if not h]  # a summary's text is never empty
+    if len(todo) == len(heads):  # no summary at all (hooks without --summarize)
+        return [r[:limit] for r in _stripped(payloads, cut)]
+    for i, r in zip(todo, _stripped([payloads[i] for i in todo], cut)):
+        heads[i] = r[:limit]
+    return heads
 
 
 def pack_rows(

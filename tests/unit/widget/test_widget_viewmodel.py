@@ -98,3 +98,24 @@ def test_a_stopped_server_says_so() -> None:
     model = V.MonitorModel(None, None, StoppedServer(), FakeClock())
     assert model.status(stopped=False, errors=0)["state"] == "server stopped"
     assert model.messages() == []
+
+
+def test_row_heads_take_the_summary_else_the_payload_without_its_boilerplate() -> None:
+    payloads = [
+        b'{"session_id":"s1","transcript_path":"~/t.jsonl","cwd":"/p","hook_event_name":"Stop",'
+        b'"permission_mode":"default","tool_name":"Grep"}',
+        b'{"session_id":"a\\"b","cwd":"/p","prompt":"hi"}',  # an escaped quote in a value
+        b'{"prompt":"first","session_id":"s"}',  # boilerplate only at a row's start
+        b'{"session_id":"s","prompt":"' + b"x" * 900 + b'"}',  # a long row is cut
+        b'{"session_id":"s","n":1}',
+    ]
+    none = [None] * len(payloads)
+    plain = P.row_heads(none, payloads)
+    assert plain[:3] == [b'{"tool_name":"Grep"}', b'{"prompt":"hi"}', payloads[2]]
+    assert plain[3] == (b'{"prompt":"' + b"x" * 900)[: P.HEAD_BYTES]
+    assert plain[4] == b'{"n":1}'
+    # rows with a summary show it (cut to the limit, UTF-8) and the others their payload head
+    mixed = P.row_heads(["sum é", None, "", "z" * 500, None], payloads)
+    assert mixed == ["sum é".encode(), plain[1], plain[2], b"z" * P.HEAD_BYTES, plain[4]]
+    assert P.row_heads(["s", None], None) == [b"s", b""]
+    assert P.row_heads(none, payloads, limit=5) == [h[:5] for h in plain]
