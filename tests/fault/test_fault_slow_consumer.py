@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from typing import Any
 
 import pytest
+from _paced import wait_until
 
 import wsnotebook as wsn
 
@@ -23,14 +23,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_until(pred, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
 
 
 def batch(start: int, n: int) -> list[dict[str, Any]]:
