@@ -310,3 +310,20 @@ def test_monitor_summary_judges_each_view_over_its_own_pipeline() -> None:
     assert cell[-1] == "NOT met" and cell[2] == "2.00" and cell[4] == "1.50"
     assert bm._no_worse(0.004, -0.001) == "met" and bm._no_worse(0.01, 0.0) == "NOT met"
     assert bm._no_worse(0.0105, 0.01) == "met" and bm._no_worse(None, 0.01) == ""
+
+
+def test_monitor_cell_round_trips_are_pooled_over_reps_and_other_fields_take_the_median() -> None:
+    import bench_monitor as bm
+
+    def run(kernel: float, rts: list[float]) -> dict[str, Any]:
+        return {**dict.fromkeys(bm.FIELDS), "kernel_cores": kernel, "rt_samples": rts}
+
+    # rep 1 is quiet, rep 2 has one slow cell: the median of per-rep p99s would hide it
+    quiet, slow = [1.0] * 100, [1.0] * 99 + [50.0]
+    (row,) = bm.aggregate({("monitor", 1000): [run(0.1, quiet), run(0.3, quiet), run(0.2, slow)]})
+    assert row["kernel_cores"] == 0.2 and row["reps"] == 3 and row["rt_cells"] == 300
+    assert row["rt_p50_ms"] == 1.0 and row["rt_p99_ms"] == 1.0  # 1 slow cell in 300: below p99
+    (row,) = bm.aggregate({("monitor", 1000): [run(0.1, [1.0] * 50), run(0.1, [9.0] * 50)]})
+    assert row["rt_p99_ms"] == 9.0 and row["rt_p50_ms"] == 1.0  # nearest rank: the 50th of 100
+    (row,) = bm.aggregate({("none", 1000): [run(0.1, [])]})
+    assert "rt_cells" not in row and row["rt_p99_ms"] is None
