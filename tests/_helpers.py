@@ -14,6 +14,9 @@ pytest's default ``prepend`` import mode inserts the directory of the root ``tes
 * ``FakeAgent()`` -> an agent waiting for a human-in-the-loop answer, as the seed's hook
   utility: a WebSocket server on 127.0.0.1 (``.url``) recording what it receives (``.wait(n)``);
   ``hitl_event(url, kind, **fields)`` -> a question with the seed's request shape.
+* ``StreamReader(url)`` -> a raw ``/stream`` reader in a thread (the sync ``websockets``
+  client): ``events`` in order, ``wait(pred)``, ``versions(id)`` (the HITL statuses an id went
+  through), ``close()``.
 * ``wss_first_message(url, ssl_context)`` -> the first message a ``wss://`` stream sends, read
   with the asyncio ``websockets`` client on a private loop.  Not the sync client: in about half
   of the full-suite runs here (2026-11-26) its ``wss://`` handshake got no response while our
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -156,3 +160,50 @@ def hitl_event(url: str, kind: str = "permission", **question: Any) -> dict[str,
         "summary": "a question",
         **question,
     }
+
+
+class StreamReader:
+    """A raw ``/stream`` client in a thread: ``events`` are the events of every ``initial``,
+    ``batch`` and ``event`` message it got, in order.  Read errors end the reader quietly (the
+    test's ``wait`` then fails with the events seen so far)."""
+
+    def __init__(self, url: str) -> None:
+        import threading
+
+        from websockets.sync.client import connect
+
+        self.events: list[dict[str, Any]] = []
+        self.cond = threading.Condition()
+        self.ws = connect(url, open_timeout=10)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        import json
+
+        try:
+            with self.ws:
+                for raw in self.ws:
+                    msg = json.loads(raw)
+                    kind, data = msg.get("type"), msg.get("data")
+                    if kind in ("initial", "batch", "event"):
+                        with self.cond:
+                            self.events += data if kind != "event" else [data]
+                            self.cond.notify_all()
+        except Exception:
+            pass
+
+    def wait(self, pred: Callable[[list[dict[str, Any]]], bool], timeout: float = 30.0) -> None:
+        with self.cond:
+            assert self.cond.wait_for(lambda: pred(self.events), timeout), self.events
+
+    def versions(self, ident: int) -> list[str]:
+        """The ``humanInTheLoopStatus`` statuses event ``ident`` arrived with, in order."""
+        with self.cond:
+            return [
+                e["humanInTheLoopStatus"]["status"] for e in self.events if e.get("id") == ident
+            ]
+
+    def close(self) -> None:
+        self.ws.close()
+        self.thread.join(10)

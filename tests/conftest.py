@@ -7,6 +7,8 @@
 * ``shell`` -> a real IPython ``InteractiveShell`` with ``%load_ext wsnotebook`` and fake widget
   comms; at teardown the extension is unloaded (if the test has not), every widget stopped and
   the shell instance cleared.
+* ``agent`` -> a ``FakeAgent`` (tests/_helpers.py) waiting for human-in-the-loop answers on
+  127.0.0.1, closed at teardown.
 * ``clients`` -> a list the test appends its ``wsnotebook.connect`` clients to; all are closed
   at teardown.
 """
@@ -17,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from _helpers import make_hook_event, use_fake_comms
+from _helpers import FakeAgent, make_hook_event, use_fake_comms
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -28,6 +30,13 @@ if TYPE_CHECKING:
 @pytest.fixture
 def hook_event() -> Callable[..., dict[str, Any]]:
     return make_hook_event
+
+
+@pytest.fixture
+def agent() -> Iterator[FakeAgent]:
+    a = FakeAgent()
+    yield a
+    a.close()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ Both stores."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,13 +16,6 @@ from _helpers import FakeAgent, hitl_event
 import wsnotebook as wsn
 from wsnotebook.errors import AnswerError, ClientError
 from wsnotebook.server import Server
-
-
-@pytest.fixture
-def agent() -> Iterator[FakeAgent]:
-    a = FakeAgent()
-    yield a
-    a.close()
 
 
 def status_of(client: Any, ident: int) -> Any:

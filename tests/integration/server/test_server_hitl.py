@@ -7,58 +7,14 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from _helpers import FakeAgent, hitl_event
-from websockets.sync.client import connect as ws_connect
+from _helpers import FakeAgent, StreamReader, hitl_event
 
 from wsnotebook.errors import AnswerError
 from wsnotebook.server import Server
-
-
-@pytest.fixture
-def agent() -> Iterator[FakeAgent]:
-    a = FakeAgent()
-    yield a
-    a.close()
-
-
-class StreamReader:
-    """Reads a server's ``/stream`` in a thread; ``events`` are the events seen, in order."""
-
-    def __init__(self, url: str) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.cond = threading.Condition()
-        self.ws = ws_connect(url, open_timeout=10)
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            with self.ws:
-                self._read()
-        except Exception:
-            pass
-
-    def _read(self) -> None:
-        for raw in self.ws:
-            msg = json.loads(raw)
-            data = msg.get("data")
-            new = data if msg.get("type") in ("initial", "batch") else [data]
-            if msg.get("type") in ("initial", "batch", "event"):
-                with self.cond:
-                    self.events.extend(new)
-                    self.cond.notify_all()
-
-    def wait(self, pred: Callable[[list[dict[str, Any]]], bool], timeout: float = 20) -> None:
-        with self.cond:
-            assert self.cond.wait_for(lambda: pred(self.events), timeout), self.events
-
-    def close(self) -> None:
-        self.ws.close()
-        self.thread.join(10)
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])

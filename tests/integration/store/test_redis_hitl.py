@@ -14,12 +14,11 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from _helpers import FakeAgent, hitl_event
-from websockets.sync.client import connect as ws_connect
+from _helpers import FakeAgent, StreamReader, hitl_event
 
 from wsnotebook.client import connect
 from wsnotebook.errors import AnswerError
@@ -34,51 +33,6 @@ WAIT = 30.0
 JSON_POST = {"Content-Type": "application/json"}
 
 
-@pytest.fixture
-def agent() -> Iterator[FakeAgent]:
-    a = FakeAgent()
-    yield a
-    a.close()
-
-
-class Reader:
-    """A raw ``/stream`` client in a thread: ``events`` are the events it got, in order."""
-
-    def __init__(self, url: str) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.cond = threading.Condition()
-        self.ws = ws_connect(url, open_timeout=10)
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            with self.ws:
-                for raw in self.ws:
-                    msg = json.loads(raw)
-                    kind, data = msg.get("type"), msg.get("data")
-                    if kind in ("initial", "batch", "event"):
-                        with self.cond:
-                            self.events += data if kind != "event" else [data]
-                            self.cond.notify_all()
-        except Exception:
-            pass
-
-    def wait(self, pred: Callable[[list[dict[str, Any]]], bool], timeout: float = WAIT) -> None:
-        with self.cond:
-            assert self.cond.wait_for(lambda: pred(self.events), timeout), self.events
-
-    def versions(self, ident: int) -> list[str]:
-        with self.cond:
-            return [
-                e["humanInTheLoopStatus"]["status"] for e in self.events if e.get("id") == ident
-            ]
-
-    def close(self) -> None:
-        self.ws.close()
-        self.thread.join(10)
-
-
 def test_two_servers_one_answer(
     redis_server: LocalRedis,
     server_factory: Callable[..., Server],
@@ -89,7 +43,7 @@ def test_two_servers_one_answer(
     url = redis_server.store_url("h1")
     a = server_factory(store=url)
     b = server_factory(store=url)
-    readers = [Reader(a.url), Reader(b.url)]
+    readers = [StreamReader(a.url), StreamReader(b.url)]
     client = connect(a.url, backoff_base=0.01, backoff_cap=0.2, open_timeout=5.0)
     try:
         for r in readers:
@@ -150,14 +104,14 @@ def test_two_servers_one_answer(
         assert a.metrics()["hitl"]["refused"] == 2 and b.metrics()["hitl"]["answered"] == 1
 
         # a client that was away (it saw the question only) resumes and gets the update
-        resumed = Reader(f"{a.url}?since={ident}&epoch={a.epoch}")
+        resumed = StreamReader(f"{a.url}?since={ident}&epoch={a.epoch}")
         try:
             resumed.wait(lambda evs: len(evs) >= 1)
             assert resumed.events == [updated]
         finally:
             resumed.close()
         # a fresh client's initial snapshot lists the event once, answered
-        fresh = Reader(b.url)
+        fresh = StreamReader(b.url)
         try:
             fresh.wait(lambda evs: len(evs) >= 1)
             assert fresh.events == [updated]
