@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from wsnotebook.runtime import loop as _loop
@@ -26,7 +27,8 @@ def event(n: int, source_app: str = "fault", sessions: int = 7) -> dict[str, Any
     }
 
 
-def wait_until(pred, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+def wait_until(pred: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll ``pred`` every 5 ms until it is true; fail naming ``what`` after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while not pred():
         if time.monotonic() > deadline:

@@ -29,13 +29,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _paced import wait_until
 
 from wsnotebook.client import Client, connect
 
@@ -47,14 +47,6 @@ POSTERS = 4
 PER_POSTER = 2500  # events a poster sends at most (it stops at the first failure)
 KILL_AFTER = 1500  # acknowledged events (all posters together) before the SIGKILL
 CLIENT_OPTS = {"backoff_base": 0.005, "backoff_cap": 0.05, "open_timeout": 5.0}
-
-
-def wait_until(pred: Any, what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
 
 
 class ServerProcess:
@@ -185,7 +177,9 @@ def acked_total(posters: list[Poster]) -> int:
 def kill_mid_ingest(server: ServerProcess, posters: list[Poster]) -> dict[tuple[str, int], int]:
     """SIGKILL ``server`` once KILL_AFTER events were acknowledged; the posters' acknowledged
     events after they all stopped."""
-    wait_until(lambda: acked_total(posters) >= KILL_AFTER, f"{KILL_AFTER} acknowledged events")
+    wait_until(
+        lambda: acked_total(posters) >= KILL_AFTER, WAIT, f"{KILL_AFTER} acknowledged events"
+    )
     server.kill()
     for p in posters:
         p.join(WAIT)
@@ -286,7 +280,7 @@ def test_live_subscribers_resume_across_a_sigkill_with_every_event_exactly_once(
 
     acked = kill_mid_ingest(first, run_posters(port, "c1"))
     second = start(servers, db, port=port)  # same port: the clients reconnect to it
-    wait_until(lambda: all(c.connects >= 2 and c.state == "open" for c in subs), "reconnects")
+    wait_until(lambda: all(c.connects >= 2 and c.state == "open" for c in subs), WAIT, "reconnects")
     posters = run_posters(port, "c2", count=250)
     for p in posters:
         p.join(WAIT)
@@ -297,7 +291,7 @@ def test_live_subscribers_resume_across_a_sigkill_with_every_event_exactly_once(
     assert_acked_exactly_once(events, acked)
     stored_ids = [e["id"] for e in events]
     for c in subs:
-        wait_until(lambda c=c: c.frame.total >= len(stored_ids), "every stored event")
+        wait_until(lambda c=c: c.frame.total >= len(stored_ids), WAIT, "every stored event")
         got = c.frame.df["id"].tolist()
         dups = [i for i, n in Counter(got).items() if n > 1]
         assert dups == [], f"duplicates delivered: {dups[:5]}"

@@ -16,13 +16,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
+from _paced import wait_until
 
 from wsnotebook.demo import start_demo
 from wsnotebook.frame import EventFrame
@@ -32,14 +30,6 @@ from wsnotebook.server import serve
 pytestmark = pytest.mark.timeout(120)
 
 WAIT = 60.0
-
-
-def wait_until(pred: Callable[[], Any], what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
 
 
 def parts(out: Path) -> list[Path]:
@@ -69,7 +59,7 @@ def test_the_recording_survives_a_sigkill_of_the_recorder(tmp_path: Path) -> Non
         stderr=subprocess.PIPE,
     )
     try:
-        wait_until(lambda: len(parts(out)) >= 5 or proc.poll() is not None, "5 segments")
+        wait_until(lambda: len(parts(out)) >= 5 or proc.poll() is not None, WAIT, "5 segments")
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         os.kill(proc.pid, signal.SIGKILL)
         assert proc.wait(WAIT) == -signal.SIGKILL
@@ -126,11 +116,12 @@ def test_sigterm_flushes_everything_received_and_exits_0(tmp_path: Path) -> None
         # can have written what was received
         wait_until(
             lambda: (out / "_recording.json").exists() or proc.poll() is not None,
+            WAIT,
             "the recording to be created",
         )
         assert proc.poll() is None
         producer_sent = producer.sent
-        wait_until(lambda: producer.sent >= producer_sent + 200, "200 more events")
+        wait_until(lambda: producer.sent >= producer_sent + 200, WAIT, "200 more events")
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=WAIT)
     finally:

@@ -27,13 +27,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _paced import wait_until
 from _redis import local_redis
 
 from wsnotebook.client import Client, connect
@@ -45,14 +45,6 @@ SERVER_SCRIPT = Path(__file__).with_name("_redis_server.py")
 WAIT = 40.0
 PHASE = 300  # acknowledged events between faults
 CLIENT_OPTS = {"backoff_base": 0.01, "backoff_cap": 0.1, "open_timeout": 5.0}
-
-
-def wait_until(pred: Any, what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
 
 
 class ServerProcess:
@@ -188,25 +180,31 @@ def test_three_servers_one_stream_survive_server_and_redis_kills(
     urls = [p.url for p in procs]
     for i in range(3):  # spread: client i starts on server i, fails over to the next ones
         clients.append(connect(urls[i:] + urls[:i], **CLIENT_OPTS))
-    wait_until(lambda: all(c.state == "open" for c in clients), "3 clients open")
+    wait_until(lambda: all(c.state == "open" for c in clients), WAIT, "3 clients open")
     producer = Producer([p.port for p in procs])
     producer.start()
     try:
-        wait_until(lambda: len(producer.acked) >= PHASE, "events before the server kill")
+        wait_until(lambda: len(producer.acked) >= PHASE, WAIT, "events before the server kill")
         victim = procs[0]
         victim.kill()  # client 0 fails over to server 1
         mark = len(producer.acked)
-        wait_until(lambda: len(producer.acked) >= mark + PHASE, "events while a server is down")
+        wait_until(
+            lambda: len(producer.acked) >= mark + PHASE, WAIT, "events while a server is down"
+        )
         procs[0] = ServerProcess(store, victim.port)  # restarted on its port, same epoch
         assert procs[0].epoch == procs[1].epoch
         mark = len(producer.acked)
-        wait_until(lambda: len(producer.acked) >= mark + PHASE, "events after the restart")
+        wait_until(lambda: len(producer.acked) >= mark + PHASE, WAIT, "events after the restart")
         redis.kill()  # POSTs get 503, WebSocket clients stay, servers reconnect with backoff
         refused = producer.refused
-        wait_until(lambda: producer.refused >= refused + 20, "POSTs refused while Redis is down")
+        wait_until(
+            lambda: producer.refused >= refused + 20, WAIT, "POSTs refused while Redis is down"
+        )
         redis.start()  # AOF replayed: every acknowledged event is back
         mark = len(producer.acked)
-        wait_until(lambda: len(producer.acked) >= mark + PHASE, "events after the Redis restart")
+        wait_until(
+            lambda: len(producer.acked) >= mark + PHASE, WAIT, "events after the Redis restart"
+        )
     finally:
         producer.stop_event.set()
         producer.join(WAIT)
@@ -215,6 +213,7 @@ def test_three_servers_one_stream_survive_server_and_redis_kills(
     top = max(acked.values())
     wait_until(
         lambda: all(c.frame.total and c.frame.df["id"].max() >= top for c in clients),
+        WAIT,
         "every client to reach the last acknowledged id",
     )
     frames = [c.frame.df for c in clients]
