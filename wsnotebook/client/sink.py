@@ -23,10 +23,10 @@ Invariants and drop policies:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import operator
 import threading
+from array import array
 from collections.abc import Callable
 from itertools import repeat
 from typing import Any
@@ -72,13 +72,16 @@ _COLUMNS_MIN_BYTES = 4096
 #: Smallest ``columns`` message decoded with the cyclic GC paused (~200 events): below it the
 #: pause's own cost (a context manager, two locks) is more than the collections it avoids.
 _GC_PAUSE_BYTES = 65536
-_NO_PAUSE = contextlib.nullcontext()
 
 #: Fewest per-event messages appended to the frame as one batch of columns; a smaller burst
 #: takes the dict path.  Measured here (bursts in a running loop, best of 3, busy machine): the
 #: columnar append's fixed cost (~30 numpy calls) makes one message 2.2x slower than the dict
 #: path, 2-4 messages break even, 8 are ~2x faster, 32 ~3x.
 _RECORDS_MIN = 8
+
+#: Fewest events of a columns append whose latencies are computed with numpy (fewer: a list
+#: comprehension, cheaper than numpy's fixed cost per call with cold caches).
+_NUMPY_MIN = 128
 
 
 def new_epoch_gap(
@@ -207,25 +210,36 @@ class MessageSink:
             and type(raw) is bytes
             and raw.startswith(BATCH_PREFIX)
         ):
-            # The cyclic GC is paused for the batch: it builds and frees thousands of tuples,
-            # which would otherwise trigger ~1.5 young collections per batch (~40% slower).
-            with gc_paused():
-                cols = decode_batch_columns(raw)  # None: take the dict path below
-                if cols is not None and self.append_columns(cols, received):
-                    self.traffic.record(
-                        "in", "batch", wire, decoded_bytes=len(raw), n_events=cols.n
-                    )
-                    return
+            # The cyclic GC is paused for a big batch: it builds and frees thousands of tuples,
+            # which would otherwise trigger ~1.5 young collections per batch (~40% slower).  A
+            # small one (the paced case, < _GC_PAUSE_BYTES) skips the pause's own cost.
+            if len(raw) >= _GC_PAUSE_BYTES:
+                with gc_paused():
+                    cols = decode_batch_columns(raw)  # None: take the dict path below
+                    done = cols is not None and self.append_columns(cols, received)
+            else:
+                cols = decode_batch_columns(raw)
+                done = cols is not None and self.append_columns(cols, received)
+            if done:
+                assert cols is not None
+                self.traffic.record("in", "batch", wire, decoded_bytes=len(raw), n_events=cols.n)
+                return
         self.handle_message(raw, wire, received)
 
     def on_columns(self, raw: bytes, wire: int, received: float) -> None:
         """A ``columns`` message: appended as columns; one they refuse takes the dict path as
         the equivalent ``batch`` (which keeps what it can and counts the rest)."""
-        with gc_paused() if len(raw) >= _GC_PAUSE_BYTES else _NO_PAUSE:
+        if len(raw) >= _GC_PAUSE_BYTES:
+            with gc_paused():
+                cols = decode_columns_message(raw)
+                done = cols is not None and self.append_columns(cols, received)
+        else:  # no context manager at all (two Python-level calls, cold, per paced message)
             cols = decode_columns_message(raw)
-            if cols is not None and self.append_columns(cols, received):
-                self.traffic.record("in", "columns", wire, decoded_bytes=len(raw), n_events=cols.n)
-                return
+            done = cols is not None and self.append_columns(cols, received)
+        if done:
+            assert cols is not None
+            self.traffic.record("in", "columns", wire, decoded_bytes=len(raw), n_events=cols.n)
+            return
         self.handle_message(columns_message_batch(raw) or raw, wire, received)
 
     def handle_message(self, raw: bytes, wire: int, received: float) -> None:
@@ -317,14 +331,22 @@ class MessageSink:
         event the frame can store and counts the others as invalid."""
         if self._raws or self._pending:  # keep arrival order: queued messages first
             self.flush()
-        cols.client_received = np.full(cols.n, received)
+        n = cols.n
+        # array('d') and a list comprehension, not numpy, below _NUMPY_MIN events: a paced
+        # message (10-100 events) runs with cold caches, where each numpy call costs ~10-25 us.
+        cols.client_received = array("d", (received,)) * n
         try:
             added = self.frame.extend_columns(cols)
         except Exception as exc:
             log.debug("wsnotebook client: columnar append refused (%r); dict path", exc)
             return False
-        latency = received - cols.timestamp
-        self.latency.extend(latency[~np.isnan(latency)].tolist())
+        ts = cols.timestamp
+        if n < _NUMPY_MIN:
+            # NaN (missing) is the one value not equal to itself
+            self.latency.extend([received - t for t in ts if t == t])
+        else:
+            latency = received - np.asarray(ts, dtype=np.float64)
+            self.latency.extend(latency[~np.isnan(latency)].tolist())
         self.resume.on_ids(cols.id)
         self.appended(cols.n, added)
         return True

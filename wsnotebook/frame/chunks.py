@@ -335,12 +335,18 @@ def recoded(chunk: Chunk, j: int, remap: np.ndarray) -> Chunk:
 
 
 def put(dst: array[Any], src: Any) -> None:
-    """Append ``src`` (a list of Python numbers, or a numpy array of ``dst``'s item type: one
-    memcpy or two) to an open-chunk column."""
-    if isinstance(src, np.ndarray):
+    """Append ``src`` (a list of Python numbers; an ``array.array`` or a numpy array of
+    ``dst``'s item type: one memcpy or two; another sequence of numbers) to an open-chunk
+    column."""
+    kind = type(src)
+    if kind is list:
+        dst.fromlist(src)
+    elif kind is array:
+        dst.extend(src)  # same typecode: a memcpy
+    elif kind is np.ndarray:
         dst.frombytes(src.tobytes())
     else:
-        dst.fromlist(src)
+        dst.extend(src)
 
 
 def _np_rows(values: array[Any], dtype: Any, start: int, count: int) -> np.ndarray:
@@ -382,7 +388,7 @@ class Columns:
         self.summary, self.chat, self.extra = summary, chat, extra
         # Optional, from the columnar decoder: ``parts`` lengths (int64 array) and the parts
         # already joined with ``SEP`` (saves a second join when the batch fits one chunk).
-        self.lens: np.ndarray | None = None
+        self.lens: Any = None  # array('q') (or an int64 numpy array)
         self.blob: bytes | None = None
 
 

@@ -17,6 +17,7 @@ Python loops per event; exact per-event checks run only when a fast check failed
 from __future__ import annotations
 
 import operator
+from array import array
 from collections.abc import Sequence
 from itertools import repeat
 from typing import Any
@@ -62,6 +63,8 @@ KNOWN = frozenset(
     }
 )
 NAN = float("nan")
+#: Fewest ids of a contiguous run written as one ``np.arange`` (fewer: the decoded ints).
+_ARANGE_MIN = 128
 _UNSEEN = -2  # category code placeholder for a value not in the dictionary yet
 _STR_OR_NONE = frozenset({str, type(None)})
 #: The epoch-ms stamp columns, in the order of a chunk's ``ts``, ``sr``, ``cr``.
@@ -178,23 +181,27 @@ def decoded_columns(
     """:func:`event_columns` for decoded columns: numeric columns as numpy arrays (copied into
     the open chunk with one memcpy each), category codes, chat as JSON text."""
     k = cols.n
+    # Few numpy calls on purpose: the client's paced messages are small and run cold, where
+    # one numpy call costs ~10-25 us (events/columns.py, ``stamp_array``).  Ids and codes go
+    # to the chunk as lists/tuples (one ``fromlist``/``extend``); a long contiguous run of ids
+    # as one ``np.arange`` (cheaper than boxing a thousand ints).
     codes_all: list[Any] = [
-        np.full(k, -1, dtype=np.int32)
+        [-1] * k
         if values[0] is None and values.count(None) == k  # [0] first: count is slow on str
         else category_codes(cats[j], CAT_COLUMNS[j], values)
         for j, values in enumerate(
             (cols.source_app, cols.session_id, cols.hook_event_type, cols.model_name)
         )
     ]
-    ids = (
+    ids: Any = (
         np.arange(run[0], run[1] + 1, dtype=np.int64)
-        if run is not None
-        else np.array(cols.id, dtype=np.int64)
+        if run is not None and k >= _ARANGE_MIN
+        else cols.id
     )
-    ts, sr, cr = (
-        np.asarray(values, dtype=np.float64)
-        for values in (cols.timestamp, cols.server_received, cols.client_received)
-    )
+    ts, sr = cols.timestamp, cols.server_received
+    cr: Any = cols.client_received
+    if type(cr) is not array:  # values as decoded (float or None)
+        cr = stamp_list("client_received", cr)
     chat: Sequence[Any] = cols.chat
     if not (chat[0] is None and chat.count(None) == k):
         chat = [dumps_text(c, "chat") for c in chat]

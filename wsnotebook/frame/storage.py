@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from itertools import accumulate, repeat
 from typing import Any
 
+import numpy as np
 import orjson
 
 from ..errors import EventValidationError
@@ -61,6 +62,11 @@ from .ingest import (
 from .questions import UPDATE_MARKS, RowUpdates
 
 __all__ = ["ChunkStore"]
+
+
+#: Fewest rows whose payload offsets are summed with numpy (fewer: ``accumulate``, which
+#: costs less than the numpy calls' fixed cost, ~10-25 us each with cold caches).
+_CUMSUM_MIN = 128
 
 
 class ChunkStore:
@@ -276,10 +282,13 @@ class ChunkStore:
                 op.chat += cols.chat[sl]
                 op.extra += cols.extra[sl]
             cum = op.cum
-            if cols.lens is not None:
-                put(cum, cols.lens[pos : pos + take].cumsum() + cum[-1])  # no np.cumsum wrapper
+            lens = cols.lens
+            if lens is not None and take >= _CUMSUM_MIN:
+                # no np.cumsum wrapper; an array('q') is viewed, not copied
+                put(cum, np.frombuffer(lens, dtype=np.int64)[pos : pos + take].cumsum() + cum[-1])
             else:
-                cum.fromlist(list(accumulate(map(len, parts), initial=cum[-1])))
+                sizes = map(len, parts) if lens is None else lens[pos : pos + take]
+                cum.fromlist(list(accumulate(sizes, initial=cum[-1])))
                 del cum[-take - 1]  # the initial value was already there
             text = cols.blob if take == k and cols.blob is not None else SEP.join(parts)
             if op.ascii and not text.isascii():

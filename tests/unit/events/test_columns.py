@@ -73,7 +73,7 @@ def test_a_valid_batch_decodes_into_columns_with_payload_text_kept_verbatim() ->
     assert [bytes(p) for p in cols.payload] == [orjson.dumps(e["payload"]) for e in evs]
     assert cols.payload_len.tolist() == [len(orjson.dumps(e["payload"])) for e in evs]
     np.testing.assert_array_equal(cols.timestamp, [e["timestamp"] for e in evs])
-    assert cols.timestamp.dtype == np.float64
+    assert np.asarray(cols.timestamp).dtype == np.float64
 
 
 def test_missing_optional_fields_become_none_and_nan() -> None:
