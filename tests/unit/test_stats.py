@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import deque
 from typing import Any
 
 import pytest
@@ -97,3 +98,27 @@ def test_latency_percentiles_outside_0_1_are_refused_not_clamped(q: Any) -> None
     with pytest.raises(ConfigError, match="percentile q"):
         stats.summary((0.5, q))
     assert stats.percentile(1) == 3.0 and stats.percentile(0) == 1.0
+
+
+def test_latency_stats_ring_keeps_exactly_the_newest_samples_across_wraps() -> None:
+    # The ring is written in place (add, and extend in one or two slices, or only the newest
+    # ``size`` of a longer batch): its percentiles are those of the last ``size`` values.
+    rng = random.Random(11)
+    for size in (1, 3, 7, 64):
+        stats = LatencyStats(size=size)
+        held: deque[float] = deque(maxlen=size)
+        for _ in range(200):
+            if rng.random() < 0.3:
+                v = float(rng.randint(0, 1000))
+                stats.add(v)
+                held.append(v)
+            else:
+                batch = [float(rng.randint(0, 1000)) for _ in range(rng.randint(0, 2 * size + 2))]
+                stats.extend(batch)
+                held.extend(batch)
+            ordered = sorted(held)
+            n = len(ordered)
+            for q in (0.0, 0.5, 0.99, 1.0):
+                want = ordered[min(n - 1, max(0, math.ceil(q * n) - 1))] if n else None
+                assert stats.percentile(q) == want
+        assert stats.count >= len(held)
