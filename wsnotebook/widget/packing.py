@@ -1,15 +1,17 @@
 """Binary packing of the monitor's row batches: the new rows of a tick as compact column
 buffers the browser reads with ``DataView`` (no JSON per row).
 
-Owns the wire layout of a batch (:data:`COLUMNS`: name, dtype, little-endian), the stable
-category codes (:class:`CodeMap`: the frame may renumber its dictionaries when it compacts
-them; the codes the browser holds never change until a reset), the one-line text of a row
-(:func:`row_heads`: its summary, else the head of its payload JSON without the keys every
-hook repeats) and the throughput histogram sent with a reset (:func:`histogram`).
+Owns the wire layout of a batch (:data:`COLUMNS`: name, dtype, little-endian, then ``text``:
+see :func:`row_text`), the stable category codes (:class:`CodeMap`: the frame may renumber its
+dictionaries when it compacts them; the codes the browser holds never change until a reset),
+the text each row is sent with (:func:`row_text`: its summary, else the raw head of its payload
+JSON; the browser strips the keys every hook repeats and cuts it, ``monitor.js`` ``rowHead``),
+the same text computed in Python (:func:`row_heads`: the reference the browser's strip is
+tested against) and the throughput histogram sent with a reset (:func:`histogram`).
 
-Pure functions and small classes: no widgets, no I/O.  Cost per batch: O(rows) numpy work plus
-one regex substitution and one split over the rows' joined payload text (C level), whatever
-the payload sizes (each head is cut at :data:`HEAD_BYTES`).
+Pure functions and small classes: no widgets, no I/O.  Cost per batch: O(rows) numpy work, one
+bytes slice per row without a summary (at most :data:`PREFIX_BYTES`, whatever the payload
+sizes), one encode per row with a summary, and one join (C level).
 """
 
 from __future__ import annotations
@@ -24,19 +26,30 @@ __all__ = [
     "CATEGORY_COLUMNS",
     "COLUMNS",
     "HEAD_BYTES",
+    "PREFIX_BYTES",
+    "SUMMARY_MARK",
     "CodeMap",
     "histogram",
     "pack_rows",
     "row_heads",
+    "row_text",
 ]
 
-#: Bytes of a row's text sent with the row (the table's "summary / payload" cell; the whole
-#: payload comes on demand, in the detail pane).
+#: Length of a row's text as the table shows it (the "summary / payload" cell; the whole
+#: payload comes on demand, in the detail pane): characters in the browser (``monitor.js``
+#: ``HEAD_CHARS``), bytes in :func:`row_heads`.
 HEAD_BYTES = 200
+#: Bytes of a payload's head sent for a row without a summary: the boilerplate keys the browser
+#: strips are ~200-250 bytes in hooks' payloads, and :data:`HEAD_BYTES` must remain after them
+#: (the same bound as the strip of :func:`row_heads`).
+PREFIX_BYTES = HEAD_BYTES + 448
+#: First byte of a row's entry in ``text`` when the entry is the row's summary (a payload is
+#: a JSON object: its text starts with ``{`` or whitespace, never with a control character).
+SUMMARY_MARK = b"\x01"
 #: Category columns sent as int32 codes, with the short names the browser uses.
 CATEGORY_COLUMNS = (("source_app", "app"), ("session_id", "session"), ("hook_event_type", "type"))
-#: The numeric buffers of a batch, in order: (name, numpy dtype).  Then ``text`` (UTF-8) and
-#: ``text_off`` (uint32, n + 1 offsets into it).
+#: The numeric buffers of a batch, in order: (name, numpy dtype).  Then ``text`` (UTF-8, one
+#: entry per row: :func:`row_text`) and ``text_off`` (uint32, n + 1 offsets into it).
 COLUMNS = (
     ("id", "<f8"),
     ("ts", "<f8"),
@@ -47,7 +60,9 @@ COLUMNS = (
 )
 
 # The boilerplate keys a row starts with (hooks write them first): matched only right after a
-# row separator, so the regex engine skips to each "\n{" instead of trying every byte.
+# row separator, so the regex engine skips to each "\n{" instead of trying every byte.  The
+# browser's strip (monitor.js ``BOILERPLATE``) is the same pattern anchored at the row's start
+# (greedy repeats: nothing follows the group, so they never backtrack and match the same).
 # Possessive repeats (Python 3.11+; same matches): a value is never backtracked into, and the
 # engine keeps no backtracking state (measured in benchmarks/README.md, "The monitor").
 _P = b"+" if sys.version_info >= (3, 11) else b""
@@ -101,9 +116,10 @@ def row_heads(
     summary: list[Any], payloads: list[bytes] | None, limit: int = HEAD_BYTES
 ) -> list[bytes]:
     """Each row's table text as UTF-8: its summary, else the head of its compact payload JSON
-    without the boilerplate keys; at most ``limit`` bytes (a cut may split the last character:
-    the browser's decoder shows it as a replacement character).  Only the rows without a
-    summary have their payload read (the strip is most of a tick's cost per row)."""
+    without the boilerplate keys; at most ``limit`` bytes (a cut may split the last character).
+    The tick no longer calls this (the browser strips, from :func:`row_text`'s raw heads: ~1.1
+    us/row of regex work out of the kernel); it is the Python statement of what the browser
+    shows, which the tests compare ``monitor.js`` ``rowHead`` with."""
     # Hooks put the boilerplate keys first (~250 bytes): strip them from each row's start, in
     # its first ``limit + 448`` bytes only (bounded work per row whatever the payload).
     cut = limit + 448
@@ -118,6 +134,30 @@ def row_heads(
     for i, r in zip(todo, _stripped([payloads[i] for i in todo], cut)):
         heads[i] = r[:limit]
     return heads
+
+
+def row_text(summary: list[Any], tail: Any, limit: int = HEAD_BYTES) -> tuple[bytes, bytes]:
+    """The ``text`` and ``text_off`` buffers of a batch of rows (``tail``: a
+    :class:`~wsnotebook.frame.tail.TailColumns`; ``summary``: its rows' summaries): one UTF-8
+    entry per row, concatenated, and ``n + 1`` uint32 offsets.  A row with a summary:
+    :data:`SUMMARY_MARK` then the summary's first ``limit`` characters.  Any other row: the
+    first :data:`PREFIX_BYTES` bytes of its payload JSON, raw (the browser strips the
+    boilerplate keys and cuts it to ``limit`` characters).  Cost: one slice per payload head,
+    one encode per summary, one join and a length pass (C level): no per-row regex."""
+    n = len(summary)
+    if not any(summary):  # no summary at all (hooks without --summarize)
+        parts = tail.payload_heads(PREFIX_BYTES)
+    else:
+        has = np.fromiter(map(bool, summary), dtype=bool, count=n)
+        heads = iter(tail.payload_heads(PREFIX_BYTES, ~has))
+        mark = SUMMARY_MARK
+        parts = [
+            mark + str(s)[:limit].encode("utf-8", "replace") if s else next(heads) for s in summary
+        ]
+    offsets = np.zeros(n + 1, dtype="<u4")
+    if n:
+        np.cumsum(np.fromiter(map(len, parts), dtype=np.int64, count=n), out=offsets[1:])
+    return b"".join(parts), offsets.tobytes()
 
 
 def pack_rows(
@@ -138,12 +178,8 @@ def pack_rows(
         cols[short] = codes.astype("<i4")
         if new:
             dicts[short] = new
-    heads = row_heads(tail.summary, tail.payload_json)
-    offsets = np.zeros(n + 1, dtype="<u4")
-    if n:
-        np.cumsum(np.fromiter(map(len, heads), dtype=np.int64, count=n), out=offsets[1:])
     buffers = [cols[name].tobytes() for name, _ in COLUMNS]
-    buffers += [b"".join(heads), offsets.tobytes()]
+    buffers += row_text(tail.summary, tail)
     names = [name for name, _ in COLUMNS] + ["text", "text_off"]
     header: dict[str, Any] = {"n": n, "buffers": names, "dicts": dicts}
     if match is not None:

@@ -61,3 +61,22 @@ def test_match_ids_and_row() -> None:
     row = frame.row(7)
     assert row is not None and row["payload"] == {"n": 7} and row["source_app"] == "app1"
     assert frame.row(999) is None
+
+
+def test_payload_heads_cut_each_row_across_chunks_and_skip_masked_rows() -> None:
+    frame = EventFrame(chunk_rows=4)  # frozen (compressed) chunks and the open one
+    evs = events(10)
+    evs[5]["payload"] = {"big": "b" * 3000}
+    frame.extend(evs)
+    tail = frame.tail_columns(100, since=2)
+    full = tail.payload_json
+    assert full is not None and len(full) == 8 and full[3] == b'{"big":"' + b"b" * 3000 + b'"}'
+    assert tail.payload_heads(6) == [p[:6] for p in full]
+    assert tail.payload_heads(10_000) == full
+    mask = np.array([i % 3 == 0 for i in range(8)])
+    assert tail.payload_heads(8, mask) == [p[:8] for p, m in zip(full, mask) if m]
+    assert tail.payload_heads(8, np.zeros(8, dtype=bool)) == []
+    assert frame.tail_columns(0).payload_heads(8) == []
+    # older pages (``skip``) and a tail that is all in the open chunk
+    assert frame.tail_columns(3, skip=4).payload_heads(4) == [b'{"n"', b'{"n"', b'{"bi']
+    assert frame.tail_columns(2).payload_heads(100) == [b'{"n":9}', b'{"n":10}']

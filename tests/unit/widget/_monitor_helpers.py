@@ -16,12 +16,12 @@ from wsnotebook.frame import EventFrame
 
 _DTYPES = {
     "id": "<f8",
+    "text_off": "<u4",
     "ts": "<f8",
     "lat": "<f4",
     "app": "<i4",
     "session": "<i4",
     "type": "<i4",
-    "text_off": "<u4",
     "match": "<f8",
     "hist_sec": "<f8",
     "hist_type": "<i4",
@@ -62,14 +62,23 @@ def customs(wire: list[dict[str, Any]], kind: str | None = None) -> list[dict[st
             raw = bytes(buf)
             cols[name] = raw if name == "text" else np.frombuffer(raw, dtype=_DTYPES[name])
         if "text" in cols:
-            off = cols["text_off"]
-            text = cols["text"]
-            cols["texts"] = [
-                text[off[i] : off[i + 1]].decode("utf-8", "replace") for i in range(len(off) - 1)
-            ]
+            off, text = cols["text_off"], cols["text"]
+            assert len(off) == content["n"] + 1 and off[-1] == len(text)
+            cols["texts"] = [shown_text(text[off[i] : off[i + 1]]) for i in range(len(off) - 1)]
         content["columns"] = cols
         out.append(content)
     return out
+
+
+def shown_text(entry: bytes) -> str:
+    """What monitor.js shows for one entry of a batch's ``text`` (``Store.text``): a summary
+    after its mark, else the payload head without the boilerplate keys, cut to 200 characters
+    (the browser's ``rowHead``, written here with the kernel's reference regex)."""
+    if entry[:1] == W.packing.SUMMARY_MARK:
+        return entry[1:].decode("utf-8", "replace")
+    raw = entry.decode("utf-8", "replace").encode("utf-8")  # as the browser decodes a cut
+    stripped = W.packing._BOILERPLATE.sub(b"\n{", b"\n" + raw)[1:]
+    return stripped.decode("utf-8")[: W.packing.HEAD_BYTES]
 
 
 def sent_ids(wire: list[dict[str, Any]]) -> list[int]:

@@ -56,6 +56,20 @@ function h(tag, cls, text) {
   if (text !== undefined) e.textContent = text;
   return e;
 }
+// A batch's "text" buffer (packing.row_text): one UTF-8 entry per row at text_off. An entry
+// is 0x01 + the row's summary, else the raw head of its payload JSON (at most 648 bytes),
+// stripped of the keys every hook repeats and cut to HEAD_CHARS here, when the row is shown
+// (packing.row_heads is the same in Python; BOILERPLATE is its regex anchored at the row's
+// start: nothing follows the repeated group, so greedy repeats match Python's possessive ones).
+export const HEAD_CHARS = 200;
+const BOILERPLATE = /^\{(?:"(?:session_id|transcript_path|cwd|hook_event_name|permission_mode)":(?:"[^"\\\n]*(?:\\.[^"\\\n]*)*"|[^,}\n]*),?)+/;
+export function rowHead(raw) {
+  const m = BOILERPLATE.exec(raw);
+  const s = m ? "{" + raw.slice(m[0].length) : raw;
+  if (s.length <= HEAD_CHARS) return s;
+  const c = s.charCodeAt(HEAD_CHARS - 1); // never keep half of a surrogate pair
+  return s.slice(0, c >= 0xd800 && c < 0xdc00 ? HEAD_CHARS - 1 : HEAD_CHARS);
+}
 function bytesOf(b) {
   if (b instanceof ArrayBuffer) return new Uint8Array(b);
   return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
@@ -85,8 +99,9 @@ class Store {
   valid(i) { return i >= this.lo && i < this.hi; }
   slot(i) { return i % this.cap; }
   text(i) {
-    const s = this.slot(i), b = this.tbuf[s];
-    return b ? dec.decode(b.subarray(this.toff[s], this.toff[s] + this.tlen[s])) : "";
+    const s = this.slot(i), b = this.tbuf[s], o = this.toff[s], e = o + this.tlen[s];
+    if (!b) return "";
+    return b[o] === 1 ? dec.decode(b.subarray(o + 1, e)) : rowHead(dec.decode(b.subarray(o, e)));
   }
   name(col, code) { return code >= 0 ? (this.dicts[col][code] ?? "?") : ""; }
   bin(sec, type, n) {
