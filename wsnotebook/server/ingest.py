@@ -103,6 +103,23 @@ class IngestMixin:
             self.counters.errors.bump("store")
             raise
 
+    def _valid_publisher(self) -> Callable[[list[Event]], int] | None:
+        """For the demo producer fed by its own generator: a synchronous ``publish_count``
+        of events **known valid** (built by :class:`~wsnotebook.demo.EventGenerator`, whose
+        events all pass ``validate_event`` by construction), skipping the validation; ``None``
+        unless the store appends synchronously (the memory store).  Foreign input never comes
+        here: everything else goes through :func:`~wsnotebook.events.validate_events`."""
+        if self._append_now is None:
+            return None
+        return self._publish_valid_now
+
+    def _publish_valid_now(self, events: list[Event]) -> int:
+        try:
+            return len(self._ingest_now(events))
+        except StoreError:
+            self.counters.errors.bump("store")
+            raise
+
     def publish(self, events: Event | list[Event]) -> list[Event]:
         """Ingest one event (dict) or a list from any thread, exactly like ``POST /events``.
 

@@ -15,8 +15,9 @@ from _store_helpers import ev, ids
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wsnotebook.errors import EventValidationError, LimitExceeded
-from wsnotebook.store import MemoryStore, memory, snapshot_events, stamp, stamp_all
+from wsnotebook.errors import EventValidationError, LimitExceeded, ProtocolError
+from wsnotebook.protocol import encode_event
+from wsnotebook.store import MemoryStore, memory, snapshot_events, stamp, stamp_all, stamping
 from wsnotebook.store.stamping import stamp_one
 
 
@@ -209,6 +210,71 @@ def test_stamp_one_writes_the_bytes_and_raises_the_errors_of_stamp_all(
     assert event == snapshot  # the caller's dict is not modified
     if one[0] == "ok":
         assert type(one[1][2]) is str  # facets interned as exact str
+
+
+def _dict_path(
+    events: list[dict[str, Any]], first: int, received: float, max_bytes: int | None
+) -> list[Any]:
+    """The reference ``stamp_all`` for dicts: a :func:`stamp` (dict copy, encode) per event,
+    then the size rule on the JSON without the server's fields (what stamp_all did before its
+    per-event splice)."""
+    try:
+        stored = [stamp(e, first + i, received) for i, e in enumerate(events)]
+    except ProtocolError:
+        raise stamping._unencodable(events) from None
+    if max_bytes is not None:
+        sizes = [
+            len(encode_event(stamping._without_server_fields(e)))
+            if len(s.encoded) > max_bytes
+            else 0
+            for e, s in zip(events, stored)
+        ]
+        biggest = max(sizes)
+        if biggest > max_bytes:
+            raise stamping._too_large(sizes.index(biggest), len(events), biggest, max_bytes)
+    return stored
+
+
+def _batch_outcome(fn: Any) -> tuple[str, Any]:
+    try:
+        stored = fn()
+    except (EventValidationError, LimitExceeded) as exc:
+        return type(exc).__name__, str(exc)
+    return "ok", [(s.id, s.encoded, s.source_app, s.session_id, s.hook_event_type) for s in stored]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    events=st.lists(_one_event, min_size=1, max_size=4),
+    first=st.integers(1, 2**40),
+    received=st.floats(0, 4e12),
+    slack=st.none() | st.integers(-3, 3),
+)
+def test_stamp_all_splices_the_bytes_and_raises_the_errors_of_the_dict_path(
+    events: list[dict[str, Any]], first: int, received: float, slack: int | None
+) -> None:
+    """A batch of dicts is stamped by splicing the server's fields into each event's JSON:
+    the same bytes, facets, ids and errors as a dict copy encoded per event."""
+    max_bytes = None
+    if slack is not None:
+        try:
+            max_bytes = max(1, max(len(orjson.dumps(e)) for e in events) + slack)
+        except TypeError:
+            max_bytes = 100
+    snapshot = copy.deepcopy(events)
+    got = _batch_outcome(lambda: stamp_all(events, first, received, max_bytes))
+    assert got == _batch_outcome(lambda: _dict_path(events, first, received, max_bytes))
+    assert events == snapshot  # the caller's dicts are not modified
+
+
+def test_stamp_all_of_demo_events_is_the_dict_path() -> None:
+    from wsnotebook.demo import EventGenerator
+
+    events = EventGenerator(seed=5, large_output_prob=0.5).take(300)
+    events += EventGenerator(seed=6, clock=None).take(50)  # no timestamp: the server fills it
+    got = _batch_outcome(lambda: stamp_all(events, 9, 1795736432259.8413, 1 << 20))
+    assert got[0] == "ok"
+    assert got == _batch_outcome(lambda: _dict_path(events, 9, 1795736432259.8413, 1 << 20))
 
 
 def test_memory_store_append_one_is_append_now_of_one_event(
