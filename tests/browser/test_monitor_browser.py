@@ -169,6 +169,8 @@ def test_the_monitor_in_jupyterlab(
             page.wait_for_function("td => !!td.title", arg=text_td.element_handle())
             shown, full = text_td.evaluate("td => [td.textContent, td.title]")
             assert full.startswith(shown.rstrip("…")) and len(shown) <= len(full) + 1, (shown, full)
+            # the row's text: its summary, or its payload head stripped in the browser
+            assert len(full) <= 200 and not full.startswith('{"session_id"'), full
             # a detail pane with the pretty-printed payload
             cell.locator(".wsn-scroll .wsn-row").first.click()
             _wait(page, MAIN, "r => !!r.detail && r.detail.includes('{')")
