@@ -27,7 +27,7 @@ import logging
 import operator
 import threading
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import repeat
 from typing import Any
 
@@ -114,6 +114,35 @@ def new_epoch_gap(
             f"new epoch {epoch}: events after id {from_id - 1} lost, if any ({heard}); end unknown"
         )
     return Gap(from_id, -1, reason), known
+
+
+def _latencies(timestamps: Sequence[float], received: float) -> list[float]:
+    """``received - t`` for each stamp ``t`` that is not NaN (missing): a list comprehension
+    below ``_NUMPY_MIN`` stamps (no numpy call's fixed cost, ~10-25 us cold), numpy above."""
+    if len(timestamps) < _NUMPY_MIN:
+        return [received - t for t in timestamps if t == t]  # NaN is not equal to itself
+    latency = received - np.asarray(timestamps, dtype=np.float64)
+    out: list[float] = latency[~np.isnan(latency)].tolist()
+    return out
+
+
+def _append_decoded(
+    sink: MessageSink,
+    decode: Callable[[bytes], EventColumns | None],
+    raw: bytes,
+    received: float,
+) -> EventColumns | None:
+    """``raw`` decoded into columns and appended by ``sink``; ``None`` when the decoder or the
+    frame refused it (nothing added: take the dict path).  The cyclic GC is paused for a big
+    message (it builds and frees thousands of tuples, which would otherwise trigger ~1.5
+    young collections per 1000-event batch: ~40 % slower); a small one (the paced case, below
+    ``_GC_PAUSE_BYTES``) skips the pause's own cost, a context manager and two locks."""
+    if len(raw) >= _GC_PAUSE_BYTES:
+        with gc_paused():
+            cols = decode(raw)
+            return cols if cols is not None and sink.append_columns(cols, received) else None
+    cols = decode(raw)
+    return cols if cols is not None and sink.append_columns(cols, received) else None
 
 
 def _in_loop() -> bool:
@@ -210,18 +239,8 @@ class MessageSink:
             and type(raw) is bytes
             and raw.startswith(BATCH_PREFIX)
         ):
-            # The cyclic GC is paused for a big batch: it builds and frees thousands of tuples,
-            # which would otherwise trigger ~1.5 young collections per batch (~40% slower).  A
-            # small one (the paced case, < _GC_PAUSE_BYTES) skips the pause's own cost.
-            if len(raw) >= _GC_PAUSE_BYTES:
-                with gc_paused():
-                    cols = decode_batch_columns(raw)  # None: take the dict path below
-                    done = cols is not None and self.append_columns(cols, received)
-            else:
-                cols = decode_batch_columns(raw)
-                done = cols is not None and self.append_columns(cols, received)
-            if done:
-                assert cols is not None
+            cols = _append_decoded(self, decode_batch_columns, raw, received)
+            if cols is not None:  # None: take the dict path below
                 self.traffic.record("in", "batch", wire, decoded_bytes=len(raw), n_events=cols.n)
                 return
         self.handle_message(raw, wire, received)
@@ -229,15 +248,8 @@ class MessageSink:
     def on_columns(self, raw: bytes, wire: int, received: float) -> None:
         """A ``columns`` message: appended as columns; one they refuse takes the dict path as
         the equivalent ``batch`` (which keeps what it can and counts the rest)."""
-        if len(raw) >= _GC_PAUSE_BYTES:
-            with gc_paused():
-                cols = decode_columns_message(raw)
-                done = cols is not None and self.append_columns(cols, received)
-        else:  # no context manager at all (two Python-level calls, cold, per paced message)
-            cols = decode_columns_message(raw)
-            done = cols is not None and self.append_columns(cols, received)
-        if done:
-            assert cols is not None
+        cols = _append_decoded(self, decode_columns_message, raw, received)
+        if cols is not None:
             self.traffic.record("in", "columns", wire, decoded_bytes=len(raw), n_events=cols.n)
             return
         self.handle_message(columns_message_batch(raw) or raw, wire, received)
@@ -340,13 +352,7 @@ class MessageSink:
         except Exception as exc:
             log.debug("wsnotebook client: columnar append refused (%r); dict path", exc)
             return False
-        ts = cols.timestamp
-        if n < _NUMPY_MIN:
-            # NaN (missing) is the one value not equal to itself
-            self.latency.extend([received - t for t in ts if t == t])
-        else:
-            latency = received - np.asarray(ts, dtype=np.float64)
-            self.latency.extend(latency[~np.isnan(latency)].tolist())
+        self.latency.extend(_latencies(cols.timestamp, received))
         self.resume.on_ids(cols.id)
         self.appended(cols.n, added)
         return True

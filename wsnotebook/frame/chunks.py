@@ -52,6 +52,8 @@ __all__ = [
 
 SEP = PAYLOAD_SEP  # row separator inside a payload blob: "[a\n,\nb]" is a valid JSON array
 NSEP = len(SEP)
+#: The open chunk's first text capacity (bytes; doubled when full).
+_TEXT_MIN = 1 << 16
 #: The category columns, in the order of a chunk's ``cats`` codes.
 CAT_COLUMNS = ("source_app", "session_id", "hook_event_type", "model_name")
 
@@ -82,7 +84,7 @@ class Codec:
                 f"compress must be 'auto', None, 'zlib', 'zstd' or 'lz4', got {name!r}"
             )
 
-    def compress(self, data: bytes | bytearray) -> bytes:
+    def compress(self, data: bytes | bytearray | memoryview) -> bytes:
         if self._pa is not None:
             out: bytes = self._pa.compress(data, asbytes=True)
             return out
@@ -124,7 +126,7 @@ class Chunk:
         sr: np.ndarray,
         cr: np.ndarray,
         cats: tuple[np.ndarray, ...],
-        blob: bytes | bytearray,  # a bytearray only when compressed here (never kept)
+        blob: bytes | memoryview,  # a memoryview only when compressed here (never kept)
         off: np.ndarray,
         summary: list[Any] | bytes | None,
         chat: list[Any] | bytes | None,
@@ -139,7 +141,7 @@ class Chunk:
         self.cats = cats
         self.off = off  # off[i] = start of row i; row i = text[off[i] : off[i+1] - NSEP]
         self.summary, self.chat, self.extra = summary, chat, extra
-        self.is_ascii = blob.isascii() if is_ascii is None else is_ascii
+        self.is_ascii = bytes(blob).isascii() if is_ascii is None else is_ascii
         self.raw_size = len(blob)
         self.codec = codec
         self.blob: bytes = codec.compress(blob) if codec is not None else bytes(blob)
@@ -213,6 +215,7 @@ class OpenChunk:
         "sr",
         "summary",
         "ts",
+        "used",
     )
 
     def __init__(self, capacity: int) -> None:
@@ -224,7 +227,10 @@ class OpenChunk:
         self.cr = array("d")
         self.cats = tuple(array("i") for _ in CAT_COLUMNS)
         self.cum = array("q", [0])  # cum[i]: payload bytes of rows < i, separators excluded
+        # The payload text is blob[:used]; the bytearray's own size is its capacity, doubled
+        # when full (see add_text).
         self.blob = bytearray()
+        self.used = 0
         self.ascii = True  # every payload text so far is ASCII (kept per append: no big scan)
         self.summary: list[Any] = []
         self.chat: list[Any] = []
@@ -234,13 +240,38 @@ class OpenChunk:
     def codes(self, j: int) -> np.ndarray:
         return _np(self.cats[j], np.int32, copy=True)
 
+    def add_text(self, text: bytes | bytearray) -> None:
+        """Append one or more rows' payload ``text`` (rows joined with ``SEP``) and a ``SEP``.
+
+        Written into spare capacity (a slice assignment of equal length: a memcpy, no resize);
+        when full the capacity doubles (at least ``_TEXT_MIN``), one copy of the text so far.
+        ``blob += text`` grew it by ~1/8 at a time, and glibc's ``realloc`` of a heap block
+        copies the whole text each time: ~140-450 us per 78 KB message once the chunk held
+        ~10 MB (measured with cold caches), ~9 % of the client's handling at 5k ev/s."""
+        used = self.used
+        end = used + len(text) + NSEP
+        blob = self.blob
+        if end > len(blob):
+            grown = bytearray(max(end, 2 * len(blob), _TEXT_MIN))
+            with memoryview(blob) as mv:
+                grown[:used] = mv[:used]
+            self.blob = blob = grown
+        blob[used : end - NSEP] = text
+        blob[end - NSEP : end] = SEP
+        self.used = end
+
+    def text(self) -> bytes:
+        """A copy of the payload text so far (rows joined, each followed by ``SEP``)."""
+        with memoryview(self.blob) as mv:  # released at once: the bytearray must grow
+            return mv[: self.used].tobytes()
+
     def truncate(self, n: int, ascii_text: bool) -> None:
         """Drop rows ``n..`` again (undo a write that failed part way; each column is cut on
         its own, so a column that was not appended to yet is left as it is)."""
         columns: list[array[Any]] = [self.ids, self.ts, self.sr, self.cr, *self.cats]
         for col in columns:
             del col[n:]
-        del self.blob[self.cum[n] + n * NSEP :]
+        self.used = self.cum[n] + n * NSEP
         del self.cum[n + 1 :]
         del self.summary[n:]
         del self.chat[n:]
@@ -263,7 +294,7 @@ class OpenChunk:
             off = cum - cum[0]
             off += np.arange(0, NSEP * (k + 1), NSEP, dtype=np.int64)
             with memoryview(self.blob) as mv:  # released at once: the bytearray must grow
-                blob = mv[start:].tobytes()
+                blob = mv[start : self.used].tobytes()
             ascii_text = True if self.ascii else blob.isascii()
             summary = _none_if_empty(self.summary[a:n])
             chat = _none_if_empty(self.chat[a:n])
@@ -298,7 +329,7 @@ class OpenChunk:
         copy = True  # even when frozen: array.array over-allocates ~1/8, a copy is exact
         off = _np(self.cum, np.int64, copy=True)
         off += np.arange(0, NSEP * (n + 1), NSEP, dtype=np.int64)
-        if frozen and len(self.blob) < 1 << 32:
+        if frozen and self.used < 1 << 32:
             off = off.astype(np.uint32)  # half the bytes; a chunk's text is < 4 GiB
         chunk = Chunk(
             n,
@@ -309,7 +340,7 @@ class OpenChunk:
             tuple(_np(c, np.int32, copy=copy) for c in self.cats),
             # Compressing reads the bytearray as it is (no 8 MB copy holding the GIL): the
             # open chunk is discarded after freezing, so nothing writes to it again.
-            self.blob if frozen and codec is not None else bytes(self.blob),
+            memoryview(self.blob)[: self.used] if frozen and codec is not None else self.text(),
             off,
             _packed(self.summary) if frozen else _none_if_empty(self.summary[:n]),
             _packed(self.chat) if frozen else _none_if_empty(self.chat[:n]),

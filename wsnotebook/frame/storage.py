@@ -214,8 +214,7 @@ class ChunkStore:
         op.cum.append(op.cum[-1] + len(part))
         if op.ascii and not part.isascii():
             op.ascii = False
-        op.blob += part
-        op.blob += SEP
+        op.add_text(part)
         op.summary.append(summary)
         op.chat.append(chat)
         op.extra.append(extra)
@@ -293,8 +292,7 @@ class ChunkStore:
             text = cols.blob if take == k and cols.blob is not None else SEP.join(parts)
             if op.ascii and not text.isascii():
                 op.ascii = False
-            op.blob += text
-            op.blob += SEP
+            op.add_text(text)
             op.n += take
             op.snap = None
             pos += take
@@ -404,7 +402,7 @@ class ChunkStore:
         mem = sum(c.nbytes() for c in self.frozen)
         op = self.open
         # Open rows are list items: ~8 bytes per reference plus a boxed int/float each.
-        mem += len(op.blob) + op.n * (8 * 4 + 8 * len(CAT_COLUMNS) + 8 * 3 + 32 * 5)
+        mem += op.used + op.n * (8 * 4 + 8 * len(CAT_COLUMNS) + 8 * 3 + 32 * 5)
         return mem
 
 
