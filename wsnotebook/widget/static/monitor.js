@@ -278,6 +278,7 @@ class View {
   destroy() {
     this.store.listeners.delete(this.onStore);
     cancelAnimationFrame(this.raf); clearInterval(this.snapTimer); clearTimeout(this.secTimer); clearTimeout(this.statusTimer);
+    clearTimeout(this.fillTimer);
     document.removeEventListener("click", this.docClick);
   }
   // ---------------------------------------------------------------- DOM
@@ -559,9 +560,19 @@ class View {
   displayAt(pos) { const o = this.order; return this.sort.dir < 0 ? o[o.length - 1 - pos] : o[pos]; }
   renderRows() {
     const n = this.order.length, st = this.store, { top, height } = this.geo;
-    const spacerPx = n * ROW_H + "px";
-    if (this.spacer.style.height !== spacerPx) this.spacer.style.height = spacerPx;
+    // pixel sizes are compared with the numbers last written, not read back from style: Blink
+    // serializes lengths to 6 significant digits ("2.19958e+06px"), so past row ~45,000 a
+    // read-back never matched and every frame rewrote the spacer and every row's top
+    if (this.spacerH !== n * ROW_H) { this.spacerH = n * ROW_H; this.spacer.style.height = n * ROW_H + "px"; }
     const first = Math.max(0, Math.floor(top / ROW_H) - 1), last = Math.min(n, Math.ceil((top + height) / ROW_H) + 1);
+    // A fast scroll (the view jumped by more than a screen since the last frame: every row is
+    // new, none readable at that speed) fills only the id and time cells of the rows it brings;
+    // the other cells stay empty until a frame that moves less, or 100 ms after the last one
+    // (so no row stays partial once the scroll stops). Text layout and paint of the summary,
+    // app, session, type and latency cells were most of a scroll frame (issue 19 scroll probe).
+    const fast = Math.abs(first - (this.shownFirst ?? first)) > last - first;
+    this.shownFirst = first;
+    let partial = false;
     const cols = this.cols.filter((c) => c.shown);
     // Rows keep their element while they stay on screen (it only moves): following the newest
     // rows rewrites only the new ones, and a text selection inside a row survives updates.
@@ -590,16 +601,21 @@ class View {
         this.spacer.appendChild(el); this.rowEls.push(el); row = el;
       }
       if (row.style.display) row.style.display = "";
-      const topPx = pos * ROW_H + "px";
-      if (row.style.top !== topPx) { row.style.top = topPx; row.classList.toggle("wsn-odd", pos % 2 === 1); }
+      if (row._pos !== pos) { row._pos = pos; row.style.top = pos * ROW_H + "px"; row.classList.toggle("wsn-odd", pos % 2 === 1); }
       const s = st.slot(i), id = st.id[s];
       row.classList.toggle("wsn-sel", this.selected === id);
-      if (!fresh) continue; // the same row: its cells are already right
-      row._i = i; row._key = this.sort.key;
+      if (!fresh && !(row._partial && !fast)) continue; // the same row: its cells are already right
+      row._i = i; row._key = this.sort.key; row._partial = fast; partial ||= fast;
       row.dataset.id = id;
       for (let j = 0; j < cols.length; j++) {
         const key = cols[j].key, td = row.children[j];
         let v;
+        if (fast && key !== "id" && key !== "time") { // emptied, never left showing another row
+          const t = key === "type" ? td.firstChild : td;
+          if (t.textContent) t.textContent = "";
+          if (td.title) td.title = "";
+          continue;
+        }
         if (key === "id") v = String(id);
         else if (key === "time") v = clock(st.ts[s], true);
         else if (key === "lat") { const l = st.lat[s]; v = isNaN(l) ? "" : l.toFixed(1); }
@@ -616,6 +632,7 @@ class View {
       }
     }
     for (const r of free) if (!r.style.display) { r.style.display = "none"; r._i = undefined; }
+    if (partial) { clearTimeout(this.fillTimer); this.fillTimer = setTimeout(() => { this.fillTimer = 0; this.dirty = true; }, 100); }
     const held = st.hi - st.lo;
     const empty = n ? "" : held ? `no match among ${held.toLocaleString()} events` : "no events yet";
     if (this.emptyEl.textContent !== empty) this.emptyEl.textContent = empty;
