@@ -5,8 +5,9 @@ decoding.
 Pure: reads pieces (immutable chunks, or private copies of the open chunk's tail) outside the
 frame's lock.  Cost: O(rows asked) numpy copies.  Payload text is handed over on demand, either
 whole (:attr:`TailColumns.payload_json`: one split of the rows' text) or as each row's first
-``k`` bytes (:meth:`TailColumns.payload_heads`: one slice per row, never a copy of a whole large
-payload); a frozen chunk that holds some of the rows is decompressed once per call.
+``k`` bytes (:meth:`TailColumns.payload_head_runs`: one slice per run of adjacent rows, never a
+copy of a whole large payload); a frozen chunk that holds some of the rows is decompressed once
+per call.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 
 from .chunks import CAT_COLUMNS, NSEP, SEP, Piece, concat, object_column
 
-__all__ = ["TailColumns", "drop_last", "payload_heads", "payload_texts"]
+__all__ = ["TailColumns", "drop_last", "payload_head_runs", "payload_texts"]
 
 
 def drop_last(pieces: list[Piece], k: int) -> list[Piece]:
@@ -48,12 +49,22 @@ def payload_texts(pieces: list[Piece]) -> list[bytes]:
     return out
 
 
-def payload_heads(pieces: list[Piece], k: int, rows: np.ndarray | None = None) -> list[bytes]:
-    """Each row's first ``k`` bytes of payload JSON text (the whole text when shorter), oldest
-    first; ``rows`` (a bool mask over the pieces' rows): only those rows.  One bytes slice per
-    row (a head may end inside a multi-byte character); offsets computed in numpy."""
-    out: list[bytes] = []
-    base = 0
+def payload_head_runs(
+    pieces: list[Piece], k: int, rows: np.ndarray | None = None
+) -> tuple[list[bytes], np.ndarray, np.ndarray]:
+    """The first ``k`` bytes of each row's payload JSON text (the whole text when shorter; rows
+    selected by the bool mask ``rows``), oldest first, as ``(parts, start, length)``: row
+    ``i``'s head is ``b"".join(parts)[start[i] : start[i] + length[i]]`` (int64 arrays; a head
+    may end inside a multi-byte character).
+
+    Rows next to each other in a chunk whose heads are not cut are copied together, with the
+    separator between them (``NSEP`` bytes the offsets skip): one bytes slice per run of rows,
+    not per row (hook payloads: ~3 % are longer than a 648-byte head, so a run holds tens of
+    rows).  Offsets and runs are computed in numpy; no whole payload is copied."""
+    parts: list[bytes] = []
+    out_start: list[np.ndarray] = []
+    out_len: list[np.ndarray] = []
+    base = size = 0  # rows of ``rows`` passed; bytes in ``parts``
     for chunk, sl in pieces:
         if isinstance(sl, slice):
             a, b, _ = sl.indices(chunk.n)
@@ -66,15 +77,30 @@ def payload_heads(pieces: list[Piece], k: int, rows: np.ndarray | None = None) -
             nexts = chunk.off[sl + 1].astype(np.int64)
         if not m:
             continue
-        ends = np.minimum(starts + k, nexts - NSEP)
+        lens = np.minimum(nexts - NSEP - starts, k)
         if rows is not None:
             keep = rows[base : base + m]
-            starts, ends = starts[keep], ends[keep]
+            starts, lens = starts[keep], lens[keep]
         base += m
-        if len(starts):
-            text = chunk.text()
-            out += [text[s:e] for s, e in zip(starts.tolist(), ends.tolist())]
-    return out
+        if not len(starts):
+            continue
+        ends = starts + lens
+        # a row joins the previous row's run when that one was not cut and is the row just
+        # before it in the chunk (nothing masked out between them)
+        new = np.ones(len(starts), dtype=bool)
+        new[1:] = ends[:-1] + NSEP != starts[1:]
+        first = np.flatnonzero(new)
+        run_start = starts[first]
+        run_end = ends[np.append(first[1:] - 1, len(starts) - 1)]
+        run_out = np.cumsum(run_end - run_start) + size
+        run_out -= run_end - run_start  # where each run starts in the output
+        run = np.cumsum(new) - 1
+        out_start.append(run_out[run] + (starts - run_start[run]))
+        out_len.append(lens)
+        size = int(run_out[-1] + run_end[-1] - run_start[-1])
+        text = chunk.text()
+        parts += [text[x:y] for x, y in zip(run_start.tolist(), run_end.tolist())]
+    return parts, concat(out_start, np.int64), concat(out_len, np.int64)
 
 
 class TailColumns:
@@ -116,8 +142,18 @@ class TailColumns:
 
     def payload_heads(self, k: int, rows: np.ndarray | None = None) -> list[bytes]:
         """Each row's first ``k`` bytes of payload JSON text (all rows, or those where the bool
-        mask ``rows`` is true); empty ones when taken with ``payload=False``.  O(rows), at
-        most ``k`` bytes copied per row (see :func:`payload_heads`)."""
+        mask ``rows`` is true), one ``bytes`` each; empty ones when taken with
+        ``payload=False``.  O(rows), at most ``k`` bytes copied per row."""
+        parts, start, length = self.payload_head_runs(k, rows)
+        blob = b"".join(parts)
+        return [blob[x : x + n] for x, n in zip(start.tolist(), length.tolist())]
+
+    def payload_head_runs(
+        self, k: int, rows: np.ndarray | None = None
+    ) -> tuple[list[bytes], np.ndarray, np.ndarray]:
+        """The heads of :meth:`payload_heads` as ``(parts, start, length)``, copied in runs of
+        adjacent rows (see :func:`payload_head_runs`): what the monitor sends."""
         if self._pieces is None:
-            return [b""] * (len(self) if rows is None else int(np.count_nonzero(rows)))
-        return payload_heads(self._pieces, k, rows)
+            count = len(self) if rows is None else int(np.count_nonzero(rows))
+            return [], np.zeros(count, dtype=np.int64), np.zeros(count, dtype=np.int64)
+        return payload_head_runs(self._pieces, k, rows)

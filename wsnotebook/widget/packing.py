@@ -49,7 +49,8 @@ SUMMARY_MARK = b"\x01"
 #: Category columns sent as int32 codes, with the short names the browser uses.
 CATEGORY_COLUMNS = (("source_app", "app"), ("session_id", "session"), ("hook_event_type", "type"))
 #: The numeric buffers of a batch, in order: (name, numpy dtype).  Then ``text`` (UTF-8, one
-#: entry per row: :func:`row_text`) and ``text_off`` (uint32, n + 1 offsets into it).
+#: entry per row: :func:`row_text`), ``text_pos`` and ``text_len`` (uint32, n each: where each
+#: row's entry is in ``text``).
 COLUMNS = (
     ("id", "<f8"),
     ("ts", "<f8"),
@@ -73,11 +74,18 @@ _BOILERPLATE = re.compile(
 
 
 class CodeMap:
-    """Stable codes for the values of one category column, as the browser knows them."""
+    """Stable codes for the values of one category column, as the browser knows them.
+
+    Keeps the frame-code -> stable-code table of the last call while the frame's dictionary
+    only grows (its values so far unchanged, compared by identity): a tick then costs one
+    numpy take plus work for codes not seen before (a ``np.unique`` per tick was ~40 us a
+    column)."""
 
     def __init__(self) -> None:
         self.values: list[str] = []
         self._index: dict[str, int] = {}
+        self._src: list[str] = []  # the frame's values ``_lut`` was made for
+        self._lut = np.full(1, -1, dtype=np.int32)  # frame code -> stable (-1: not yet seen)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -85,21 +93,30 @@ class CodeMap:
     def remap(self, codes: np.ndarray, frame_values: list[str]) -> tuple[np.ndarray, list[str]]:
         """``codes`` (the frame's, indexing ``frame_values``; -1 absent) as stable codes, and
         the values new to this map (appended to the browser's dictionary in order).
-        O(rows + distinct codes)."""
-        lut = np.full(len(frame_values) + 1, -1, dtype=np.int32)  # lut[-1]: absent stays -1
+        O(rows + new distinct codes), plus O(frame values) when the frame's dictionary grew
+        or was renumbered."""
+        m, k = len(self._src), len(frame_values)
+        if k != m or frame_values != self._src:
+            lut = np.full(k + 1, -1, dtype=np.int32)  # lut[-1]: absent stays -1
+            if k >= m and frame_values[:m] == self._src:  # grown: the known codes hold
+                lut[:m] = self._lut[:m]
+            self._src, self._lut = list(frame_values), lut
+        out = self._lut[codes]
         new: list[str] = []
-        if len(codes):
-            for c in np.unique(codes).tolist():
-                if c < 0 or c >= len(frame_values):
+        unseen = (out < 0) & (codes >= 0)
+        if unseen.any():
+            for c in np.unique(codes[unseen]).tolist():
+                if c >= k:
                     continue
                 value = frame_values[c]
-                k = self._index.get(value)
-                if k is None:
-                    k = self._index[value] = len(self.values)
+                stable = self._index.get(value)
+                if stable is None:
+                    stable = self._index[value] = len(self.values)
                     self.values.append(value)
                     new.append(value)
-                lut[c] = k
-        return lut[codes], new
+                self._lut[c] = stable
+            out = self._lut[codes]
+        return out, new
 
     def code(self, value: str) -> int:
         return self._index.get(value, -1)
@@ -136,28 +153,54 @@ def row_heads(
     return heads
 
 
-def row_text(summary: list[Any], tail: Any, limit: int = HEAD_BYTES) -> tuple[bytes, bytes]:
-    """The ``text`` and ``text_off`` buffers of a batch of rows (``tail``: a
-    :class:`~wsnotebook.frame.tail.TailColumns`; ``summary``: its rows' summaries): one UTF-8
-    entry per row, concatenated, and ``n + 1`` uint32 offsets.  A row with a summary:
-    :data:`SUMMARY_MARK` then the summary's first ``limit`` characters.  Any other row: the
-    first :data:`PREFIX_BYTES` bytes of its payload JSON, raw (the browser strips the
-    boilerplate keys and cuts it to ``limit`` characters).  Cost: one slice per payload head,
-    one encode per summary, one join and a length pass (C level): no per-row regex."""
+def _summary_entries(sums: list[str], limit: int) -> tuple[bytes, np.ndarray]:
+    """The summaries' entries, each :data:`SUMMARY_MARK` + its first ``limit`` characters,
+    joined and encoded at once, and each entry's length in bytes."""
+    if max(map(len, sums)) > limit:
+        sums = [x[:limit] for x in sums]
+    mark = SUMMARY_MARK.decode()
+    text = (mark + mark.join(sums)).encode("utf-8", "replace")
+    if len(text) == len(sums) + sum(map(len, sums)):  # ASCII: characters are bytes
+        lengths = np.fromiter(map(len, sums), dtype=np.int64, count=len(sums))
+    else:
+        lengths = np.array([len(x.encode("utf-8", "replace")) for x in sums], dtype=np.int64)
+    return text, lengths + 1
+
+
+def row_text(
+    summary: list[Any], tail: Any, limit: int = HEAD_BYTES
+) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """The ``text`` buffer of a batch of rows (``tail``: a :class:`~wsnotebook.frame.tail.
+    TailColumns`; ``summary``: its rows' summaries) and each row's ``(start, length)`` in it
+    (int64 arrays).  A row with a summary: :data:`SUMMARY_MARK` then the summary's first
+    ``limit`` characters (UTF-8).  Any other row: the first :data:`PREFIX_BYTES` bytes of its
+    payload JSON, raw (the browser strips the boilerplate keys and cuts it to ``limit``
+    characters).  Bytes between entries (the frame's row separators, copied with a run of
+    payload heads) belong to no row.
+
+    Cost: numpy over the rows, one bytes slice per run of adjacent payload heads
+    (:meth:`~wsnotebook.frame.tail.TailColumns.payload_head_runs`), one join and one encode of
+    the summaries (a per-summary encode only when one is not ASCII): no per-row regex and no
+    per-row Python for a row without a summary."""
     n = len(summary)
     if not any(summary):  # no summary at all (hooks without --summarize)
-        parts = tail.payload_heads(PREFIX_BYTES)
-    else:
-        has = np.fromiter(map(bool, summary), dtype=bool, count=n)
-        heads = iter(tail.payload_heads(PREFIX_BYTES, ~has))
-        mark = SUMMARY_MARK
-        parts = [
-            mark + str(s)[:limit].encode("utf-8", "replace") if s else next(heads) for s in summary
-        ]
-    offsets = np.zeros(n + 1, dtype="<u4")
-    if n:
-        np.cumsum(np.fromiter(map(len, parts), dtype=np.int64, count=n), out=offsets[1:])
-    return b"".join(parts), offsets.tobytes()
+        parts, start, length = tail.payload_head_runs(PREFIX_BYTES)
+        return b"".join(parts), start, length
+    has = np.fromiter(map(bool, summary), dtype=bool, count=n)
+    parts, h_start, h_len = tail.payload_head_runs(PREFIX_BYTES, ~has)
+    sums: list[Any] = list(filter(None, summary))
+    try:
+        text, s_len = _summary_entries(sums, limit)
+    except TypeError:  # a summary that is not a str (a frame fed from elsewhere): as text
+        text, s_len = _summary_entries([str(x) for x in sums], limit)
+    head_bytes = sum(map(len, parts))
+    start = np.empty(n, dtype=np.int64)
+    length = np.empty(n, dtype=np.int64)
+    start[~has], length[~has] = h_start, h_len
+    start[has] = np.cumsum(s_len) - s_len + head_bytes
+    length[has] = s_len
+    parts.append(text)
+    return b"".join(parts), start, length
 
 
 def pack_rows(
@@ -179,8 +222,9 @@ def pack_rows(
         if new:
             dicts[short] = new
     buffers = [cols[name].tobytes() for name, _ in COLUMNS]
-    buffers += row_text(tail.summary, tail)
-    names = [name for name, _ in COLUMNS] + ["text", "text_off"]
+    text, start, length = row_text(tail.summary, tail)
+    buffers += [text, start.astype("<u4").tobytes(), length.astype("<u4").tobytes()]
+    names = [name for name, _ in COLUMNS] + ["text", "text_pos", "text_len"]
     header: dict[str, Any] = {"n": n, "buffers": names, "dicts": dicts}
     if match is not None:
         buffers.append(np.asarray(match, dtype="<f8").tobytes())

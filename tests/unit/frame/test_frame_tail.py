@@ -80,3 +80,26 @@ def test_payload_heads_cut_each_row_across_chunks_and_skip_masked_rows() -> None
     # older pages (``skip``) and a tail that is all in the open chunk
     assert frame.tail_columns(3, skip=4).payload_heads(4) == [b'{"n"', b'{"n"', b'{"bi']
     assert frame.tail_columns(2).payload_heads(100) == [b'{"n":9}', b'{"n":10}']
+
+
+def test_payload_head_runs_copy_adjacent_rows_in_one_slice() -> None:
+    frame = EventFrame(chunk_rows=8)
+    evs = events(14)
+    evs[10]["payload"] = {"big": "b" * 100}  # cut at k: its run ends with it
+    frame.extend(evs)  # rows 1-8 frozen, 9-14 open
+    tail = frame.tail_columns(100)
+    full = tail.payload_json
+    assert full is not None
+    parts, start, length = tail.payload_head_runs(20)
+    blob = b"".join(parts)
+    assert [blob[s : s + n] for s, n in zip(start, length)] == [p[:20] for p in full]
+    assert len(parts) == 3  # the frozen chunk's rows; 9-11 (11 cut); 12-14
+    assert parts[0] == b"\n,\n".join(full[:8])  # separators copied with the run
+    mask = np.ones(14, dtype=bool)
+    mask[[2, 12]] = False  # a row left out splits its run
+    parts, start, length = tail.payload_head_runs(20, mask)
+    blob = b"".join(parts)
+    assert len(parts) == 5 and len(start) == 12
+    assert [blob[s : s + n] for s, n in zip(start, length)] == [
+        p[:20] for p, m in zip(full, mask) if m
+    ]

@@ -16,7 +16,8 @@ from wsnotebook.frame import EventFrame
 
 _DTYPES = {
     "id": "<f8",
-    "text_off": "<u4",
+    "text_pos": "<u4",
+    "text_len": "<u4",
     "ts": "<f8",
     "lat": "<f4",
     "app": "<i4",
@@ -62,9 +63,10 @@ def customs(wire: list[dict[str, Any]], kind: str | None = None) -> list[dict[st
             raw = bytes(buf)
             cols[name] = raw if name == "text" else np.frombuffer(raw, dtype=_DTYPES[name])
         if "text" in cols:
-            off, text = cols["text_off"], cols["text"]
-            assert len(off) == content["n"] + 1 and off[-1] == len(text)
-            cols["texts"] = [shown_text(text[off[i] : off[i + 1]]) for i in range(len(off) - 1)]
+            pos, size, text = cols["text_pos"], cols["text_len"], cols["text"]
+            assert len(pos) == len(size) == content["n"]
+            assert all(p + k <= len(text) for p, k in zip(pos.tolist(), size.tolist()))
+            cols["texts"] = [shown_text(text[p : p + k]) for p, k in zip(pos, size)]
         content["columns"] = cols
         out.append(content)
     return out

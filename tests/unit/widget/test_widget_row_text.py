@@ -38,13 +38,16 @@ BOILERPLATE_CASES = [
 ]
 
 
-def batch(frame: EventFrame, n: int) -> tuple[list[Any], list[bytes], list[int]]:
-    """The newest ``n`` rows as sent: summaries, ``text`` entries and offsets."""
+def batch(frame: EventFrame, n: int) -> tuple[list[Any], list[bytes], bytes]:
+    """The newest ``n`` rows as sent: summaries, ``text`` entries, the whole buffer."""
     tail = frame.tail_columns(n)
-    text, off_bytes = P.row_text(tail.summary, tail)
-    off = np.frombuffer(off_bytes, dtype="<u4").tolist()
-    assert len(off) == len(tail) + 1 and off[0] == 0 and off[-1] == len(text)
-    return tail.summary, [text[a:b] for a, b in itertools.pairwise(off)], off
+    text, start, length = P.row_text(tail.summary, tail)
+    assert len(start) == len(length) == len(tail)
+    ends = (start + length).tolist()
+    assert all(e <= len(text) for e in ends)
+    order = np.argsort(start, kind="stable")  # entries never overlap
+    assert all(ends[i] <= start[j] for i, j in itertools.pairwise(order.tolist()))
+    return tail.summary, [text[a:b] for a, b in zip(start.tolist(), ends)], text
 
 
 def test_rows_without_a_summary_send_their_raw_payload_head() -> None:
@@ -92,9 +95,11 @@ def test_a_batch_without_text_and_an_empty_batch() -> None:
     tail = frame.tail_columns(3, payload=False)  # numeric columns only: empty texts
     assert tail.payload_heads(10) == [b""] * 3
     assert tail.payload_heads(10, np.array([True, False, True])) == [b""] * 2
-    assert P.row_text(tail.summary, tail) == (b"", np.zeros(4, "<u4").tobytes())
+    text, start, length = P.row_text(tail.summary, tail)
+    assert text == b"" and list(length) == [0, 0, 0]
     empty = frame.tail_columns(0)
-    assert P.row_text(empty.summary, empty) == (b"", np.zeros(1, "<u4").tobytes())
+    text, start, length = P.row_text(empty.summary, empty)
+    assert text == b"" and len(start) == len(length) == 0
 
 
 def test_the_browser_shows_what_row_heads_computes() -> None:

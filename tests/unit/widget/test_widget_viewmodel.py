@@ -39,6 +39,12 @@ def test_codes_stay_stable_when_the_frame_renumbers_its_dictionary() -> None:
     assert list(codes) == [0, 1, -1, 1] and new == ["a", "b"]
     codes, new = cm.remap(np.array([0, 1], dtype=np.int32), ["b", "c"])  # renumbered
     assert list(codes) == [1, 2] and new == ["c"]
+    codes, new = cm.remap(np.array([2, 0, 2], dtype=np.int32), ["b", "c", "d"])  # grown
+    assert list(codes) == [3, 1, 3] and new == ["d"]
+    codes, new = cm.remap(np.array([0, 1, 2], dtype=np.int32), ["a", "d", "e"])  # same size
+    assert list(codes) == [0, 3, 4] and new == ["e"]
+    codes, new = cm.remap(np.array([-1, 1], dtype=np.int32), ["a", "d", "e"])
+    assert list(codes) == [-1, 3] and new == [] and cm.values == ["a", "b", "c", "d", "e"]
 
 
 def test_histogram_counts_per_second_and_type_skipping_rows_without_time() -> None:

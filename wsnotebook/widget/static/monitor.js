@@ -56,11 +56,12 @@ function h(tag, cls, text) {
   if (text !== undefined) e.textContent = text;
   return e;
 }
-// A batch's "text" buffer (packing.row_text): one UTF-8 entry per row at text_off. An entry
-// is 0x01 + the row's summary, else the raw head of its payload JSON (at most 648 bytes),
-// stripped of the keys every hook repeats and cut to HEAD_CHARS here, when the row is shown
-// (packing.row_heads is the same in Python; BOILERPLATE is its regex anchored at the row's
-// start: nothing follows the repeated group, so greedy repeats match Python's possessive ones).
+// A batch's "text" buffer (packing.row_text): one UTF-8 entry per row k, text_len[k] bytes at
+// text_pos[k] (bytes between entries belong to no row). An entry is 0x01 + the row's summary,
+// else the raw head of its payload JSON (at most 648 bytes), stripped of the keys every hook
+// repeats and cut to HEAD_CHARS here, when the row is shown (packing.row_heads is the same in
+// Python; BOILERPLATE is its regex anchored at the row's start: nothing follows the repeated
+// group, so greedy repeats match Python's possessive ones).
 export const HEAD_CHARS = 200;
 const BOILERPLATE = /^\{(?:"(?:session_id|transcript_path|cwd|hook_event_name|permission_mode)":(?:"[^"\\\n]*(?:\\.[^"\\\n]*)*"|[^,}\n]*),?)+/;
 export function rowHead(raw) {
@@ -132,7 +133,7 @@ class Store {
     const n = msg.n, first = msg.first;
     const id = typed(Float64Array, b.id), ts = typed(Float64Array, b.ts), lat = typed(Float32Array, b.lat);
     const app = typed(Int32Array, b.app), ses = typed(Int32Array, b.session), typ = typed(Int32Array, b.type);
-    const text = bytesOf(b.text).slice(), off = typed(Uint32Array, b.text_off);
+    const text = bytesOf(b.text).slice(), pos = typed(Uint32Array, b.text_pos), len = typed(Uint32Array, b.text_len);
     const older = msg.kind === "older", counts = this.counts;
     if (older && first + n !== this.lo) return [];
     if (!older && first > this.hi) { for (let i = this.lo; i < this.hi; i++) this.evict(i); this.lo = this.hi = first; }
@@ -145,7 +146,7 @@ class Store {
       const s = this.slot(i);
       this.id[s] = id[k]; this.ts[s] = ts[k]; this.lat[s] = lat[k];
       this.app[s] = app[k]; this.session[s] = ses[k]; this.type[s] = typ[k];
-      this.tbuf[s] = text; this.toff[s] = off[k]; this.tlen[s] = off[k + 1] - off[k];
+      this.tbuf[s] = text; this.toff[s] = pos[k]; this.tlen[s] = len[k];
       const a = app[k], se = ses[k], ty = typ[k];
       if (a >= 0) counts.app[a]++;
       if (se >= 0) counts.session[se]++;
