@@ -51,17 +51,18 @@ def payload_texts(pieces: list[Piece]) -> list[bytes]:
 
 def payload_head_runs(
     pieces: list[Piece], k: int, rows: np.ndarray | None = None
-) -> tuple[list[bytes], np.ndarray, np.ndarray]:
+) -> tuple[list[memoryview], np.ndarray, np.ndarray]:
     """The first ``k`` bytes of each row's payload JSON text (the whole text when shorter; rows
     selected by the bool mask ``rows``), oldest first, as ``(parts, start, length)``: row
-    ``i``'s head is ``b"".join(parts)[start[i] : start[i] + length[i]]`` (int64 arrays; a head
-    may end inside a multi-byte character).
+    ``i``'s head is ``b"".join(parts)[start[i] : start[i] + length[i]]`` (``parts``: views of
+    the chunks' text; ``start``/``length``: int64 arrays; a head may end inside a multi-byte
+    character).
 
     Rows next to each other in a chunk whose heads are not cut are copied together, with the
     separator between them (``NSEP`` bytes the offsets skip): one bytes slice per run of rows,
     not per row (hook payloads: ~3 % are longer than a 648-byte head, so a run holds tens of
     rows).  Offsets and runs are computed in numpy; no whole payload is copied."""
-    parts: list[bytes] = []
+    parts: list[memoryview] = []
     out_start: list[np.ndarray] = []
     out_len: list[np.ndarray] = []
     base = size = 0  # rows of ``rows`` passed; bytes in ``parts``
@@ -98,8 +99,10 @@ def payload_head_runs(
         out_start.append(run_out[run] + (starts - run_start[run]))
         out_len.append(lens)
         size = int(run_out[-1] + run_end[-1] - run_start[-1])
-        text = chunk.text()
-        parts += [text[x:y] for x, y in zip(run_start.tolist(), run_end.tolist())]
+        # views, not bytes slices: a slice of ~1 kB is a malloc and a copy, then the join
+        # copies it again (272 runs: ~93 us of slices, ~30 us as views, measured)
+        view = memoryview(chunk.text())
+        parts += [view[x:y] for x, y in zip(run_start.tolist(), run_end.tolist())]
     return parts, concat(out_start, np.int64), concat(out_len, np.int64)
 
 
@@ -150,7 +153,7 @@ class TailColumns:
 
     def payload_head_runs(
         self, k: int, rows: np.ndarray | None = None
-    ) -> tuple[list[bytes], np.ndarray, np.ndarray]:
+    ) -> tuple[list[memoryview], np.ndarray, np.ndarray]:
         """The heads of :meth:`payload_heads` as ``(parts, start, length)``, copied in runs of
         adjacent rows (see :func:`payload_head_runs`): what the monitor sends."""
         if self._pieces is None:

@@ -76,16 +76,21 @@ _BOILERPLATE = re.compile(
 class CodeMap:
     """Stable codes for the values of one category column, as the browser knows them.
 
-    Keeps the frame-code -> stable-code table of the last call while the frame's dictionary
-    only grows (its values so far unchanged, compared by identity): a tick then costs one
-    numpy take plus work for codes not seen before (a ``np.unique`` per tick was ~40 us a
-    column)."""
+    Keeps a frame-code -> stable-code table between calls: a tick costs one numpy take plus
+    work for the codes it has not seen (a ``np.unique`` of every tick's codes was ~40 us a
+    column; a check of the frame's whole dictionary, up to ~130k session ids, more).  The
+    table is dropped when the frame renumbered its dictionary: a compaction removes values and
+    keeps the order of the others (:mod:`wsnotebook.frame.categories`), so a value before
+    index ``m`` gone puts another string object at index ``m - 1`` (``m``: the dictionary's
+    length at the last call; its values are distinct objects)."""
 
     def __init__(self) -> None:
         self.values: list[str] = []
         self._index: dict[str, int] = {}
-        self._src: list[str] = []  # the frame's values ``_lut`` was made for
-        self._lut = np.full(1, -1, dtype=np.int32)  # frame code -> stable (-1: not yet seen)
+        self._known = 0  # frame codes below this are in the table (-1: not seen yet)
+        self._last: Any = None  # the frame's value at ``_known - 1`` when last called
+        # frame code -> stable code; its last slot stays -1 (frame code -1: absent)
+        self._lut = np.full(1, -1, dtype=np.int32)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -93,14 +98,15 @@ class CodeMap:
     def remap(self, codes: np.ndarray, frame_values: list[str]) -> tuple[np.ndarray, list[str]]:
         """``codes`` (the frame's, indexing ``frame_values``; -1 absent) as stable codes, and
         the values new to this map (appended to the browser's dictionary in order).
-        O(rows + new distinct codes), plus O(frame values) when the frame's dictionary grew
-        or was renumbered."""
-        m, k = len(self._src), len(frame_values)
-        if k != m or frame_values != self._src:
-            lut = np.full(k + 1, -1, dtype=np.int32)  # lut[-1]: absent stays -1
-            if k >= m and frame_values[:m] == self._src:  # grown: the known codes hold
-                lut[:m] = self._lut[:m]
-            self._src, self._lut = list(frame_values), lut
+        O(rows + codes not seen before), amortized."""
+        k, m = len(frame_values), self._known
+        if m and (k < m or frame_values[m - 1] is not self._last):  # renumbered
+            self._lut[:m] = -1
+        if k >= len(self._lut):  # grow by doubling, the last slot still -1
+            lut = np.full(2 * k + 1, -1, dtype=np.int32)
+            lut[:m] = self._lut[:m]
+            self._lut = lut
+        self._known, self._last = k, frame_values[k - 1] if k else None
         out = self._lut[codes]
         new: list[str] = []
         unseen = (out < 0) & (codes >= 0)
@@ -193,14 +199,12 @@ def row_text(
         text, s_len = _summary_entries(sums, limit)
     except TypeError:  # a summary that is not a str (a frame fed from elsewhere): as text
         text, s_len = _summary_entries([str(x) for x in sums], limit)
-    head_bytes = sum(map(len, parts))
     start = np.empty(n, dtype=np.int64)
     length = np.empty(n, dtype=np.int64)
     start[~has], length[~has] = h_start, h_len
-    start[has] = np.cumsum(s_len) - s_len + head_bytes
+    start[has] = np.cumsum(s_len) - s_len + sum(map(len, parts))
     length[has] = s_len
-    parts.append(text)
-    return b"".join(parts), start, length
+    return b"".join([*parts, text]), start, length
 
 
 def pack_rows(
