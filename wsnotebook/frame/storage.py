@@ -92,6 +92,10 @@ class ChunkStore:
         self.frozen_rows = 0  # rows in frozen chunks, including the evicted head
         self.head = 0  # rows of the oldest frozen chunk already evicted
         self.open = OpenChunk(self.chunk_rows)
+        # Text buffers of frozen open chunks, reused by the next open chunk (see freeze):
+        # ``retired`` until the append that froze it is kept, then ``spare``.
+        self.spare: Any = None
+        self.retired: Any = None
 
     def __len__(self) -> int:
         return self.frozen_rows - self.head + self.open.n
@@ -225,6 +229,7 @@ class ChunkStore:
             except BaseException:  # the frame stays as it was: the row is taken back
                 op.truncate(op.n - 1, ascii_before)
                 raise
+            self.spare, self.retired = self.retired, None
         if ident != -1:
             self.ids.add(ident)
         self.total += 1
@@ -242,6 +247,7 @@ class ChunkStore:
         try:
             self.write_rows(cols, codes)
         except BaseException:
+            self.retired = None  # ``op`` is back in use: its text buffer is not free
             while len(self.frozen) > n_frozen:
                 chunk = self.frozen.pop()
                 self.frozen_rows -= chunk.n
@@ -250,6 +256,8 @@ class ChunkStore:
             self.open = op
             op.truncate(n_open, ascii_open)
             raise
+        if self.retired is not None:  # the rows are kept: the frozen chunks' buffer is free
+            self.spare, self.retired = self.retired, None
 
     def write_rows(self, cols: Columns, codes: list[list[int]]) -> None:
         k = len(cols.parts)
@@ -303,8 +311,13 @@ class ChunkStore:
         """Turn the full open chunk into a frozen one.  Building the chunk (packing, compression)
         is the step that can fail: frame state changes only after it succeeded, and the
         callers take their rows back when it raises (see :meth:`write`)."""
-        chunk = self.open.view(frozen=True, codec=self.codec)
-        new_open = OpenChunk(self.chunk_rows)
+        old = self.open
+        chunk = old.view(frozen=True, codec=self.codec)
+        # The frozen chunk holds its own (compressed or copied) text, so the old open chunk's
+        # buffer can take the next one's text (no page faults, no growth) — once the append
+        # that froze it is kept: ``write`` may still restore that open chunk.
+        new_open = OpenChunk(self.chunk_rows, self.spare)
+        self.spare, self.retired = None, old.blob
         self.frozen.append(chunk)
         self.frozen_rows += chunk.n
         for cats, codes in zip(self.cats, chunk.cats):
