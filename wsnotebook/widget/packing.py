@@ -10,8 +10,9 @@ the same text computed in Python (:func:`row_heads`: the reference the browser's
 tested against) and the throughput histogram sent with a reset (:func:`histogram`).
 
 Pure functions and small classes: no widgets, no I/O.  Cost per batch: O(rows) numpy work, one
-bytes slice per row without a summary (at most :data:`PREFIX_BYTES`, whatever the payload
-sizes), one encode per row with a summary, and one join (C level).
+view per run of adjacent rows without a summary (at most :data:`PREFIX_BYTES` bytes a row,
+whatever the payload sizes), one join and one encode of the summaries, one join of the text (C
+level); no per-row Python for a row without a summary.
 """
 
 from __future__ import annotations
