@@ -114,7 +114,8 @@ class TailColumns:
     ``session_id``, ``hook_event_type``, ``model_name`` (-1: absent) indexing ``values[column]``
     (the frame's dictionary when the rows were taken); ``summary`` (list of ``str``/``None``);
     ``payload_json`` (list of ``bytes``, only when asked for: built on first access) and
-    :meth:`payload_heads` (each row's first bytes only)."""
+    :meth:`payload_heads` / :meth:`payload_head_runs` (each row's first bytes only).  With
+    ``payload=True`` the object holds its pieces (the rows' chunks, their text) until dropped."""
 
     def __init__(self, pieces: list[Piece], values: list[list[str]], *, payload: bool) -> None:
         self.id = concat([c.ids[sl] for c, sl in pieces], np.int64)
