@@ -16,6 +16,9 @@ Invariants:
   would pin the allocator arenas of everything else the batch allocated.
 * Bound: a chunk holds at most ``chunk_rows`` (<= 1,048,576) rows; an open chunk's text is
   below 4 GiB when frozen with ``uint32`` offsets (else ``int64``).
+* The open chunk's text lives in an anonymous ``mmap`` (capacity doubled by ``mremap``) that
+  passes to the next open chunk when the frame keeps the append that froze it: at most one
+  chunk's text of spare capacity per frame, mapped but untouched until written.
 * Category columns are int32 codes into the frame's :class:`~.categories.Categories`
   (-1: no value); their order is :data:`CAT_COLUMNS`.
 """
@@ -53,7 +56,7 @@ __all__ = [
 
 SEP = PAYLOAD_SEP  # row separator inside a payload blob: "[a\n,\nb]" is a valid JSON array
 NSEP = len(SEP)
-#: The open chunk's first text capacity (bytes; doubled when full).
+#: The first open chunk's text capacity (bytes; doubled when full).
 _TEXT_MIN = 1 << 16
 #: The category columns, in the order of a chunk's ``cats`` codes.
 CAT_COLUMNS = ("source_app", "session_id", "hook_event_type", "model_name")
@@ -367,8 +370,11 @@ class OpenChunk:
 
 
 def _text_buffer(size: int) -> mmap.mmap:
-    """A writable anonymous memory map of ``size`` bytes (pages zeroed lazily by the kernel)."""
-    return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)
+    """A writable anonymous memory map of ``size`` bytes (pages zeroed lazily by the kernel).
+    Private where the platform has the flag (POSIX: Python's default, a shared map, faults its
+    pages in through shared memory, measured slower); Windows: the default anonymous map."""
+    private = getattr(mmap, "MAP_PRIVATE", None)
+    return mmap.mmap(-1, size) if private is None else mmap.mmap(-1, size, flags=private)
 
 
 def recoded(chunk: Chunk, j: int, remap: np.ndarray) -> Chunk:
