@@ -606,7 +606,8 @@ class View {
       const s = st.slot(i), id = st.id[s];
       row.classList.toggle("wsn-sel", this.selected === id);
       if (!fresh && !(row._partial && !fast)) continue; // the same row: its cells are already right
-      row._i = i; row._key = this.sort.key; row._partial = fast; partial ||= fast;
+      row._i = i; row._key = this.sort.key; partial ||= fast;
+      if (row._partial !== fast) { row._partial = fast; row.classList.toggle("wsn-partial", fast); }
       row.dataset.id = id;
       for (let j = 0; j < cols.length; j++) {
         const key = cols[j].key, td = row.children[j];
