@@ -100,6 +100,12 @@ def _fail(prefix: str, field: str, message: str) -> EventValidationError:
     return EventValidationError(f"{prefix}{field}: {message}", field=field)
 
 
+#: Largest ``int`` timestamp the fast path of :func:`validate_event` accepts: ``math.isfinite``
+#: of any int below it is True (beyond ~2**1024 it raises OverflowError: the reference decides).
+_INT_TS_MAX = 1 << 1023
+_FLOAT_MAX = sys.float_info.max
+
+
 def validate_event(event: Any, *, where: str = "", require_id: bool = False) -> Event:
     """Check one event and return it (the same object, not a copy).
 
@@ -107,7 +113,45 @@ def validate_event(event: Any, *, where: str = "", require_id: bool = False) -> 
     problem, e.g. ``"payload: expected object, got string"``.  ``where`` prefixes the message
     (``"events[3]."``) when the event sits inside a batch.  ``require_id`` demands an integer
     ``id`` (events coming *from* a server).
+
+    The common event (a dict of exact types: ``str``, ``dict``, ``list``, ``int``/``float``) is
+    accepted by one expression of type tests (~0.4 against ~1.1 us here: the per-event
+    ``POST /events`` and ``publish`` paths); anything else, valid or not, is decided by the
+    reference checks (:func:`_validate_event_reference`), which word every error.
     """
+    if type(event) is dict:
+        get = event.get
+        app = get("source_app")
+        session = get("session_id")
+        hook = get("hook_event_type")
+        ts = get("timestamp")
+        summary = get("summary")
+        model = get("model_name")
+        chat = get("chat")
+        if (
+            type(app) is str
+            and app
+            and type(session) is str
+            and session
+            and type(hook) is str
+            and hook
+            and type(get("payload")) is dict
+            and (
+                ts is None
+                or (type(ts) is float and 0.0 <= ts <= _FLOAT_MAX)
+                or (type(ts) is int and 0 <= ts < _INT_TS_MAX)
+            )
+            and (summary is None or type(summary) is str)
+            and (model is None or type(model) is str)
+            and (chat is None or type(chat) is list)
+            and ((not require_id and "id" not in event) or type(get("id")) is int)
+        ):
+            return event
+    return _validate_event_reference(event, where=where, require_id=require_id)
+
+
+def _validate_event_reference(event: Any, *, where: str = "", require_id: bool = False) -> Event:
+    """:func:`validate_event`'s every check, one by one, with the error wording."""
     if not isinstance(event, dict):
         raise EventValidationError(
             f"{where.rstrip('.') or 'event'}: expected object, got {json_type(event)}", field=""

@@ -30,6 +30,7 @@ from wsnotebook.events import (
     validate_event,
     validate_events,
 )
+from wsnotebook.events.model import _validate_event_reference
 
 
 def good(**fields: Any) -> dict[str, Any]:
@@ -459,3 +460,77 @@ def test_a_memoryview_body_is_sized_in_bytes_not_items() -> None:
     assert len(wide) < 1100 < wide.nbytes
     with pytest.raises(LimitExceeded):
         decode_events(wide, max_event_bytes=1100, max_message_bytes=1100)
+
+
+def _verdict(fn: Any, event: Any, require_id: bool) -> str | None:
+    try:
+        fn(event, where="events[2].", require_id=require_id)
+    except EventValidationError as exc:
+        return str(exc)
+    return None
+
+
+@pytest.mark.parametrize("require_id", [False, True])
+@pytest.mark.parametrize(("field", "value"), BATCH_VARIANTS)
+def test_the_fast_accept_of_validate_event_is_the_reference_verdict(
+    field: str, value: Any, require_id: bool
+) -> None:
+    """validate_event's one-expression accept (exact types) decides nothing the reference
+    checks would decide otherwise: the same verdict and message for every variant."""
+    for missing in ((), ("summary",), (field,), ("payload",), ("id",)):
+        event = good(timestamp=1.5e12, id=3)
+        event[field] = value
+        for name in missing:
+            event.pop(name, None)
+        assert _verdict(validate_event, event, require_id) == _verdict(
+            _validate_event_reference, event, require_id
+        )
+
+
+_field_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**1030), 2**1030),
+    st.floats(),
+    st.text(max_size=3),
+    st.builds(Str, st.text(max_size=3)),
+    st.lists(st.integers(), max_size=2),
+    st.builds(Lst),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
+    st.sampled_from([Decimal("1"), np.float64(2.0), np.int64(3), IntFlag.A, (1,), object()]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    changes=st.dictionaries(
+        st.sampled_from(
+            [
+                "source_app",
+                "session_id",
+                "hook_event_type",
+                "payload",
+                "timestamp",
+                "summary",
+                "model_name",
+                "chat",
+                "id",
+                "other",
+            ]
+        ),
+        _field_values,
+        max_size=4,
+    ),
+    dropped=st.sets(st.sampled_from(["source_app", "payload", "timestamp", "id"]), max_size=2),
+    require_id=st.booleans(),
+)
+def test_validate_event_is_its_reference_for_any_field_values(
+    changes: dict[str, Any], dropped: set[str], require_id: bool
+) -> None:
+    event = good(timestamp=1.5e12, id=3)
+    event.update(changes)
+    for name in dropped:
+        event.pop(name, None)
+    assert _verdict(validate_event, event, require_id) == _verdict(
+        _validate_event_reference, event, require_id
+    )
