@@ -65,6 +65,7 @@ KNOWN = frozenset(
 NAN = float("nan")
 #: Fewest ids of a contiguous run written as one ``np.arange`` (fewer: the decoded ints).
 _ARANGE_MIN = 128
+_NO_CODE = array("i", (-1,))
 _UNSEEN = -2  # category code placeholder for a value not in the dictionary yet
 _STR_OR_NONE = frozenset({str, type(None)})
 #: The epoch-ms stamp columns, in the order of a chunk's ``ts``, ``sr``, ``cr``.
@@ -186,7 +187,7 @@ def decoded_columns(
     # to the chunk as lists/tuples (one ``fromlist``/``extend``); a long contiguous run of ids
     # as one ``np.arange`` (cheaper than boxing a thousand ints).
     codes_all: list[Any] = [
-        [-1] * k
+        _NO_CODE * k  # an array('i'): copied with one memcpy
         if values[0] is None and values.count(None) == k  # [0] first: count is slow on str
         else category_codes(cats[j], CAT_COLUMNS[j], values)
         for j, values in enumerate(
