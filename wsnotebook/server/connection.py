@@ -200,6 +200,26 @@ class Connection:
             return
         self.enqueue(emsg, 1, KIND_EVENT)
 
+    def push_auto(self, encoded: bytes) -> bool:
+        """``push_event`` for a ``batch=auto`` client whose tick takes the event as it is (the
+        direct path, or a compressed client's tick): no ``event`` message or frame needed.
+        False when this client needs them: the caller then calls ``push_event``."""
+        if not self.auto or self.closing or self.replaying:
+            return False
+        tick = self.tick
+        if tick:
+            if self.tick_bytes + len(tick) + len(encoded) > self.tick_room:
+                return False  # push_event sends the tick first
+        elif not self._tick_ok():
+            return False
+        else:
+            self.hub.mark_dirty(self)
+        tick.append(encoded)
+        self.tick_bytes += len(encoded)
+        if self.tick_bytes >= TICK_MAX_BYTES or len(tick) >= AUTO_BATCH_MAX:
+            self.flush_tick()
+        return True
+
     def push_many(self, run: Run) -> None:
         """Send several live events (one ingest); same semantics as ``push_event`` per event,
         but a client on the direct path takes the whole run with one list extend."""

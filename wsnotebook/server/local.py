@@ -118,6 +118,11 @@ class LocalSubscriber:
         if self.tick_bytes >= TICK_MAX_BYTES or len(tick) >= AUTO_BATCH_MAX:
             self.flush_tick()
 
+    def push_auto(self, encoded: bytes) -> bool:
+        """``push_event`` without the ``event`` message (never needed here): always True."""
+        self.push_event(encoded, b"")
+        return True
+
     def push_many(self, run: Run) -> None:
         """Several live events of one ingest: joined to the tick with one extend when they fit."""
         tick = self.tick

@@ -25,6 +25,9 @@ class FakeConn:
     def push_event(self, encoded: bytes, emsg: bytes, frame: bytes | None = None) -> None:
         self.ids.append(orjson.loads(encoded)["id"])
 
+    def push_auto(self, encoded: bytes) -> bool:
+        return False  # record through push_event
+
     def push_many(self, run: Any) -> None:
         self.ids += [orjson.loads(e)["id"] for e in run.encoded]
 

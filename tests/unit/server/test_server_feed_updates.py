@@ -23,6 +23,9 @@ class FakeConn:
     def push_event(self, encoded: bytes, emsg: bytes, frame: bytes | None = None) -> None:
         self.events.append(orjson.loads(encoded))
 
+    def push_auto(self, encoded: bytes) -> bool:
+        return False  # record through push_event
+
     def push_many(self, run: Any) -> None:
         self.events += [orjson.loads(e) for e in run.encoded]
 
