@@ -67,6 +67,28 @@ FAST_WRITE_LIMIT = 64 * 1024
 TICK_MAX_BYTES = 256 * 1024
 
 
+def _push_auto(conn: Connection, encoded: bytes) -> bool:
+    """``Connection.push_auto``: ``push_event`` for a ``batch=auto`` client whose tick takes
+    the event as it is (the direct path, or a compressed client's tick): no ``event`` message
+    or frame needed.  False when this client needs them: the caller then calls ``push_event``.
+    (A module function bound as the method: the class stays under the layout's 400 lines.)"""
+    if not conn.auto or conn.closing or conn.replaying:
+        return False
+    tick = conn.tick
+    if tick:
+        if conn.tick_bytes + len(tick) + len(encoded) > conn.tick_room:
+            return False  # push_event sends the tick first
+    elif not conn._tick_ok():
+        return False
+    else:
+        conn.hub.mark_dirty(conn)
+    tick.append(encoded)
+    conn.tick_bytes += len(encoded)
+    if conn.tick_bytes >= TICK_MAX_BYTES or len(tick) >= AUTO_BATCH_MAX:
+        conn.flush_tick()
+    return True
+
+
 class Connection:
     """One WebSocket subscriber: bounded send queue, writer task, optional batcher."""
 
@@ -141,8 +163,7 @@ class Connection:
 
     # ---------------------------------------------------------------- enqueueing (loop thread)
     def _tick_ok(self) -> bool:
-        """May this event join the tick buffer?  Direct-path clients when ``_direct_ok``;
-        compressed ``batch=auto`` clients always (their tick goes to the send queue)."""
+        """May this event join the tick buffer?  (Compressed ``batch=auto``: always.)"""
         return (self.auto and not self.direct) or self._direct_ok()
 
     def _direct_ok(self) -> bool:
@@ -200,25 +221,7 @@ class Connection:
             return
         self.enqueue(emsg, 1, KIND_EVENT)
 
-    def push_auto(self, encoded: bytes) -> bool:
-        """``push_event`` for a ``batch=auto`` client whose tick takes the event as it is (the
-        direct path, or a compressed client's tick): no ``event`` message or frame needed.
-        False when this client needs them: the caller then calls ``push_event``."""
-        if not self.auto or self.closing or self.replaying:
-            return False
-        tick = self.tick
-        if tick:
-            if self.tick_bytes + len(tick) + len(encoded) > self.tick_room:
-                return False  # push_event sends the tick first
-        elif not self._tick_ok():
-            return False
-        else:
-            self.hub.mark_dirty(self)
-        tick.append(encoded)
-        self.tick_bytes += len(encoded)
-        if self.tick_bytes >= TICK_MAX_BYTES or len(tick) >= AUTO_BATCH_MAX:
-            self.flush_tick()
-        return True
+    push_auto = _push_auto  # push_event minus the event message when the tick takes it
 
     def push_many(self, run: Run) -> None:
         """Send several live events (one ingest); same semantics as ``push_event`` per event,
@@ -400,8 +403,7 @@ class Connection:
             self.timer = None
 
     def overflow(self, incoming: int) -> None:
-        """The send queue is full: drop this client with 1013 (memory stays bounded).
-        ``incoming``: bytes of the message that did not fit."""
+        """Send queue full: drop this client with 1013 (``incoming``: bytes that did not fit)."""
         server = self.server
         self.counters.dropped_slow += 1
         server.log_throttle.warning(
