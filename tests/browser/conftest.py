@@ -37,6 +37,13 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# True once the open notebook's kernel is named and idle (JupyterLab's status bar).
+KERNEL_READY_JS = """() => {
+  const name = document.querySelector('.jp-NotebookPanel [data-jp-item-name="kernelName"]');
+  const ind = document.querySelector('.jp-NotebookPanel .jp-Notebook-ExecutionIndicator');
+  return !!name && !!ind && !/^\\s*(No Kernel)?\\s*$/.test(name.textContent)
+         && ind.getAttribute('data-status') === 'idle';
+}"""
 
 
 def _free_port() -> int:

@@ -26,17 +26,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import CHROMIUM, CHROMIUM_FLAGS, REPO, api
+from conftest import CHROMIUM, CHROMIUM_FLAGS, KERNEL_READY_JS, REPO, api
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
 TIMEOUT_MS = 90_000  # generous: 2 busy cores; a first JupyterLab load takes ~4-6 s
-KERNEL_READY_JS = """() => {
-  const name = document.querySelector('.jp-NotebookPanel [data-jp-item-name="kernelName"]');
-  const ind = document.querySelector('.jp-NotebookPanel .jp-Notebook-ExecutionIndicator');
-  return !!name && !!ind && !/^\\s*(No Kernel)?\\s*$/.test(name.textContent)
-         && ind.getAttribute('data-status') === 'idle';
-}"""
 # What the monitor in cell k shows: status, visible rows (top first), empty text, range label.
 READ_JS = """(k) => {
   const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[k];

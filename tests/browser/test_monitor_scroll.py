@@ -16,17 +16,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import CHROMIUM, CHROMIUM_FLAGS
+from conftest import CHROMIUM, CHROMIUM_FLAGS, KERNEL_READY_JS
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
 TIMEOUT_MS = 90_000
-KERNEL_READY_JS = """() => {
-  const name = document.querySelector('.jp-NotebookPanel [data-jp-item-name="kernelName"]');
-  const ind = document.querySelector('.jp-NotebookPanel .jp-Notebook-ExecutionIndicator');
-  return !!name && !!ind && !/^\\s*(No Kernel)?\\s*$/.test(name.textContent)
-         && ind.getAttribute('data-status') === 'idle';
-}"""
 FRAME_CELL = """
 import time
 import wsnotebook as wsn
