@@ -546,7 +546,9 @@ class View {
       }
       this.geo = g;
     }
-    if (this.statusDirty) { this.statusDirty = false; clearTimeout(this.statusTimer); this.statusTimer = 0; this.renderStatus(); }
+    // the window's row count is drawn from the store: a page of older rows changes it without a
+    // status message (a frame that stopped growing sends none)
+    if (this.statusDirty || this.store.hi - this.store.lo !== this.statusWin) { this.statusDirty = false; clearTimeout(this.statusTimer); this.statusTimer = 0; this.renderStatus(); }
     if (this._dirty) { this._dirty = false; this.renderRows(); }
     if (chart) {
       this._chartDirty = false; this._dataDirty = false; this.chartSec = sec;
@@ -701,7 +703,8 @@ class View {
     if (s.dropped) kv("dropped", s.dropped.toLocaleString());
     if (s.gaps) kv("gaps", String(s.gaps));
     if (s.errors) kv("errors", String(s.errors));
-    kv("window", `${(this.store.hi - this.store.lo).toLocaleString()} rows`);
+    this.statusWin = this.store.hi - this.store.lo;
+    kv("window", `${this.statusWin.toLocaleString()} rows`);
     if (s.note) items.push(["wsn-note", s.note]);
     const shape = items.map((x) => x[0] + (x[2] || "")).join("|");
     if (shape !== this.statusShape) { // rebuild only when the set of fields changes
