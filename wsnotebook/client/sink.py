@@ -391,7 +391,7 @@ class MessageSink:
         """:meth:`append_columns` for a burst of per-event messages (traffic: one entry each)."""
         if not self.append_columns(cols, received):
             return False
-        self.traffic.record_many("in", "event", list(zip(wires, map(len, raws))))
+        self.traffic.record_many("in", "event", wires, list(map(len, raws)))
         return True
 
     def flush_singly(self, raws: list[bytes], wires: list[int], received: float) -> None:

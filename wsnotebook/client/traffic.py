@@ -25,7 +25,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from itertools import repeat
 from typing import Any, NamedTuple
 
 from ..errors import ConfigError
@@ -122,27 +123,37 @@ class TrafficLog:
             tot.events += n_events
 
     def record_many(
-        self, direction: str, type: str, sizes: list[tuple[int, int]], n_events: int = 1
+        self,
+        direction: str,
+        type: str,
+        nbytes: Sequence[int],
+        decoded_bytes: Sequence[int],
+        n_events: int = 1,
     ) -> None:
-        """Add one entry per ``(nbytes, decoded_bytes)`` of ``sizes``, all of one ``direction``
-        and ``type``, ``n_events`` each, stamped now, under one lock: the client's per-event
-        path records a burst of messages at once (when it appends them to the frame)."""
+        """Add one entry per message, ``nbytes[i]`` wire and ``decoded_bytes[i]`` decoded bytes
+        (equal lengths), all of one ``direction`` and ``type``, ``n_events`` each, stamped now,
+        under one lock: the client's per-event path records a burst of messages at once (when
+        it appends them to the frame).  The entries are built by ``zip`` (C level, no Python
+        frame per message: ~0.2 us per message less than a comprehension here)."""
         if direction not in self._totals:
             raise ConfigError(f"direction must be 'in' or 'out', got {direction!r}")
-        if not sizes:
+        k = len(nbytes)
+        if len(decoded_bytes) != k:
+            raise ValueError(f"{k} wire sizes but {len(decoded_bytes)} decoded sizes")
+        if not k:
             return
         at = self._clock()
         tick = at if self._same_clock else self._rate_clock()
-        entries = [(at, direction, type, nb, dec, n_events) for nb, dec in sizes]
-        k = len(entries)
+        entries = zip(repeat(at), repeat(direction), repeat(type), nbytes, decoded_bytes,
+                      repeat(n_events))  # fmt: skip
         with self._lock:
             self.dropped += max(0, len(self._ring) + k - self.size)
             self._ring.extend(entries)
-            self._ticks.extend([tick] * k)
+            self._ticks.extend(repeat(tick, k))
             tot = self._totals[direction]
             tot.messages += k
-            tot.bytes += sum([nb for nb, _ in sizes])
-            tot.decoded_bytes += sum([dec for _, dec in sizes])
+            tot.bytes += sum(nbytes)
+            tot.decoded_bytes += sum(decoded_bytes)
             tot.events += n_events * k
 
     # ------------------------------------------------------------------ reading

@@ -177,11 +177,14 @@ def test_record_many_adds_one_entry_per_message_like_record_does() -> None:
     sizes = [(90 + i, 100 + i) for i in range(6)]
     for nbytes, decoded in sizes:
         one.record("in", "event", nbytes, decoded_bytes=decoded, n_events=1)
-    many.record_many("in", "event", sizes)
+    many.record_many("in", "event", [n for n, _ in sizes], [d for _, d in sizes])
     assert many.entries() == one.entries()
     assert many.dropped == one.dropped == 2
     assert many.stats() == one.stats()
-    many.record_many("in", "event", [])
+    many.record_many("in", "event", [], [])
     assert many.total == 6
     with pytest.raises(ConfigError):
-        many.record_many("sideways", "event", sizes)
+        many.record_many("sideways", "event", [1], [1])
+    with pytest.raises(ValueError):
+        many.record_many("in", "event", [1, 2], [1])
+    assert many.total == 6
