@@ -254,6 +254,35 @@ def test_client_decode_rows_label_their_ratio_as_paired() -> None:
     assert "(paired)" in bench_client.detail_table([paired])
 
 
+def test_client_and_ingest_rows_carry_issue_20_ratio_targets() -> None:
+    import bench_client
+    import bench_ingest
+
+    per_event = {
+        "measure": "decode path per-event, in loop (bursts of 100)",
+        "ours_evs": 446e3,
+        "baseline": "orjson.loads only",
+        "baseline_evs": 1.2e6,
+        "ratio": 0.38,
+    }
+    sock = {**per_event, "measure": "over a socket per-event", "ratio": 1.06}
+    rows = bench_client.summary([per_event, sock])
+    assert rows[0][6:] == [">= 0.5x", "NOT met"] and rows[1][6:] == [">= 1.0x", "met"]
+    clean = dict.fromkeys(bench_ingest.ERROR_KEYS, 0)
+    post = {"measure": "POST /events req/s keep-alive", "ours": 10.5e3, "baseline": "b",
+            "baseline_value": 15e3, "ratio": 0.69, "errors": clean}  # fmt: skip
+    publish = {**post, "measure": "WebSocket publish ev/s", "ratio": 0.94}
+    failed = {**publish, "errors": {**clean, "ours_failed_reps": 1}}
+    close = {**post, "measure": "POST /events req/s Connection: close", "ratio": 1.01}
+    out = bench_ingest.summary([post, publish, failed, close])
+    assert [r[6:] for r in out] == [
+        [">= 0.9x", "NOT met"],
+        [">= 0.8x", "met"],
+        [">= 0.8x", "NOT met"],  # a rep failed: no verdict of "met"
+        ["", ""],
+    ]
+
+
 def test_ingest_marks_rows_with_failed_requests_or_reps() -> None:
     import bench_ingest
 
