@@ -15,50 +15,19 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-CHROMIUM = os.environ.get("WSN_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-# Playwright adds --headless itself and gives each launch() a fresh temporary profile.
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-# True once the open notebook's kernel is named and idle (JupyterLab's status bar).
-KERNEL_READY_JS = """() => {
-  const name = document.querySelector('.jp-NotebookPanel [data-jp-item-name="kernelName"]');
-  const ind = document.querySelector('.jp-NotebookPanel .jp-Notebook-ExecutionIndicator');
-  return !!name && !!ind && !/^\\s*(No Kernel)?\\s*$/.test(name.textContent)
-         && ind.getAttribute('data-status') === 'idle';
-}"""
+from _browser import CHROMIUM, HERE, REPO, api
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def api(base: str, token: str, method: str, path: str) -> Any:
-    req = urllib.request.Request(
-        base + path, method=method, headers={"Authorization": f"token {token}"}
-    )
-    with urllib.request.urlopen(req, timeout=10) as r:
-        body = r.read()
-    return json.loads(body) if body else None
 
 
 def _child_pids(pid: int) -> set[int]:

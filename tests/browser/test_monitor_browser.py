@@ -26,7 +26,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import CHROMIUM, CHROMIUM_FLAGS, KERNEL_READY_JS, REPO, api
+from _browser import CHROMIUM, CHROMIUM_FLAGS, KERNEL_READY_JS, REPO, api
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import CHROMIUM, CHROMIUM_FLAGS, REPO
+from _browser import CHROMIUM, CHROMIUM_FLAGS, REPO
 
 from wsnotebook.demo.generator import EventGenerator
 from wsnotebook.widget import packing as P

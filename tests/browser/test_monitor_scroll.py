@@ -16,7 +16,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import CHROMIUM, CHROMIUM_FLAGS, KERNEL_READY_JS
+from _browser import CHROMIUM, CHROMIUM_FLAGS, KERNEL_READY_JS
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
