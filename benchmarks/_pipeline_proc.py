@@ -26,7 +26,7 @@ def main() -> None:
     from wsnotebook import demo
 
     srv = wsn.serve(port=0)
-    cli = wsn.connect(srv.url, max_rows=200_000)
+    cli = wsn.connect(srv.url, max_rows=200_000, in_process=False)  # the socket, as before
     cli.wait_state("open", timeout=30)
     prod = demo.start_demo(srv, rate=rate, batch=batch)
     if not cli.wait_for(1000, timeout=60):

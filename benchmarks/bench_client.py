@@ -205,8 +205,7 @@ def same_process_rate(count: int, *, in_process: bool, chunk: int = 100) -> floa
     import wsnotebook as wsn
 
     server = wsn.serve(port=0, retain=count + 1000)
-    options = {"in_process": True} if in_process else {}
-    client = wsn.connect(server.url, max_rows=count + 1000, **options)
+    client = wsn.connect(server.url, max_rows=count + 1000, in_process=in_process)
     try:
         client.wait_state("open", timeout=30)
         if in_process and not client.metrics()["in_process"]["active"]:
@@ -249,8 +248,7 @@ def pipeline_cpu_us(*, in_process: bool, rate: int = 10_000, seconds: float = 3.
     from wsnotebook import demo
 
     server = wsn.serve(port=0)
-    options = {"in_process": True} if in_process else {}
-    client = wsn.connect(server.url, max_rows=200_000, **options)
+    client = wsn.connect(server.url, max_rows=200_000, in_process=in_process)
     prod = None
     try:
         client.wait_state("open", timeout=30)

@@ -56,7 +56,10 @@ import wsnotebook as wsn, wsnotebook.runtime.loop as _wl, wsnotebook.demo as _wd
 import wsnotebook.widget.view as _ww, wsnotebook.client.session as _wc
 from IPython.display import display
 _srv = wsn.serve(port=0)
-_cli = wsn.connect(_srv.url, max_rows=200_000, **({"in_process": True} if IN_PROCESS else {}))
+try:  # the socket unless asked: ``connect``'s default became in-process ("auto") 2026-12-07
+    _cli = wsn.connect(_srv.url, max_rows=200_000, in_process=IN_PROCESS)
+except TypeError:  # a package from before ``in_process`` (A/B runs against old commits)
+    _cli = wsn.connect(_srv.url, max_rows=200_000)
 _cli.wait_state("open", timeout=30)
 _mon = wsn.monitor(_cli)
 display(_mon)

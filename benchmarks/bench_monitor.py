@@ -71,11 +71,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as h
 
 PERSPECTIVE = "perspective-python[jupyter]==5.6.1"
-#: ``WSN_BENCH_IN_PROCESS=1``: every variant's client subscribes in-process
-#: (``connect(..., in_process=True)``, the pipeline ``%ws monitor`` / ``wsn.monitor(server)``
-#: runs); the old variants are skipped (their package has no such option); results go to
-#: ``results/monitor_in_process.json``.  Default: the loopback socket client.
-IN_PROCESS = os.environ.get("WSN_BENCH_IN_PROCESS") == "1"
+#: The client of every variant: ``connect(srv.url)`` as a user writes it (default: since
+#: 2026-12-07 ``in_process="auto"``, i.e. in-process for this process's own server; before, the
+#: loopback socket); ``WSN_BENCH_IN_PROCESS=0`` forces the socket (``results/monitor_socket.json``),
+#: ``=1`` in-process (``results/monitor_in_process.json``; the old variants are skipped: their
+#: package has no such option).
+IN_PROCESS = {"0": False, "1": True}.get(os.environ.get("WSN_BENCH_IN_PROCESS", ""))
 CHROMIUM = os.environ.get("WSN_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
     "--headless",
@@ -100,7 +101,7 @@ import numpy as np
 import wsnotebook as wsn
 from wsnotebook.demo import start_demo
 srv = wsn.serve(port=0)
-cli = wsn.connect(srv.url, max_rows=300_000, in_process=IN_PROCESS)
+cli = wsn.connect(srv.url, max_rows=300_000, **CLIENT)
 cli.wait_state("open", timeout=30)
 demo = start_demo(srv, rate=RATE, batch=max(1, RATE // 200))
 """
@@ -381,10 +382,11 @@ def one_run(
 
     old_path = f"import sys\nsys.path.insert(0, {str(root / 'old')!r})\n"
     prefix = old_path if variant in ("old", "old_none") else ""
-    setup = SETUP
-    if variant in ("old", "old_none"):  # the old package's connect() has no in_process option
-        setup = SETUP.replace(", in_process=IN_PROCESS", "")
-    cells = [prefix + f"RATE = {rate}\nIN_PROCESS = {IN_PROCESS}\n" + setup]
+    # the old package's connect() has no in_process option (its client is a socket one)
+    client = (
+        {} if IN_PROCESS is None or variant in ("old", "old_none") else {"in_process": IN_PROCESS}
+    )
+    cells = [prefix + f"RATE = {rate}\nCLIENT = {client!r}\n" + SETUP]
     if variant == "monitor":
         cells.append(MONITOR)
     elif variant == "old":
@@ -490,7 +492,7 @@ def run(*, quick: bool = False, reps: int = 3, node_env: Any = None, log: Any = 
     if not os.path.exists(CHROMIUM):
         return {"rows": [], "skipped": f"chromium not found at {CHROMIUM}"}
     variants = [v for v in os.environ.get("WSN_BENCH_VIEWS", ",".join(VARIANTS)).split(",") if v]
-    if IN_PROCESS:  # the old package cannot subscribe in-process: its runs would differ
+    if IN_PROCESS is not None:  # the old package has no in_process: its runs would differ
         variants = [v for v in variants if v not in ("old", "old_none")]
     problem = ensure_perspective(log)
     if problem:
@@ -658,7 +660,7 @@ def summary(rows: list[dict[str, Any]]) -> list[list[Any]]:
 def main(argv: list[str] | None = None) -> None:
     # SIGTERM runs the finally blocks: JupyterLab, its kernels and Chromium are stopped
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    name = "monitor_in_process" if IN_PROCESS else "monitor"
+    name = {None: "monitor", False: "monitor_socket", True: "monitor_in_process"}[IN_PROCESS]
     h.bench_main(name, __doc__, run, detail_table, argv, node=False)
 
 

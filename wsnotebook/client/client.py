@@ -143,7 +143,7 @@ class Client(HitlClientMixin):
         traffic_size: int = 100_000,
         ssl: ssl_module.SSLContext | None = None,
         rng: random.Random | None = None,
-        in_process: bool = False,
+        in_process: bool | str = "auto",
         wire_format: str = "columns",
     ) -> None:
         #: every URL this client may connect to (one, or servers sharing a store to fail over
@@ -487,12 +487,16 @@ def connect(url: Any, *, new: bool = False, **options: Any) -> Client:
     * ``traffic_size=100_000``: entries kept by ``client.traffic`` (``1..10_000_000``).
     * ``ssl=None``: an :class:`ssl.SSLContext` for ``wss://``; ``rng=None``: the backoff's
       :class:`random.Random` (seed it for reproducible delays).
-    * ``in_process=False``: when ``url`` is served by a server of this process (``serve()``),
+    * ``in_process="auto"``: when ``url`` is served by a server of this process (``serve()``),
       subscribe to it directly, without a socket: the same messages, resume, gaps and
       counters, minus WebSocket framing, loopback TCP and parsing (``metrics()["in_process"]``
       shows it in use).  Otherwise (or while that server is down) the socket path is taken.
-      ``batch``, ``compression`` and ``ping_*`` do not apply to it (events arrive one message
-      per loop tick); ``publish`` is handled as the server handles it from a socket.
+      ``"auto"`` does so for a ``ws://`` URL unless ``batch`` (other than ``"auto"``),
+      ``interval_ms``, ``compression=True`` or ``ssl`` asks for what only a socket does;
+      ``True`` always tries, ``False`` never (a test of the socket itself).  ``batch``,
+      ``compression``, ``ping_*`` and ``wire_format`` do not apply to it (events arrive one
+      message per loop tick, its traffic entries count message bytes, there is no TCP);
+      ``publish`` is handled as the server handles it from a socket.
     * ``wire_format="columns"``: ask the server for live batches as ``columns`` messages (one
       JSON array per field; appended to the frame without building rows; see
       ``docs/protocol.md``); servers that do not know it send ``batch`` messages as usual.

@@ -1,7 +1,9 @@
 """The client's in-process path: subscribe to a server of this process without a socket.
 
-With ``connect(url, in_process=True)`` each connection attempt first asks
-:func:`wsnotebook.runtime.local.find_endpoint` for a server of this process serving ``url``
+With ``connect(url)`` (``in_process="auto"``: see
+:meth:`~.options.ClientOptions.in_process_for`) or ``in_process=True`` each connection attempt
+first asks :func:`wsnotebook.runtime.local.find_endpoint` for a server of this process serving
+``url``
 (its port, a loopback host, its token).  Found, the attempt subscribes there
 (:mod:`wsnotebook.server.local`): the server calls back with the very messages a WebSocket
 would carry, and they go to the same :class:`~.sink.MessageSink` (``handle``) — so resume

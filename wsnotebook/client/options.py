@@ -12,7 +12,8 @@ Bounds (a value outside raises :class:`~wsnotebook.errors.ConfigError` naming th
 * ``max_message_bytes``: 1 KiB .. 1 GiB;
 * ``frame``: ``None`` or an :class:`~wsnotebook.frame.EventFrame`;
 * ``compression``: ``True``, ``False`` or ``"auto"``.
-* ``in_process``: ``True`` or ``False``; ``wire_format``: ``"columns"`` or ``"json"``.
+* ``in_process``: ``"auto"``, ``True`` or ``False`` (see :meth:`ClientOptions.in_process_for`);
+  ``wire_format``: ``"columns"`` or ``"json"``.
 
 ``traffic_size`` is checked by :class:`~wsnotebook.client.traffic.TrafficLog` and the backoff
 options by :class:`~wsnotebook.protocol.Backoff`, each where it is used.  Pure data, no I/O.
@@ -56,7 +57,7 @@ class ClientOptions:
     traffic_size: int = 100_000
     ssl: ssl_module.SSLContext | None = None
     rng: random.Random | None = None
-    in_process: bool = False
+    in_process: bool | str = "auto"
     wire_format: str = "columns"
 
     def __post_init__(self) -> None:
@@ -100,9 +101,29 @@ class ClientOptions:
             raise ConfigError(f"frame must be an EventFrame, got {type(self.frame).__name__}")
         if self.wire_format not in ("columns", "json"):
             raise ConfigError(f"wire_format must be 'columns' or 'json', got {self.wire_format!r}")
-        if not isinstance(self.in_process, bool):
-            raise ConfigError(f"in_process must be True or False, got {self.in_process!r}")
+        if not (isinstance(self.in_process, bool) or self.in_process == "auto"):
+            raise ConfigError(f"in_process must be 'auto', True or False, got {self.in_process!r}")
         if self.compression not in (True, False, "auto"):
             raise ConfigError(
                 f"compression must be True, False or 'auto', got {self.compression!r}"
             )
+
+    def in_process_for(self, url: str) -> bool:
+        """Should an attempt on ``url`` first look for a server of this process to subscribe to
+        without a socket?  ``True``/``False``: as asked.  ``"auto"`` (the default): yes for a
+        ``ws://`` URL unless an option asks for what only a socket does -- fixed batching
+        (``batch`` other than ``"auto"``, or ``interval_ms``), ``compression=True``, an ``ssl``
+        context -- so a client of this kernel's own server skips framing, loopback TCP and
+        parsing (~25-30 % of the kernel pipeline's CPU at 1k-5k ev/s, benchmarks/README.md,
+        row 10), while a ``wss://`` URL keeps its certificate check.  The attempt still takes
+        the socket when no server of this process serves ``url`` (docs/protocol.md,
+        "In-process subscribers")."""
+        if isinstance(self.in_process, bool):
+            return self.in_process
+        return (
+            url.startswith("ws://")
+            and self.batch == "auto"
+            and self.interval_ms is None
+            and self.compression is not True
+            and self.ssl is None
+        )

@@ -202,7 +202,7 @@ class Session:
 
     async def attempt(self) -> Verdict:
         """One connection: open, consume until it drops.  Returns what happened."""
-        if self.options.in_process:  # a server of this process: no socket (client/local.py)
+        if self.options.in_process_for(self.url):  # a server of this process: no socket
             verdict = await self.local.attempt(self)
             if verdict is not None:
                 return verdict

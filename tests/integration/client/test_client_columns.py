@@ -48,8 +48,9 @@ def types(c: Client) -> set[str]:
 def test_columns_clients_store_what_json_clients_store(
     server: Server, clients: list[Client], batch: Any
 ) -> None:
-    cols = connect(server.url, batch=batch, interval_ms=20 if batch == 25 else None, **FAST)
-    json = connect(server.url, batch=batch, wire_format="json", **FAST)
+    cols = connect(server.url, batch=batch, interval_ms=20 if batch == 25 else None,
+                   in_process=False, **FAST)  # fmt: skip
+    json = connect(server.url, batch=batch, wire_format="json", in_process=False, **FAST)
     clients += [cols, json]
     cols.wait_state("open")
     json.wait_state("open")

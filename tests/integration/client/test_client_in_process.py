@@ -1,6 +1,7 @@
 """``connect(server.url, in_process=True)`` against a server of this process: the in-process path
 is used (metrics), stores what a socket client stores, and falls back to the socket when the
-URL, the token or the server does not allow it."""
+URL, the token or the server does not allow it; plain ``connect(server.url)`` (``"auto"``) takes
+it too, unless an option asks for what only a socket does."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def server() -> Iterator[Server]:
 def test_in_process_frame_equals_the_socket_clients(server: Server, clients: list[Client]) -> None:
     server.publish([ev(i) for i in range(120)])  # the initial snapshot
     local = connect(server.url, in_process=True, **FAST)
-    sock = connect(server.url, **FAST)
+    sock = connect(server.url, in_process=False, **FAST)
     clients += [local, sock]
     local.wait_for(120, timeout=20)
     sock.wait_for(120, timeout=20)
@@ -95,8 +96,8 @@ def test_localhost_url_is_in_process_and_other_paths_are_not(
     clients.append(same)
     same.wait_for(1, timeout=20)
     assert same.metrics()["in_process"]["connects"] == 1
-    # without the option: the socket, always
-    plain = connect(server.url, **FAST)
+    # in_process=False: the socket, always
+    plain = connect(server.url, in_process=False, **FAST)
     clients.append(plain)
     plain.wait_for(1, timeout=20)
     assert plain.metrics()["in_process"]["connects"] == 0
@@ -148,3 +149,26 @@ def test_publish_in_process_is_handled_as_from_a_socket(
     wait_until(lambda: c.metrics()["server_errors"] == 1, what="the error reply")
     out = c.traffic.df
     assert (out[out["direction"] == "out"]["type"].astype(str) == "publish").sum() == 3
+
+
+def test_a_plain_connect_to_this_process_server_is_in_process_unless_asked_otherwise(
+    server: Server, clients: list[Client]
+) -> None:
+    server.publish([ev(i) for i in range(5)])
+    plain = connect(server.url, **FAST)  # in_process="auto", the default
+    fixed = connect(server.url, batch=0, **FAST)  # per-event messages: a socket's
+    deflate = connect(server.url, compression=True, **FAST)
+    clients += [plain, fixed, deflate]
+    for c in (plain, fixed, deflate):
+        c.wait_for(5, timeout=20)
+    server.publish([ev(i) for i in range(5, 10)])
+    for c in (plain, fixed, deflate):
+        c.wait_for(10, timeout=20)
+    assert plain.metrics()["in_process"]["active"] is True
+    assert plain.metrics()["in_process"]["connects"] == 1
+    for c in (fixed, deflate):
+        assert c.metrics()["in_process"]["connects"] == 0
+    assert deflate.metrics()["deflate"] is True  # negotiated on the socket
+    # the same rows either way
+    want = fixed.frame.df[COLUMNS].reset_index(drop=True)
+    assert plain.frame.df[COLUMNS].reset_index(drop=True).equals(want)

@@ -58,8 +58,8 @@ def test_websockets_debug_log_still_shows_the_handshake_with_the_token_masked(
     server: Server, ws_debug_log: Lines
 ) -> None:
     quoted = server.url + "?token=" + TOKEN.replace("/", "%2F").replace("+", "%2B")
-    by_header = connect(server.url, token=TOKEN)
-    by_query = connect(quoted)
+    by_header = connect(server.url, token=TOKEN, in_process=False)
+    by_query = connect(quoted, in_process=False)
     try:
         assert by_header.wait_state("open", 15) and by_query.wait_state("open", 15)
         lines = ws_debug_log.lines
@@ -88,7 +88,7 @@ def test_receive_loop_offers_the_cpu_budget_checkpoint_once_per_message(
         original()
 
     monkeypatch.setattr(_loop, "budget_checkpoint", counting)
-    c: Client = connect(server.url, token=TOKEN, batch=None)
+    c: Client = connect(server.url, token=TOKEN, batch=None, in_process=False)
     try:
         assert c.wait_state("open", 15)
         for i in range(20):

@@ -186,7 +186,9 @@ def test_200_forced_disconnects_while_10k_events_flow_lose_and_duplicate_nothing
     # initial_limit=0: a reconnect that did not resume would get no snapshot at all, so only
     # ?since= replay can fill what was published while the client was away
     server = serve(port=0, initial_limit=0)
-    c = connect(server.url, backoff_base=0.001, backoff_cap=0.01, open_timeout=5.0)
+    c = connect(
+        server.url, backoff_base=0.001, backoff_cap=0.01, open_timeout=5.0, in_process=False
+    )
     clients.append(c)
     c.wait_state("open")
     total, rounds = 10_000, 200
@@ -276,7 +278,8 @@ def test_bad_token_stops_with_auth_error_without_retrying(clients: list[Client])
 def test_heartbeats_track_server_seq_and_pings_measure_rtt(
     server: Server, clients: list[Client]
 ) -> None:
-    c = connect(server.url, ping_interval=0.1, ping_timeout=5.0, **FAST)
+    # pings are a socket thing: no RTT in-process
+    c = connect(server.url, ping_interval=0.1, ping_timeout=5.0, in_process=False, **FAST)
     clients.append(c)
     c.wait_state("open")
     server.publish([ev(i) for i in range(3)])

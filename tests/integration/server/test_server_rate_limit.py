@@ -67,7 +67,7 @@ def test_a_wsnotebook_client_refused_with_429_retries_and_gets_in(
 ) -> None:
     srv = server_factory(connect_rate=2.0, connect_burst=1)
     assert handshake(srv.url) == 101  # spends the only token
-    client = wsn.connect(srv.url, backoff_base=0.05, backoff_cap=0.2)
+    client = wsn.connect(srv.url, backoff_base=0.05, backoff_cap=0.2, in_process=False)
     try:
         assert client.wait_state("open", 20)
         assert srv.metrics()["rejected"]["429"] >= 1

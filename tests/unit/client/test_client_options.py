@@ -78,3 +78,34 @@ def test_options_are_checked_in_one_place_without_a_client() -> None:
         ClientOptions(close_timeout=61)
     with pytest.raises(ConfigError, match="ping_timeout must be in"):
         ClientOptions(ping_timeout=-1)
+
+
+@pytest.mark.parametrize(
+    ("options", "url", "expected"),
+    [
+        ({}, "ws://127.0.0.1:4000/stream", True),  # the default: auto
+        ({"compression": False, "ping_interval": None}, "ws://127.0.0.1:4000/stream", True),
+        ({}, "wss://127.0.0.1:4000/stream", False),  # keeps its certificate check
+        ({"batch": 0}, "ws://127.0.0.1:4000/stream", False),  # asks for a wire behaviour
+        ({"batch": None}, "ws://127.0.0.1:4000/stream", False),
+        ({"batch": 100}, "ws://127.0.0.1:4000/stream", False),
+        ({"interval_ms": 20}, "ws://127.0.0.1:4000/stream", False),
+        ({"compression": True}, "ws://127.0.0.1:4000/stream", False),
+        ({"in_process": True}, "wss://127.0.0.1:4000/stream", True),  # as asked
+        ({"in_process": True, "batch": 0}, "ws://127.0.0.1:4000/stream", True),
+        ({"in_process": False}, "ws://127.0.0.1:4000/stream", False),
+    ],
+)
+def test_in_process_auto_is_taken_unless_an_option_asks_for_a_socket(
+    options: dict[str, object], url: str, expected: bool
+) -> None:
+    from wsnotebook.client import ClientOptions
+
+    assert ClientOptions(**options).in_process_for(url) is expected  # type: ignore[arg-type]
+
+
+def test_in_process_rejects_other_values() -> None:
+    with pytest.raises(ConfigError, match="in_process must be 'auto', True or False"):
+        Client("ws://127.0.0.1:9/stream", in_process="yes")
+    with pytest.raises(ConfigError, match="in_process"):
+        Client("ws://127.0.0.1:9/stream", in_process=1)  # type: ignore[arg-type]
