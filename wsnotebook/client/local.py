@@ -3,8 +3,7 @@
 With ``connect(url)`` (``in_process="auto"``: see
 :meth:`~.options.ClientOptions.in_process_for`) or ``in_process=True`` each connection attempt
 first asks :func:`wsnotebook.runtime.local.find_endpoint` for a server of this process serving
-``url``
-(its port, a loopback host, its token).  Found, the attempt subscribes there
+``url`` (its port, a loopback host, its token).  Found, the attempt subscribes there
 (:mod:`wsnotebook.server.local`): the server calls back with the very messages a WebSocket
 would carry, and they go to the same :class:`~.sink.MessageSink` (``handle``) — so resume
 (``since``/``epoch``), gaps, duplicates, the traffic log and every counter work as over a
