@@ -1,12 +1,17 @@
 """The client against the real wsnotebook server (loopback): resume across restarts, forced
-disconnects, batching, compression, auth, heartbeats.  Bounded in count and time."""
+disconnects, batching, compression, auth, heartbeats.  Bounded in count and time.
+
+The exactly-once tests (restarts, forced disconnects) run on each of the client's three paths
+(issue 20): JSON over the socket, the ``columns`` format over the socket (our client's default
+there) and the in-process subscription (the default for a server of this process)."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +25,13 @@ from wsnotebook.server import Server, serve
 pytestmark = pytest.mark.timeout(120)
 
 FAST = {"backoff_base": 0.005, "backoff_cap": 0.05, "open_timeout": 5.0}
+
+#: The client's delivery paths, as ``connect()`` options.
+PATHS: dict[str, dict[str, Any]] = {
+    "json": {"in_process": False, "wire_format": "json"},
+    "columns": {"in_process": False},
+    "in_process": {"in_process": True},
+}
 
 
 def ev(i: int) -> dict[str, Any]:
@@ -47,16 +59,27 @@ def server() -> Iterator[Server]:
     srv.stop()
 
 
-def force_disconnect(client: Client) -> bool:
-    """Abort the client's TCP connection from the client side (the peer sees no close frame)."""
+def force_disconnect(client: Client, then: Callable[[], object] | None = None) -> bool:
+    """Drop the client's connection at once.  Over a socket: abort its TCP connection from the
+    client side (the peer sees no close frame).  In-process: the server ends the subscription
+    with 1013 (its slow-consumer drop, the one way an in-process link ends early).  ``then``
+    runs in the same loop callback, so before the client can even notice the drop."""
     done = threading.Event()
     result = []
 
     def abort() -> None:
-        ws = client._session.ws
-        result.append(ws is not None)
-        if ws is not None:
-            ws.transport.abort()
+        session = client._session
+        link = session.local.link
+        if link is not None:
+            result.append(True)
+            link.start_close(1013, b"test: forced drop")  # type: ignore[attr-defined]
+        else:
+            ws = session.ws
+            result.append(ws is not None)
+            if ws is not None:
+                ws.transport.abort()
+        if then is not None:
+            then()
         done.set()
 
     _loop.call_soon(abort)
@@ -66,6 +89,18 @@ def force_disconnect(client: Client) -> bool:
 
 def ids(client: Client) -> list[int]:
     return client.frame.df["id"].tolist()
+
+
+def assert_took_path(client: Client, path: str) -> None:
+    """The events came the way ``path`` says (not silently another path)."""
+    local = client.metrics()["in_process"]
+    df = client.traffic.df
+    kinds = set(df[df["n_events"] > 0]["type"].astype(str))
+    if path == "in_process":
+        assert local["connects"] == client.connects and local["messages"] > 0
+    else:
+        assert local["connects"] == 0
+    assert ("columns" in kinds) is (path == "columns"), kinds
 
 
 def test_receives_initial_snapshot_and_live_events(server: Server, clients: list[Client]) -> None:
@@ -82,12 +117,13 @@ def test_receives_initial_snapshot_and_live_events(server: Server, clients: list
     assert c.frame.df["client_received"].notna().all()
 
 
+@pytest.mark.parametrize("path", PATHS)
 def test_restart_with_memory_store_records_a_gap_for_the_new_epoch(
-    clients: list[Client],
+    clients: list[Client], path: str
 ) -> None:
     srv = serve(port=0, heartbeat_interval=0.2)
     port = srv.port if hasattr(srv, "port") else int(srv.url.split(":")[2].split("/")[0])
-    c = connect(srv.url, **FAST)
+    c = connect(srv.url, **FAST, **PATHS[path])
     clients.append(c)
     c.wait_state("open")
     stop = threading.Event()
@@ -131,17 +167,19 @@ def test_restart_with_memory_store_records_a_gap_for_the_new_epoch(
         else:
             assert [(g["from_id"], g["to_id"]) for g in gaps] == [(old_received + 1, final_id)]
             assert "new epoch" in gaps[0]["reason"]
+        assert_took_path(c, path)
     finally:
         srv2.stop()
 
 
+@pytest.mark.parametrize("path", PATHS)
 def test_restart_with_sqlite_store_resumes_without_loss_or_gap(
-    tmp_path: Path, clients: list[Client]
+    tmp_path: Path, clients: list[Client], path: str
 ) -> None:
     store = f"sqlite:///{tmp_path / 'events.db'}"
     srv = serve(port=0, store=store, heartbeat_interval=0.2, initial_limit=0)
     port = int(srv.url.split(":")[2].split("/")[0])
-    c = connect(srv.url, **FAST)
+    c = connect(srv.url, **FAST, **PATHS[path])
     clients.append(c)
     c.wait_state("open")
     stop = threading.Event()
@@ -176,19 +214,52 @@ def test_restart_with_sqlite_store_resumes_without_loss_or_gap(
         assert got == sorted(published) == list(range(1, n_old + 51))
         assert len(c.frame.gaps) == 0
         assert c.connects >= 2
+        assert_took_path(c, path)
     finally:
         srv2.stop()
 
 
+@pytest.mark.parametrize("path", PATHS)
+def test_events_evicted_while_the_client_was_away_are_one_gap(
+    clients: list[Client], path: str
+) -> None:
+    srv = serve(port=0, retain=50)
+    try:
+        c = connect(srv.url, **FAST, **PATHS[path])
+        clients.append(c)
+        c.wait_state("open")
+        srv.publish([ev(i) for i in range(20)])
+        assert c.wait_for(20)
+        before = c.connects
+        burst = [ev(i) for i in range(200)]  # ids 21..220; the store keeps 171..220
+        tasks: list[asyncio.Future[list[dict[str, Any]]]] = []
+
+        def publish_burst() -> None:
+            # a task made in the dropping callback runs before the client's reconnect (which
+            # first sees the drop, then sleeps its backoff): the client comes back after
+            # ids 21..170 were evicted
+            tasks.append(asyncio.ensure_future(srv.publish_async(burst)))
+
+        assert force_disconnect(c, then=publish_burst)
+        wait_until(lambda: c.connects > before and c.state == "open", what="reconnect")
+        assert c.wait_for(70)
+        assert len(tasks[0].result()) == 200
+        assert ids(c) == list(range(1, 21)) + list(range(171, 221))
+        gaps = c.frame.gaps.to_dict("records")
+        assert [(g["from_id"], g["to_id"], g["reason"]) for g in gaps] == [(21, 170, "evicted")]
+        assert_took_path(c, path)
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize("path", PATHS)
 def test_200_forced_disconnects_while_10k_events_flow_lose_and_duplicate_nothing(
-    clients: list[Client],
+    clients: list[Client], path: str
 ) -> None:
     # initial_limit=0: a reconnect that did not resume would get no snapshot at all, so only
     # ?since= replay can fill what was published while the client was away
     server = serve(port=0, initial_limit=0)
-    c = connect(
-        server.url, backoff_base=0.001, backoff_cap=0.01, open_timeout=5.0, in_process=False
-    )
+    c = connect(server.url, backoff_base=0.001, backoff_cap=0.01, open_timeout=5.0, **PATHS[path])
     clients.append(c)
     c.wait_state("open")
     total, rounds = 10_000, 200
@@ -211,7 +282,9 @@ def test_200_forced_disconnects_while_10k_events_flow_lose_and_duplicate_nothing
     assert len(c.frame.gaps) == 0
     assert drops == rounds
     assert c.reconnects == rounds
-    assert c.metrics()["errors"]["closed_abnormally"] == rounds
+    dropped = "close_1013" if path == "in_process" else "closed_abnormally"
+    assert c.metrics()["errors"][dropped] == rounds
+    assert_took_path(c, path)
     server.stop()
 
 
