@@ -92,12 +92,18 @@ def ids(client: Client) -> list[int]:
 
 
 def assert_took_path(client: Client, path: str) -> None:
-    """The events came the way ``path`` says (not silently another path)."""
+    """The events came the way ``path`` says (not silently another path).  Call it after at
+    least one live batch: replays arrive as ``initial`` and ``batch`` pages on every path, only
+    live batches as ``columns``.  In-process: at least the first connection (a reconnect right
+    after a server restart may meet the new server's socket before its in-process endpoint is
+    registered, docs/design.md)."""
     local = client.metrics()["in_process"]
     df = client.traffic.df
     kinds = set(df[df["n_events"] > 0]["type"].astype(str))
     if path == "in_process":
-        assert local["connects"] == client.connects and local["messages"] > 0
+        assert local["connects"] >= 1 and local["messages"] > 0
+        if local["connects"] < client.connects:
+            return  # a reconnect met the socket (see above), whose batches are columns
     else:
         assert local["connects"] == 0
     assert ("columns" in kinds) is (path == "columns"), kinds
@@ -284,6 +290,11 @@ def test_200_forced_disconnects_while_10k_events_flow_lose_and_duplicate_nothing
     assert c.reconnects == rounds
     dropped = "close_1013" if path == "in_process" else "closed_abnormally"
     assert c.metrics()["errors"][dropped] == rounds
+    if path == "in_process":  # the server kept running: every reconnect stayed in-process
+        assert c.metrics()["in_process"]["connects"] == rounds + 1
+    # most events came back through resume replays; one live batch shows the path's format
+    server.publish([ev(total + i) for i in range(50)])
+    assert c.wait_for(total + 50, timeout=20)
     assert_took_path(c, path)
     server.stop()
 
