@@ -24,7 +24,7 @@ from wsnotebook.server import Server, serve
 
 pytestmark = pytest.mark.timeout(120)
 
-FAST = {"backoff_base": 0.005, "backoff_cap": 0.05, "open_timeout": 5.0}
+FAST: dict[str, Any] = {"backoff_base": 0.005, "backoff_cap": 0.05, "open_timeout": 5.0}
 
 #: The client's delivery paths, as ``connect()`` options.
 PATHS: dict[str, dict[str, Any]] = {
