@@ -72,6 +72,23 @@ SCROLL_JS = """async (k) => {
           longest_ms: long.length ? Math.max(...long) : 0};
 }"""
 MAIN, VBOX, REFUSED, BIG, LAST = 4, 6, 7, 8, 10  # cell indices in monitor.ipynb
+# The swim lanes' bar colours (saturated pixels right of the chart's left edge, 44 px) appear
+# nowhere left of it, in the lane labels' column: the bars are clipped to the plot area, lined
+# up with the chart, and each label sits on a plate (the old lanes drew the second holding the
+# window's start left of the edge, under the label's text).
+LANES_CLIPPED_JS = """(c) => {
+  const cv = c.querySelector('canvas.wsn-lanes');
+  if (!cv || !cv.height) return true;
+  const dpr = window.devicePixelRatio || 1, edge = Math.floor(44 * dpr);
+  const d = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data;
+  const bars = new Set(), left = new Set();
+  for (let i = 0; i < d.length; i += 4) {
+    const r = d[i], g = d[i + 1], b = d[i + 2];
+    if (d[i + 3] < 255 || Math.max(r, g, b) - Math.min(r, g, b) < 60) continue;
+    ((i / 4) % cv.width < edge ? left : bars).add((r << 16) | (g << 8) | b);
+  }
+  return bars.size > 0 && ![...left].some((x) => bars.has(x));
+}"""
 
 
 def _open(page: Any, lab: SimpleNamespace, name: str) -> None:
@@ -166,10 +183,22 @@ def test_the_monitor_in_jupyterlab(
             # the row's text: its summary, or its payload head stripped in the browser
             assert len(full) <= 200 and not full.startswith('{"session_id"'), full
             # a detail pane with the pretty-printed payload
-            cell.locator(".wsn-scroll .wsn-row").first.click()
+            # (clicked where a user would, on its id: clicking the middle of a row wider than
+            # the table would scroll the rows sideways first)
+            cell.locator(".wsn-scroll .wsn-row").first.click(position={"x": 40, "y": 10})
             _wait(page, MAIN, "r => !!r.detail && r.detail.includes('{')")
             detail = _read(page, MAIN)["detail"]
             shot(MAIN, "monitor_detail.png")
+            # rows scrolled sideways (the click may already have done so, to reach the row's
+            # middle): the header above them follows, column by column
+            cell.locator(".wsn-scroll").evaluate("s => { s.scrollLeft = 150; }")
+            page.wait_for_function(
+                "c => { const th = c.querySelector('.wsn-th-app').getBoundingClientRect();"
+                " const td = c.querySelector('.wsn-scroll .wsn-row .wsn-td-app')"
+                ".getBoundingClientRect(); return Math.abs(th.left - td.left) < 1.5; }",
+                arg=cell.element_handle(),
+            )
+            cell.locator(".wsn-scroll").evaluate("s => { s.scrollLeft = 0; }")
             cell.locator(".wsn-detail-close").click()
 
             # 4. a type picker (searchable list) narrows the table
@@ -206,6 +235,9 @@ def test_the_monitor_in_jupyterlab(
             )
             ranged = _read(page, MAIN)
             shot(MAIN, "monitor_time_range.png")
+            # zoomed in, the swim lanes' bars stay inside the chart's plot area and their labels
+            # readable (LANES_CLIPPED_JS)
+            page.wait_for_function(LANES_CLIPPED_JS, arg=cell.element_handle())
             canvas.dblclick()  # reset zoom and range
 
             # 6. human in the loop: Yes on the agent's question reaches the agent

@@ -348,6 +348,9 @@ class View {
       if (row && this.store.valid(row._i)) { const t = this.store.text(row._i); if (td.title !== t) td.title = t; }
     });
     this.scroll.addEventListener("scroll", () => {
+      // the header is outside the scroller (it stays on top): it follows a horizontal scroll
+      const x = this.scroll.scrollLeft;
+      if (this.headEl.scrollLeft !== x) this.headEl.scrollLeft = x;
       this.follow = this.sort.key === "idx" && this.sort.dir < 0 && this.scroll.scrollTop < ROW_H / 2;
       if (this.follow) this.pendingAbove = 0;
       this.dirty = true;
@@ -423,6 +426,9 @@ class View {
       };
       this.headEl.appendChild(th);
     }
+    // room for the body's vertical scrollbar: the header can scroll as far right as the rows
+    this.headEl.appendChild(h("div", "wsn-th-pad"));
+    this.headEl.scrollLeft = this.scroll.scrollLeft;
   }
   relayout() { for (const r of this.rowEls) r._key = null; this.dirty = true; }
   sortBy(key) {
@@ -542,7 +548,8 @@ class View {
         const css = getComputedStyle(this.root);
         Object.assign(g, { at: now, W: this.canvas.clientWidth || 800, LW: this.lanesCanvas.clientWidth || 800,
           fg: css.getPropertyValue("--jp-ui-font-color1").trim() || "#222",
-          grid: css.getPropertyValue("--jp-border-color2").trim() || "#ddd" });
+          grid: css.getPropertyValue("--jp-border-color2").trim() || "#ddd",
+          bg: css.getPropertyValue("--jp-layout-color0").trim() || "#fff" });
       }
       this.geo = g;
     }
@@ -800,7 +807,7 @@ class View {
   }
   renderChart() {
     const st = this.store, c = this.canvas, dpr = window.devicePixelRatio || 1;
-    const { W, fg, grid } = this.geo, H = 150; // read at the start of the frame
+    const { W, fg, grid, bg } = this.geo, H = 150; // read at the start of the frame
     if (c.width !== W * dpr) { c.width = W * dpr; c.height = H * dpr; }
     const g = c.getContext("2d"); g.setTransform(dpr, 0, 0, dpr, 0, 0); g.clearRect(0, 0, W, H);
     const [t0, t1] = this.xRange(), L = 44, R = W - 6, T = 6, B = H - 18;
@@ -825,7 +832,14 @@ class View {
     for (let k = 0; k <= div; k++) { const v = (top * k) / div, y = Y(v); g.beginPath(); g.moveTo(L, y); g.lineTo(R, y); g.stroke(); g.fillText(si(v), 2, y + 3); }
     const span = (t1 - t0) / 1000, steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
     const step = steps.find((s) => span / s <= 8) || 7200;
-    for (let s = Math.ceil(t0 / 1000 / step) * step; s * 1000 <= t1; s += step) { const x = X(s * 1000); g.fillText(clock(s * 1000), x - 20, H - 4); }
+    // time labels centred on their tick, kept inside the canvas (the last one was cut at the
+    // right edge), and one that would touch the previous label is left out
+    let prevEnd = -Infinity;
+    for (let s = Math.ceil(t0 / 1000 / step) * step; s * 1000 <= t1; s += step) {
+      const text = clock(s * 1000), w = g.measureText(text).width;
+      const x = Math.min(Math.max(X(s * 1000) - w / 2, 0), W - w - 1);
+      if (x > prevEnd + 4) { g.fillText(text, x, H - 4); prevEnd = x + w; }
+    }
     if (this.range) { g.fillStyle = "rgba(25,118,210,.15)"; g.fillRect(X(this.range[0]), T, X(this.range[1]) - X(this.range[0]), B - T); }
     if (this.brush) { g.fillStyle = "rgba(25,118,210,.3)"; g.fillRect(X(this.brush[0]), T, X(this.brush[1]) - X(this.brush[0]), B - T); }
     const line = (pts, color, width, fill) => {
@@ -852,9 +866,9 @@ class View {
       this.legendKey = key; this.legend.textContent = "";
       for (const [name, color] of entries) { const sp = h("span", "", name); sp.style.setProperty("--c", color); this.legend.appendChild(sp); }
     }
-    this.renderLanes(t0, t1, L, R, fg, grid);
+    this.renderLanes(t0, t1, L, R, fg, grid, bg);
   }
-  renderLanes(t0, t1, L, R, fg, grid) {
+  renderLanes(t0, t1, L, R, fg, grid, bg) {
     const st = this.store, c = this.lanesCanvas, dpr = window.devicePixelRatio || 1;
     const s0 = Math.floor(t0 / 1000), s1 = Math.ceil(t1 / 1000);
     const lanes = [];
@@ -874,16 +888,29 @@ class View {
     const g = c.getContext("2d"); g.setTransform(dpr, 0, 0, dpr, 0, 0); g.clearRect(0, 0, W, H);
     const X = (ms) => L + ((ms - t0) / (t1 - t0)) * (R - L), bw = Math.max(1.5, X(1000) - X(0) - 0.5);
     g.font = "9px sans-serif";
-    shown.forEach(([lane, m], k) => {
+    // the bars stay inside the chart's plot area (the second holding t0 starts left of it), so
+    // the lanes line up with the chart above; each label sits on a plate of the background,
+    // readable over the bars it may cover (a label is wider than the chart's left margin)
+    g.save(); g.beginPath(); g.rect(L, 0, R - L, H); g.clip();
+    shown.forEach(([, m], k) => {
       const y = 2 + k * LH;
       g.fillStyle = grid; g.fillRect(L, y + LH - 2, R - L, 1);
       const draw = (s, ty) => { g.fillStyle = colorOf(st.name("type", ty)); g.fillRect(X(s * 1000), y + 2, bw, LH - 5); };
       if (m.size <= s1 - s0) { for (const [s, ty] of m) if (s >= s0 && s <= s1) draw(s, ty); }
       else for (let s = s0; s <= s1; s++) { const ty = m.get(s); if (ty !== undefined) draw(s, ty); }
-      const app = st.name("app", lane.app), ses = st.name("session", lane.session);
-      g.fillStyle = fg; g.fillText(`${app.slice(0, 9)}:${ses.slice(0, 6)}`, 0, y + LH - 4);
     });
-    if (lanes.length > shown.length) { g.fillStyle = fg; g.fillText(`+${lanes.length - shown.length} agents`, R - 60, H - 2); }
+    g.restore();
+    // a name cut only when that saves something ("session-19" whole, a UUID's first 6 + …)
+    const short = (name, n) => (name.length <= n + 4 ? name : name.slice(0, n) + "…");
+    const label = (text, x, y) => {
+      g.globalAlpha = 0.85; g.fillStyle = bg; g.fillRect(x - 1, y - LH + 5, g.measureText(text).width + 3, LH - 2);
+      g.globalAlpha = 1; g.fillStyle = fg; g.fillText(text, x, y);
+    };
+    shown.forEach(([lane], k) => {
+      const app = st.name("app", lane.app), ses = st.name("session", lane.session);
+      label(`${short(app, 9)}:${short(ses, 6)}`, 1, 2 + k * LH + LH - 4);
+    });
+    if (lanes.length > shown.length) label(`+${lanes.length - shown.length} agents`, R - 60, H - 2);
   }
   // ---------------------------------------------------------------- saved-notebook snapshot
   saveSnapshot() {
