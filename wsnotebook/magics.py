@@ -369,12 +369,13 @@ def stop_everything() -> int:
     n = 0
     # The subpackages' public interfaces (their ``__init__``), looked up by name so that a
     # process that never imported, say, the widgets does not import them here.
+    # Monitors last: their final rows then include everything the stopped sources delivered.
     for module, names in (
-        ("wsnotebook.widget", ("running_monitors", "stop_all")),
         ("wsnotebook.demo", ("active_producers", "stop_all")),
         ("wsnotebook.recording", ("running", "stop_all")),
         ("wsnotebook.client", ("running_clients", "close_all")),
         ("wsnotebook.server", ("running_servers", "stop_all")),
+        ("wsnotebook.widget", ("running_monitors", "stop_all")),
     ):
         mod = sys.modules.get(module)
         if mod is None:

@@ -48,6 +48,11 @@ READ_JS = """(k) => {
                                   cells: Array.from(r.children, c => c.textContent)})),
           empty: mon.querySelector('.wsn-empty').textContent,
           range: mon.querySelector('.wsn-range').textContent,
+          top: sc.scrollTop,
+          searchBad: mon.querySelector('.wsn-search').classList.contains('wsn-bad'),
+          notice: mon.querySelector('.wsn-notice').textContent,
+          stoppedButtons: mon.querySelector('.wsn-pause').disabled
+                          && mon.querySelector('.wsn-clear').disabled,
           detail: (mon.querySelector('.wsn-detail .wsn-payload') || {}).textContent || null};
 }"""
 # Scroll a monitor's table through its rows for ~2 s, counting frames and long tasks.
@@ -201,6 +206,14 @@ def test_the_monitor_in_jupyterlab(
             cell.locator(".wsn-scroll").evaluate("s => { s.scrollLeft = 0; }")
             cell.locator(".wsn-detail-close").click()
 
+            # a regex that does not compile: the box is marked, the message shown once, and the
+            # table keeps what it showed (not every row, as if everything matched)
+            cell.locator(".wsn-search").fill("re:(")
+            _wait(page, MAIN, "r => r.searchBad && r.notice.startsWith('bad regex')"
+                  " && r.rows.length > 0 && !r.status.includes('bad regex')")  # fmt: skip
+            cell.locator(".wsn-search").fill("")
+            _wait(page, MAIN, "r => !r.searchBad && r.notice === ''")
+
             # 4. a type picker (searchable list) narrows the table
             types = [x["cells"][4] for x in _read(page, MAIN)["rows"]]
             chosen = max(set(types), key=types.count)
@@ -238,7 +251,13 @@ def test_the_monitor_in_jupyterlab(
             # zoomed in, the swim lanes' bars stay inside the chart's plot area and their labels
             # readable (LANES_CLIPPED_JS)
             page.wait_for_function(LANES_CLIPPED_JS, arg=cell.element_handle())
-            canvas.dblclick()  # reset zoom and range
+            # scrolled down inside the range, then "clear range": the label goes, and the
+            # table shows the newest rows again, following (not the old pixel offset)
+            cell.locator(".wsn-scroll").evaluate("s => { s.scrollTop = 60; }")
+            _wait(page, MAIN, "r => r.top === 60")
+            cell.locator(".wsn-range-clear").click()
+            _wait(page, MAIN, "r => r.range === '' && r.top === 0 && r.rows.length > 0")
+            canvas.dblclick()  # the zoom reset by double-click, too
 
             # 6. human in the loop: Yes on the agent's question reaches the agent
             question = cell.locator(".wsn-questions .wsn-question", has_text="May I deploy")
@@ -279,12 +298,20 @@ def test_the_monitor_in_jupyterlab(
             page.keyboard.press("Shift+Enter")
             _wait(page, MAIN, "r => r.state === 'stopped'")
             _wait(page, REFUSED, "r => r.state === 'stopped'")
+            # the stopped view holds every row its status counts, and says pause and clear do
+            # nothing now (the status is spans: "window1,234 rows" as text)
+            held = "r => r.status.includes('window' + r.events.toLocaleString() + ' rows')"
+            _wait(page, MAIN, f"r => r.stoppedButtons && ({held})(r)")
             stopped = _read(page, MAIN)
             shot(MAIN, "monitor_stopped.png")
         except Exception:
             page.screenshot(path=str(artifacts_dir / "monitor_FAILED.png"))
             print("jupyter log tail:\n", lab.log.read_text()[-3000:])
             print("browser console errors:", console_errors[-20:])
+            try:  # what the main monitor showed when the step failed
+                print("main monitor:", {k: v for k, v in _read(page, MAIN).items() if k != "rows"})
+            except Exception as exc:
+                print("main monitor: not readable:", exc)
             raise
         finally:
             browser.close()

@@ -21,6 +21,7 @@ from ..errors import WsnError
 __all__ = ["ExportError", "detail", "export", "selection"]
 
 _FORMATS = {"csv": ".csv", "parquet": ".parquet"}
+_BUTTONS = {"csv": "CSV", "parquet": "Parquet"}  # the widget's export buttons
 
 
 class ExportError(WsnError):
@@ -100,7 +101,9 @@ def selection(frame: Any, request: dict[str, Any]) -> Any:
 
 def export(frame: Any, request: dict[str, Any]) -> str:
     """Write the current filter's rows to ``request["path"]`` as ``request["format"]``
-    (``csv`` or ``parquet``); the message for the widget.  Raises :class:`ExportError`."""
+    (``csv`` or ``parquet``); the message for the widget.  A path without an extension gets
+    the format's, one with the other format's is refused; the message names the absolute path
+    and says when a file was replaced.  Raises :class:`ExportError`."""
     fmt = str(request.get("format") or "csv")
     if fmt not in _FORMATS:
         raise ExportError(f"export: format must be csv or parquet, got {fmt!r}")
@@ -108,8 +111,22 @@ def export(frame: Any, request: dict[str, Any]) -> str:
     if re.search(r"[\x00]", raw):
         raise ExportError("export: the path holds a NUL character")
     path = Path(raw).expanduser()
+    # a path without an extension gets the format's; one with the other format's is refused
+    # (CSV text in a file named .parquet reads as a corrupt Parquet file later)
+    suffix = path.suffix.lower()
+    if not suffix:
+        path = path.with_name(path.name + _FORMATS[fmt])
+    else:
+        for other, ext in _FORMATS.items():
+            if other != fmt and suffix == ext:
+                raise ExportError(
+                    f"export: {path.name} ends in {ext}: use the {_BUTTONS[other]} button,"
+                    f" or a path ending in {_FORMATS[fmt]}"
+                )
+    path = path.absolute()  # the message says where the file is, whatever the kernel's cwd
     if not path.parent.is_dir():
         raise ExportError(f"export: no such directory: {path.parent}")
+    replaced = path.exists()
     try:
         df = selection(frame, request)
     except Exception as exc:
@@ -130,4 +147,4 @@ def export(frame: Any, request: dict[str, Any]) -> str:
         raise ExportError(f"export: {exc}") from None
     except OSError as exc:
         raise ExportError(f"export: cannot write {path}: {exc.strerror or exc}") from None
-    return f"wrote {len(out):,} rows to {path}"
+    return f"wrote {len(out):,} rows to {path}" + (" (replaced the file there)" if replaced else "")

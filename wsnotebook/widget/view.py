@@ -80,6 +80,10 @@ class Monitor(anywidget.AnyWidget):
     questions: t.List[Any] = t.List().tag(sync=True)
     question_note = t.Unicode("").tag(sync=True)
     notice = t.Unicode("").tag(sync=True)
+    #: ``notice`` reports a success (an export written), not a problem
+    notice_ok = t.Bool(False).tag(sync=True)
+    #: the search box's text does not compile as a regex (the search in use is unchanged)
+    search_error = t.Unicode("").tag(sync=True)
     search = t.Unicode("").tag(sync=True)
     paused = t.Bool(False).tag(sync=True)
     window = t.Unicode("1m").tag(sync=True)
@@ -199,12 +203,15 @@ class Monitor(anywidget.AnyWidget):
             return
         request = dict(request)
         request["pattern"] = self.model.pattern
+        ok, text = False, ""
         try:
-            self.notice = actions.export(self.frame, request)
+            text, ok = actions.export(self.frame, request), True
         except actions.ExportError as exc:
-            self.notice = str(exc)
+            text = str(exc)
         except Exception as exc:
-            self.notice = f"export failed: {exc}"
+            text = f"export failed: {exc}"
+        self.notice_ok = ok  # before the text: the browser draws both on the text's change
+        self.notice = text
 
     def _question_done(self, text: str) -> None:
         self.question_note = text
@@ -212,6 +219,8 @@ class Monitor(anywidget.AnyWidget):
     def _on_search(self, change: Any) -> None:
         with self._lock:
             error = self.model.set_search(str(change["new"] or ""))
+        self.search_error = error or ""
+        self.notice_ok = False
         self.notice = error or ""
 
     def _on_pause(self, change: Any) -> None:
@@ -284,7 +293,10 @@ class Monitor(anywidget.AnyWidget):
         client."""
         self._stop.set()
         with self._lock:
+            ticking = self._future is not None
             self._halt_tick()
+            if ticking:
+                self._send_rest()
             client, self._owned_client = self._owned_client, None
         if client is not None:
             try:
@@ -296,6 +308,16 @@ class Monitor(anywidget.AnyWidget):
         except Exception:
             log.debug("monitor: final status failed", exc_info=True)
         unregister(self)
+
+    def _send_rest(self) -> None:
+        """The rows added since the last tick, sent once more at stop (call with the lock held):
+        the stopped view then holds every row its final status counts.  A failure (a kernel
+        shutting down) is logged at debug level, not counted as a tick error."""
+        try:
+            for header, buffers in self.model.messages():
+                self._push(header, buffers)
+        except Exception:
+            log.debug("monitor: the last rows were not sent at stop", exc_info=True)
 
     def close(self) -> None:
         """Stop, then close the widget (its views disappear)."""

@@ -223,7 +223,9 @@ class MonitorModel:
     # ----------------------------------------------------------------- search
     def set_search(self, box: str) -> str | None:
         """Use the search box's text from the next tick; a regex that does not compile is
-        left out and its message returned (shown in the widget, never raised)."""
+        left out and its message returned (shown in the widget, never raised): the search in
+        use stays as it was (a regex is often incomplete while it is typed, and showing every
+        row would read as "everything matched")."""
         pattern = search_regex(box or "")
         self.search_error = None
         if pattern is not None:
@@ -231,7 +233,7 @@ class MonitorModel:
                 re.compile(pattern)
             except re.error as exc:
                 self.search_error = f"bad regex: {exc}"
-                pattern = None
+                return self.search_error
         if pattern != self._pattern:
             self._pattern = pattern
             self._search_dirty = True
@@ -401,7 +403,7 @@ class MonitorModel:
         status["gaps"] = int(getattr(frame, "gaps_total", 0) or 0) if frame is not None else 0
         status["errors"] = errors + _count(cm.get("errors")) + _count(sm.get("errors"))
         status["paused"] = self.paused
-        notes = [self.search_error] if self.search_error else []
+        notes = []  # a bad regex is said once, at the search box (the monitor's notice)
         budget = budget or {}
         if (
             budget.get("throttle_pauses")

@@ -32,6 +32,19 @@ def test_tick_on_background_loop_sends_rows_and_stops_on_stop(wire: list) -> Non
     assert mon.status["state"] == "stopped"
 
 
+def test_stop_sends_the_rows_added_since_the_last_tick(wire: list) -> None:
+    # a stopped view must hold every row its final status counts (it showed ~50 fewer)
+    frame = EventFrame()
+    mon = W.monitor(frame, refresh_hz=0.2)  # a tick every 5 s: the stop comes between two
+    frame.extend(make_events(3))
+    mon.refresh()
+    assert sent_ids(wire)[-1:] == [3]
+    frame.extend(make_events(2, start=4))
+    mon.stop()
+    assert sent_ids(wire)[-2:] == [4, 5] and len(set(sent_ids(wire))) == 5
+    assert mon.status["state"] == "stopped" and mon.status["events"] == 5
+
+
 def test_monitoring_the_same_target_again_replaces_the_previous_one(wire: list) -> None:
     frame = EventFrame()
     first = W.monitor(frame, refresh_hz=20)

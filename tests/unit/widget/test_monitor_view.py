@@ -5,6 +5,7 @@ the widget, never an exception in the cell."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -115,10 +116,14 @@ def test_search_is_literal_unless_re_and_a_bad_regex_is_a_message(
         18,
         19,
     }
+    sent = len(customs(wire, "match"))
     mon.search = "re:("
     assert mon.notice.startswith("bad regex")  # shown, not raised
+    assert mon.search_error == mon.notice  # the box is marked
     mon.refresh()
-    assert customs(wire, "match")[-1]["searching"] is False
+    # the search in use stays (a regex being typed is often incomplete): no new match set
+    assert len(customs(wire, "match")) == sent and mon.model.pattern == re.escape('"n":1')
+    assert "bad regex" not in str(mon.status.get("note"))  # said once, not also in the status
     mon.search = 're:"n":2\\d'
     mon.refresh()
     assert set(customs(wire, "match")[-1]["columns"]["match"]) == set(range(20, 30))
@@ -182,6 +187,16 @@ def test_export_writes_the_current_filter_or_says_why_not(
     assert mon.notice.startswith("export: no such directory")
     mon._export({"format": "xlsx", "path": "x"})
     assert "csv or parquet" in mon.notice
+    assert not mon.notice_ok  # drawn as a problem, a written file as a success
+    # the CSV button with a .parquet path: refused (CSV text under a Parquet name)
+    mon._export({"format": "csv", "path": str(tmp_path / "y.parquet")})
+    assert "ends in .parquet" in mon.notice and not (tmp_path / "y.parquet").exists()
+    # no extension: the format's is added; the message names the absolute path, and says
+    # when a file was replaced
+    mon._export({"format": "csv", "path": str(tmp_path / "plain")})
+    assert mon.notice_ok and mon.notice.endswith(f"to {tmp_path / 'plain.csv'}")
+    mon._export({"format": "csv", "path": str(tmp_path / "plain.csv")})
+    assert mon.notice.endswith("(replaced the file there)")
 
 
 def test_status_counts_and_the_cpu_budget_note(

@@ -231,7 +231,8 @@ class Picker {
       const st = this.view.store, dict = st.dicts[this.col], counts = st.counts[this.col];
       const needle = q.value.toLowerCase();
       const items = dict.map((v, k) => [v, counts[k] || 0]).filter(([v]) => !needle || v.toLowerCase().includes(needle));
-      items.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+      const on = (v) => (this.selected.has(v) ? 0 : 1); // chosen values first: never hidden past the 300 shown
+      items.sort((a, b) => on(a[0]) - on(b[0]) || b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
       for (const [v, c] of items.slice(0, 300)) {
         const lab = h("label"); const cb = h("input"); cb.type = "checkbox"; cb.checked = this.selected.has(v);
         cb.onchange = () => { cb.checked ? this.selected.add(v) : this.selected.delete(v); this.changed(); };
@@ -246,7 +247,7 @@ class Picker {
     this.el.appendChild(pop); q.focus();
   }
   close() { if (this.pop) { this.pop.remove(); this.pop = null; } }
-  changed() { this.update(); this.view.refilter(); }
+  changed() { this.update(); this.view.filterChanged(); }
 }
 
 // ------------------------------------------------------------------ one view
@@ -281,6 +282,7 @@ class View {
     cancelAnimationFrame(this.raf); clearInterval(this.snapTimer); clearTimeout(this.secTimer); clearTimeout(this.statusTimer);
     clearTimeout(this.fillTimer);
     document.removeEventListener("click", this.docClick);
+    document.removeEventListener("keydown", this.keyDown);
   }
   // ---------------------------------------------------------------- DOM
   build() {
@@ -319,7 +321,7 @@ class View {
     this.splitBtn.onclick = () => { m.set("split_by_type", !m.get("split_by_type")); m.save_changes(); this.chartDirty = true; this.syncButtons(); };
     this.rangeEl = h("span", "wsn-range");
     this.rangeClear = h("button", "wsn-range-clear", "clear range"); this.rangeClear.style.display = "none";
-    this.rangeClear.onclick = () => { this.range = null; this.zoom = null; this.refilter(); this.chartDirty = true; };
+    this.rangeClear.onclick = () => { this.zoom = null; this.setRange(null); };
     cbar.append(this.splitBtn, h("span", "wsn-sep"), this.rangeEl, this.rangeClear,
       h("span", "wsn-hint", "drag: select a time range · wheel: zoom · shift+drag: pan · double-click: reset"));
     root.appendChild(cbar);
@@ -337,7 +339,7 @@ class View {
     this.spacer = h("div", "wsn-spacer"); this.scroll.appendChild(this.spacer);
     this.emptyEl = h("div", "wsn-empty"); table.appendChild(this.emptyEl);
     this.newestBtn = h("button", "wsn-newest", ""); this.newestBtn.style.display = "none";
-    this.newestBtn.onclick = () => { this.scroll.scrollTop = 0; this.follow = true; this.pendingAbove = 0; this.dirty = true; };
+    this.newestBtn.onclick = () => this.toNewest();
     table.appendChild(this.newestBtn);
     this.detailEl = h("div", "wsn-detail"); this.detailEl.style.display = "none"; main.appendChild(this.detailEl);
     this.snapEl = h("div", "wsn-snapshot"); this.snapEl.style.display = "none"; root.appendChild(this.snapEl);
@@ -357,9 +359,12 @@ class View {
     }, { passive: true });
     this.docClick = () => { this.closePickers(); this.closeMenu(); };
     document.addEventListener("click", this.docClick);
+    this.keyDown = (e) => { if (e.key === "Escape") this.docClick(); };
+    document.addEventListener("keydown", this.keyDown);
     this.header();
-    for (const [name, fn] of [["status", () => this.statusChanged()], ["questions", () => this.renderQuestions()],
+    for (const [name, fn] of [["status", () => { this.statusChanged(); this.syncButtons(); }], ["questions", () => this.renderQuestions()],
       ["question_note", () => this.renderQuestions()], ["notice", () => this.renderNotice()],
+      ["search_error", () => this.renderNotice()], ["notice_ok", () => this.renderNotice()],
       ["paused", () => this.syncButtons()], ["snapshot", () => this.renderSnapshot()]]) {
       m.on(`change:${name}`, fn);
     }
@@ -393,6 +398,11 @@ class View {
     this.splitBtn.classList.toggle("wsn-on", !!m.get("split_by_type"));
     this.pauseBtn.textContent = m.get("paused") ? "resume" : "pause";
     this.pauseBtn.classList.toggle("wsn-on", !!m.get("paused"));
+    // a stopped monitor has no tick: pause and clear would do nothing, so they say so
+    const stopped = (m.get("status") || {}).state === "stopped";
+    for (const b of [this.pauseBtn, this.clearBtn]) {
+      b.disabled = stopped; b.title = stopped ? "the monitor is stopped: run wsnotebook.monitor(...) again" : "";
+    }
   }
   setWidths() {
     const t = this.tableEl;
@@ -420,7 +430,7 @@ class View {
       grip.onmousedown = (e) => {
         e.preventDefault(); e.stopPropagation();
         const x0 = e.clientX, w0 = c.width;
-        const move = (ev) => { c.width = Math.max(40, w0 + ev.clientX - x0); this.setWidths(); };
+        const move = (ev) => { c.width = Math.max(40, w0 + ev.clientX - x0); this.setWidths(); this.relayout(); };
         const up = () => { document.removeEventListener("mousemove", move); document.removeEventListener("mouseup", up); };
         document.addEventListener("mousemove", move); document.addEventListener("mouseup", up);
       };
@@ -463,6 +473,13 @@ class View {
       return true;
     };
   }
+  // The user changed what the table holds (a picker, the time range, the search): the old
+  // scroll offset would point at unrelated rows, so show the newest rows of the new set.
+  filterChanged() { this.refilter(); this.toNewest(); }
+  toNewest() {
+    this.scroll.scrollTop = 0; this.pendingAbove = 0; this.dirty = true;
+    this.follow = this.sort.key === "idx" && this.sort.dir < 0;
+  }
   refilter() {
     const st = this.store, ok = this.predicate(), out = new Float64Array(st.hi - st.lo);
     let n = 0;
@@ -488,7 +505,8 @@ class View {
   storeEvent(ev) {
     if (ev.kind === "detail") return this.renderDetail(ev.detail);
     if (ev.kind === "reset") this.relayout(); // the same row index may now be another row
-    if (ev.kind === "reset" || ev.kind === "match" || ev.kind === "older") { this.refilter(); this.chartDirty = true; return; }
+    if (ev.kind === "match") { this.filterChanged(); this.chartDirty = true; return; } // a new search
+    if (ev.kind === "reset" || ev.kind === "older") { this.refilter(); this.chartDirty = true; return; }
     const st = this.store, ok = this.predicate();
     const add = ok ? ev.added.filter(ok) : ev.added;
     const lo = st.lo;
@@ -660,6 +678,7 @@ class View {
     if (!st.valid(i)) return;
     const id = st.id[st.slot(i)];
     this.selected = id; this.dirty = true;
+    this.follow = false; // the clicked row stays in place while new rows arrive ("follow newest" resumes)
     this.detailEl.style.display = ""; this.detailEl.textContent = "";
     this.detailEl.appendChild(h("h4", "", `event ${id} — loading…`));
     this.model.send({ kind: "detail", id });
@@ -675,12 +694,19 @@ class View {
     const t = h("table");
     for (const [k, v] of Object.entries(d.fields || {})) {
       if (v === null || v === "" ) continue;
-      const tr = h("tr"); tr.append(h("td", "wsn-k", k), h("td", "", typeof v === "object" ? JSON.stringify(v) : String(v)));
+      const text = typeof v === "object" ? JSON.stringify(v)
+        : typeof v === "number" && !Number.isInteger(v) ? String(+v.toFixed(3)) : String(v);
+      const tr = h("tr"); tr.append(h("td", "wsn-k", k), h("td", "", text));
       t.appendChild(tr);
     }
     el.appendChild(t);
     const copy = h("button", "wsn-copy", "copy payload");
-    copy.onclick = () => navigator.clipboard && navigator.clipboard.writeText(d.payload || "");
+    copy.onclick = () => {
+      if (!navigator.clipboard) { copy.textContent = "copy: not allowed here"; return; }
+      navigator.clipboard.writeText(d.payload || "").then(
+        () => { copy.textContent = "copied ✓"; setTimeout(() => { copy.textContent = "copy payload"; }, 1500); },
+        () => { copy.textContent = "copy: not allowed here"; });
+    };
     el.append(h("b", "", "payload "), copy, h("pre", "wsn-payload", d.payload || ""));
     if (d.chat && d.chat.length) {
       el.appendChild(h("b", "", `chat (${d.chat.length})`));
@@ -730,7 +756,13 @@ class View {
     el.dataset.state = s.state || "";
     el.dataset.events = String(s.events || 0);
   }
-  renderNotice() { this.noticeEl.textContent = this.model.get("notice") || ""; }
+  renderNotice() {
+    this.noticeEl.textContent = this.model.get("notice") || "";
+    this.noticeEl.classList.toggle("wsn-ok", !!this.model.get("notice_ok"));
+    const bad = this.model.get("search_error") || "";
+    this.search.classList.toggle("wsn-bad", !!bad);
+    this.search.title = bad; // the search in use is still the last one that compiled
+  }
   renderQuestions() {
     const qs = this.model.get("questions") || [], note = this.model.get("question_note") || "", el = this.questionsEl;
     el.textContent = "";
@@ -803,7 +835,7 @@ class View {
     this.range = r; if (r) { this.zoom = [r[0], r[1]]; }
     this.rangeEl.textContent = r ? `time ${clock(r[0], true)} – ${clock(r[1], true)}` : "";
     this.rangeClear.style.display = r ? "" : "none";
-    this.syncButtons(); this.refilter(); this.chartDirty = true;
+    this.syncButtons(); this.filterChanged(); this.chartDirty = true;
   }
   renderChart() {
     const st = this.store, c = this.canvas, dpr = window.devicePixelRatio || 1;
@@ -870,7 +902,9 @@ class View {
   }
   renderLanes(t0, t1, L, R, fg, grid, bg) {
     const st = this.store, c = this.lanesCanvas, dpr = window.devicePixelRatio || 1;
-    const s0 = Math.floor(t0 / 1000), s1 = Math.ceil(t1 / 1000);
+    // the seconds with some part in [t0, t1): a lane active only in the second that starts at
+    // t1 would be listed with its bar clipped away
+    const s0 = Math.floor(t0 / 1000), s1 = Math.ceil(t1 / 1000) - 1;
     const lanes = [];
     for (const lane of st.lanes.values()) {
       const m = lane.m;
@@ -880,7 +914,9 @@ class View {
       if (last > -Infinity) lanes.push([lane, m, last]);
     }
     lanes.sort((a, b) => b[2] - a[2]);
-    const shown = lanes.slice(0, 12), LH = 13, H = shown.length ? shown.length * LH + 4 : 0;
+    const shown = lanes.slice(0, 12), LH = 13, more = lanes.length - shown.length;
+    // "+N agents" gets a line of its own under the lanes (drawn over the last lane, it hid its newest bars)
+    const H = shown.length ? (shown.length + (more > 0 ? 1 : 0)) * LH + 4 : 0;
     const W = this.geo.LW, heightPx = H + "px";
     if (c.style.height !== heightPx) c.style.height = heightPx;
     if (c.width !== W * dpr || c.height !== H * dpr) { c.width = W * dpr; c.height = H * dpr; }
@@ -910,7 +946,7 @@ class View {
       const app = st.name("app", lane.app), ses = st.name("session", lane.session);
       label(`${short(app, 9)}:${short(ses, 6)}`, 1, 2 + k * LH + LH - 4);
     });
-    if (lanes.length > shown.length) label(`+${lanes.length - shown.length} agents`, R - 60, H - 2);
+    if (more > 0) label(`+${more} agents`, R - g.measureText(`+${more} agents`).width - 2, H - 4);
   }
   // ---------------------------------------------------------------- saved-notebook snapshot
   saveSnapshot() {
