@@ -184,6 +184,11 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
+#: Seconds the status bar keeps the CPU budget's note after its counters last moved (a note
+#: shown for good after one throttle at start-up read as a standing problem).
+BUDGET_NOTE_S = 30.0
+
+
 class MonitorModel:
     """What one monitor sends to the browser, tick by tick (see the module docstring)."""
 
@@ -202,6 +207,9 @@ class MonitorModel:
         self._cm: dict[str, Any] = {}
         self._sm: dict[str, Any] = {}
         self._last_total: int | None = None
+        # the CPU budget's counters when last seen, and when they last moved (see status)
+        self._budget_seen: tuple[Any, ...] | None = None
+        self._budget_moved_at = -math.inf
         self.request_reset()
 
     def use_client(self, client: Any) -> None:
@@ -405,12 +413,18 @@ class MonitorModel:
         status["paused"] = self.paused
         notes = []  # a bad regex is said once, at the search box (the monitor's notice)
         budget = budget or {}
-        if (
-            budget.get("throttle_pauses")
-            or budget.get("producer_waits")
-            or budget.get("coalesced_ticks")
-        ):
-            # The CPU budget deferred background work to keep the kernel responsive: say so.
+        counters = tuple(
+            budget.get(k) or 0 for k in ("throttle_pauses", "producer_waits", "coalesced_ticks")
+        )
+        seen = self._budget_seen
+        # counters already non-zero when first seen moved before this monitor: not news; a
+        # counter that went down was reset (set_cpu_budget): not news either
+        if seen is not None and any(a > b for a, b in zip(counters, seen)):
+            self._budget_moved_at = now
+        self._budget_seen = counters
+        if now - self._budget_moved_at < BUDGET_NOTE_S:
+            # The CPU budget deferred background work to keep the kernel responsive: say so
+            # while it does (the totals stay in wsnotebook.budget_stats()).
             notes.append(
                 f"CPU budget {budget.get('cpu_budget', 0):g} core: "
                 f"throttled {budget.get('throttled_s', 0):.1f} s, "

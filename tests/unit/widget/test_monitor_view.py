@@ -213,8 +213,12 @@ def test_status_counts_and_the_cpu_budget_note(
     assert mon.status["state"] == "frame" and mon.status["events"] == 3
     assert mon.status["gaps"] == 1 and "note" not in mon.status
     stats.update(throttle_pauses=3, throttled_s=1.25)
+    clock.now += 1.0
     mon.refresh()
     assert mon.status["note"].startswith("CPU budget 0.5 core: throttled 1.2 s")
+    clock.now += W.viewmodel.BUDGET_NOTE_S  # no throttling since: the note goes
+    mon.refresh()
+    assert "note" not in mon.status
     mon.stop()
     assert mon.status["state"] == "stopped"
     assert state_updates(wire, "status")[-1]["state"] == "stopped"
