@@ -194,16 +194,26 @@ def test_the_monitor_in_jupyterlab(
             _wait(page, MAIN, "r => !!r.detail && r.detail.includes('{')")
             detail = _read(page, MAIN)["detail"]
             shot(MAIN, "monitor_detail.png")
-            # rows scrolled sideways (the click may already have done so, to reach the row's
-            # middle): the header above them follows, column by column
+            # rows scrolled sideways (the detail pane leaves the table narrower than its
+            # columns): the header above them follows, column by column
             cell.locator(".wsn-scroll").evaluate("s => { s.scrollLeft = 150; }")
             page.wait_for_function(
-                "c => { const th = c.querySelector('.wsn-th-app').getBoundingClientRect();"
+                "c => { if (!c.querySelector('.wsn-scroll').scrollLeft) return false;"
+                " const th = c.querySelector('.wsn-th-app').getBoundingClientRect();"
                 " const td = c.querySelector('.wsn-scroll .wsn-row .wsn-td-app')"
                 ".getBoundingClientRect(); return Math.abs(th.left - td.left) < 1.5; }",
                 arg=cell.element_handle(),
             )
             cell.locator(".wsn-scroll").evaluate("s => { s.scrollLeft = 0; }")
+            # a narrow window: the detail pane goes under the table, which keeps its width
+            page.set_viewport_size({"width": 820, "height": 1100})
+            page.wait_for_function(
+                "c => { const t = c.querySelector('.wsn-table').getBoundingClientRect();"
+                " const d = c.querySelector('.wsn-detail').getBoundingClientRect();"
+                " return t.width >= 300 && d.top >= t.bottom - 1; }",
+                arg=cell.element_handle(),
+            )
+            page.set_viewport_size({"width": 1500, "height": 1100})
             cell.locator(".wsn-detail-close").click()
 
             # a regex that does not compile: the box is marked, the message shown once, and the

@@ -283,6 +283,7 @@ class View {
     clearTimeout(this.fillTimer);
     document.removeEventListener("click", this.docClick);
     document.removeEventListener("keydown", this.keyDown);
+    if (this.resizeObs) this.resizeObs.disconnect();
   }
   // ---------------------------------------------------------------- DOM
   build() {
@@ -370,6 +371,10 @@ class View {
     }
     this.renderStatus(); this.renderQuestions(); this.renderNotice(); this.syncButtons(); this.renderSnapshot();
     this.snapTimer = setInterval(() => this.saveSnapshot(), 3000);
+    // a resized view (window, sidebar, detail pane) redraws its canvases at their new width at
+    // once, not stretched until the next second's draw
+    this.resizeObs = new ResizeObserver(() => { if (this.geo) this.geo.at = 0; this.chartDirty = true; });
+    this.resizeObs.observe(this.root);
   }
   // The kernel sends each tick's status just after its rows, often a frame later: drawn on its
   // own it costs a second layout and paint per tick (~5 ms here). So it waits for the next
@@ -386,7 +391,10 @@ class View {
     pop.onclick = (e) => e.stopPropagation();
     for (const c of this.cols) {
       const lab = h("label"), cb = h("input"); cb.type = "checkbox"; cb.checked = c.shown;
-      cb.onchange = () => { c.shown = cb.checked; this.header(); this.rowEls.forEach((r) => r.remove()); this.rowEls = []; this.dirty = true; };
+      cb.onchange = () => {
+        c.shown = cb.checked; this.header(); this.rowEls.forEach((r) => r.remove()); this.rowEls = []; this.dirty = true;
+        if (this.geo) this.geo.at = 0; // widths read again next frame: the summary column refits
+      };
       lab.append(cb, h("span", "", c.label)); pop.appendChild(lab);
     }
     const wrap = h("span", "wsn-picker"); this.colBtn.after(wrap); wrap.appendChild(pop);
@@ -430,6 +438,7 @@ class View {
       grip.onmousedown = (e) => {
         e.preventDefault(); e.stopPropagation();
         const x0 = e.clientX, w0 = c.width;
+        c.userSized = true;
         const move = (ev) => { c.width = Math.max(40, w0 + ev.clientX - x0); this.setWidths(); this.relayout(); };
         const up = () => { document.removeEventListener("mousemove", move); document.removeEventListener("mouseup", up); };
         document.addEventListener("mousemove", move); document.addEventListener("mouseup", up);
@@ -439,6 +448,16 @@ class View {
     // room for the body's vertical scrollbar: the header can scroll as far right as the rows
     this.headEl.appendChild(h("div", "wsn-th-pad"));
     this.headEl.scrollLeft = this.scroll.scrollLeft;
+  }
+  // The summary column fills the table's width (a grid wider than its box by default needs a
+  // sideways scroll to reach its last grip) until the user resizes that column; resizing
+  // another column gives or takes the difference.  Not below 240 px.
+  fitText(tw) {
+    const text = this.cols.find((c) => c.key === "text");
+    if (!tw || !text || !text.shown || text.userSized) return;
+    const others = this.cols.reduce((a, c) => a + (c.shown && c !== text ? c.width : 0), 0);
+    const want = Math.max(240, Math.floor(tw - others));
+    if (Math.abs(want - text.width) >= 4) { text.width = want; this.setWidths(); this.relayout(); }
   }
   relayout() { for (const r of this.rowEls) r._key = null; this.dirty = true; }
   sortBy(key) {
@@ -565,11 +584,13 @@ class View {
       if (chart || !g.at || now - g.at > 1000) { // widths and theme colours: once a second
         const css = getComputedStyle(this.root);
         Object.assign(g, { at: now, W: this.canvas.clientWidth || 800, LW: this.lanesCanvas.clientWidth || 800,
+          TW: this.scroll.clientWidth,
           fg: css.getPropertyValue("--jp-ui-font-color1").trim() || "#222",
           grid: css.getPropertyValue("--jp-border-color2").trim() || "#ddd",
           bg: css.getPropertyValue("--jp-layout-color0").trim() || "#fff" });
       }
       this.geo = g;
+      this.fitText(g.TW);
     }
     // the window's row count is drawn from the store: a page of older rows changes it without a
     // status message (a frame that stopped growing sends none)
