@@ -176,6 +176,23 @@ def test_the_monitor_in_jupyterlab(
             sorted_types = [x["cells"][4] for x in _read(page, MAIN)["rows"]]
             shot(MAIN, "monitor_sorted.png")
             cell.locator(".wsn-th-id").click()  # newest first again
+            # the columns menu hides and shows a column (header and rows); opening it moves
+            # nothing in the toolbar
+            where = "c => c.querySelector('.wsn-pause').getBoundingClientRect().left"
+            pause_x = cell.evaluate(where)
+            cell.locator(".wsn-columns").click()
+            assert cell.evaluate(where) == pause_x
+            cell.locator(".wsn-column-menu label", has_text="session").locator("input").uncheck()
+            page.wait_for_function(
+                "c => !c.querySelector('.wsn-th-session')"
+                " && !c.querySelector('.wsn-scroll .wsn-row .wsn-td-session')"
+                " && !!c.querySelector('.wsn-scroll .wsn-row .wsn-td-type')",
+                arg=cell.element_handle(),
+            )
+            cell.locator(".wsn-column-menu label", has_text="session").locator("input").check()
+            cell.locator(".wsn-th-session").wait_for()
+            page.keyboard.press("Escape")  # closes the menu
+            cell.locator(".wsn-column-menu").wait_for(state="detached")
             _wait(page, MAIN, "r => r.rows.every((x, i, a) => !i || a[i - 1].id > x.id)")
 
             # 3. a row's summary cell holds what its width shows; hovered, its tooltip is the

@@ -368,6 +368,10 @@ class MonitorModel:
         cm, sm = self._cm, self._sm
         frame = self.frame
         total = int(getattr(frame, "total", 0) or 0) if frame is not None else 0
+        if stopped and self._seen is not None:
+            # a stopped view counts what it holds: rows a source still flushed into the frame
+            # after the last send (a closing client's final burst) are not in it
+            total = min(total, self._seen)
         if self._last_total is None:
             self._count(total)
         reason = None

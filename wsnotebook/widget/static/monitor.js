@@ -299,7 +299,10 @@ class View {
     let timer = 0;
     this.search.oninput = () => { clearTimeout(timer); timer = setTimeout(() => { m.set("search", this.search.value); m.save_changes(); }, 250); };
     bar.appendChild(this.search);
-    this.colBtn = h("button", "wsn-columns", "columns ▾"); bar.appendChild(this.colBtn);
+    // the button sits in its menu's anchor from the start: a wrapper added on open shifted the
+    // toolbar by one flex gap
+    this.colBtn = h("button", "wsn-columns", "columns ▾"); this.colWrap = h("span", "wsn-picker");
+    this.colWrap.appendChild(this.colBtn); bar.appendChild(this.colWrap);
     this.colBtn.onclick = (e) => { e.stopPropagation(); this.columnMenu(); };
     this.pauseBtn = h("button", "wsn-pause", "pause");
     this.pauseBtn.onclick = () => { m.set("paused", !m.get("paused")); m.save_changes(); };
@@ -397,8 +400,7 @@ class View {
       };
       lab.append(cb, h("span", "", c.label)); pop.appendChild(lab);
     }
-    const wrap = h("span", "wsn-picker"); this.colBtn.after(wrap); wrap.appendChild(pop);
-    this.menu = wrap;
+    this.colWrap.appendChild(pop);
   }
   syncButtons() {
     const m = this.model;
