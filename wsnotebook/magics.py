@@ -144,6 +144,42 @@ def _stop(obj: Any) -> None:
             return
 
 
+def _preflight_serve(kwargs: dict[str, Any], current: Any) -> None:
+    """Raise what ``serve(**kwargs)`` would refuse of its options, host or store, without
+    touching ``current``, the running server whose port the new one takes over (stopped only
+    once this passed: a command that fails must leave it running).  A failure left for the
+    bind itself: a port someone else holds (the same port as ``current``'s is free then)."""
+    import socket
+
+    from .runtime import loop as _loop
+    from .server import ServerOptions
+    from .store import open_store
+
+    ServerOptions.validate(**kwargs)  # bounds and the store URL's form: ConfigError
+    host = kwargs.get("host")
+    if host is not None and host != getattr(current, "host", None):
+        try:
+            family, kind, proto, _, addr = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0]
+            with socket.socket(family, kind, proto) as probe:
+                probe.bind(addr)
+        except OSError as exc:
+            raise UsageError(f"%ws serve: cannot bind {host}: {exc.strerror or exc}") from None
+    store = kwargs.get("store")
+    if store is not None and store != _store_spec(current) and store != "memory":
+        opened = open_store(store, retain=1)
+        try:
+            _loop.run(opened.open(), timeout=30)
+        except Exception as exc:
+            raise UsageError(f"%ws serve: cannot open the store {store!r}: {exc}") from None
+        _loop.run(opened.close(), timeout=30)
+
+
+def _attached(obj: Any, server: Any) -> bool:
+    """Is ``obj`` (a demo producer, a client) fed by or subscribed to ``server``?"""
+    urls = (getattr(server, "url", None), getattr(server, "http_url", None))
+    return getattr(obj, "server", None) is server or getattr(obj, "url", None) in urls
+
+
 def _store_spec(server: Any) -> Any:
     """The store option a running server was started with (its public ``options``)."""
     return getattr(getattr(server, "options", None), "store", None)
@@ -220,8 +256,7 @@ class WsMagics(Magics):
             print(f"wsnotebook server: {current.url}  (ws_server, already running)")
             return current  # re-running the cell keeps the running server
         same_port = current is not None and args.port in (None, getattr(current, "port", None))
-        if current is not None and same_port and any(o is current for o in self.started):
-            _stop(current)  # it holds the port the new one needs
+        ours = current is not None and any(o is current for o in self.started)
         kwargs: dict[str, Any] = {}
         if args.port is not None:
             kwargs["port"] = args.port
@@ -229,11 +264,33 @@ class WsMagics(Magics):
             kwargs["host"] = args.host
         if args.store is not None:
             kwargs["store"] = args.store
+        if same_port and ours:
+            if "port" not in kwargs:
+                kwargs["port"] = current.port
+            _preflight_serve(kwargs, current)  # a bad host or store fails here, not after
+            _stop(current)  # it holds the port the new one needs
         server = serve(**kwargs)  # fails (busy port, bad store) before the old one is touched
-        if current is not None and not same_port and any(o is current for o in self.started):
+        if current is not None and not same_port and ours:
             _stop(current)  # replaced by the new one: never leak the old server
+        if ours:
+            self._detach(current)
         print(f"wsnotebook server: {server.url}  (ws_server)")
         return self._track(server, "ws_server")
+
+    def _detach(self, old: Any) -> None:
+        """Stop the ws_demo / ws_client that fed or watched the replaced server ``old`` (they
+        would publish into, or reconnect to, a server that is gone) and say so."""
+        gone = []
+        for name in ("ws_demo", "ws_client"):
+            obj = self._current(name)
+            if obj is not None and _attached(obj, old) and any(o is obj for o in self.started):
+                _stop(obj)
+                gone.append(name)
+        if gone:
+            print(
+                f"wsnotebook: stopped {' and '.join(gone)} (attached to the replaced server "
+                f"{old.url}); run %ws {' / %ws '.join(n[3:] for n in gone)} again for the new one"
+            )
 
     def _cmd_connect(self, args: argparse.Namespace) -> Any:
         from .client import connect
@@ -276,18 +333,23 @@ class WsMagics(Magics):
         server = self._current("ws_server")
         if server is None:
             raise UsageError("%ws demo: no server; run %ws serve first")
+        # Re-running the cell replaces the producer instead of adding one; the new one starts
+        # first, so options it refuses (a bad rate, a missing recording) leave the old running.
         old = self._current("ws_demo")
-        if old is not None:
-            _stop(old)  # re-running the cell replaces the producer instead of adding one
         if args.replay is not None:  # no live agents (Binder): a captured session instead
             from .recording import replay
 
-            handle = replay(args.replay or None, server, speed=args.speed, retime=True)
-            print(f"wsnotebook demo: replaying {handle.source.name} into {server.url}  (ws_demo)")
-            return self._track(handle, "ws_demo")
-        producer = start_demo(server, rate=args.rate, batch=args.batch, max_events=args.max_events)
-        print(f"wsnotebook demo: {args.rate:g} events/s into {server.url}  (ws_demo)")
-        return self._track(producer, "ws_demo")
+            handle: Any = replay(args.replay or None, server, speed=args.speed, retime=True)
+            text = f"replaying {handle.source.name} into {server.url}"
+        else:
+            handle = start_demo(
+                server, rate=args.rate, batch=args.batch, max_events=args.max_events
+            )
+            text = f"{args.rate:g} events/s into {server.url}"
+        if old is not None:
+            _stop(old)
+        print(f"wsnotebook demo: {text}  (ws_demo)")
+        return self._track(handle, "ws_demo")
 
     def _cmd_stats(self, args: argparse.Namespace) -> dict[str, Any]:
         stats: dict[str, Any] = {}

@@ -31,6 +31,49 @@ def test_a_failed_connect_or_serve_leaves_the_running_ones(shell: InteractiveShe
     assert client.state == "open"
 
 
+@pytest.mark.parametrize(
+    "bad",
+    ["--store bogus://x", "--store sqlite:////nonexistent_dir/x.db", "--host 999.1.1.1"],
+)
+def test_a_failed_serve_on_the_same_port_leaves_the_running_server(
+    shell: InteractiveShell, bad: str
+) -> None:
+    # --port omitted: the new server would take the running one's port, which was stopped
+    # before serve() failed
+    server = shell.run_line_magic("ws", "serve --port 0")
+    with pytest.raises(UsageError):
+        shell.run_line_magic("ws", f"serve {bad}")
+    assert shell.user_ns["ws_server"] is server and server.running
+
+
+def test_a_failed_demo_leaves_the_running_demo(shell: InteractiveShell) -> None:
+    shell.run_line_magic("ws", "serve --port 0")
+    demo = shell.run_line_magic("ws", "demo --rate 10")
+    for bad in ("--batch 0", "--max-events -1", "--replay /nonexistent/x.parquet"):
+        with pytest.raises(UsageError):
+            shell.run_line_magic("ws", f"demo {bad}")
+        assert shell.user_ns["ws_demo"] is demo and demo.running, bad
+    again = shell.run_line_magic("ws", "demo --rate 20")  # a good one replaces it
+    assert again is not demo and again.running and not demo.running
+
+
+def test_serve_on_another_port_stops_the_demo_and_client_of_the_old_server(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = shell.run_line_magic("ws", "serve --port 0")
+    demo = shell.run_line_magic("ws", "demo --rate 10")
+    client = shell.run_line_magic("ws", "connect")
+    assert client.wait_state("open", timeout=20)
+    with socket.socket() as probe:  # a free port other than the running server's
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    new = shell.run_line_magic("ws", f"serve --port {port}")
+    assert new is not old and new.running and not old.running
+    # they would publish into, or reconnect forever to, a server that is gone
+    assert not demo.running and client.state == "closed"
+    assert "stopped ws_demo and ws_client" in capsys.readouterr().out
+
+
 def test_unload_stops_everything_wsnotebook_runs(shell: InteractiveShell) -> None:
     import wsnotebook as wsn
 

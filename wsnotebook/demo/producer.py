@@ -8,7 +8,8 @@ in-process server or over HTTP), :func:`start_demo`, and the registry of running
 
 Invariants and drop policy: a producer never queues events to catch up (the bucket holds at
 most ``max(batch, rate / 10)`` tokens; time lost is counted in ``behind``); it never raises into
-the caller (errors are logged and counted; 50 consecutive ones stop it); a producer is in the
+the caller (errors are logged and counted; 50 consecutive ones stop it, and so does its
+in-process server's stop); a producer is in the
 registry from its construction until its task has ended.
 """
 
@@ -133,7 +134,8 @@ class DemoProducer:
     that falls behind (slow server) does not queue events or burst to catch up; it simply sends
     fewer (:attr:`behind` counts the seconds lost).  Publishing errors are logged on the
     ``wsnotebook`` logger and counted in :attr:`errors` (events in a failed batch are counted in
-    :attr:`failed`); after 50 consecutive errors the producer stops itself.  It never raises into
+    :attr:`failed`); after 50 consecutive errors the producer stops itself, and at once when its
+    in-process server was stopped (``last_error`` says so).  It never raises into
     the caller.  Counters: :attr:`sent`, :attr:`errors`, :attr:`failed`, :attr:`bytes_sent`
     (HTTP only), :attr:`wakeups` (timer sleeps), :attr:`yields` (yields to the loop and budget
     checks, see ``YIELD_EVERY``); :attr:`running`.
@@ -351,6 +353,10 @@ class DemoProducer:
                     self.failed += len(events)
                     consecutive += 1
                     self.last_error = f"{type(exc).__name__}: {exc}"
+                    if self.server is not None and not getattr(self.server, "running", True):
+                        # its in-process server stopped: nothing will take events again
+                        log.warning("demo producer: stopping, %s", self.last_error)
+                        break
                     log.warning("demo producer: publish failed: %s", self.last_error)
                     if consecutive >= self.MAX_CONSECUTIVE_ERRORS:
                         log.error("demo producer: %d consecutive errors, stopping", consecutive)

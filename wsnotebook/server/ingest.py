@@ -84,7 +84,9 @@ class IngestMixin:
                 self._append_one = st.append_one
 
     async def publish_async(self, events: Event | list[Event]) -> list[Event]:
-        """Validate and ingest on the loop; returns the stored events."""
+        """Validate and ingest on the loop; returns the stored events.  A stopped server
+        raises ServerError, as :meth:`publish` does."""
+        self._refuse_if_stopped()
         batch = validate_events(events, max_batch=self.max_batch_events)
         try:
             stored = await self._ingest(batch)
@@ -96,6 +98,7 @@ class IngestMixin:
     async def publish_count_async(self, events: Event | list[Event]) -> int:
         """:meth:`publish_async` for producers that ignore the result (the demo): returns how
         many events were stored, without decoding them back into dicts."""
+        self._refuse_if_stopped()
         batch = validate_events(events, max_batch=self.max_batch_events)
         try:
             return len(await self._ingest(batch))
@@ -114,11 +117,18 @@ class IngestMixin:
         return self._publish_valid_now
 
     def _publish_valid_now(self, events: list[Event]) -> int:
+        self._refuse_if_stopped()
         try:
             return len(self._ingest_now(events))
         except StoreError:
             self.counters.errors.bump("store")
             raise
+
+    def _refuse_if_stopped(self) -> None:
+        # the in-process entry points (the demo producer's) refuse as publish() does: a
+        # stopped server storing events nobody can read was a silent loss
+        if not self.running:
+            raise ServerError(f"server {self.url} is stopped")
 
     def publish(self, events: Event | list[Event]) -> list[Event]:
         """Ingest one event (dict) or a list from any thread, exactly like ``POST /events``.

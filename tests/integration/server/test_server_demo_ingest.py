@@ -3,6 +3,8 @@ validation skipped only for the package's own generator, every event stored exac
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -88,3 +90,21 @@ def test_a_subclass_or_a_foreign_generator_is_validated(
         assert prod.errors >= 1 and prod.sent == 0
         assert "payload" in (prod.last_error or "")
     assert calls == [] and server.store.last_id == 0
+
+
+def test_a_stopped_server_refuses_the_demo_which_stops_and_says_why(
+    server_factory: Callable[..., Server],
+) -> None:
+    # it stored events nobody could read, and the producer ran on with no error
+    server = server_factory()
+    prod = DemoProducer(server, rate=200, batch=5, seed=1)
+    started = threading.Event()
+    deadline = time.monotonic() + 30
+    while server.store.last_id < 5 and time.monotonic() < deadline:
+        started.wait(0.02)  # a bounded poll of the store's counter, not a timing assumption
+    assert server.store.last_id >= 5
+    server.stop()
+    stored = server.store.last_id
+    assert prod.join(timeout=30)  # stopped by itself
+    assert prod.errors >= 1 and "is stopped" in str(prod.metrics()["last_error"])
+    assert server.store.last_id == stored  # nothing more taken once stopped
