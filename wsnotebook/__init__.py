@@ -6,7 +6,7 @@ Public API (everything else is internal: see the README's "How it works" for the
     server = wsn.serve(port=4000)        # background HTTP + WebSocket server, returns at once
     client = wsn.connect(server.url)     # reconnecting subscriber feeding client.frame
     frame = wsn.EventFrame()             # thread-safe, bounded, pandas-backed event store
-    wsn.monitor(client)                  # ipywidgets live monitor
+    wsn.monitor(client)                  # live monitor widget (anywidget: grid, chart)
     wsn.replay(to=server)                # replay a recording (default: the shipped session)
     %load_ext wsnotebook                 # %ws magics
 """

@@ -4,7 +4,9 @@ A reconnecting client (resume, gaps) whose events are written in crash-safe segm
 ``wsnotebook.recording``): ``--out`` becomes a Parquet dataset directory, readable while the
 recording runs and after a crash.  Runs until Ctrl-C/SIGTERM, ``--duration`` or
 ``--max-events``; then flushes and prints one summary line.  An existing or unwritable
-``--out``, a bad URL or a refused connection (401/403) prints one line and exits 2.
+``--out``, a bad URL or a refused connection (401/403) prints one line and exits 2; a stream
+that never answered (nobody listening, a host not found) says why and exits 3 (the summary line
+of an empty recording, exit 0, read as a quiet stream).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import argparse
 import sys
 from typing import Any, TextIO
 
-from .common import EXIT_OK, StopSignal
+from .common import EXIT_CONNECTION, EXIT_OK, StopSignal
 
 __all__ = ["cmd_record"]
 
@@ -49,6 +51,8 @@ def cmd_record(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 waited += step
                 if args.duration is not None and waited >= args.duration:
                     break
+        client = recorder.client
+        metrics = client.metrics() if client is not None else {}
     finally:
         recorder.stop()
     if recorder.error is not None:
@@ -59,4 +63,11 @@ def cmd_record(args: argparse.Namespace, out: TextIO | None = None) -> int:
         f"({s['bytes']} bytes) -> {s['path']}",
         file=out,
     )
+    if not metrics.get("connects") and not s["recorded"]:
+        why = metrics.get("last_disconnect") or "no connection"
+        print(
+            f"wsnotebook record: never connected to {args.url.split('?', 1)[0]} ({why})",
+            file=sys.stderr,
+        )
+        return EXIT_CONNECTION
     return EXIT_OK

@@ -9,10 +9,11 @@ exits 2; a server that refuses the events exits 2 with its reply.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import TextIO
 
-from .common import EXIT_INTERRUPTED, EXIT_OK, StopSignal
+from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, StopSignal
 
 __all__ = ["cmd_replay"]
 
@@ -38,6 +39,10 @@ def cmd_replay(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 handle.stop()
                 break
     if handle.error is not None:
+        # the replay logged it already ("wsnotebook replay: ..." on stderr, once): raising it
+        # here printed it a second time
+        if logging.getLogger("wsnotebook").isEnabledFor(logging.ERROR):
+            return EXIT_USAGE
         raise handle.error
     s = handle.stats()
     timing = ""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import inspect
 import logging
 import random
 import ssl as ssl_module
@@ -523,6 +524,13 @@ _cell_clients: CellCalls[Client] = CellCalls()
 
 
 def _start(url: Any, options: dict[str, Any]) -> Client:
+    # an option connect() does not know is a ConfigError like a bad value (it was Python's
+    # TypeError from Client.__init__), naming the options there are
+    known = inspect.signature(Client.__init__).parameters
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        names = ", ".join(p for p in known if p not in ("self", "url"))
+        raise ConfigError(f"connect(): unknown option {unknown[0]!r}; the options: {names}")
     client = Client(url, **options)
     loop = _loop.get_loop()
     if _loop.in_loop_thread():

@@ -245,7 +245,9 @@ class Replay:
             self.error = exc
             log.error("wsnotebook replay: %s", exc)
         except Exception as exc:  # never escapes the background task
-            self.error = ClientError(f"replay to {self.url.split('?', 1)[0]} failed: {exc!r}")
+            self.error = ClientError(
+                f"replay to {self.url.split('?', 1)[0]} failed: {type(exc).__name__}: {exc}"
+            )
             log.error("wsnotebook replay: %s", self.error)
         finally:
             _replays.remove(id(self), self)
@@ -265,8 +267,10 @@ class Replay:
                         f"replay to {self.url.split('?', 1)[0]}: HTTP {resp.status}: {detail}"
                     )
         except aiohttp.ClientError as exc:
+            # str(), not repr(): "Cannot connect to host 127.0.0.1:1 ssl:default [Connect
+            # call failed ...]" reads; the repr was a ConnectionKey(...) dump
             raise ClientError(
-                f"replay: cannot reach {self.url.split('?', 1)[0]}: {exc!r}"
+                f"cannot reach {self.url.split('?', 1)[0]}: {exc or type(exc).__name__}"
             ) from None
         self.posts += 1
 

@@ -130,7 +130,21 @@ _EXTRA_GAUGES = frozenset(
         "admission_nofile_raised_from",
         "store_retained_bytes",
         "store_retain_bytes",
+        "queue_depth_current_max",
+        "publish_nowait_pending",
+        "connect_limiter_ips",
     }
+)
+#: The running server's top-level figures exported as they are (every numeric one of
+#: ``metrics()`` is exported: these, the base counters above, and ``admission_*``,
+#: ``store_*`` and ``hitl_*`` flattened).
+_EXTRA_KEYS = (
+    "open_connections",
+    "queue_depth_current_max",
+    "recent_truncated",
+    "publish_nowait_pending",
+    "publish_nowait_refused",
+    "connect_limiter_ips",
 )
 
 
@@ -149,11 +163,11 @@ def prometheus(metrics: dict[str, Any]) -> str:
     for status, n in sorted(metrics["rejected"].items()):
         lines.append(f'wsnotebook_rejected{{status="{status}"}} {n}')
     # present on a running server (admission and store figures): gauges unless counted events
-    extra: list[tuple[str, Any]] = []
-    if "open_connections" in metrics:
-        extra.append(("open_connections", metrics["open_connections"]))
+    extra: list[tuple[str, Any]] = [(k, metrics[k]) for k in _EXTRA_KEYS if k in metrics]
     for key, value in sorted((metrics.get("admission") or {}).items()):
         extra.append((f"admission_{key}", value))
+    for key, value in sorted((metrics.get("hitl") or {}).items()):
+        extra.append((f"hitl_{key}", value))
     store = metrics.get("store") or {}
     for key in ("retained_bytes", "retain_bytes"):
         if key in store:

@@ -89,6 +89,9 @@ def stream_params(request: web.Request) -> dict[str, Any]:
     elif raw != "":
         batch = int_param(request, "batch", 0, 0, 100_000)
     interval_ms = int_param(request, "interval_ms", 50, 0, 60_000)
+    fmt = q.get("format", "")
+    if fmt not in ("", "json", "columns"):  # a typo got JSON batches without a word
+        raise ProtocolError(f"format: expected 'columns' or 'json', got {fmt!r}")
     epoch = q.get("epoch") or None
     return {
         "extended": extended,

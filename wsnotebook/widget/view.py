@@ -423,7 +423,7 @@ def monitor(
     - ``refresh_hz``: tick rate, 0.2..30 Hz (default 4); a tick sends only the new rows.
     - ``window``: the chart's initial time window, one of ``"1m"``, ``"5m"``, ``"15m"``,
       ``"all"``.  ``split_by_type``: one chart line per ``hook_event_type`` at first.
-    - ``window_rows``: rows the browser keeps (default 100,000, the newest).
+    - ``window_rows``: rows the browser keeps, 1,000..1,000,000 (default 100,000, the newest).
     - ``ssl``: for a Server only, the ``SSLContext`` of the monitor's own loopback client.
     - ``new``: keep the running monitor of the same target (default: it is closed, so
       re-running a cell does not stack monitors).

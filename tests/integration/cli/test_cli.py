@@ -204,6 +204,27 @@ def test_send_reports_an_unreachable_server() -> None:
     assert "cannot reach" in proc.stderr
 
 
+def _free_port() -> int:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_replay_to_an_unreachable_server_says_so_once_and_readably() -> None:
+    proc = run_cli("replay", "--to", f"http://127.0.0.1:{_free_port()}", "--speed", "max")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("cannot reach") == 1, proc.stderr  # it was printed twice
+    assert "ConnectionKey(" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_record_of_a_stream_that_never_answers_says_why_and_fails(tmp_path: Path) -> None:
+    url = f"ws://127.0.0.1:{_free_port()}/stream"
+    out = tmp_path / "rec.parquet"
+    proc = run_cli("record", url, "--out", str(out), "--duration", "2", "--quiet")
+    assert proc.returncode == 3, proc.stderr  # it exited 0 with "recorded 0 events"
+    assert "never connected" in proc.stderr and "refused" in proc.stderr
+
+
 # --------------------------------------------------------------------------- bench
 
 

@@ -175,6 +175,13 @@ def test_health_and_metrics_in_json_and_prometheus(
     prom = http_request("GET", server.http_url + "/metrics?format=prometheus")
     assert prom.headers["Content-Type"].startswith("text/plain")
     assert "wsnotebook_events_in 1\n" in prom.body.decode()
+    # every numeric figure of the JSON, flattened ones included (several were missing)
+    names = {line.split()[0].split("{")[0] for line in prom.body.decode().splitlines() if line}
+    for key, value in metrics.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            assert f"wsnotebook_{key}" in names, key
+    for key in metrics["hitl"]:
+        assert f"wsnotebook_hitl_{key}" in names, key
 
 
 def test_cors_preflight_and_headers_for_allowed_origins_only(

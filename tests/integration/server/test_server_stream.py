@@ -258,7 +258,7 @@ def test_too_many_connections_get_503(server_factory: Any) -> None:
 
 
 def test_bad_stream_query_is_rejected_with_400(server: Server) -> None:
-    for query in ("since=abc", "batch=-1", "batch=fast", "interval_ms=x"):
+    for query in ("since=abc", "batch=-1", "batch=fast", "interval_ms=x", "format=xml"):
         with pytest.raises(InvalidStatus) as info:
             connect(f"{server.url}?{query}", open_timeout=5)
         assert info.value.response.status_code == 400

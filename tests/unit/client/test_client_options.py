@@ -109,3 +109,11 @@ def test_in_process_rejects_other_values() -> None:
         Client("ws://127.0.0.1:9/stream", in_process="yes")
     with pytest.raises(ConfigError, match="in_process"):
         Client("ws://127.0.0.1:9/stream", in_process=1)  # type: ignore[arg-type]
+
+
+def test_an_unknown_connect_option_is_a_config_error_naming_the_options() -> None:
+    import wsnotebook as wsn
+
+    # it was Python's TypeError from Client.__init__; nothing starts
+    with pytest.raises(ConfigError, match=r"unknown option 'bogus'; the options: frame, max_rows"):
+        wsn.connect("ws://127.0.0.1:1/stream", bogus=1)
