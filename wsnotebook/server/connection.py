@@ -7,7 +7,7 @@ optional fixed-size batcher; the async side (replay, writer task, closing handsh
 Invariants and drop policy:
 
 * Bounded: at most ``queue_size`` queued messages (held ones during the replay included) and
-  ``max_queue_bytes`` bytes; a message that would pass either drops the client with close 1013
+  ``max_queue_bytes`` bytes; a message that would exceed either drops the client with close 1013
   (``overflow``), counted in ``dropped_slow_clients``.  A slow client never stalls others.
 * Order: live events and control messages leave in arrival order; during the replay they are
   held (``pending``) and moved to the normal path by ``go_live``.
@@ -409,7 +409,7 @@ class Connection:
         server.log_throttle.warning(
             "slow_client",
             "wsnotebook: dropping slow client %s (send queue full: %d messages, %d bytes queued; "
-            "a %d-byte message would pass queue_size=%d or max_queue_bytes=%d)",
+            "a %d-byte message would exceed queue_size=%d or max_queue_bytes=%d)",
             self.peer,
             len(self.queue) + len(self.pending),
             self.qbytes,

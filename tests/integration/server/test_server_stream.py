@@ -177,7 +177,7 @@ def test_slow_client_is_dropped_with_1013_while_others_get_everything(
     # the log says which limit the message that did not fit would have passed
     assert re.search(
         r"dropping slow client .*send queue full: \d+ messages, \d+ bytes queued; "
-        r"a \d+-byte message would pass queue_size=64 or max_queue_bytes=\d+",
+        r"a \d+-byte message would exceed queue_size=64 or max_queue_bytes=\d+",
         caplog.text,
     )
     total = srv.store.last_id
