@@ -11,6 +11,7 @@ with ``retry=False`` always carries an ``error``; ``ErrorCounts`` only grows.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl as ssl_module
 import threading
 
@@ -111,6 +112,8 @@ def classify_exception(exc: BaseException) -> Verdict:
         return Verdict("refused", True)
     if isinstance(exc, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
         return Verdict("reset", True)
+    if isinstance(exc, socket.gaierror):  # the name did not resolve: retried (DNS comes back)
+        return Verdict("dns", True)
     if isinstance(exc, OSError):
         return Verdict("network", True)
     return Verdict("internal", False, ClientError(f"unexpected error: {type(exc).__name__}: {exc}"))

@@ -158,7 +158,7 @@ class Session:
                     self.stop(
                         ClientError(
                             f"gave up after {self.backoff.attempts} retries; "
-                            f"last failure: {verdict.kind}"
+                            f"last failure: {self.last_disconnect or verdict.kind}"
                         )
                     )
                     return

@@ -84,3 +84,11 @@ def test_unexpected_close_codes_stop(code: int) -> None:
 def test_message_too_big_stops() -> None:
     v = classify_close(ConnectionClosedError(None, Close(1009, "over size limit")))
     assert not v.retry and isinstance(v.error, ClientError)
+
+
+def test_a_name_that_does_not_resolve_is_its_own_retried_kind() -> None:
+    import socket
+
+    # it was counted as the generic "network": "last failure: network" said nothing
+    v = classify_exception(socket.gaierror(-2, "Name or service not known"))
+    assert v.kind == "dns" and v.retry
