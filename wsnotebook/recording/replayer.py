@@ -214,7 +214,9 @@ class Replay:
                 sched = ReplaySchedule(times, speed=self.speed, clock=self.clock)
                 self.schedule = sched
                 self.started = sched.start
-                wall0 = time.time() * 1000.0
+                # the wall-clock time of the schedule's start (not of this line): a stamp is
+                # then never later than the moment its event is sent
+                wall0 = time.time() * 1000.0 - (self.clock() - sched.start) * 1e3
                 while not sched.finished and not self._stop.is_set():
                     now = self.clock()
                     upto = min(sched.due(now), sched.sent + self.batch)
@@ -227,7 +229,12 @@ class Replay:
                             chunk = recording_events(rec, first, upto)
                         if self.retime:
                             chunk = [
-                                {**ev, "timestamp": round(wall0 + sched.offsets[first + k] * 1e3)}
+                                # to the microsecond: whole milliseconds put a stamp up to
+                                # 0.5 ms after its send (negative latencies on loopback)
+                                {
+                                    **ev,
+                                    "timestamp": round(wall0 + sched.offsets[first + k] * 1e3, 3),
+                                }
                                 for k, ev in enumerate(chunk)
                             ]
                         await self._post(session, chunk)
