@@ -524,13 +524,10 @@ _cell_clients: CellCalls[Client] = CellCalls()
 
 
 def _start(url: Any, options: dict[str, Any]) -> Client:
-    # an option connect() does not know is a ConfigError like a bad value (it was Python's
-    # TypeError from Client.__init__), naming the options there are
-    known = inspect.signature(Client.__init__).parameters
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        names = ", ".join(p for p in known if p not in ("self", "url"))
-        raise ConfigError(f"connect(): unknown option {unknown[0]!r}; the options: {names}")
+    # an unknown option is a ConfigError naming the options (was Client.__init__'s TypeError)
+    known = [p for p in inspect.signature(Client.__init__).parameters if p not in ("self", "url")]
+    for name in sorted(set(options) - set(known)):
+        raise ConfigError(f"connect(): unknown option {name!r}; the options: {', '.join(known)}")
     client = Client(url, **options)
     loop = _loop.get_loop()
     if _loop.in_loop_thread():
