@@ -273,16 +273,19 @@ class WsMagics(Magics):
         if current is not None and not same_port and ours:
             _stop(current)  # replaced by the new one: never leak the old server
         if ours:
-            self._detach(current)
+            self._detach(current, server)
         print(f"wsnotebook server: {server.url}  (ws_server)")
         return self._track(server, "ws_server")
 
-    def _detach(self, old: Any) -> None:
+    def _detach(self, old: Any, new: Any) -> None:
         """Stop the ws_demo / ws_client that fed or watched the replaced server ``old`` (they
-        would publish into, or reconnect to, a server that is gone) and say so."""
+        would publish into, or reconnect to, a server that is gone) and say so.  A client of
+        the same URL (the new server took the old one's port) reconnects to it: kept."""
         gone = []
         for name in ("ws_demo", "ws_client"):
             obj = self._current(name)
+            if name == "ws_client" and getattr(obj, "url", None) == getattr(new, "url", ""):
+                continue
             if obj is not None and _attached(obj, old) and any(o is obj for o in self.started):
                 _stop(obj)
                 gone.append(name)

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import socket
+import threading
+import time
+from typing import Any
 
 import pytest
 from IPython.core.error import UsageError
@@ -72,6 +75,24 @@ def test_serve_on_another_port_stops_the_demo_and_client_of_the_old_server(
     # they would publish into, or reconnect forever to, a server that is gone
     assert not demo.running and client.state == "closed"
     assert "stopped ws_demo and ws_client" in capsys.readouterr().out
+
+
+def test_serve_with_another_store_on_the_same_port_keeps_the_client(
+    shell: InteractiveShell, tmp_path: Any
+) -> None:
+    old = shell.run_line_magic("ws", "serve --port 0")
+    demo = shell.run_line_magic("ws", "demo --rate 10")
+    client = shell.run_line_magic("ws", "connect")
+    assert client.wait_state("open", timeout=20)
+    new = shell.run_line_magic("ws", f"serve --store sqlite:///{tmp_path}/x.db")
+    assert new.port == old.port and new.running and not old.running
+    # the demo fed the old server object (stopped); the client's URL is the new server's
+    assert not demo.running and shell.user_ns["ws_client"] is client
+    tick = threading.Event()
+    deadline = time.monotonic() + 30
+    while client.metrics()["connects"] < 2 and time.monotonic() < deadline:
+        tick.wait(0.05)  # a bounded poll of the client's counter
+    assert client.metrics()["connects"] >= 2 and client.state == "open"  # it reconnected
 
 
 def test_unload_stops_everything_wsnotebook_runs(shell: InteractiveShell) -> None:

@@ -366,7 +366,7 @@ class View {
     this.keyDown = (e) => { if (e.key === "Escape") this.docClick(); };
     document.addEventListener("keydown", this.keyDown);
     this.header();
-    for (const [name, fn] of [["status", () => { this.statusChanged(); this.syncButtons(); }], ["questions", () => this.renderQuestions()],
+    for (const [name, fn] of [["status", () => { this.statusChanged(); this.syncStopped(); }], ["questions", () => this.renderQuestions()],
       ["question_note", () => this.renderQuestions()], ["notice", () => this.renderNotice()],
       ["search_error", () => this.renderNotice()], ["notice_ok", () => this.renderNotice()],
       ["paused", () => this.syncButtons()], ["snapshot", () => this.renderSnapshot()]]) {
@@ -406,10 +406,17 @@ class View {
     const m = this.model;
     for (const [w, b] of Object.entries(this.winBtns)) b.classList.toggle("wsn-on", m.get("window") === w && !this.zoom);
     this.splitBtn.classList.toggle("wsn-on", !!m.get("split_by_type"));
-    this.pauseBtn.textContent = m.get("paused") ? "resume" : "pause";
+    const label = m.get("paused") ? "resume" : "pause";
+    if (this.pauseBtn.textContent !== label) this.pauseBtn.textContent = label; // no relayout when unchanged
     this.pauseBtn.classList.toggle("wsn-on", !!m.get("paused"));
-    // a stopped monitor has no tick: pause and clear would do nothing, so they say so
-    const stopped = (m.get("status") || {}).state === "stopped";
+    this.syncStopped();
+  }
+  // A stopped monitor has no tick: pause and clear would do nothing, so they say so.  Runs with
+  // every status update (4 Hz): it writes to the DOM only when the state flips.
+  syncStopped() {
+    const stopped = (this.model.get("status") || {}).state === "stopped";
+    if (stopped === this.shownStopped) return;
+    this.shownStopped = stopped;
     for (const b of [this.pauseBtn, this.clearBtn]) {
       b.disabled = stopped; b.title = stopped ? "the monitor is stopped: run wsnotebook.monitor(...) again" : "";
     }
