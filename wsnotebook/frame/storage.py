@@ -318,6 +318,8 @@ class ChunkStore:
         # that froze it is kept: ``write`` may still restore that open chunk.
         new_open = OpenChunk(self.chunk_rows, self.spare)
         self.spare, self.retired = None, old.blob
+        if self.frozen:  # at most one frozen chunk keeps an uncompressed tail (chunks.py)
+            self.frozen[-1].drop_recent()
         self.frozen.append(chunk)
         self.frozen_rows += chunk.n
         for cats, codes in zip(self.cats, chunk.cats):

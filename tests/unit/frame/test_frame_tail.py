@@ -103,3 +103,40 @@ def test_payload_head_runs_copy_adjacent_rows_in_one_slice() -> None:
     assert [blob[s : s + n] for s, n in zip(start, length)] == [
         p[:20] for p, m in zip(full, mask) if m
     ]
+
+
+def test_the_newest_frozen_chunk_serves_its_last_rows_without_decompressing(
+    monkeypatch: Any,
+) -> None:
+    """A monitor's tick reads the rows added since the last tick; when a chunk froze in
+    between, those rows are at the end of the newest frozen chunk, which keeps its last
+    ``RECENT_BYTES`` uncompressed until the next chunk freezes (at most one per frame)."""
+    from wsnotebook.frame import chunks
+
+    decompressed: list[int] = []
+    real = chunks.Codec.decompress
+
+    def counting(self: Any, data: bytes, size: int) -> bytes:
+        decompressed.append(size)
+        return real(self, data, size)
+
+    monkeypatch.setattr(chunks.Codec, "decompress", counting)
+    monkeypatch.setattr(chunks, "RECENT_BYTES", 40)  # the last ~4 rows' text of a chunk
+    frame = EventFrame(chunk_rows=8, compress="zlib")
+    frame.extend(events(14))  # rows 1-8 frozen (compressed), 9-14 open
+    first = frame._store.frozen[-1]
+    assert first.recent is not None and 0 < first.recent_at and len(first.recent) == 40
+    heads = frame.tail_columns(100, since=6).payload_heads(20)  # rows 7-14: in the tail
+    assert heads == [f'{{"n":{i}}}'.encode() for i in range(7, 15)]
+    assert decompressed == []
+    heads = frame.tail_columns(100, since=1).payload_heads(20)  # rows 2-14: before the tail
+    assert heads == [f'{{"n":{i}}}'.encode() for i in range(2, 15)] and len(decompressed) == 1
+    frame.extend(events(4, start=15))  # rows 9-16 freeze: the first chunk drops its tail
+    assert first.recent is None and frame._store.frozen[-1].recent is not None
+    assert sum(c.recent is not None for c in frame._store.frozen) == 1
+    decompressed.clear()
+    assert frame.tail_columns(100, since=7).payload_heads(20)[0] == b'{"n":8}'
+    assert len(decompressed) == 2  # row 8 (older chunk) and 9-12 (before the tail): as before
+    decompressed.clear()
+    assert len(frame.tail_columns(100, since=14).payload_heads(20)) == 4  # 15-16 frozen tail
+    assert decompressed == []
