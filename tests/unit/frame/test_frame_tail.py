@@ -125,7 +125,7 @@ def test_the_newest_frozen_chunk_serves_its_last_rows_without_decompressing(
     frame = EventFrame(chunk_rows=8, compress="zlib")
     frame.extend(events(14))  # rows 1-8 frozen (compressed), 9-14 open
     first = frame._store.frozen[-1]
-    assert first.recent is not None and 0 < first.recent_at and len(first.recent) == 40
+    assert first.recent is not None and first.recent_at > 0 and len(first.recent) == 40
     heads = frame.tail_columns(100, since=6).payload_heads(20)  # rows 7-14: in the tail
     assert heads == [f'{{"n":{i}}}'.encode() for i in range(7, 15)]
     assert decompressed == []
