@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--refresh", type=arg_seconds, default=1.0, help="summary refresh period s (default 1)"
     )
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=cmd_demo, parser=p)
 
     p = sub.add_parser(
         "serve",
@@ -75,11 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=arg_port, default=4000, help="port (default 4000; 0 = any free)")
-    p.add_argument("--db", default="events.db", help="SQLite database file (default events.db)")
-    p.add_argument(
+    # one store: giving two of these is a usage error, not one silently ignored
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--db", default=None, help="SQLite database file (default events.db)")
+    where.add_argument(
         "--memory", action="store_true", help="keep events in a bounded in-memory ring instead"
     )
-    p.add_argument(
+    where.add_argument(
         "--store",
         default=None,
         metavar="URL",
@@ -109,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a host whose responseWebSocketUrl an answered question may be delivered to, "
         "besides loopback ('*': any; repeatable, at most 256)",
     )
-    p.set_defaults(func=cmd_serve)
+    p.set_defaults(func=cmd_serve, parser=p)
 
     p = sub.add_parser(
         "send",
@@ -137,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--timeout", type=arg_seconds, default=10.0, help="seconds (default 10)")
     p.add_argument("--compact", action="store_true", help="print the reply on one line")
-    p.set_defaults(func=cmd_send)
+    p.set_defaults(func=cmd_send, parser=p)
 
     p = sub.add_parser(
         "record",
@@ -168,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=arg_positive_float, default=None, help="stop after S s")
     p.add_argument("--max-events", type=int, default=None, help="stop after N events")
     p.add_argument("--quiet", action="store_true", help="no start message on stderr")
-    p.set_defaults(func=cmd_record)
+    p.set_defaults(func=cmd_record, parser=p)
 
     p = sub.add_parser(
         "replay",
@@ -185,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--retime", action="store_true", help="stamp each event's timestamp with its send time"
     )
     p.add_argument("--batch", type=int, default=1000, help="most events per POST (default 1000)")
-    p.set_defaults(func=cmd_replay)
+    p.set_defaults(func=cmd_replay, parser=p)
 
     p = sub.add_parser(
         "bench",
@@ -195,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quick", action="store_true", help="fewer/shorter repetitions")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments passed to run_all.py")
-    p.set_defaults(func=cmd_bench)
+    p.set_defaults(func=cmd_bench, parser=p)
     return parser
 
 
@@ -211,14 +213,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     # ``bench`` passes options it does not know to run_all.py (``bench --only fanout``), with or
     # without a ``--`` first; every other command refuses them.
     args, unknown = parser.parse_known_args(argv)
+    command = args.parser  # usage errors show the command's usage, not the top level's
     if unknown:
         if args.command != "bench":
-            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+            command.error(f"unrecognized arguments: {' '.join(unknown)}")
         args.rest = [*unknown, *args.rest]
     if getattr(args, "publish_batch", 1) < 1:
-        parser.error("--publish-batch must be >= 1")
+        command.error("--publish-batch must be >= 1")
     if not 0 <= (getattr(args, "batch", None) or 0) <= 100_000:
-        parser.error("--batch must be in 0..100000")
+        command.error("--batch must be in 0..100000")
     from ..errors import WsnError
 
     try:

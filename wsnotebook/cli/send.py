@@ -48,7 +48,7 @@ def build_event(args: argparse.Namespace, stdin: TextIO) -> Any:
     ]
     if missing:
         raise ConfigError(f"missing {', '.join(missing)}")
-    payload = json.loads(args.payload) if args.payload else {}
+    payload = _payload_option(args.payload)
     event: dict[str, Any] = {
         "source_app": args.source_app,
         "session_id": args.session_id,
@@ -60,6 +60,19 @@ def build_event(args: argparse.Namespace, stdin: TextIO) -> Any:
     if args.model_name:
         event["model_name"] = args.model_name
     return event
+
+
+def _payload_option(text: str | None) -> dict[str, Any]:
+    """``--payload``'s JSON object ({} when not given); a ConfigError naming the option."""
+    if not text:
+        return {}
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--payload is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise ConfigError(f"--payload must be a JSON object, got {type(payload).__name__}")
+    return payload
 
 
 def cmd_send(args: argparse.Namespace, out: TextIO = sys.stdout, stdin: TextIO = sys.stdin) -> int:

@@ -27,8 +27,8 @@ def cmd_serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     from ..server import serve
     from ..store import safe_store_url
 
-    default = "memory" if args.memory else f"sqlite:///{args.db}"
-    store = getattr(args, "store", None) or default
+    # argparse refuses two of --db/--memory/--store; none: the seed's events.db
+    store = args.store or ("memory" if args.memory else f"sqlite:///{args.db or 'events.db'}")
     kwargs: dict[str, Any] = {"host": args.host, "port": args.port, "store": store}
     # --token "" is passed on as given: serve() refuses it on a non-loopback host (ConfigError:
     # exit 2 with one line) instead of silently generating a token

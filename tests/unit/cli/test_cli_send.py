@@ -19,7 +19,16 @@ from wsnotebook.errors import ConfigError, WsnError
         ((), "", "no event"),
         ((), "{not json", "Expecting property name"),
         (("--type", "Stop"), "", "missing --source-app, --session-id"),
-        (("--source-app", "a", "--session-id", "s", "--type", "T", "--payload", "[1"), "", ""),
+        (
+            ("--source-app", "a", "--session-id", "s", "--type", "T", "--payload", "[1"),
+            "",
+            "--payload is not valid JSON",
+        ),
+        (
+            ("--source-app", "a", "--session-id", "s", "--type", "T", "--payload", "[1]"),
+            "",
+            "--payload must be a JSON object, got list",
+        ),
         ((), "NaN", "not JSON compliant"),  # would be posted as invalid JSON
         (("--url", "http://127.0.0.1:abc"), '{"a": 1}', "Port could not be cast"),
         (("--url", "http://127.0.0.1:99999"), '{"a": 1}', "Port out of range"),
