@@ -349,8 +349,13 @@ def test_monitor_summary_judges_each_view_by_its_on_off_windows_in_one_kernel() 
     process = out[f"kernel CPU cores of the view alone {at} (whole process on minus off in one "
                   "kernel: noisier, not a verdict)"]  # fmt: skip
     assert process[5] == "2.00x" and process[-1] == ""
-    renderer = out[f"renderer CPU cores of the view alone {at} (on/off windows in one kernel)"]
-    assert renderer[-1] == "NOT met" and renderer[5] == "1.25x"
+    renderer = out[f"renderer CPU cores of the view alone {at} (on minus off in the paired "
+                   "windows: not a verdict)"]  # fmt: skip
+    assert renderer[-1] == "" and renderer[5] == "1.25x"
+    # the renderer runs no pipeline: its view alone between runs is judged (0.09 vs 0.11)
+    renderer = out[f"renderer CPU cores of the view alone {at} (each view minus its own no-view "
+                   "run)"]  # fmt: skip
+    assert renderer[-1] == "met" and renderer[5] == "0.82x"
     cell = out[f"cell p99 {at}, view on over view off in one kernel (300+290 cells)"]
     assert cell[-1] == "NOT met" and cell[2] == "1.20" and cell[4] == "1.00"
     between = out[
