@@ -14,7 +14,8 @@
                                  synthetic agent-hook events into ws_server -> ws_demo
     %ws demo --replay [FILE] [--speed S]
                                  replay a recording (default: the shipped session) -> ws_demo
-    %ws stats                    metrics of what the extension started (printed; dict returned)
+    %ws stats                    metrics of what the extension started (a dict, shown as one
+                                 line per object)
     %ws pending [NAME]           human-in-the-loop questions waiting for an answer (DataFrame) of
                                  NAME (a Client or Server; default ws_client, else ws_server)
     %ws respond ID (--yes | --no | --text T | --choice C) [--on NAME]
@@ -354,8 +355,8 @@ class WsMagics(Magics):
         print(f"wsnotebook demo: {text}  (ws_demo)")
         return self._track(handle, "ws_demo")
 
-    def _cmd_stats(self, args: argparse.Namespace) -> dict[str, Any]:
-        stats: dict[str, Any] = {}
+    def _cmd_stats(self, args: argparse.Namespace) -> StatsReport:
+        stats = StatsReport()
         for name in ("ws_server", "ws_client", "ws_demo"):
             obj = self.ns.get(name)
             if obj is not None and callable(getattr(obj, "metrics", None)):
@@ -371,12 +372,6 @@ class WsMagics(Magics):
                 "sends": mon.sends,
                 "errors": mon.errors,
             }
-        if not stats:
-            print("%ws stats: nothing started yet (try %ws serve)")
-            return stats
-        for name, metrics in stats.items():
-            items = ", ".join(f"{k}={_short(v)}" for k, v in metrics.items())
-            print(f"{name}: {items}")
         return stats
 
     def _answerer(self, name: str | None) -> Any:
@@ -416,6 +411,24 @@ class WsMagics(Magics):
                 n += 1
             _stop(obj)
         return n
+
+
+class StatsReport(dict[str, Any]):
+    """What ``%ws stats`` returns: the metrics of each object ``%ws`` started, by name.  As a
+    cell's result (IPython's pretty printer) and in ``print()`` it reads as one line per object;
+    ``repr`` stays the dict's.  (It used to print those lines and also return the dict, which
+    a cell ending in ``%ws stats`` then showed a second time, as the whole nested dict.)"""
+
+    def __str__(self) -> str:
+        if not self:
+            return "%ws stats: nothing started yet (try %ws serve)"
+        return "\n".join(
+            f"{name}: " + ", ".join(f"{k}={_short(v)}" for k, v in metrics.items())
+            for name, metrics in self.items()
+        )
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(str(self))
 
 
 def _short(value: Any) -> str:

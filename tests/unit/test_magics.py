@@ -4,6 +4,7 @@ tests/integration/test_magics_live.py for serve/connect/demo)."""
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
 import pytest
 from IPython.core.error import UsageError
@@ -113,8 +114,21 @@ def test_demo_and_connect_without_a_server_say_what_to_do(shell: InteractiveShel
 
 
 def test_stats_with_nothing_started(shell: InteractiveShell, capsys: pytest.CaptureFixture):
-    assert shell.run_line_magic("ws", "stats") == {}
-    assert "nothing started" in capsys.readouterr().out
+    stats = shell.run_line_magic("ws", "stats")
+    assert stats == {} and "nothing started" in str(stats)
+
+
+def test_stats_as_a_cells_result_is_shown_once_as_lines(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture
+) -> None:
+    shell.user_ns["ws_server"] = SimpleNamespace(metrics=lambda: {"events_in": 3, "rate": 1.5})
+    capsys.readouterr()
+    shell.run_cell("%ws stats")
+    out = capsys.readouterr().out
+    assert out.count("events_in") == 1 and "ws_server: events_in=3, rate=1.5" in out
+    assert "{" not in out  # not the dict's repr
+    stats = shell.run_line_magic("ws", "stats")
+    assert stats == {"ws_server": {"events_in": 3, "rate": 1.5}}
 
 
 def test_stop_and_unload_stop_the_monitors_the_extension_started(shell: InteractiveShell):
