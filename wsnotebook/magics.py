@@ -211,6 +211,11 @@ class WsMagics(Magics):
             raise UsageError(
                 f"%ws: unknown command {command!r}; one of: {', '.join(_COMMANDS)} (try %ws)"
             )
+        words = [w for w in rest if not w.startswith("-")]
+        if command == "connect" and len(words) > 1:  # "%ws connect not a url": say what it is
+            raise UsageError(
+                f"%ws connect: one URL expected, got {len(words)} words: {' '.join(words)!r}"
+            )
         try:
             args = self._parsers[command].parse_args(rest)
         except argparse.ArgumentError as exc:

@@ -167,3 +167,9 @@ def test_magics_and_cli_refuse_the_same_values_with_the_same_message(
     with pytest.raises(UsageError) as info:
         shell.run_line_magic("ws", magic)
     assert reason in str(info.value)
+
+
+def test_connect_with_words_instead_of_a_url_says_so(shell: InteractiveShell) -> None:
+    with pytest.raises(UsageError, match="one URL expected, got 3 words"):
+        shell.run_line_magic("ws", "connect not a url")
+    assert "ws_client" not in shell.user_ns
