@@ -691,6 +691,8 @@ def run(*, quick: bool = False, reps: int = 3, node_env: Any = None, log: Any = 
             browser.close()
     return {
         "rows": aggregate(samples),
+        # every rep's own figures (cells included), so runs of the same code can be pooled
+        "runs": [run for runs in samples.values() for run in runs],
         "quick": quick,
         "reps": reps,
         "warm_s": warm,
