@@ -95,7 +95,8 @@ def _parsers() -> dict[str, _Parser]:
     serve.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
     serve.add_argument("--store", default=None, help="'memory' or 'sqlite:///path/to/events.db'")
     connect = p["connect"] = _Parser(prog="%ws connect", exit_on_error=False)
-    connect.add_argument("url", nargs="?", default=None, help="ws://host:port/stream")
+    # "*", not "?": "%ws connect not a url" gets its own message (_cmd_connect), not argparse's
+    connect.add_argument("url", nargs="*", help="ws://host:port/stream")
     mon = p["monitor"] = _Parser(prog="%ws monitor", exit_on_error=False)
     mon.add_argument("target", nargs="?", default=None, help="a name in the user namespace")
     mon.add_argument("--window", choices=("1m", "5m", "15m", "all"), default="1m")
@@ -211,11 +212,6 @@ class WsMagics(Magics):
             raise UsageError(
                 f"%ws: unknown command {command!r}; one of: {', '.join(_COMMANDS)} (try %ws)"
             )
-        words = [w for w in rest if not w.startswith("-")]
-        if command == "connect" and len(words) > 1:  # "%ws connect not a url": say what it is
-            raise UsageError(
-                f"%ws connect: one URL expected, got {len(words)} words: {' '.join(words)!r}"
-            )
         try:
             args = self._parsers[command].parse_args(rest)
         except argparse.ArgumentError as exc:
@@ -304,7 +300,10 @@ class WsMagics(Magics):
     def _cmd_connect(self, args: argparse.Namespace) -> Any:
         from .client import connect
 
-        url = args.url
+        if len(args.url) > 1:
+            words = " ".join(args.url)
+            raise UsageError(f"%ws connect: one URL expected, got {len(args.url)} words: {words!r}")
+        url = args.url[0] if args.url else None
         if url is None:
             server = self._current("ws_server")
             if server is None:
