@@ -669,6 +669,8 @@ def run(*, quick: bool = False, reps: int = 3, node_env: Any = None, log: Any = 
         log(f"perspective baseline skipped: {problem}")
         variants = [v for v in variants if v != "perspective"]
     rates = (1000,) if quick else (1000, 5000)
+    if os.environ.get("WSN_BENCH_RATES"):  # e.g. "5000": only those rates (a rerun of one rate)
+        rates = tuple(int(r) for r in os.environ["WSN_BENCH_RATES"].split(",") if r)
     old_problem = None if "old" in variants else "not asked for"
     warm = 3.0 if quick else 5.0
     windows = (
@@ -702,6 +704,7 @@ def run(*, quick: bool = False, reps: int = 3, node_env: Any = None, log: Any = 
             browser.close()
     return {
         "rows": aggregate(samples),
+        "rates": list(rates),
         # every rep's own figures (cells included), so runs of the same code can be pooled
         "runs": [run for runs in samples.values() for run in runs],
         "quick": quick,
