@@ -53,7 +53,9 @@ READ_JS = """(k) => {
           notice: mon.querySelector('.wsn-notice').textContent,
           stoppedButtons: mon.querySelector('.wsn-pause').disabled
                           && mon.querySelector('.wsn-clear').disabled,
-          detail: (mon.querySelector('.wsn-detail .wsn-payload') || {}).textContent || null};
+          detail: (mon.querySelector('.wsn-detail .wsn-payload') || {}).textContent || null,
+          hits: Array.from(mon.querySelectorAll('.wsn-detail mark.wsn-hit'), m => m.textContent),
+          detailId: +((mon.querySelector('.wsn-detail-title') || {}).textContent || '').slice(6)};
 }"""
 # Scroll a monitor's table through its rows for ~2 s, counting frames and long tasks.
 SCROLL_JS = """async (k) => {
@@ -241,6 +243,45 @@ def test_the_monitor_in_jupyterlab(
             cell.locator(".wsn-search").fill("")
             _wait(page, MAIN, "r => !r.searchBad && r.notice === ''")
 
+            # a search's matches are marked in the detail pane: the filter searches the compact
+            # payload text ('"tool_name":"'), the pane shows it pretty-printed ('"tool_name": "')
+            cell.locator(".wsn-search").fill('"tool_name":"')
+            tools = "r.rows.every(x => x.cells[4].includes('Tool'))"  # Pre/PostToolUse only
+            # applied (after the box's 250 ms pause): a filter change shows the newest rows,
+            # at the top, and a screenful of rows all match (a few rows drawn mid-scroll could
+            # all be tool events by chance)
+            _wait(page, MAIN, f"r => r.top === 0 && r.rows.length >= 10 && {tools}")
+            # (a row in view, by its id: rows off screen keep their elements)
+            top_id = _read(page, MAIN)["rows"][0]["id"]
+            row = cell.locator(f'.wsn-scroll .wsn-row[data-id="{top_id}"]')
+            row.click(position={"x": 40, "y": 10})
+            _wait(page, MAIN, "(r, id) => r.detailId === id && r.hits.length > 0", top_id)
+            hits = _read(page, MAIN)["hits"]
+            shot(MAIN, "monitor_search_hit.png")
+            cell.locator(".wsn-detail-close").click()
+            cell.locator(".wsn-search").fill("")
+            # every row again, drawn whole (a filter change jumps to the newest rows: for 100 ms
+            # they show only their id and time, as in a fast scroll)
+            whole = "r.rows.length > 0 && r.rows.every(x => x.cells[4])"
+            _wait(page, MAIN, f"r => {whole} && !{tools}")
+
+            # a click while the rows move under the pointer (following the newest rows, they
+            # move down on every tick): the row under the button going down is the one chosen
+            # (it was lost when the button came up over another row)
+            moving_id = _read(page, MAIN)["rows"][2]["id"]
+            moving = cell.locator(f'.wsn-scroll .wsn-row[data-id="{moving_id}"]')
+            top = moving.evaluate("e => e.style.top")
+            mbox = moving.bounding_box()
+            assert mbox is not None
+            page.mouse.move(mbox["x"] + 40, mbox["y"] + 10)
+            page.mouse.down()
+            page.wait_for_function(
+                "([e, top]) => e.style.top !== top", arg=[moving.element_handle(), top]
+            )
+            page.mouse.up()
+            _wait(page, MAIN, "(r, id) => r.detailId === id", moving_id)
+            cell.locator(".wsn-detail-close").click()
+
             # 4. a type picker (searchable list) narrows the table
             types = [x["cells"][4] for x in _read(page, MAIN)["rows"]]
             chosen = max(set(types), key=types.count)
@@ -252,6 +293,14 @@ def test_the_monitor_in_jupyterlab(
             shot(MAIN, "monitor_filtered.png")
             cell.locator(".wsn-pop button", has_text="all").click()
             page.mouse.click(5, 5)  # closes the picker
+
+            # the chart by type: stacked bands (Pre/PostToolUse, equal in count, drew one line
+            # over the other), listed in the legend from the top band down under the total
+            cell.locator(".wsn-split").click()
+            _charts_drawn(page, MAIN, 1)
+            legend = cell.locator(".wsn-legend span").all_inner_texts()
+            shot(MAIN, "monitor_by_type.png")
+            cell.locator(".wsn-split").click()
 
             # 5. zoom the chart, brush a time range: the table shows that range only
             cell.locator(".wsn-window-all").click()  # the whole capture on the chart
@@ -346,6 +395,8 @@ def test_the_monitor_in_jupyterlab(
     assert second["events"] > first["events"] and second["rows"][0]["id"] > first["rows"][0]["id"]
     assert sorted_types == sorted(sorted_types)
     assert detail.startswith("{\n")
+    assert hits == ['"tool_name": "'], hits
+    assert legend[0] == "events/s, total" and {"PreToolUse", "PostToolUse"} <= set(legend), legend
     lo, hi = ranged["range"].removeprefix("time ").split(" – ")
     assert all(lo <= row["cells"][1] <= hi for row in ranged["rows"]), ranged
     assert answer["permission"] is True and answer["respondedBy"] == "notebook"

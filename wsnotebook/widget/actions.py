@@ -44,9 +44,77 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def detail(frame: Any, event_id: Any) -> dict[str, Any]:
+#: Most search hits marked in one detail pane (the payload's and the summary's each).
+MAX_HITS = 100
+#: Longest compact payload text whose hits are mapped onto the pretty-printed text (a walk of
+#: both texts in Python, <= ~50 ms, off the comm thread); a longer one is searched pretty.
+MAP_CHARS = 1 << 18
+
+
+def _spans(pattern: re.Pattern[str], text: str) -> list[tuple[int, int]]:
+    """The first :data:`MAX_HITS` non-empty matches of ``pattern`` in ``text``."""
+    out: list[tuple[int, int]] = []
+    for m in pattern.finditer(text):
+        if m.end() > m.start():
+            out.append(m.span())
+            if len(out) >= MAX_HITS:
+                break
+    return out
+
+
+def _to_pretty(compact: str, pretty: str, spans: list[tuple[int, int]]) -> list[list[int]] | None:
+    """``spans`` of ``compact`` (orjson's compact text) as offsets in ``pretty`` (the same value
+    with ``OPT_INDENT_2``), or ``None`` when the texts are not the same JSON.  The indented
+    text only adds spaces and newlines between tokens; a token never starts with whitespace and
+    inside a string both texts are equal, so skipping the whitespace ``compact`` lacks aligns
+    each character of ``compact`` with its own in ``pretty``."""
+    wanted = sorted({k for a, b in spans for k in (a, b - 1)})
+    where: dict[int, int] = {}
+    j, n = 0, len(pretty)
+    for i in range(wanted[-1] + 1 if wanted else 0):
+        c = compact[i]
+        while j < n and pretty[j] != c and pretty[j] in " \n":
+            j += 1
+        if j >= n or pretty[j] != c:
+            return None
+        where[i] = j
+        j += 1
+    return [[where[a], where[b - 1] + 1] for a, b in spans]
+
+
+def _hits(pattern: str | None, payload: Any, pretty: str, summary: Any) -> dict[str, Any]:
+    """Where the monitor's search ``pattern`` (a regex, as the table's filter uses it) matches
+    this event: ``hits`` (``[start, end]`` in the pretty-printed payload) and ``summary_hits``
+    (in the summary).  The filter searches the payload's compact JSON text (``"k":"v"``); its
+    matches are shown on the pretty text, at the same characters."""
+    if not pattern:
+        return {}
+    try:
+        rx = re.compile(pattern)
+    except re.error:
+        return {}
+    out: dict[str, Any] = {"hits": [], "summary_hits": []}
+    if isinstance(summary, str):
+        out["summary_hits"] = [list(s) for s in _spans(rx, summary)]
+    try:
+        compact = orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS).decode()
+    except Exception:
+        compact = None
+    mapped = None
+    if compact is not None and len(compact) <= MAP_CHARS:
+        spans = _spans(rx, compact)
+        mapped = _to_pretty(compact, pretty, spans) if spans else []
+    if mapped is None:  # not mappable (too long, not JSON): the pretty text searched itself
+        mapped = [list(s) for s in _spans(rx, pretty)]
+    out["hits"] = mapped
+    return out
+
+
+def detail(frame: Any, event_id: Any, pattern: str | None = None) -> dict[str, Any]:
     """The detail pane of event ``event_id``: its fields, the payload pretty-printed and its
-    ``chat`` transcript (a list of messages, as hook scripts send it with ``--add-chat``)."""
+    ``chat`` transcript (a list of messages, as hook scripts send it with ``--add-chat``).
+    With the search ``pattern`` in use (a regex), also where it matches (:func:`_hits`: at
+    most :data:`MAX_HITS` each in the payload and the summary)."""
     try:
         row = frame.row(int(event_id))
     except Exception as exc:
@@ -72,7 +140,14 @@ def detail(frame: Any, event_id: Any) -> dict[str, Any]:
                 messages.append({"role": role, "content": content[:4000]})
             else:
                 messages.append({"role": "", "content": str(m)[:4000]})
-    return {"kind": "detail", "id": event_id, "fields": fields, "payload": text, "chat": messages}
+    return {
+        "kind": "detail",
+        "id": event_id,
+        "fields": fields,
+        "payload": text,
+        "chat": messages,
+        **_hits(pattern, payload, text, row.get("summary")),
+    }
 
 
 def selection(frame: Any, request: dict[str, Any]) -> Any:

@@ -194,7 +194,11 @@ class Monitor(anywidget.AnyWidget):
 
     def _send_detail(self, event_id: Any) -> None:
         frame = self.frame
-        msg = actions.detail(frame, event_id) if frame is not None else {"kind": "detail"}
+        msg = (
+            actions.detail(frame, event_id, self.model.pattern)
+            if frame is not None
+            else {"kind": "detail"}
+        )
         self._push(msg, [])
 
     def _export(self, request: dict[str, Any]) -> None:

@@ -429,11 +429,12 @@ class MonitorModel:
         if now - self._budget_moved_at < BUDGET_NOTE_S:
             # The CPU budget deferred background work to keep the kernel responsive: say so
             # while it does (the totals stay in wsnotebook.budget_stats()).
+            # In the user's words: what it does and why, then the totals.
             notes.append(
-                f"CPU budget {budget.get('cpu_budget', 0):g} core: "
-                f"throttled {budget.get('throttled_s', 0):.1f} s, "
+                f"keeping to {budget.get('cpu_budget', 0):g} core so cells stay responsive: "
+                f"paused {budget.get('throttled_s', 0):.1f} s, "
                 f"producers held {budget.get('producer_wait_s', 0):.1f} s, "
-                f"{budget.get('coalesced_ticks', 0)} sends batched"
+                f"{budget.get('coalesced_ticks', 0)} sends merged"
             )
         if notes:
             status["note"] = " · ".join(notes)

@@ -171,6 +171,31 @@ def test_detail_sends_the_pretty_payload_and_the_chat(wire: list, clock: FakeClo
     assert customs(wire, "detail")[-1]["error"] == "no longer in the frame"
 
 
+def test_detail_marks_where_the_search_in_use_matches(wire: list, clock: FakeClock) -> None:
+    frame = EventFrame()
+    payload = {"tool_name": "Bash", "n": 2, "out": "Bash again"}
+    frame.extend(make_events(1, start=2, payload=payload, summary="Running Bash ls"))
+    mon = new_monitor(frame, clock)
+    mon._send_detail(2)
+    assert "hits" not in customs(wire, "detail")[-1]  # no search: nothing marked
+
+    def marked(search: str) -> tuple[list[str], list[str]]:
+        mon.search = search
+        mon._send_detail(2)
+        d = customs(wire, "detail")[-1]
+        return [d["payload"][a:b] for a, b in d["hits"]], [
+            d["fields"]["summary"][a:b] for a, b in d["summary_hits"]
+        ]
+
+    assert marked("Bash") == (["Bash", "Bash"], ["Bash"])
+    # the filter searches the compact text ('"n":2'): its match is marked on the pretty text,
+    # at the same characters, the indentation's space included
+    assert marked('"n":2') == (['"n": 2'], [])
+    assert marked('re:"out":"\\w+') == (['"out": "Bash'], [])
+    assert marked("ls") == ([], ["ls"])  # in the summary only
+    assert marked("re:(") == ([], ["ls"])  # a bad regex is not used: the search in use stays
+
+
 def test_export_writes_the_current_filter_or_says_why_not(
     wire: list, clock: FakeClock, tmp_path: Path
 ) -> None:
@@ -215,7 +240,9 @@ def test_status_counts_and_the_cpu_budget_note(
     stats.update(throttle_pauses=3, throttled_s=1.25)
     clock.now += 1.0
     mon.refresh()
-    assert mon.status["note"].startswith("CPU budget 0.5 core: throttled 1.2 s")
+    assert mon.status["note"].startswith(
+        "keeping to 0.5 core so cells stay responsive: paused 1.2 s"
+    )
     clock.now += W.viewmodel.BUDGET_NOTE_S  # no throttling since: the note goes
     mon.refresh()
     assert "note" not in mon.status

@@ -71,6 +71,33 @@ export function rowHead(raw) {
   const c = s.charCodeAt(HEAD_CHARS - 1); // never keep half of a surrogate pair
   return s.slice(0, c >= 0xd800 && c < 0xdc00 ? HEAD_CHARS - 1 : HEAD_CHARS);
 }
+// ``text`` with the ``spans`` ([start, end] character offsets, sorted, from the kernel's
+// search: actions.py ``_hits``) wrapped in <mark class="wsn-hit">
+export function marked(text, spans) {
+  const f = document.createDocumentFragment();
+  let at = 0;
+  for (const [a, b] of spans || []) {
+    if (a < at || b <= a || b > text.length) continue;
+    if (a > at) f.appendChild(document.createTextNode(text.slice(at, a)));
+    f.appendChild(h("mark", "wsn-hit", text.slice(a, b)));
+    at = b;
+  }
+  if (at < text.length) f.appendChild(document.createTextNode(text.slice(at)));
+  return f;
+}
+// The by-type chart's stacked bands: ``totals`` ([[second, total]...]) and ``series``
+// ([[key, [[second, n]...]]...], drawn in that order, bottom first) as [[key, lower, upper]...],
+// the values at each second of ``totals``. Stacked, not overlaid: types with equal counts
+// (every PreToolUse has its PostToolUse) drew one line over the other.
+export function stacked(totals, series) {
+  const base = totals.map(() => 0), out = [];
+  for (const [key, pts] of series) {
+    const m = new Map(pts), lower = base.slice();
+    totals.forEach(([s], k) => { base[k] += m.get(s) || 0; });
+    out.push([key, lower, base.slice()]);
+  }
+  return out;
+}
 function bytesOf(b) {
   if (b instanceof ArrayBuffer) return new Uint8Array(b);
   return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
@@ -352,6 +379,17 @@ class View {
     this.spacer.addEventListener("mouseover", (e) => {
       const td = e.target.closest && e.target.closest(".wsn-td-text"), row = td && td.parentNode;
       if (row && this.store.valid(row._i)) { const t = this.store.text(row._i); if (td.title !== t) td.title = t; }
+    });
+    // A row is chosen by where the button went down. At a few events/s and more, rows move under
+    // the pointer on every tick; a click whose button comes up over another row element is
+    // delivered to their common parent, this spacer, and a handler on each row lost it.
+    this.spacer.addEventListener("mousedown", (e) => {
+      const row = e.target.closest && e.target.closest(".wsn-row");
+      this.downRow = row ? row._i : undefined;
+    });
+    this.spacer.addEventListener("click", () => {
+      const i = this.downRow; this.downRow = undefined;
+      if (i !== undefined) this.select(i);
     });
     this.scroll.addEventListener("scroll", () => {
       // the header is outside the scroller (it stays on top): it follows a horizontal scroll
@@ -650,7 +688,6 @@ class View {
       if (!row) row = free.pop();
       if (!row) {
         const el = h("div", "wsn-row");
-        el.onclick = () => this.select(el._i);
         for (const c of cols) {
           const td = h("div", `wsn-td wsn-td-${c.key}${c.num ? " wsn-num" : ""}${c.mono ? " wsn-mono" : ""}`);
           if (c.key === "type") td.appendChild(h("span", "wsn-type"));
@@ -726,7 +763,9 @@ class View {
       if (v === null || v === "" ) continue;
       const text = typeof v === "object" ? JSON.stringify(v)
         : typeof v === "number" && !Number.isInteger(v) ? String(+v.toFixed(3)) : String(v);
-      const tr = h("tr"); tr.append(h("td", "wsn-k", k), h("td", "", text));
+      const td = h("td");
+      td.appendChild(k === "summary" ? marked(text, d.summary_hits) : document.createTextNode(text));
+      const tr = h("tr"); tr.append(h("td", "wsn-k", k), td);
       t.appendChild(tr);
     }
     el.appendChild(t);
@@ -737,7 +776,18 @@ class View {
         () => { copy.textContent = "copied ✓"; setTimeout(() => { copy.textContent = "copy payload"; }, 1500); },
         () => { copy.textContent = "copy: not allowed here"; });
     };
-    el.append(h("b", "", "payload "), copy, h("pre", "wsn-payload", d.payload || ""));
+    const pre = h("pre", "wsn-payload");
+    pre.appendChild(marked(d.payload || "", d.hits));
+    el.append(h("b", "", "payload "), copy);
+    if (d.hits) { // the search in use: how many of its matches are in this payload
+      const n = d.hits.length, more = n >= 100 ? "+" : "";
+      el.appendChild(h("span", "wsn-hits", n ? ` search: ${n}${more} match${n === 1 ? "" : "es"} in the payload`
+        : d.summary_hits && d.summary_hits.length ? " search: matched in the summary" : " search: no match in the payload"));
+    }
+    el.appendChild(pre);
+    // the first match in view inside the pane (never scrolling the notebook around it)
+    const first = pre.querySelector(".wsn-hit");
+    if (first) el.scrollTop += first.getBoundingClientRect().top - el.getBoundingClientRect().top - el.clientHeight / 3;
     if (d.chat && d.chat.length) {
       el.appendChild(h("b", "", `chat (${d.chat.length})`));
       const chat = h("div", "wsn-chat");
@@ -912,15 +962,24 @@ class View {
       if (fill) { g.lineTo(X(pts[pts.length - 1][0] * 1000 + 500), B); g.lineTo(X(pts[0][0] * 1000 + 500), B); g.closePath(); g.fillStyle = fill; g.fill(); }
     };
     g.save(); g.beginPath(); g.rect(L, T - 2, R - L, B - T + 4); g.clip();
-    line(totals, fg, 1.6, split ? null : "rgba(59,110,165,.18)");
+    if (!split) line(totals, fg, 1.6, "rgba(59,110,165,.18)");
     const entries = [["events/s, total", fg]];
     const leg = (name, color) => entries.push([name, color]);
     if (split) {
-      for (const [ty, pts0] of perType) {
-        const name = st.name("type", ty) || "(none)", col = colorOf(name);
-        const m = new Map(pts0); const pts = totals.map(([s]) => [s, m.get(s) || 0]);
-        line(pts, col, 1.2, null); leg(name, col);
+      // bands stacked in the order of the types' codes (stable while the chart runs), legend
+      // from the top band down; the total is the top of the stack, its line drawn over them
+      const order = [...perType.keys()].sort((a, b) => a - b).map((ty) => [ty, perType.get(ty)]);
+      const bands = stacked(totals, order);
+      const xs = totals.map(([s]) => X(s * 1000 + 500));
+      for (const [ty, lower, upper] of bands) {
+        const col = colorOf(st.name("type", ty) || "(none)");
+        g.beginPath();
+        xs.forEach((x, k) => (k ? g.lineTo(x, Y(upper[k])) : g.moveTo(x, Y(upper[k]))));
+        for (let k = xs.length - 1; k >= 0; k--) g.lineTo(xs[k], Y(lower[k]));
+        g.closePath(); g.globalAlpha = 0.55; g.fillStyle = col; g.fill(); g.globalAlpha = 1;
       }
+      for (const [ty] of bands.slice().reverse()) { const name = st.name("type", ty) || "(none)"; leg(name, colorOf(name)); }
+      line(totals, fg, 1.6, null);
     }
     g.restore();
     const key = JSON.stringify(entries);
