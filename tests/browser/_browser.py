@@ -1,5 +1,6 @@
 """What the browser tests share besides fixtures (``conftest.py``): paths, Chromium's
-location and flags, the "kernel ready" probe, the Jupyter REST helper.  A module of its own,
+location and flags, the "kernel ready" probe, the Jupyter REST helper, a call of
+``monitor.js`` alone in a blank page (:func:`with_monitor_module`).  A module of its own,
 not ``conftest``: ``from conftest import ...`` picks whichever ``conftest`` module was imported
 first (``pytest tests/unit tests/browser`` found ``tests/unit/widget/conftest.py``)."""
 
@@ -42,3 +43,27 @@ def api(base: str, token: str, method: str, path: str) -> Any:
     with urllib.request.urlopen(req, timeout=10) as r:
         body = r.read()
     return json.loads(body) if body else None
+
+
+#: ``monitor.js`` as anywidget loads it (a blob URL), then ``body(m, arg)`` with the module ``m``.
+_MODULE_JS = """async ([src, body, arg]) => {
+  const url = URL.createObjectURL(new Blob([src], {type: 'text/javascript'}));
+  const m = await import(url);
+  return (eval(body))(m, arg);
+}"""
+
+
+def with_monitor_module(body_js: str, arg: Any = None) -> Any:
+    """``body_js`` (a JS function ``(m, arg) => value``, ``m``: the ``monitor.js`` module) run in
+    a blank page of a fresh headless Chromium; its value.  No JupyterLab."""
+    from playwright import sync_api
+
+    src = (REPO / "wsnotebook/widget/static/monitor.js").read_text()
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page()
+            page.set_content("<html><body></body></html>")
+            return page.evaluate(_MODULE_JS, [src, body_js, arg])
+        finally:
+            browser.close()

@@ -4,16 +4,12 @@ anywidget loads it; no JupyterLab): ``marked`` (a search's matches in the detail
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from _browser import CHROMIUM, CHROMIUM_FLAGS, REPO
+from _browser import with_monitor_module
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
-HELPERS_JS = """async (src) => {
-  const url = URL.createObjectURL(new Blob([src], {type: 'text/javascript'}));
-  const m = await import(url);
+HELPERS_JS = """(m) => {
   const html = (text, spans) => {
     const d = document.createElement('div'); d.appendChild(m.marked(text, spans));
     return d.innerHTML;
@@ -33,17 +29,7 @@ HELPERS_JS = """async (src) => {
 
 
 def test_marks_and_bands_in_chromium(browser_ok: None) -> None:
-    from playwright import sync_api
-
-    src = (REPO / "wsnotebook/widget/static/monitor.js").read_text()
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        try:
-            page = browser.new_page()
-            page.set_content("<html><body></body></html>")
-            got: Any = page.evaluate(HELPERS_JS, src)
-        finally:
-            browser.close()
+    got = with_monitor_module(HELPERS_JS)
     assert got["marked"] == [
         '{"a": "<mark class="wsn-hit">Bash</mark>"}',
         '<mark class="wsn-hit">ab</mark> <mark class="wsn-hit">ab</mark>',
