@@ -55,7 +55,8 @@ READ_JS = """(k) => {
                           && mon.querySelector('.wsn-clear').disabled,
           detail: (mon.querySelector('.wsn-detail .wsn-payload') || {}).textContent || null,
           hits: Array.from(mon.querySelectorAll('.wsn-detail mark.wsn-hit'), m => m.textContent),
-          detailId: +((mon.querySelector('.wsn-detail-title') || {}).textContent || '').slice(6)};
+          detailId: +((mon.querySelector('.wsn-detail-title') || {}).textContent || '').slice(6),
+          detailShown: mon.querySelector('.wsn-detail').style.display !== 'none'};
 }"""
 # Scroll a monitor's table through its rows for ~2 s, counting frames and long tasks.
 SCROLL_JS = """async (k) => {
@@ -281,6 +282,16 @@ def test_the_monitor_in_jupyterlab(
             page.mouse.up()
             _wait(page, MAIN, "(r, id) => r.detailId === id", moving_id)
             cell.locator(".wsn-detail-close").click()
+            # a drag from one row to another (selecting text across rows) opens nothing (the
+            # table stays put: choosing a row stopped it following the newest rows)
+            mbox = moving.bounding_box()
+            assert mbox is not None
+            page.mouse.move(mbox["x"] + 40, mbox["y"] + 10)
+            page.mouse.down()
+            page.mouse.move(mbox["x"] + 160, mbox["y"] + 10 + 3 * mbox["height"], steps=4)
+            page.mouse.up()
+            page.evaluate("() => new Promise(done => requestAnimationFrame(() => done()))")
+            dragged = _read(page, MAIN)["detailShown"]
 
             # 4. a type picker (searchable list) narrows the table
             types = [x["cells"][4] for x in _read(page, MAIN)["rows"]]
@@ -396,6 +407,7 @@ def test_the_monitor_in_jupyterlab(
     assert sorted_types == sorted(sorted_types)
     assert detail.startswith("{\n")
     assert hits == ['"tool_name": "'], hits
+    assert not dragged
     assert legend[0] == "events/s, total" and {"PreToolUse", "PostToolUse"} <= set(legend), legend
     lo, hi = ranged["range"].removeprefix("time ").split(" – ")
     assert all(lo <= row["cells"][1] <= hi for row in ranged["rows"]), ranged

@@ -9,6 +9,7 @@ comm thread).
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from pathlib import Path
@@ -82,11 +83,26 @@ def _to_pretty(compact: str, pretty: str, spans: list[tuple[int, int]]) -> list[
     return [[where[a], where[b - 1] + 1] for a, b in spans]
 
 
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
+def _utf16(text: str, spans: list[list[int]]) -> list[list[int]]:
+    """``spans`` (code point offsets in ``text``) as offsets in UTF-16 code units, the indices
+    of a JavaScript string: a character beyond the BMP (an emoji) is two units there."""
+    astral = [m.start() for m in _ASTRAL.finditer(text)]
+    if not astral:
+        return spans
+    return [
+        [a + bisect.bisect_left(astral, a), b + bisect.bisect_left(astral, b)] for a, b in spans
+    ]
+
+
 def _hits(pattern: str | None, payload: Any, pretty: str, summary: Any) -> dict[str, Any]:
     """Where the monitor's search ``pattern`` (a regex, as the table's filter uses it) matches
     this event: ``hits`` (``[start, end]`` in the pretty-printed payload) and ``summary_hits``
     (in the summary).  The filter searches the payload's compact JSON text (``"k":"v"``); its
-    matches are shown on the pretty text, at the same characters."""
+    matches are shown on the pretty text, at the same characters.  Offsets count UTF-16 code
+    units, as the browser's strings do."""
     if not pattern:
         return {}
     try:
@@ -95,7 +111,7 @@ def _hits(pattern: str | None, payload: Any, pretty: str, summary: Any) -> dict[
         return {}
     out: dict[str, Any] = {"hits": [], "summary_hits": []}
     if isinstance(summary, str):
-        out["summary_hits"] = [list(s) for s in _spans(rx, summary)]
+        out["summary_hits"] = _utf16(summary, [list(s) for s in _spans(rx, summary)])
     try:
         compact = orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS).decode()
     except Exception:
@@ -106,7 +122,7 @@ def _hits(pattern: str | None, payload: Any, pretty: str, summary: Any) -> dict[
         mapped = _to_pretty(compact, pretty, spans) if spans else []
     if mapped is None:  # not mappable (too long, not JSON): the pretty text searched itself
         mapped = [list(s) for s in _spans(rx, pretty)]
-    out["hits"] = mapped
+    out["hits"] = _utf16(pretty, mapped)
     return out
 
 

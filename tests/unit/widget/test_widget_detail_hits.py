@@ -67,3 +67,14 @@ def test_texts_that_are_not_the_same_json_are_not_mapped() -> None:
     assert actions._to_pretty('{"a":1}', '{\n  "b": 1\n}', [(2, 3)]) is None
     assert actions._hits(None, {"a": 1}, "{}", None) == {}
     assert actions._hits("(", {"a": 1}, "{}", None) == {}
+
+
+def test_offsets_count_utf16_units_as_the_browser_does() -> None:
+    payload = {"note": "🚀 rocket é", "tool": "Bash"}
+    pretty = _pretty(payload)
+    hits = actions._hits("Bash|rocket", payload, pretty, "🚀🚀 Bash")
+    units = pretty.encode("utf-16-le")
+    shown = [units[2 * a : 2 * b].decode("utf-16-le") for a, b in hits["hits"]]
+    assert shown == ["rocket", "Bash"]
+    units = "🚀🚀 Bash".encode("utf-16-le")
+    assert [units[2 * a : 2 * b].decode("utf-16-le") for a, b in hits["summary_hits"]] == ["Bash"]

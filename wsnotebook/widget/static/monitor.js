@@ -382,14 +382,17 @@ class View {
     });
     // A row is chosen by where the button went down. At a few events/s and more, rows move under
     // the pointer on every tick; a click whose button comes up over another row element is
-    // delivered to their common parent, this spacer, and a handler on each row lost it.
+    // delivered to their common parent, this spacer, and a handler on each row lost it. A drag
+    // that ends on another row (selecting text across rows) chooses nothing.
     this.spacer.addEventListener("mousedown", (e) => {
       const row = e.target.closest && e.target.closest(".wsn-row");
-      this.downRow = row ? row._i : undefined;
+      this.down = row ? { row, i: row._i, x: e.clientX, y: e.clientY } : null;
     });
-    this.spacer.addEventListener("click", () => {
-      const i = this.downRow; this.downRow = undefined;
-      if (i !== undefined) this.select(i);
+    this.spacer.addEventListener("click", (e) => {
+      const d = this.down; this.down = null;
+      if (!d || d.i === undefined) return;
+      const still = Math.abs(e.clientX - d.x) + Math.abs(e.clientY - d.y) <= 4;
+      if (still || (e.target.closest && e.target.closest(".wsn-row")) === d.row) this.select(d.i);
     });
     this.scroll.addEventListener("scroll", () => {
       // the header is outside the scroller (it stays on top): it follows a horizontal scroll
@@ -780,7 +783,7 @@ class View {
     pre.appendChild(marked(d.payload || "", d.hits));
     el.append(h("b", "", "payload "), copy);
     if (d.hits) { // the search in use: how many of its matches are in this payload
-      const n = d.hits.length, more = n >= 100 ? "+" : "";
+      const n = d.hits.length, more = n >= 100 ? "+" : ""; // 100: actions.py MAX_HITS
       el.appendChild(h("span", "wsn-hits", n ? ` search: ${n}${more} match${n === 1 ? "" : "es"} in the payload`
         : d.summary_hits && d.summary_hits.length ? " search: matched in the summary" : " search: no match in the payload"));
     }
