@@ -69,16 +69,17 @@ def _to_pretty(compact: str, pretty: str, spans: list[tuple[int, int]]) -> list[
     text only adds spaces and newlines between tokens; a token never starts with whitespace and
     inside a string both texts are equal, so skipping the whitespace ``compact`` lacks aligns
     each character of ``compact`` with its own in ``pretty``."""
-    wanted = sorted({k for a, b in spans for k in (a, b - 1)})
-    where: dict[int, int] = {}
+    wanted = {k for a, b in spans for k in (a, b - 1)}
+    where: dict[int, int] = {}  # only the offsets asked for
     j, n = 0, len(pretty)
-    for i in range(wanted[-1] + 1 if wanted else 0):
+    for i in range(max(wanted) + 1 if wanted else 0):
         c = compact[i]
         while j < n and pretty[j] != c and pretty[j] in " \n":
             j += 1
         if j >= n or pretty[j] != c:
             return None
-        where[i] = j
+        if i in wanted:
+            where[i] = j
         j += 1
     return [[where[a], where[b - 1] + 1] for a, b in spans]
 
